@@ -1,0 +1,49 @@
+"""Settings in one place: defaults, ``VIDGROUND_*`` environment variables, CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_GPU_MODEL = "Qwen/Qwen3-VL-4B-Instruct"
+DEFAULT_CPU_MODEL = "Qwen/Qwen3-VL-2B-Instruct"
+
+
+class Settings(BaseSettings):
+    """Every setting can be given as ``VIDGROUND_<NAME>`` (e.g. ``VIDGROUND_BACKEND=openai``)."""
+
+    model_config = SettingsConfigDict(env_prefix="VIDGROUND_", extra="ignore")
+
+    backend: str = "transformers"
+    model: str | None = Field(
+        default=None,
+        description="model id or local path; default: 4B with a GPU, 2B on CPU",
+    )
+    model_source: str = Field(default="huggingface", description="huggingface or modelscope")
+    device: str = "auto"
+    dtype: str = "auto"
+    attn_implementation: str | None = None
+
+    openai_base_url: str = "http://127.0.0.1:8000/v1"
+    openai_api_key: str | None = None
+    openai_model: str | None = None
+    openai_timeout_s: float = 120.0
+    openai_max_concurrency: int = 4
+    openai_max_retries: int = 3
+    openai_image_quality: int = 85
+    openai_video_mode: str = Field(default="images", description="images or video_url")
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    media_root: Path = Path(".")
+    data_dir: Path = Path("~/.vidground").expanduser()
+    api_key: str | None = None
+    max_upload_mb: int = 2048
+    max_video_duration_s: float = 4 * 3600
+    max_video_pixels: int = 8192 * 8192
+    workers: int = 1
+    queue_limit: int = 64
+    job_max_attempts: int = 3
+    preload_model: bool = False

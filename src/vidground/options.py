@@ -1,0 +1,104 @@
+"""One record for every knob of a grounding request (the API's ``options`` object)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+from .errors import OptionsError
+from .timecode import OUTPUT_FORMATS, OutputFormat
+
+Sampling = float | Literal["adaptive"]
+
+MAX_QUERY_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class LocateOptions:
+    """How to look at the video and what to return.
+
+    ``frame_sampling_rate`` is frames per second, or ``"adaptive"`` (dense where things move).
+    ``max_frames``/``min_frames`` bound the number of frames one model call sees; a long video
+    lowers the rate to fit ``max_frames`` and ``max_context_length`` (tokens).
+    """
+
+    enable_temporal_grounding: bool = True
+    return_reasoning: bool = True
+    output_format: OutputFormat = "HH:MM:SS.sss"
+    frame_sampling_rate: Sampling = 2.0
+    min_frames: int = 4
+    max_frames: int = 768
+    max_context_length: int = 262_144
+    max_pixels_per_frame: int | None = None
+    refine: bool = True
+    all_occurrences: bool = False
+    max_new_tokens: int = 512
+    language: Literal["auto", "en", "zh"] = "auto"
+
+    def __post_init__(self) -> None:
+        rate = self.frame_sampling_rate
+        if isinstance(rate, str):
+            if rate != "adaptive":
+                raise OptionsError(
+                    f"frame_sampling_rate must be a number of frames per second or 'adaptive', "
+                    f"got {rate!r}"
+                )
+        elif isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (0 < rate <= 60):
+            raise OptionsError(
+                f"frame_sampling_rate must be between 0 and 60 frames per second, got {rate!r}"
+            )
+        if self.output_format not in OUTPUT_FORMATS:
+            raise OptionsError(
+                f"output_format must be one of {', '.join(OUTPUT_FORMATS)}, "
+                f"got {self.output_format!r}"
+            )
+        _check_int("min_frames", self.min_frames, 1, 4096)
+        _check_int("max_frames", self.max_frames, 2, 4096)
+        if self.min_frames > self.max_frames:
+            raise OptionsError(
+                f"min_frames ({self.min_frames}) is larger than max_frames ({self.max_frames})"
+            )
+        _check_int("max_context_length", self.max_context_length, 1024, 4_000_000)
+        _check_int("max_new_tokens", self.max_new_tokens, 1, 32_768)
+        if self.max_pixels_per_frame is not None:
+            _check_int("max_pixels_per_frame", self.max_pixels_per_frame, 32 * 32, 4096 * 4096)
+        if self.language not in ("auto", "en", "zh"):
+            raise OptionsError(f"language must be 'auto', 'en' or 'zh', got {self.language!r}")
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any] | None) -> LocateOptions:
+        """Build from a plain mapping (API body, CLI flags), refusing unknown keys."""
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise OptionsError(
+                f"unknown option(s): {', '.join(unknown)}; known options: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+    def updated(self, **changes: Any) -> LocateOptions:
+        return replace(self, **changes)
+
+
+def _check_int(name: str, value: object, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not (lo <= value <= hi):
+        raise OptionsError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
+
+
+def check_query(query: object) -> str:
+    """Return the stripped query or raise :class:`QueryError` with a reason."""
+    from .errors import QueryError
+
+    if not isinstance(query, str):
+        raise QueryError(f"the query must be text, got {type(query).__name__}")
+    text = query.strip()
+    if not text:
+        raise QueryError("the query is empty: ask what to find, e.g. 'when does the dog jump?'")
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(
+            f"the query is {len(text)} characters long; keep it under {MAX_QUERY_CHARS}"
+        )
+    if "\x00" in text:
+        raise QueryError("the query contains a NUL character")
+    return text
