@@ -73,7 +73,8 @@ class LocateOptions:
         unknown = sorted(set(values) - known)
         if unknown:
             raise OptionsError(
-                f"unknown option(s): {', '.join(unknown)}; known options: {', '.join(sorted(known))}"
+                f"unknown option(s): {', '.join(unknown)}; "
+                f"known options: {', '.join(sorted(known))}"
             )
         return cls(**values)
 

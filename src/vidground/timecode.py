@@ -90,7 +90,7 @@ def format_time(seconds: float, output_format: str = "HH:MM:SS.sss", *,
     """
     fmt = check_format(output_format)
     if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"cannot format time {seconds!r}: it must be a finite, non-negative number")
+        raise ValueError(f"cannot format time {seconds!r}: it must be finite and not negative")
     if fmt == "seconds":
         return f"{seconds:.3f}"
     if fmt == "frames":
