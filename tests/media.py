@@ -1,0 +1,264 @@
+"""Real, tiny, synthetic videos for tests, encoded with PyAV.
+
+Every picture has
+
+* a dark grey background,
+* a coloured square in the middle, visible exactly for the frames whose presentation time
+  (relative to the first frame) lies inside one of the ``intervals`` (``[start, end)``),
+* the frame number painted as a 16-bit binary code: a row of black/white blocks along the
+  top edge (most significant bit first), big enough to survive lossy compression and 4:2:0
+  chroma subsampling. :func:`read_painted_index` reads it back.
+
+Bad inputs (audio only, empty, truncated, text named ``.mp4``) have helpers too.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+INDEX_BITS = 16
+BACKGROUND = (48, 48, 48)
+ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "mpeg4": "mpeg4"}
+CONTAINER_FORMATS = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "webm": "webm", "avi": "avi"}
+
+
+def encoder_available(codec: str) -> bool:
+    """Whether PyAV's FFmpeg build can encode ``codec`` (``h264``, ``hevc``, ``vp9``, ``mpeg4``)."""
+    return ENCODERS.get(codec, codec) in av.codecs_available
+
+
+@dataclass(frozen=True)
+class MadeVideo:
+    """What was encoded: the file and the true presentation times of its frames (seconds from
+    the first frame; frame ``i`` is displayed from ``times[i]`` until ``times[i + 1]``)."""
+
+    path: Path
+    times: tuple[float, ...]
+    start_time: float
+    fps: float
+
+    def frame_at(self, t: float) -> int:
+        """Index of the frame displayed at ``t`` (the last frame whose time is <= t)."""
+        idx = int(np.searchsorted(np.asarray(self.times), t + 1e-9, side="right")) - 1
+        return max(idx, 0)
+
+
+def _frame_durations(n: int, fps: float, vfr: bool, seed: int) -> list[float]:
+    if not vfr:
+        return [1.0 / fps] * n
+    rng = random.Random(seed)
+    # irregular: between 0.4x and 2.2x the nominal duration, in whole milliseconds
+    return [round(rng.uniform(0.4, 2.2) / fps, 3) for _ in range(n)]
+
+
+def paint_index(image: np.ndarray, index: int) -> None:
+    """Paint ``index`` as a row of ``INDEX_BITS`` black/white blocks along the top of ``image``."""
+    h, w = image.shape[:2]
+    block_w = w // INDEX_BITS
+    block_h = max(8, h // 10)
+    for bit in range(INDEX_BITS):
+        on = (index >> (INDEX_BITS - 1 - bit)) & 1
+        image[:block_h, bit * block_w:(bit + 1) * block_w] = 255 if on else 0
+
+
+def read_painted_index(image: np.ndarray) -> int:
+    """Read back the frame number painted by :func:`paint_index` (works on resized frames)."""
+    h, w = image.shape[:2]
+    block_w = w / INDEX_BITS
+    block_h = max(8, h // 10) if h >= 80 else max(2, h // 10)
+    gray = image[..., :3].astype(np.float32).mean(axis=2) if image.ndim == 3 else image
+    value = 0
+    for bit in range(INDEX_BITS):
+        x0 = int(bit * block_w + block_w * 0.3)
+        x1 = max(x0 + 1, int(bit * block_w + block_w * 0.7))
+        y1 = max(1, int(block_h * 0.7))
+        y0 = min(int(block_h * 0.2), y1 - 1)
+        value = (value << 1) | int(gray[y0:y1, x0:x1].mean() > 128)
+    return value
+
+
+def _square_box(h: int, w: int) -> tuple[int, int, int, int]:
+    side = min(h, w) // 3
+    y0 = h // 2 - side // 2 + h // 20
+    x0 = w // 2 - side // 2
+    return y0, y0 + side, x0, x0 + side
+
+
+def object_visible(image: np.ndarray, color: Sequence[int] = (255, 0, 0)) -> bool:
+    """Whether the coloured square of :func:`make_video` is in ``image``."""
+    h, w = image.shape[:2]
+    y0, y1, x0, x1 = _square_box(h, w)
+    pad_y, pad_x = (y1 - y0) // 4, (x1 - x0) // 4
+    centre = image[y0 + pad_y:y1 - pad_y, x0 + pad_x:x1 - pad_x, :3].astype(np.float32)
+    mean = centre.reshape(-1, 3).mean(axis=0)
+    return float(np.abs(mean - np.asarray(color, dtype=np.float32)).max()) < 60.0
+
+
+def draw_frame(size: tuple[int, int], index: int, show: bool, color: Sequence[int],
+               paint: bool = True, motion: bool = False) -> np.ndarray:
+    """One RGB picture of ``size`` (width, height)."""
+    w, h = size
+    image = np.empty((h, w, 3), dtype=np.uint8)
+    image[:] = BACKGROUND
+    if motion:  # a slowly moving gradient band, so the encoder has real work to do
+        x = (np.arange(w) + index * 4) % w
+        image[h // 5:, :, 1] = (60 + (x * 120 // max(w, 1))).astype(np.uint8)[None, :]
+    if show:
+        y0, y1, x0, x1 = _square_box(h, w)
+        image[y0:y1, x0:x1] = color
+    if paint:
+        paint_index(image, index)
+    return image
+
+
+def _in_intervals(t: float, intervals: Iterable[tuple[float, float]]) -> bool:
+    return any(start <= t < end for start, end in intervals)
+
+
+def _encoder_options(codec: str, gop: int | None, bframes: bool, fast: bool) -> dict[str, str]:
+    opts: dict[str, str] = {}
+    if codec == "h264":
+        opts = {"preset": "ultrafast" if fast and not bframes else "veryfast",
+                "bframes": "3" if bframes else "0", "crf": "23"}
+        if gop:
+            opts["x264-params"] = f"keyint={gop}:min-keyint={gop}:scenecut=0"
+    elif codec == "hevc":
+        params = "log-level=none"
+        params += ":bframes=3" if bframes else ":bframes=0"
+        if gop:
+            params += f":keyint={gop}:min-keyint={gop}:scenecut=0"
+        opts = {"preset": "ultrafast", "x265-params": params}
+    elif codec == "vp9":
+        opts = {"deadline": "realtime", "cpu-used": "8", "crf": "40", "b": "0",
+                "lag-in-frames": "0"}
+    return opts
+
+
+def make_video(path: str | Path, *, duration: float = 4.0, fps: float = 25,
+               size: tuple[int, int] = (160, 120), codec: str = "h264",
+               container: str | None = None,
+               intervals: Sequence[tuple[float, float]] = ((1.0, 2.0),),
+               color: Sequence[int] = (255, 0, 0), start_time: float = 0.0, vfr: bool = False,
+               gop: int | None = None, bframes: bool = False, paint_index: bool = True,
+               rotation: int = 0, audio: bool = False, motion: bool = False, fast: bool = True,
+               seed: int = 0) -> MadeVideo:
+    """Encode a synthetic test video and return what was written (see the module docstring).
+
+    ``container`` defaults to the file suffix. ``vfr`` gives irregular frame durations on a
+    millisecond time base; ``start_time`` offsets the first pts (seconds); ``gop`` forces a fixed
+    keyframe interval (frames); ``bframes`` turns on B-frames (H.264/HEVC/MPEG-4); ``rotation``
+    writes a display-matrix rotation (counter-clockwise degrees).
+    """
+    path = Path(path)
+    container = container or path.suffix.lstrip(".")
+    fmt = CONTAINER_FORMATS.get(container, container)
+    encoder = ENCODERS.get(codec, codec)
+    fps_frac = Fraction(fps).limit_denominator(1001)
+    n = max(1, int(round(duration * fps)))
+    durations = _frame_durations(n, fps, vfr, seed)
+    time_base = Fraction(1, 1000) if vfr or fmt in ("matroska", "webm") else 1 / fps_frac
+    if vfr and fmt == "avi":
+        raise ValueError("AVI cannot hold variable frame rate video")
+
+    with av.open(str(path), mode="w", format=fmt) as out:
+        stream = out.add_stream(encoder, rate=fps_frac, options=_encoder_options(
+            codec, gop, bframes, fast))
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = time_base
+        if gop:
+            stream.codec_context.gop_size = gop
+        if codec == "mpeg4":
+            stream.codec_context.max_b_frames = 2 if bframes else 0
+            stream.codec_context.bit_rate = 2_000_000
+        if rotation:
+            stream.set_display_rotation(rotation)
+        a_stream = out.add_stream("aac", rate=16000) if audio else None
+
+        times: list[float] = []
+        t = 0.0
+        for i in range(n):
+            times.append(round(t, 6))
+            image = draw_frame(size, i, _in_intervals(t, intervals), color, paint_index, motion)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = int(round((t + start_time) / time_base))
+            frame.time_base = time_base
+            out.mux(stream.encode(frame))
+            t += durations[i]
+        out.mux(stream.encode())
+        if a_stream is not None:
+            _write_silence(out, a_stream, t)
+    return MadeVideo(path=path, times=tuple(times), start_time=start_time, fps=float(fps))
+
+
+def _write_silence(out: av.container.OutputContainer, stream: av.AudioStream,
+                   seconds: float) -> None:
+    rate = stream.codec_context.sample_rate
+    frame_size = stream.codec_context.frame_size or 1024
+    total = int(seconds * rate)
+    pts = 0
+    while pts < total:
+        samples = np.zeros((1, frame_size), dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = pts
+        out.mux(stream.encode(frame))
+        pts += frame_size
+    out.mux(stream.encode())
+
+
+def make_audio_only(path: str | Path, seconds: float = 1.0) -> Path:
+    """An audio-only file (.m4a: AAC, .wav: PCM, .mp3: MP3) with a second of silence."""
+    path = Path(path)
+    codec = {".wav": "pcm_s16le", ".mp3": "libmp3lame"}.get(path.suffix, "aac")
+    fmt = {".m4a": "mp4", ".wav": "wav", ".mp3": "mp3"}.get(path.suffix)
+    with av.open(str(path), mode="w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=16000)
+        rate = 16000
+        step = stream.codec_context.frame_size or 1024
+        fmt_name = stream.codec_context.format.name
+        for pts in range(0, int(seconds * rate), step):
+            dtype = {"s16": np.int16, "s32": np.int32}.get(fmt_name[:3], np.float32)
+            samples = np.zeros((1, step), dtype=dtype)
+            frame = av.AudioFrame.from_ndarray(samples, format=fmt_name, layout="mono")
+            frame.sample_rate = rate
+            frame.pts = pts
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+def make_empty(path: str | Path) -> Path:
+    """A zero-byte file."""
+    path = Path(path)
+    path.write_bytes(b"")
+    return path
+
+
+def make_text_file(path: str | Path) -> Path:
+    """A text file (named like a video by the caller, e.g. ``notes.mp4``)."""
+    path = Path(path)
+    path.write_text("this is not a video, just some text\n" * 20)
+    return path
+
+
+def make_truncated(source: str | Path, path: str | Path, keep: float = 0.3) -> Path:
+    """A copy of ``source`` cut after ``keep`` (a fraction) of its bytes."""
+    data = Path(source).read_bytes()
+    path = Path(path)
+    path.write_bytes(data[: max(1, int(len(data) * keep))])
+    return path
+
+
+def make_garbage(path: str | Path, size: int = 4096, seed: int = 0) -> Path:
+    """Random bytes named like a video."""
+    path = Path(path)
+    path.write_bytes(np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes())
+    return path
