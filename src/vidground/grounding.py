@@ -8,25 +8,28 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .answer import parse_answer
+from .answer import ParsedAnswer, parse_answer
 from .backends import Backend, create_backend
 from .backends.base import Prompt
 from .config import Settings
 from .options import LocateOptions, check_query
 from .progress import ProgressCallback, ProgressEvent, ignore_progress
-from .prompts import build_prompt
+from .prompts import build_prompt, detect_language
+from .refine import CallCounter, Refiner, RefineSettings
 from .timecode import OutputFormat, Span, format_time
 from .video.decode import Frame, decode_frames
+from .video.motion import MotionCurve, adaptive_times, motion_curve
 from .video.probe import VideoInfo, probe
 from .video.resize import frame_size_for
 from .video.sampling import sample_times
+from .windows import merge_spans, split_windows
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Grounding:
     frame_times: tuple[float, ...] = ()
     raw_answer: str = ""
     options: LocateOptions = field(default_factory=LocateOptions)
+    motion: MotionCurve | None = None
 
     @property
     def found(self) -> bool:
@@ -116,79 +120,179 @@ class Grounder:
         report(ProgressEvent("probe", 0, 1, "reading the video"))
         info = probe(video)
         report(ProgressEvent("probe", 1, 1, "reading the video"))
-
-        decode_started = time.perf_counter()
-        frames = self._sample_frames(info, opts, report)
-        decode_s = time.perf_counter() - decode_started
-
-        prompt = build_prompt(text, language=opts.language, return_reasoning=opts.return_reasoning,
+        plan = plan_sampling(info, opts)
+        language = detect_language(text) if opts.language == "auto" else opts.language
+        prompt = build_prompt(text, language=language, return_reasoning=opts.return_reasoning,
                               all_occurrences=opts.all_occurrences, duration=info.duration)
-        model_started = time.perf_counter()
-        raw = self._ask(frames, prompt, opts, report)
-        model_s = time.perf_counter() - model_started
 
-        parsed = parse_answer(raw, duration=info.duration, fps=info.fps)
-        spans = parsed.spans if opts.enable_temporal_grounding else ()
+        coarse = self._ask_windows(info, plan, prompt, opts, report)
+        spans = merge_spans(coarse.spans, gap=plan.interval) if opts.enable_temporal_grounding \
+            else []
         if not opts.all_occurrences:
             spans = spans[:1]
-        answer = parsed.answer or raw.strip()
+
+        refine_started = time.perf_counter()
+        counter = CallCounter(opts.max_refine_calls)
+        if spans and (opts.refine or opts.verify):
+            spans = self._refine(info, text, language, plan, spans, opts, counter, report)
+        refine_s = time.perf_counter() - refine_started
+
+        answer, reasoning = coarse.answer, coarse.reasoning
+        if coarse.spans and not spans:
+            answer, reasoning = not_found_answer(language), coarse.answer
+        elif not spans and not answer:
+            answer = not_found_answer(language)
         timings = {
-            "decode_s": round(decode_s, 4),
-            "model_s": round(model_s, 4),
+            "decode_s": round(coarse.decode_s, 4),
+            "model_s": round(coarse.model_s, 4),
+            "refine_s": round(refine_s, 4),
             "total_s": round(time.perf_counter() - started, 4),
-            "frames": float(len(frames)),
-            "model_calls": 1.0,
+            "frames": float(len(plan.times)),
+            "windows": float(len(plan.windows)),
+            "model_calls": float(len(plan.windows) + counter.calls),
+            "refine_calls": float(counter.calls),
+            "refine_frames": float(counter.frames),
         }
         report(ProgressEvent("done", 1, 1, "done"))
         return Grounding(
             query=text,
             spans=tuple(spans),
             answer=answer,
-            reasoning=parsed.reasoning if opts.return_reasoning else None,
+            reasoning=reasoning if opts.return_reasoning else None,
             video=info,
             model=self.backend.model_name,
             timings=timings,
-            frame_times=tuple(f.time for f in frames),
-            raw_answer=raw,
+            frame_times=tuple(plan.times),
+            raw_answer="\n\n".join(coarse.raw),
             options=opts,
+            motion=plan.motion,
         )
 
-    def _sample_frames(self, info: VideoInfo, opts: LocateOptions,
-                       report: ProgressCallback) -> list[Frame]:
-        rate = opts.frame_sampling_rate
-        fps = 1.0 if rate == "adaptive" else float(rate)
-        width, height = frame_size_for(
-            info.display_size[0], info.display_size[1], opts.max_frames,
-            max_pixels_per_frame=opts.max_pixels_per_frame,
-            max_context_tokens=opts.max_context_length,
-        )
-        tokens_per_frame = (width // 32) * (height // 32)
-        times = sample_times(info, fps=fps, min_frames=opts.min_frames, max_frames=opts.max_frames,
-                             max_context_tokens=opts.max_context_length,
-                             tokens_per_frame=tokens_per_frame)
-        width, height = frame_size_for(
-            info.display_size[0], info.display_size[1], len(times),
-            max_pixels_per_frame=opts.max_pixels_per_frame,
-            max_context_tokens=opts.max_context_length,
-        )
+    def _ask_windows(self, info: VideoInfo, plan: SamplingPlan, prompt: Prompt,
+                     opts: LocateOptions, report: ProgressCallback) -> _CoarseResult:
+        """Decode each window's frames (one window in memory at a time, or one batch of
+        windows for backends that take several requests at once), ask, parse."""
+        result = _CoarseResult()
+        batch_size = max(1, int(getattr(self.backend, "max_concurrency", 1) or 1))
+        generate_many = getattr(self.backend, "generate_many", None)
+        total_frames = len(plan.times)
+        decoded = 0
+        for first in range(0, len(plan.windows), batch_size):
+            batch = plan.windows[first:first + batch_size]
+            requests: list[list[Frame]] = []
+            decode_started = time.perf_counter()
+            for window in batch:
+                def on_decoded(done: int, total: int, base: int = decoded) -> None:
+                    report(ProgressEvent("decode", base + done, total_frames, "decoding frames"))
 
-        def on_decoded(done: int, total: int) -> None:
-            report(ProgressEvent("decode", done, total, "decoding frames"))
+                requests.append(decode_frames(info, window, size=plan.size, progress=on_decoded))
+                decoded += len(window)
+            result.decode_s += time.perf_counter() - decode_started
+            model_started = time.perf_counter()
+            report(ProgressEvent("model", first, len(plan.windows),
+                                 f"asking {self.backend.model_name}"))
+            if len(requests) > 1 and callable(generate_many):
+                texts = generate_many([(frames, prompt) for frames in requests],
+                                      max_new_tokens=opts.max_new_tokens)
+            else:
+                texts = [self.backend.generate(frames, prompt, max_new_tokens=opts.max_new_tokens)
+                         for frames in requests]
+            result.model_s += time.perf_counter() - model_started
+            report(ProgressEvent("model", first + len(batch), len(plan.windows),
+                                 f"asking {self.backend.model_name}"))
+            for text in texts:
+                result.add(text, parse_answer(text, duration=info.duration, fps=info.fps))
+        return result
 
-        return decode_frames(info, times, size=(width, height), progress=on_decoded)
+    def _refine(self, info: VideoInfo, query: str, language: str, plan: SamplingPlan,
+                spans: list[Span], opts: LocateOptions, counter: CallCounter,
+                report: ProgressCallback) -> list[Span]:
+        """Move boundaries to the right frames (``refine``), score and drop spans that fail a
+        yes/no re-ask (``verify``), within ``max_refine_calls`` extra calls."""
+        def on_call(calls: int) -> None:
+            report(ProgressEvent("refine", calls, opts.max_refine_calls, "refining boundaries"))
 
-    def _ask(self, frames: Sequence[Frame], prompt: Prompt, opts: LocateOptions,
-             report: ProgressCallback) -> str:
-        received = 0
+        refiner = Refiner(self.backend, info, query, language=language, size=plan.size,
+                          settings=RefineSettings(radius_s=max(0.5, plan.interval),
+                                                  max_calls=opts.max_refine_calls),
+                          counter=counter, on_call=on_call)
+        kept: list[Span] = []
+        for span in spans:
+            if opts.refine:
+                span = refiner.refine(span)
+            if opts.verify:
+                score = refiner.verify(span)
+                if score is not None and score < 0.5:
+                    continue
+                span = span.with_(score=None if score is None else round(score, 4))
+            kept.append(span)
+        return kept
 
-        def on_token(piece: str) -> None:
-            nonlocal received
-            received += len(piece)
-            report(ProgressEvent("model", received, None, "the model is answering"))
 
-        report(ProgressEvent("model", 0, None, f"asking {self.backend.model_name}"))
-        return self.backend.generate(frames, prompt, max_new_tokens=opts.max_new_tokens,
-                                     on_token=on_token)
+@dataclass
+class _CoarseResult:
+    """What the first pass over all windows found."""
+
+    spans: list[Span] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+    answer: str = ""
+    reasoning: str | None = None
+    decode_s: float = 0.0
+    model_s: float = 0.0
+
+    def add(self, text: str, parsed: ParsedAnswer) -> None:
+        """Keep the answer of the first window, or of the first window that found a span."""
+        first_window = not self.raw
+        first_found = bool(parsed.spans) and not self.spans
+        self.raw.append(text)
+        self.spans.extend(parsed.spans)
+        if first_window or first_found:
+            self.answer = parsed.answer or text.strip()
+            self.reasoning = parsed.reasoning
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """Which times to show the model, at what size, in which windows."""
+
+    times: list[float]
+    windows: list[list[float]]
+    size: tuple[int, int]
+    interval: float
+    motion: MotionCurve | None = None
+
+
+def plan_sampling(info: VideoInfo, opts: LocateOptions) -> SamplingPlan:
+    """Fixed-rate or adaptive times, the frame size for the model, and the windows."""
+    width, height = info.display_size
+    size = frame_size_for(width, height, opts.max_frames,
+                          max_pixels_per_frame=opts.max_pixels_per_frame,
+                          max_context_tokens=opts.max_context_length)
+    tokens_per_frame = max(1, (size[0] // 32) * (size[1] // 32) // 2)
+    per_call = min(opts.max_frames, max(2, int(opts.max_context_length * 0.9 / tokens_per_frame)))
+    limit = per_call * opts.max_windows
+    motion = None
+    if opts.frame_sampling_rate == "adaptive":
+        motion = motion_curve(info)
+        budget = max(opts.min_frames, min(limit, math.ceil(info.duration)))
+        times = adaptive_times(motion, budget)
+    else:
+        times = sample_times(info, fps=float(opts.frame_sampling_rate),
+                             min_frames=opts.min_frames, max_frames=limit,
+                             max_context_tokens=None, tokens_per_frame=None)
+    if len(times) <= per_call:
+        size = frame_size_for(width, height, max(len(times), 1),
+                              max_pixels_per_frame=opts.max_pixels_per_frame,
+                              max_context_tokens=opts.max_context_length)
+    interval = info.duration / max(len(times), 1)
+    windows = split_windows(times, per_call, cuts=motion.cuts if motion else ())
+    return SamplingPlan(times, windows, size, interval, motion)
+
+
+def not_found_answer(language: str) -> str:
+    if language == "zh":
+        return "视频中未找到所描述的事件。"
+    return "The event described was not found in the video."
 
 
 _default_grounders: dict[tuple[str, str | None], Grounder] = {}

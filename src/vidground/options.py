@@ -18,8 +18,11 @@ class LocateOptions:
     """How to look at the video and what to return.
 
     ``frame_sampling_rate`` is frames per second, or ``"adaptive"`` (dense where things move).
-    ``max_frames``/``min_frames`` bound the number of frames one model call sees; a long video
-    lowers the rate to fit ``max_frames`` and ``max_context_length`` (tokens).
+    ``max_frames``/``min_frames`` bound the number of frames one model call sees; a longer video
+    is asked about in overlapping windows (at most ``max_windows``; past that the rate drops).
+    ``refine`` re-asks around each boundary with dense frames, ``verify`` re-asks whether each
+    span really shows the event (its ``score``); together they make at most
+    ``max_refine_calls`` extra model calls.
     """
 
     enable_temporal_grounding: bool = True
@@ -31,6 +34,9 @@ class LocateOptions:
     max_context_length: int = 262_144
     max_pixels_per_frame: int | None = None
     refine: bool = True
+    verify: bool = True
+    max_refine_calls: int = 8
+    max_windows: int = 32
     all_occurrences: bool = False
     max_new_tokens: int = 512
     language: Literal["auto", "en", "zh"] = "auto"
@@ -60,6 +66,8 @@ class LocateOptions:
             )
         _check_int("max_context_length", self.max_context_length, 1024, 4_000_000)
         _check_int("max_new_tokens", self.max_new_tokens, 1, 32_768)
+        _check_int("max_refine_calls", self.max_refine_calls, 0, 256)
+        _check_int("max_windows", self.max_windows, 1, 1024)
         if self.max_pixels_per_frame is not None:
             _check_int("max_pixels_per_frame", self.max_pixels_per_frame, 32 * 32, 4096 * 4096)
         if self.language not in ("auto", "en", "zh"):

@@ -1,0 +1,171 @@
+"""Where things move: a cheap per-second motion curve, and adaptive sampling times from it.
+
+Two ways to measure motion, both far cheaper than what the model costs:
+
+* ``packets`` (default for inter-coded video): demux only, no decoding. The compressed size of a
+  predicted frame is what the encoder needed to describe the change since its references, so the
+  bytes per second of non-key packets follow motion closely; keyframes placed off the stream's
+  regular keyframe cadence mark scene cuts. Runs at thousands of times real time.
+* ``pixels``: decode small grey frames at a few frames per second and take the mean absolute
+  difference between neighbours. Used for intra-only streams (every packet a keyframe), where
+  packet sizes say nothing about motion.
+
+>>> curve = motion_curve(probe("match.mp4"))  # doctest: +SKIP
+>>> adaptive_times(curve, budget=120)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import av
+import numpy as np
+
+from ..errors import VideoError
+from .probe import VideoInfo
+
+MotionMethod = Literal["auto", "packets", "pixels"]
+
+
+@dataclass(frozen=True)
+class MotionCurve:
+    """Motion per bin of ``bin_s`` seconds, normalised to [0, 1] (1 = the most motion in this
+    video), plus the times of scene cuts. ``values[i]`` covers ``[i*bin_s, (i+1)*bin_s)``."""
+
+    bin_s: float
+    values: tuple[float, ...]
+    cuts: tuple[float, ...]
+    duration: float
+    method: str
+
+    def per_second(self) -> list[float]:
+        """The curve resampled to one value per whole second (what the UI plots)."""
+        seconds = max(1, math.ceil(self.duration))
+        per_bin = np.asarray(self.values, dtype=float)
+        out = []
+        for s in range(seconds):
+            lo, hi = int(s / self.bin_s), max(int(s / self.bin_s) + 1, int((s + 1) / self.bin_s))
+            chunk = per_bin[lo:hi]
+            out.append(float(chunk.max()) if chunk.size else 0.0)
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        return {"bin_s": self.bin_s, "per_second": [round(v, 4) for v in self.per_second()],
+                "cuts": [round(c, 3) for c in self.cuts], "method": self.method}
+
+
+def motion_curve(info: VideoInfo, *, method: MotionMethod = "auto", bin_s: float = 0.25,
+                 pixel_fps: float = 4.0) -> MotionCurve:
+    """Measure how much changes in each ``bin_s`` of the video (see the module docstring)."""
+    if method in ("auto", "packets"):
+        packets = _packet_sizes(info)
+        intra_only = packets and all(key for _, _, key in packets)
+        if method == "packets" or not intra_only:
+            return _curve_from_packets(packets, info.duration, bin_s)
+    return _curve_from_pixels(info, bin_s, pixel_fps)
+
+
+def _packet_sizes(info: VideoInfo) -> list[tuple[float, int, bool]]:
+    """(time from the first frame, bytes, is keyframe) for every video packet, without decoding."""
+    try:
+        with av.open(info.path) as container:
+            stream = container.streams.video[0]
+            tb = float(stream.time_base)
+            rows = [(float(p.pts) * tb - info.start_time, p.size, bool(p.is_keyframe))
+                    for p in container.demux(stream) if p.pts is not None and p.size]
+    except (av.FFmpegError, OSError) as exc:
+        raise VideoError(f"could not read the packets of {info.path}: {exc}") from exc
+    return rows
+
+
+def _curve_from_packets(packets: list[tuple[float, int, bool]], duration: float,
+                        bin_s: float) -> MotionCurve:
+    n_bins = max(1, math.ceil(duration / bin_s))
+    inter = np.zeros(n_bins)
+    for t, size, key in packets:
+        if not key:
+            inter[min(n_bins - 1, max(0, int(t / bin_s)))] += size
+    cuts = _irregular_keyframes([t for t, _, key in packets if key], duration)
+    values = _normalise(inter)
+    for cut in cuts:
+        values[min(n_bins - 1, int(cut / bin_s))] = 1.0
+    return MotionCurve(bin_s, tuple(float(v) for v in values), tuple(cuts), duration, "packets")
+
+
+def _irregular_keyframes(key_times: list[float], duration: float) -> list[float]:
+    """Keyframes that break the stream's usual keyframe interval: encoder-detected scene cuts."""
+    times = sorted(t for t in key_times if 0 < t < duration)
+    if len(times) < 2:
+        return []
+    gaps = np.diff([0.0, *times])
+    usual = float(np.median(gaps))
+    return [t for t, gap in zip(times, gaps, strict=True) if gap < 0.75 * usual]
+
+
+def _curve_from_pixels(info: VideoInfo, bin_s: float, pixel_fps: float) -> MotionCurve:
+    from .decode import decode_frames
+
+    step = 1.0 / pixel_fps
+    times = list(np.arange(0.0, max(info.duration, step), step))
+    frames = decode_frames(info, times, size=(64, 36))
+    n_bins = max(1, math.ceil(info.duration / bin_s))
+    diffs = np.zeros(n_bins)
+    greys = [f.image.astype(np.float32).mean(axis=2) for f in frames]
+    cuts = []
+    for prev, cur, frame in zip(greys, greys[1:], frames[1:], strict=False):
+        change = float(np.abs(cur - prev).mean()) / 255.0
+        b = min(n_bins - 1, int(frame.time / bin_s))
+        diffs[b] = max(diffs[b], change)
+        if change > 0.3:
+            cuts.append(frame.time)
+    return MotionCurve(bin_s, tuple(float(v) for v in _normalise(diffs)), tuple(cuts),
+                       info.duration, "pixels")
+
+
+def _normalise(values: np.ndarray) -> np.ndarray:
+    top = float(values.max()) if values.size else 0.0
+    if top <= 0:
+        return np.zeros_like(values, dtype=float)
+    return values / top
+
+
+def adaptive_times(curve: MotionCurve, budget: int, *, min_fps: float = 0.5,
+                   max_fps: float = 3.0, last_time: float | None = None) -> list[float]:
+    """Spend ``budget`` frames: about ``min_fps`` where nothing moves, up to ``max_fps`` where
+    things move or the scene cuts. Returns sorted times (seconds) within the video.
+
+    The density per bin is ``min_fps + (max_fps - min_fps) * motion`` (motion spread one bin to
+    each side, so the frames before and after a change are both seen), scaled to the budget and
+    clamped; times are placed by inverting the cumulative density.
+    """
+    end = curve.duration if last_time is None else min(curve.duration, last_time + 1e-9)
+    values = np.asarray(curve.values, dtype=float)
+    spread = np.maximum(values, np.maximum(np.roll(values, 1), np.roll(values, -1)))
+    if spread.size > 1:
+        spread[0] = max(values[0], values[1])
+        spread[-1] = max(values[-1], values[-2])
+    density = min_fps + (max_fps - min_fps) * spread
+    density = _fit_density(density, curve.bin_s, budget, min_fps, max_fps)
+    cumulative = np.concatenate([[0.0], np.cumsum(density * curve.bin_s)])
+    total = cumulative[-1]
+    n = max(1, min(budget, int(round(total))))
+    targets = (np.arange(n) + 0.5) * total / n
+    edges = np.arange(len(density) + 1) * curve.bin_s
+    times = np.interp(targets, cumulative, edges)
+    return sorted({round(float(min(t, end)), 6) for t in times})
+
+
+def _fit_density(density: np.ndarray, bin_s: float, budget: int, lo: float,
+                 hi: float) -> np.ndarray:
+    """Scale ``density`` (frames per second) so it sums to ``budget`` frames, within [lo, hi]
+    where possible (a budget below ``lo`` everywhere lowers the floor instead)."""
+    for _ in range(30):
+        total = float((density * bin_s).sum())
+        if total <= 0 or abs(total - budget) < 0.5:
+            break
+        density = density * (budget / total)
+        floor = min(lo, budget / max(bin_s * len(density), 1e-9))
+        density = np.clip(density, floor, max(hi, floor))
+    return density
