@@ -1,0 +1,36 @@
+"""Shared fixtures: a fake OpenAI-compatible model that looks at frames, and test videos."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fake_openai_server import FakeOpenAIServer  # noqa: E402
+
+from vidground.config import Settings  # noqa: E402
+from vidground.grounding import Grounder  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def fake_model() -> Iterator[FakeOpenAIServer]:
+    """One fake model server for the session; tests that change its knobs must reset them."""
+    with FakeOpenAIServer(color=(255, 0, 0), object_name="red square") as server:
+        yield server
+
+
+@pytest.fixture()
+def fake_grounder(fake_model: FakeOpenAIServer) -> Grounder:
+    """A Grounder whose backend is the real OpenAI-compatible client talking to the fake."""
+    fake_model.configure(delay_s=0.0, answer=None)
+    settings = Settings(backend="openai", openai_base_url=fake_model.base_url,
+                        openai_model=fake_model.model, openai_max_retries=0)
+    return Grounder(settings=settings)

@@ -1,0 +1,160 @@
+"""The whole pipeline on real encoded videos, with a model that really looks at the frames.
+
+The fake model (tests/fake_openai_server.py) answers like a model does: "The red square is
+visible from A to B seconds", A and B being the labelled times of the first and last frames in
+which it saw the square. The pipeline must turn that into the true span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from media import make_video
+
+from vidground.backends.base import Prompt
+from vidground.grounding import Grounder, plan_sampling
+from vidground.options import LocateOptions
+from vidground.progress import ProgressEvent
+from vidground.video.decode import Frame
+from vidground.video.probe import probe
+
+FPS = 25
+FRAME = 1 / FPS
+
+
+def test_coarse_pass_finds_the_event_within_one_sampling_interval(
+        tmp_path: Path, fake_grounder: Grounder) -> None:
+    video = make_video(tmp_path / "a.mp4", duration=6.0, fps=FPS, intervals=[(2.0, 3.5)])
+    g = fake_grounder.locate(video.path, "When is the red square visible?",
+                             LocateOptions(frame_sampling_rate=2.0, refine=False, verify=False))
+    assert len(g.spans) == 1
+    span = g.spans[0]
+    assert abs(span.start - 2.0) <= 0.5 + 1e-6
+    assert abs(span.end - 3.5) <= 0.5 + 1e-6
+    assert g.timings["model_calls"] == 1
+    assert g.timings["refine_calls"] == 0
+
+
+def test_refinement_places_boundaries_within_one_frame(
+        tmp_path: Path, fake_grounder: Grounder) -> None:
+    video = make_video(tmp_path / "a.mp4", duration=6.0, fps=FPS, intervals=[(2.12, 3.48)])
+    g = fake_grounder.locate(video.path, "When is the red square visible?",
+                             LocateOptions(frame_sampling_rate=1.0))
+    span = g.spans[0]
+    assert abs(span.start - 2.12) <= FRAME + 1e-6, span
+    assert abs(span.end - 3.48) <= FRAME + 1e-6, span
+    assert 1 <= g.timings["refine_calls"] <= LocateOptions().max_refine_calls
+    assert span.score == 1.0
+    assert g.timestamp_range() == (g.format(span.start), g.format(span.end))
+
+
+def test_event_that_never_happens_gives_no_span(tmp_path: Path, fake_grounder: Grounder) -> None:
+    video = make_video(tmp_path / "none.mp4", duration=4.0, fps=FPS, intervals=[])
+    g = fake_grounder.locate(video.path, "When is the red square visible?")
+    assert g.spans == ()
+    assert g.timestamp_range() is None
+    response = g.to_response()
+    assert response["timestamp_range"] is None and response["segments"] == []
+    assert "not" in response["response"].lower()
+
+
+def test_every_occurrence(tmp_path: Path, fake_grounder: Grounder) -> None:
+    video = make_video(tmp_path / "two.mp4", duration=8.0, fps=FPS,
+                       intervals=[(1.0, 2.0), (5.0, 6.5)])
+    g = fake_grounder.locate(video.path, "Every time the red square shows up",
+                             LocateOptions(all_occurrences=True, frame_sampling_rate=2.0))
+    assert len(g.spans) == 2
+    assert abs(g.spans[0].start - 1.0) <= FRAME + 1e-6
+    assert abs(g.spans[1].end - 6.5) <= FRAME + 1e-6
+    first_only = fake_grounder.locate(video.path, "When does the red square show up first?",
+                                      LocateOptions(frame_sampling_rate=2.0))
+    assert len(first_only.spans) == 1
+    assert abs(first_only.spans[0].start - 1.0) <= FRAME + 1e-6
+
+
+def test_long_video_is_asked_in_windows(tmp_path: Path, fake_grounder: Grounder) -> None:
+    video = make_video(tmp_path / "long.mp4", duration=20.0, fps=10, size=(96, 64),
+                       intervals=[(17.0, 18.5)])
+    opts = LocateOptions(frame_sampling_rate=2.0, max_frames=8, refine=False, verify=False)
+    plan = plan_sampling(probe(video.path), opts)
+    assert len(plan.windows) >= 5
+    assert all(len(w) <= 8 for w in plan.windows)
+    g = fake_grounder.locate(video.path, "When is the red square visible?", opts)
+    assert g.timings["windows"] == len(plan.windows)
+    assert abs(g.spans[0].start - 17.0) <= 0.5 + 1e-6
+
+
+def test_adaptive_sampling_catches_a_sub_second_event(
+        tmp_path: Path, fake_grounder: Grounder) -> None:
+    video = make_video(tmp_path / "blink.mp4", duration=12.0, fps=FPS, intervals=[(7.1, 7.45)])
+    info = probe(video.path)
+    fixed = plan_sampling(info, LocateOptions(frame_sampling_rate=1.0))
+    assert not any(7.1 <= t < 7.45 for t in fixed.times), "the 1 fps pass must miss it"
+    adaptive = plan_sampling(info, LocateOptions(frame_sampling_rate="adaptive"))
+    assert len(adaptive.times) <= len(fixed.times) + 1
+    g = fake_grounder.locate(video.path, "When is the red square visible?",
+                             LocateOptions(frame_sampling_rate="adaptive"))
+    assert len(g.spans) == 1
+    assert abs(g.spans[0].start - 7.1) <= FRAME + 1e-6
+    assert abs(g.spans[0].end - 7.45) <= FRAME + 1e-6
+    assert g.motion is not None and len(g.motion.per_second()) == 12
+
+
+def test_progress_reports_each_stage(tmp_path: Path, fake_grounder: Grounder) -> None:
+    video = make_video(tmp_path / "a.mp4", duration=3.0, fps=FPS, intervals=[(1.0, 2.0)])
+    events: list[ProgressEvent] = []
+    fake_grounder.locate(video.path, "When is the red square visible?", progress=events.append)
+    stages = [e.stage for e in events]
+    for stage in ("probe", "decode", "model", "refine", "done"):
+        assert stage in stages
+    decode = [e for e in events if e.stage == "decode"]
+    assert decode[-1].done == decode[-1].total
+
+
+def test_response_object_matches_the_api_contract(tmp_path: Path,
+                                                  fake_grounder: Grounder) -> None:
+    video = make_video(tmp_path / "a.mp4", duration=3.0, fps=FPS, intervals=[(1.0, 2.0)])
+    g = fake_grounder.locate(video.path, "When is the red square visible?",
+                             LocateOptions(output_format="seconds"))
+    r = g.to_response()
+    assert set(r) == {"response", "timestamp_range", "reasoning", "segments", "video", "model",
+                      "timings"}
+    seg = r["segments"][0]
+    assert r["timestamp_range"] == [seg["start_text"], seg["end_text"]]
+    assert float(seg["start_text"]) == pytest.approx(seg["start"], abs=1e-3)
+    assert r["video"]["fps"] == pytest.approx(25.0)
+    assert r["model"] == "fake/qwen3-vl"
+
+
+class ScriptedModel:
+    """A model double: answers the grounding question with a fixed span, the yes/no check with
+    a fixed verdict. Only the model's answers are faked; everything else is real."""
+
+    model_name = "scripted"
+
+    def __init__(self, span_text: str, verdict: str) -> None:
+        self.span_text = span_text
+        self.verdict = verdict
+        self.prompts: list[Prompt] = []
+
+    def generate(self, frames: Sequence[Frame], prompt: Prompt, *, max_new_tokens: int = 512,
+                 on_token: object = None) -> str:
+        self.prompts.append(prompt)
+        if "yes or no" in prompt.user.lower() or "是或否" in prompt.user:
+            return self.verdict
+        return self.span_text
+
+
+def test_spans_that_fail_verification_are_dropped(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "a.mp4", duration=4.0, fps=FPS, intervals=[])
+    model = ScriptedModel("The dog jumps from 1.0 to 2.0 seconds.", "No.")
+    g = Grounder(backend=model).locate(video.path, "When does the dog jump?",
+                                       LocateOptions(refine=False))
+    assert g.spans == ()
+    assert g.timestamp_range() is None
+    assert "not found" in g.answer.lower()
+    kept = Grounder(backend=ScriptedModel("The dog jumps from 1.0 to 2.0 seconds.", "Yes.")
+                    ).locate(video.path, "When does the dog jump?", LocateOptions(refine=False))
+    assert [(s.start, s.end, s.score) for s in kept.spans] == [(1.0, 2.0, 1.0)]
