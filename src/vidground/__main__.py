@@ -1,0 +1,5 @@
+"""``python -m vidground`` is the ``vidground`` command."""
+
+from .cli import main
+
+main()
