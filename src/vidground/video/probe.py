@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+import av
+
+from ..errors import VideoError, VideoNotFoundError, VideoTooLargeError
+
+#: Largest picture we accept (width * height), like an 8K x 8K frame.
+MAX_PIXELS = 8192 * 8192
 
 
 @dataclass(frozen=True)
@@ -41,5 +50,139 @@ class VideoInfo:
                 "width": self.width, "height": self.height}
 
 
-def probe(path: str | Path) -> VideoInfo:
-    raise NotImplementedError  # written by the video module work
+def probe(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> VideoInfo:
+    """Read the facts of the first video stream of ``path`` (and decode its first frame, so a file
+    that opens but holds no decodable picture is refused here rather than later).
+
+    Raises :class:`VideoNotFoundError` for a missing file, :class:`VideoTooLargeError` for frames
+    larger than ``max_pixels``, and :class:`VideoError` for anything else unusable (empty, not a
+    video, audio only, truncated or corrupt).
+    """
+    file = _check_file(Path(path))
+    try:
+        container = av.open(str(file), metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise VideoError(f"Cannot read {file.name}: it is not a video file or it is corrupt "
+                         f"({_reason(exc)}).") from exc
+    with container:
+        stream = video_stream(container, file)
+        width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+        _check_size(file, width, height, max_pixels)
+        time_base = stream.time_base or Fraction(1, 1_000_000)
+        start = _start_seconds(container, stream, time_base)
+        first = _first_frame(container, stream, file)
+        duration = _duration(container, stream, time_base, start)
+        fps = _fps(stream, duration)
+        frames = int(stream.frames) if stream.frames else max(1, round(duration * fps))
+        rotation = int(round(first.rotation or 0)) % 360 if hasattr(first, "rotation") else 0
+        return VideoInfo(
+            path=str(file), duration=duration, fps=fps, frame_count=frames, width=width,
+            height=height, codec=stream.codec_context.name, container=_format_name(container, file),
+            start_time=start, rotation=rotation,
+            has_audio=bool(container.streams.audio),
+            bit_rate=int(stream.bit_rate or container.bit_rate or 0) or None,
+        )
+
+
+def video_stream(container: av.container.InputContainer, file: Path) -> av.VideoStream:
+    """The first real video stream (cover pictures of audio files do not count)."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    if container.streams.audio:
+        raise VideoError(f"{file.name} has no video stream (audio only); give a video file.")
+    raise VideoError(f"{file.name} has no video stream; give a video file.")
+
+
+def _check_file(file: Path) -> Path:
+    if not file.exists():
+        raise VideoNotFoundError(f"No such video file: {file}")
+    if file.is_dir():
+        raise VideoError(f"{file} is a directory, not a video file.")
+    if file.stat().st_size == 0:
+        raise VideoError(f"{file.name} is empty (0 bytes); the upload or copy may have failed.")
+    return file
+
+
+def _check_size(file: Path, width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise VideoError(f"{file.name} has a video stream with no picture size "
+                         f"({width}x{height}); the file is corrupt or unsupported.")
+    if width * height > max_pixels:
+        raise VideoTooLargeError(f"{file.name} is {width}x{height}, larger than the "
+                                 f"{max_pixels} pixels per frame allowed; downscale it first.")
+
+
+def _format_name(container: av.container.InputContainer, file: Path) -> str:
+    """The demuxer's name, narrowed to the file's suffix when it lists several (mov,mp4,...)."""
+    names = container.format.name.split(",")
+    suffix = file.suffix.lower().lstrip(".")
+    return suffix if suffix in names else names[0]
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return str(text).strip() or type(exc).__name__
+
+
+def _start_seconds(container: av.container.InputContainer, stream: av.VideoStream,
+                   time_base: Fraction) -> float:
+    if stream.start_time is not None:
+        return float(stream.start_time * time_base)
+    if container.start_time is not None:
+        return container.start_time / av.time_base
+    return 0.0
+
+
+def _first_frame(container: av.container.InputContainer, stream: av.VideoStream,
+                 file: Path) -> av.VideoFrame:
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.FFmpegError as exc:
+        raise VideoError(f"Cannot decode {file.name}: the video is corrupt or truncated "
+                         f"({_reason(exc)}).") from exc
+    raise VideoError(f"{file.name} holds no decodable video frame (empty or truncated video).")
+
+
+def _duration(container: av.container.InputContainer, stream: av.VideoStream,
+              time_base: Fraction, start: float) -> float:
+    """Seconds from the first frame to the end of the last one."""
+    if stream.duration:
+        return float(stream.duration * time_base)
+    end = _end_from_packets(container, stream, time_base)
+    if end is not None and end > start:
+        return end - start
+    if container.duration:
+        container_start = (container.start_time or 0) / av.time_base
+        return max(0.0, container.duration / av.time_base - (start - container_start))
+    return 0.0
+
+
+def _end_from_packets(container: av.container.InputContainer, stream: av.VideoStream,
+                      time_base: Fraction) -> float | None:
+    """End time (seconds, absolute) of the last packet, read from the tail of the file."""
+    try:
+        if container.duration:
+            tail = container.start_time or 0
+            tail += max(0, container.duration - 10 * av.time_base)
+            container.seek(int(tail), backward=True)
+        else:
+            container.seek(0)
+        end: int | None = None
+        for packet in container.demux(stream):
+            if packet.pts is not None:
+                last = packet.pts + (packet.duration or 0)
+                end = last if end is None else max(end, last)
+        return float(end * time_base) if end is not None else None
+    except av.FFmpegError:
+        return None
+
+
+def _fps(stream: av.VideoStream, duration: float) -> float:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and math.isfinite(float(rate)) and 0 < float(rate) < 1000:
+            return float(rate)
+    if stream.frames and duration > 0:
+        return stream.frames / duration
+    return 25.0
