@@ -1,0 +1,192 @@
+"""Where the model weights are: a local directory, the Hugging Face cache/hub, or ModelScope.
+
+``resolve_model_dir(model, source)`` returns a local directory that holds ``config.json`` and the
+weights, or raises :class:`~vidground.errors.ModelNotAvailableError` with a message that says
+how to get them. Offline it fails fast: the local cache is tried first, and the network is not
+touched at all when ``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import ModelNotAvailableError
+
+SOURCES = ("huggingface", "modelscope")
+_SOURCE_ALIASES = {"hf": "huggingface", "hub": "huggingface", "ms": "modelscope"}
+#: Seconds allowed for the first request to the hub (model lookup); downloads are not capped.
+HUB_TIMEOUT_S = 10.0
+
+
+def resolve_model_dir(model: str, source: str = "huggingface") -> Path:
+    """Return a local directory holding the checkpoint ``model`` (a local path or a model id)."""
+    local = _as_local_path(model)
+    if local is not None:
+        return _check_local_dir(local, model)
+    source = normalize_source(source)
+    if source == "modelscope":
+        return _modelscope_snapshot(model)
+    return _huggingface_snapshot(model)
+
+
+def normalize_source(source: str | None) -> str:
+    """``"huggingface"`` or ``"modelscope"`` (a few aliases accepted); anything else raises."""
+    name = (source or "huggingface").strip().lower()
+    name = _SOURCE_ALIASES.get(name, name)
+    if name not in SOURCES:
+        raise ModelNotAvailableError(
+            f"unknown model source {source!r}; use one of {', '.join(SOURCES)} "
+            "(VIDGROUND_MODEL_SOURCE)"
+        )
+    return name
+
+
+def how_to_get(model: str) -> str:
+    """The ways to make ``model`` available, as text for an error message."""
+    name = Path(model).name or model
+    return (
+        "To fix it, either:\n"
+        f"  1. download it on a machine with internet access:\n"
+        f"       huggingface-cli download {model} --local-dir ./{name}\n"
+        f"     (or: hf download {model} --local-dir ./{name}), copy the folder here and pass\n"
+        f"     --model /path/to/{name}  (or set VIDGROUND_MODEL=/path/to/{name});\n"
+        "  2. download from ModelScope instead: VIDGROUND_MODEL_SOURCE=modelscope "
+        "(needs: pip install 'vidground[modelscope]');\n"
+        "  3. use a remote OpenAI-compatible server (vLLM, SGLang, DashScope):\n"
+        "       --backend openai --openai-base-url http://HOST:PORT/v1"
+    )
+
+
+def hub_offline() -> bool:
+    """True when the environment forbids Hugging Face hub network access."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
+            return True
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return False
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _as_local_path(model: str) -> Path | None:
+    """``model`` as a local path if it names one (existing, or clearly written as a path)."""
+    path = Path(model).expanduser()
+    if path.exists():
+        return path
+    looks_like_path = (
+        model.startswith(("/", "./", "../", "~", ".\\"))
+        or path.is_absolute()
+        or "\\" in model
+        or model.count("/") > 1
+    )
+    if looks_like_path:
+        raise ModelNotAvailableError(
+            f"model directory {model!r} does not exist.\n{how_to_get(_default_id_for(model))}"
+        )
+    return None
+
+
+def _default_id_for(model: str) -> str:
+    """A hub id to show in hints when the user gave a path (the name of the path if Qwen-like)."""
+    name = Path(model).name
+    return f"Qwen/{name}" if name.lower().startswith("qwen") else "Qwen/Qwen3-VL-2B-Instruct"
+
+
+def _check_local_dir(path: Path, model: str) -> Path:
+    """A local checkpoint directory must exist and contain ``config.json``."""
+    if not path.is_dir():
+        raise ModelNotAvailableError(
+            f"model path {model!r} is a file; pass the directory that holds config.json "
+            "and the *.safetensors weights"
+        )
+    if not (path / "config.json").is_file():
+        raise ModelNotAvailableError(
+            f"model directory {model!r} has no config.json, so it is not a Hugging Face "
+            "checkpoint. Pass the folder that `huggingface-cli download … --local-dir` "
+            "created (it holds config.json, tokenizer and *.safetensors files)."
+        )
+    return path
+
+
+def _huggingface_snapshot(model_id: str) -> Path:
+    """The Hugging Face cache first, then (unless offline) a download."""
+    try:
+        import huggingface_hub
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:  # pragma: no cover - installed with transformers
+        raise ModelNotAvailableError(
+            "huggingface_hub is not installed: pip install 'vidground[local]'"
+        ) from exc
+    try:
+        return Path(snapshot_download(model_id, local_files_only=True))
+    except Exception:  # not cached (LocalEntryNotFoundError) or a broken cache entry
+        pass
+    if hub_offline():
+        raise ModelNotAvailableError(
+            f"model {model_id!r} is not in the local Hugging Face cache and downloads are "
+            f"disabled (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set).\n{how_to_get(model_id)}"
+        )
+    _check_repo_online(huggingface_hub, model_id)
+    try:
+        return Path(snapshot_download(model_id, etag_timeout=HUB_TIMEOUT_S))
+    except Exception as exc:
+        raise ModelNotAvailableError(
+            f"downloading {model_id!r} from the Hugging Face hub failed "
+            f"({type(exc).__name__}: {_first_line(exc)}).\n{how_to_get(model_id)}"
+        ) from exc
+
+
+def _check_repo_online(huggingface_hub, model_id: str) -> None:
+    """One short request that tells 'no network' and 'no such model' apart before downloading."""
+    errors = huggingface_hub.errors
+    try:
+        huggingface_hub.HfApi().model_info(model_id, timeout=HUB_TIMEOUT_S)
+    except errors.GatedRepoError as exc:
+        raise ModelNotAvailableError(
+            f"model {model_id!r} is gated: accept its licence on huggingface.co and log in "
+            f"(hf auth login / HF_TOKEN).\n{how_to_get(model_id)}"
+        ) from exc
+    except errors.RepositoryNotFoundError as exc:
+        raise ModelNotAvailableError(
+            f"model {model_id!r} does not exist on the Hugging Face hub (check the name, e.g. "
+            f"Qwen/Qwen3-VL-2B-Instruct).\n{how_to_get(model_id)}"
+        ) from exc
+    except Exception as exc:  # connection refused, DNS failure, timeout, proxy error...
+        raise ModelNotAvailableError(
+            f"model {model_id!r} is not downloaded and the Hugging Face hub cannot be reached "
+            f"({type(exc).__name__}: {_first_line(exc)}).\n{how_to_get(model_id)}"
+        ) from exc
+
+
+def _modelscope_snapshot(model_id: str) -> Path:
+    """Download (or find in the ModelScope cache) ``model_id`` with the ``modelscope`` package."""
+    try:
+        from modelscope import snapshot_download
+    except ImportError as exc:
+        raise ModelNotAvailableError(
+            "model source 'modelscope' needs the modelscope package: "
+            "pip install 'vidground[modelscope]' (or pip install modelscope), or use "
+            "VIDGROUND_MODEL_SOURCE=huggingface."
+        ) from exc
+    try:
+        return Path(snapshot_download(model_id, local_files_only=True))
+    except Exception:  # not cached, or an old modelscope without local_files_only
+        pass
+    try:
+        return Path(snapshot_download(model_id))
+    except Exception as exc:
+        raise ModelNotAvailableError(
+            f"downloading {model_id!r} from ModelScope failed "
+            f"({type(exc).__name__}: {_first_line(exc)}).\n{how_to_get(model_id)}"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's text, for compact messages."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no details"
+
+
+__all__ = ["SOURCES", "hub_offline", "how_to_get", "normalize_source", "resolve_model_dir"]
