@@ -40,6 +40,7 @@ Nothing here needs anything but the standard library and Pillow.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import re
@@ -82,7 +83,7 @@ def describe(times: list[float], present: list[bool], name: str) -> str:
     runs: list[tuple[float, float]] = []
     start: float | None = None
     last: float | None = None
-    for t, p in sorted(zip(times, present), key=lambda tp: tp[0]):
+    for t, p in sorted(zip(times, present, strict=False), key=lambda tp: tp[0]):
         if p and start is None:
             start = t
         if not p and start is not None:
@@ -156,9 +157,9 @@ class FakeOpenAIServer:
         class Handler(_Handler):
             fake = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        daemon=True,
                                         name="fake-openai-server")
         self._thread.start()
         return self
@@ -237,7 +238,7 @@ class FakeOpenAIServer:
         fps = float(meta.get("fps", 1.0))
         frames = payload.split(",")
         indices = meta.get("frames_indices") or list(range(len(frames)))
-        for index, data in zip(indices, frames):
+        for index, data in zip(indices, frames, strict=False):
             self._add_frame(record, _decode_b64_image(data), index / fps)
 
     def answer_for(self, record: RequestRecord) -> str:
@@ -246,6 +247,11 @@ class FakeOpenAIServer:
             return self.answer
         times = [t if t is not None else float(i) for i, t in enumerate(record.times)]
         return describe(times, record.present, self.object_name)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # many simultaneous connects must not wait for SYN retries
 
 
 _KNOBS = {"delay_s", "stream_chunk_delay_s", "fail_429_times", "retry_after", "always_500",
@@ -272,10 +278,8 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
     def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         self._send_json(status, {"error": {"message": message, "type": "fake_error",

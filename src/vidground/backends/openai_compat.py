@@ -112,7 +112,7 @@ def image_parts(frames: Sequence[Frame], encoded: Sequence[str]) -> list[dict[st
     """Content parts ``<t seconds>`` + ``image_url`` for every frame."""
     decimals = time_label_decimals([f.time for f in frames])
     parts: list[dict[str, Any]] = []
-    for frame, b64 in zip(frames, encoded):
+    for frame, b64 in zip(frames, encoded, strict=True):
         parts.append({"type": "text", "text": format_time_label(frame.time, decimals)})
         parts.append({"type": "image_url",
                       "image_url": {"url": "data:image/jpeg;base64," + b64}})

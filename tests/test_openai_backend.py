@@ -1,0 +1,406 @@
+"""OpenAICompatBackend against a real local HTTP server that looks at the frames it gets."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from fake_openai_server import FakeOpenAIServer
+
+from vidground.backends.base import Backend, Prompt
+from vidground.backends.openai_compat import (
+    OpenAICompatBackend,
+    RequestTooLargeError,
+    backoff_delay,
+    format_time_label,
+    parse_sse_line,
+    retry_after_seconds,
+    time_label_decimals,
+)
+from vidground.config import Settings
+from vidground.errors import BackendError, ModelNotAvailableError
+from vidground.video.decode import Frame
+
+PROMPT = Prompt(system="You find when things happen.", user="When is the red square visible?")
+
+
+def make_frames(times: list[float], red_between: tuple[float, float] | None,
+                size: int = 64) -> list[Frame]:
+    """Grey frames at ``times``; a red square in those within ``red_between`` (inclusive)."""
+    frames = []
+    for i, t in enumerate(times):
+        image = np.full((size, size, 3), 60, dtype=np.uint8)
+        image[:, :, 2] = 90
+        if red_between and red_between[0] <= t <= red_between[1]:
+            image[size // 4: size // 2 + 8, size // 4: size // 2 + 8] = (225, 25, 30)
+        frames.append(Frame(time=t, image=image, index=i))
+    return frames
+
+
+def fast_backend(srv: FakeOpenAIServer, **kwargs) -> OpenAICompatBackend:
+    """A backend with short timeouts and backoff so failure tests stay quick."""
+    options = {"timeout_s": 5.0, "max_retries": 2, "backoff_base_s": 0.05,
+               "backoff_max_s": 0.2}
+    options.update(kwargs)
+    return OpenAICompatBackend(srv.base_url, **options)
+
+
+@pytest.fixture()
+def srv() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(color=(255, 0, 0), object_name="red square") as server:
+        yield server
+
+
+def free_closed_port() -> int:
+    """A port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- answers and what the server saw ------------------------------------------------------------
+
+
+def test_generate_finds_the_span_and_sends_every_time_before_its_image(srv):
+    times = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
+    backend = fast_backend(srv)
+    assert isinstance(backend, Backend)
+    answer = backend.generate(make_frames(times, (1.5, 3.0)), PROMPT)
+    assert answer == "The red square is visible from 1.5 to 3.0 seconds."
+    record = srv.requests[-1]
+    expected_parts = []
+    for t in times:
+        expected_parts += [f"text:<{t:.1f} seconds>", "image"]
+    expected_parts.append("text:" + PROMPT.user)
+    assert record.parts == expected_parts
+    assert record.times == times
+    assert record.present == [1.5 <= t <= 3.0 for t in times]
+    assert record.body["messages"][0] == {"role": "system", "content": PROMPT.system}
+    assert record.body["model"] == "fake/qwen3-vl"
+    assert record.body["max_tokens"] == 512 and record.body["stream"] is False
+
+
+def test_absent_object_and_several_runs(srv):
+    backend = fast_backend(srv)
+    assert backend.generate(make_frames([0, 1, 2, 3], None), PROMPT) == (
+        "The red square does not appear in the video.")
+    frames = make_frames([0, 1, 2, 3, 4, 5], (1, 1)) + make_frames([6, 7], (6, 7))
+    frames[5] = make_frames([5.0], None)[0]
+    frames[4] = make_frames([4.0], (4, 4))[0]
+    assert backend.generate(frames, PROMPT) == (
+        "The red square is visible from 1.0 to 1.0 seconds and from 4.0 to 4.0 seconds and "
+        "from 6.0 to 7.0 seconds.")
+
+
+def test_model_name_comes_from_models_endpoint_once(srv):
+    srv.configure(models=["Qwen/Qwen3-VL-4B-Instruct", "other"])
+    backend = fast_backend(srv)
+    assert backend.model_name == "Qwen/Qwen3-VL-4B-Instruct"
+    backend.generate(make_frames([0.0, 1.0], None), PROMPT)
+    backend.generate(make_frames([0.0, 1.0], None), PROMPT)
+    assert srv.models_count == 1
+    assert srv.requests[-1].body["model"] == "Qwen/Qwen3-VL-4B-Instruct"
+
+
+def test_configured_model_skips_discovery_and_sends_api_key(srv):
+    srv.configure(api_key="sekret")
+    backend = fast_backend(srv, model="my-model", api_key="sekret")
+    backend.generate(make_frames([0.0], None), PROMPT)
+    assert srv.models_count == 0
+    assert srv.requests[-1].body["model"] == "my-model"
+    assert srv.requests[-1].headers["Authorization"] == "Bearer sekret"
+
+
+def test_wrong_api_key_is_a_clear_error_not_retried(srv):
+    srv.configure(api_key="sekret")
+    backend = fast_backend(srv, model="m", api_key="wrong")
+    with pytest.raises(BackendError, match="VIDGROUND_OPENAI_API_KEY"):
+        backend.generate(make_frames([0.0], None), PROMPT)
+
+
+def test_from_settings_maps_every_field():
+    settings = Settings(openai_base_url="http://example.invalid:9/v1/", openai_model="m",
+                        openai_api_key="k", openai_timeout_s=7, openai_max_concurrency=3,
+                        openai_max_retries=1, openai_image_quality=50,
+                        openai_video_mode="video_url")
+    backend = OpenAICompatBackend.from_settings(settings)
+    assert backend.base_url == "http://example.invalid:9/v1"
+    assert (backend.model_name, backend.api_key, backend.timeout_s) == ("m", "k", 7.0)
+    assert (backend.max_concurrency, backend.max_retries) == (3, 1)
+    assert (backend.image_quality, backend.video_mode) == (50, "video_url")
+
+
+def test_unknown_video_mode_is_rejected():
+    with pytest.raises(BackendError, match="video mode"):
+        OpenAICompatBackend("http://127.0.0.1:1/v1", video_mode="gif")
+
+
+# -- time labels ----------------------------------------------------------------------------------
+
+
+def test_time_labels_get_more_decimals_only_when_frames_are_close():
+    assert time_label_decimals([0.0, 0.5, 1.0]) == 1
+    assert time_label_decimals([0.0, 0.04, 0.08]) == 2
+    assert time_label_decimals([1.0, 1.004, 1.008]) == 3
+    assert format_time_label(12.5) == "<12.5 seconds>"
+    assert format_time_label(0.04, 2) == "<0.04 seconds>"
+
+
+def test_close_frames_are_labelled_distinctly_on_the_wire(srv):
+    times = [2.0, 2.04, 2.08, 2.12]
+    fast_backend(srv).generate(make_frames(times, (2.04, 2.08)), PROMPT)
+    labels = [p for p in srv.requests[-1].parts if p.startswith("text:<")]
+    assert labels == ["text:<2.00 seconds>", "text:<2.04 seconds>", "text:<2.08 seconds>",
+                      "text:<2.12 seconds>"]
+
+
+def test_max_image_side_and_quality_shrink_the_request(srv):
+    frames = make_frames([0.0, 1.0], (0, 1), size=256)
+    fast_backend(srv, max_image_side=64).generate(frames, PROMPT)
+    assert srv.requests[-1].image_sizes == [(64, 64), (64, 64)]
+    assert srv.requests[-1].present == [True, True]
+
+
+# -- video_url mode (vLLM frame list + metadata) -------------------------------------------------
+
+
+def test_video_url_mode_sends_one_frame_list_with_real_times_as_metadata(srv):
+    times = [10.0, 10.5, 11.0, 11.5, 12.25, 13.0]
+    backend = fast_backend(srv, video_mode="video_url")
+    answer = backend.generate(make_frames(times, (11.0, 12.25)), PROMPT)
+    assert answer == "The red square is visible from 11.0 to 12.25 seconds."
+    body = srv.requests[-1].body
+    assert srv.requests[-1].parts == ["video", "text:" + PROMPT.user]
+    video = body["media_io_kwargs"]["video"]
+    assert video["fps"] == 1000.0
+    assert video["frames_indices"] == [10000, 10500, 11000, 11500, 12250, 13000]
+    assert video["total_num_frames"] == 13001 and video["num_frames"] == 6
+    assert body["mm_processor_kwargs"] == {"do_sample_frames": False}
+    url = body["messages"][-1]["content"][0]["video_url"]["url"]
+    assert url.startswith("data:video/jpeg;base64,") and url.count(",") == len(times)
+
+
+# -- request size caps ----------------------------------------------------------------------------
+
+
+def test_too_many_frames_raise_before_sending(srv):
+    backend = fast_backend(srv, max_frames_per_request=4)
+    with pytest.raises(RequestTooLargeError, match="exceed the cap of 4"):
+        backend.generate(make_frames([0, 1, 2, 3, 4], None), PROMPT)
+    assert srv.chat_count == 0
+    assert backend.generate(make_frames([0, 1, 2, 3], None), PROMPT)
+
+
+def test_too_many_bytes_raise_before_sending(srv):
+    rng = np.random.default_rng(0)
+    noisy = [Frame(float(t), rng.integers(0, 255, (128, 128, 3), dtype=np.uint8))
+             for t in range(4)]
+    backend = fast_backend(srv, max_request_bytes=20_000)
+    with pytest.raises(RequestTooLargeError, match="request cap"):
+        backend.generate(noisy, PROMPT)
+    assert srv.chat_count == 0
+
+
+# -- failures -------------------------------------------------------------------------------------
+
+
+def test_slow_server_times_out_within_the_timeout(srv):
+    srv.configure(delay_s=10)
+    backend = fast_backend(srv, model="m", timeout_s=0.5, max_retries=1)
+    start = time.monotonic()
+    with pytest.raises(BackendError, match="timeout"):
+        backend.generate(make_frames([0.0], None), PROMPT)
+    elapsed = time.monotonic() - start
+    assert srv.chat_count == 2  # one retry
+    assert 1.0 <= elapsed < 1.0 + 0.2 + 1.0  # two 0.5 s attempts + backoff + margin
+
+
+def test_429_is_retried_honouring_retry_after(srv):
+    srv.configure(fail_429_times=2, retry_after="0.3")
+    backend = fast_backend(srv, model="m", max_retries=3)
+    start = time.monotonic()
+    answer = backend.generate(make_frames([0.0, 1.0], (1, 1)), PROMPT)
+    assert answer == "The red square is visible from 1.0 to 1.0 seconds."
+    assert srv.chat_count == 3
+    assert [r.status for r in srv.requests] == [429, 429, 200]
+    assert time.monotonic() - start >= 0.6  # waited Retry-After twice
+
+
+def test_500_forever_fails_after_max_retries_with_the_server_message(srv):
+    srv.configure(always_500=True, fail_message="CUDA out of memory")
+    backend = fast_backend(srv, model="m", max_retries=2)
+    with pytest.raises(BackendError) as info:
+        backend.generate(make_frames([0.0], None), PROMPT)
+    assert srv.chat_count == 3
+    assert "after 3 attempts" in info.value.message
+    assert "HTTP 500: CUDA out of memory" in info.value.message
+
+
+def test_400_is_not_retried_and_carries_the_server_message(srv):
+    srv.configure(fail_status=400, fail_message="At most 5 image(s) may be provided")
+    backend = fast_backend(srv, model="m", max_retries=3)
+    with pytest.raises(BackendError, match=r"HTTP 400: At most 5 image\(s\) may be provided"):
+        backend.generate(make_frames([0.0], None), PROMPT)
+    assert srv.chat_count == 1
+
+
+def test_404_model_is_model_not_available(srv):
+    srv.configure(fail_status=404, fail_message="The model `nope` does not exist.")
+    with pytest.raises(ModelNotAvailableError, match="VIDGROUND_OPENAI_MODEL"):
+        fast_backend(srv, model="nope").generate(make_frames([0.0], None), PROMPT)
+    assert srv.chat_count == 1
+
+
+def test_connection_refused_says_where_and_how_to_start_a_server():
+    port = free_closed_port()
+    backend = OpenAICompatBackend(f"http://127.0.0.1:{port}/v1", model="m", max_retries=1,
+                                  backoff_base_s=0.01)
+    with pytest.raises(BackendError) as info:
+        backend.generate(make_frames([0.0], None), PROMPT)
+    message = info.value.message
+    assert f"http://127.0.0.1:{port}/v1 is not reachable" in message
+    assert "vllm serve Qwen/Qwen3-VL-4B-Instruct" in message
+
+
+def test_model_discovery_against_a_closed_port_is_clear():
+    port = free_closed_port()
+    with pytest.raises(BackendError, match="not reachable"):
+        _ = OpenAICompatBackend(f"http://127.0.0.1:{port}/v1").model_name
+
+
+def test_garbage_body_is_a_clear_error(srv):
+    srv.configure(garbage=True)
+    with pytest.raises(BackendError, match="not JSON"):
+        fast_backend(srv, model="m").generate(make_frames([0.0], None), PROMPT)
+    assert srv.chat_count == 1
+
+
+def test_empty_answer_is_a_clear_error(srv):
+    srv.configure(empty=True)
+    backend = fast_backend(srv, model="m")
+    with pytest.raises(BackendError, match="empty answer"):
+        backend.generate(make_frames([0.0], None), PROMPT)
+    with pytest.raises(BackendError, match="empty answer"):
+        backend.generate(make_frames([0.0], None), PROMPT, on_token=lambda piece: None)
+
+
+def test_missing_choices_is_a_clear_error(srv):
+    srv.configure(answer=None)
+    backend = fast_backend(srv, model="m")
+    from vidground.backends.openai_compat import parse_completion
+
+    with pytest.raises(BackendError, match="without any choices"):
+        parse_completion('{"object": "chat.completion", "choices": []}', srv.base_url)
+    with pytest.raises(BackendError, match="without any choices"):
+        parse_completion('{"error": "x"}', srv.base_url)
+    assert backend.generate(make_frames([0.0], None), PROMPT)
+
+
+# -- streaming ------------------------------------------------------------------------------------
+
+
+def test_streaming_delivers_pieces_in_order(srv):
+    pieces: list[str] = []
+    backend = fast_backend(srv)
+    answer = backend.generate(make_frames([0.0, 0.5, 1.0], (0.5, 1.0)), PROMPT,
+                              on_token=pieces.append, max_new_tokens=64)
+    assert answer == "The red square is visible from 0.5 to 1.0 seconds."
+    assert len(pieces) > 3 and "".join(pieces) == answer
+    assert srv.requests[-1].body["stream"] is True
+    assert srv.requests[-1].body["max_tokens"] == 64
+
+
+def test_streaming_with_garbage_is_a_clear_error(srv):
+    srv.configure(garbage=True)
+    with pytest.raises(BackendError, match="not JSON"):
+        fast_backend(srv, model="m").generate(make_frames([0.0], None), PROMPT,
+                                              on_token=lambda p: None)
+
+
+def test_sse_lines():
+    assert parse_sse_line('data: {"choices":[{"delta":{"content":"hi"}}]}') == "hi"
+    assert parse_sse_line("data: [DONE]") is None
+    assert parse_sse_line(": keep-alive") is None
+    assert parse_sse_line('data: {"choices":[],"usage":{"total_tokens":3}}') is None
+    with pytest.raises(BackendError, match="while streaming: boom"):
+        parse_sse_line('data: {"error": {"message": "boom"}}')
+
+
+def test_retry_after_and_backoff():
+    assert retry_after_seconds("2", cap=60) == 2.0
+    assert retry_after_seconds("999", cap=60) == 60.0
+    assert retry_after_seconds("soon", cap=60) is None
+    assert retry_after_seconds(None, cap=60) is None
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", cap=60) == 0.0
+    delays = [backoff_delay(a, 0.5, 4.0) for a in range(6)]
+    assert 0.25 <= delays[0] <= 0.5 and 0.5 <= delays[1] <= 1.0
+    assert all(2.0 <= d <= 4.0 for d in delays[3:])
+
+
+# -- concurrency ----------------------------------------------------------------------------------
+
+
+def test_generate_many_overlaps_and_keeps_order(srv):
+    srv.configure(delay_s=0.4)
+    n = 8
+    backend = fast_backend(srv, model="m", max_concurrency=8)
+    requests = [(make_frames([0.0, float(i + 1)], (float(i + 1), float(i + 1))), PROMPT)
+                for i in range(n)]
+    start = time.monotonic()
+    answers = backend.generate_many(requests)
+    elapsed = time.monotonic() - start
+    assert answers == [f"The red square is visible from {i + 1}.0 to {i + 1}.0 seconds."
+                       for i in range(n)]
+    assert srv.max_in_flight >= 2
+    assert elapsed < n * 0.4 / 2
+
+
+def test_generate_many_respects_the_concurrency_cap(srv):
+    srv.configure(delay_s=0.25)
+    backend = fast_backend(srv, model="m", max_concurrency=3)
+    answers = backend.generate_many([(make_frames([0.0], None), PROMPT)] * 9)
+    assert len(answers) == 9
+    assert srv.max_in_flight == 3
+
+
+def test_generate_many_raises_the_first_failure(srv):
+    srv.configure(fail_status=400, fail_message="bad")
+    with pytest.raises(BackendError, match="HTTP 400: bad"):
+        fast_backend(srv, model="m").generate_many([(make_frames([0.0], None), PROMPT)] * 3)
+    assert fast_backend(srv, model="m").generate_many([]) == []
+
+
+def test_generate_from_many_threads_is_safe_and_capped(srv):
+    srv.configure(delay_s=0.2)
+    backend = fast_backend(srv, max_concurrency=2)  # model discovered concurrently
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            results.append(backend.generate(make_frames([0.0, 1.0], (1, 1)), PROMPT))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+    assert results == ["The red square is visible from 1.0 to 1.0 seconds."] * 6
+    assert srv.max_in_flight == 2
+    assert srv.models_count == 1
+
+
+def test_generate_works_inside_a_running_event_loop(srv):
+    import asyncio
+
+    async def main() -> str:
+        return fast_backend(srv).generate(make_frames([0.0], (0, 0)), PROMPT)
+
+    assert asyncio.run(main()) == "The red square is visible from 0.0 to 0.0 seconds."
