@@ -174,7 +174,7 @@ _MIN_UNIT = r"(?:minutes?|mins?|分钟)"
 
 _TOKEN = re.compile(
     rf"""
-    (?<![A-Za-z0-9_.:])                   # not inside a word, number or clock
+    (?<![A-Za-z0-9_.])(?<!\d:)             # not inside a word, number or clock
     (?:
         (?P<clock>\d{{1,3}}:\d{{2}}(?::\d{{2}})?(?:[.,]\d+)?)(?![\d:])   # 1:23, 01:02:03.5
       | (?P<min>\d+)\s*(?:{_MIN_UNIT}|分|m)\s*(?:and\s+)?                # 1 min 23 s, 1分23秒
@@ -191,14 +191,14 @@ _TOKEN = re.compile(
 _RANGE_GAP = re.compile(
     r"""
     ^\s*,?\s*(?:
-        [-‐‑‒–—―~〜→]+ | -> | \.{2,} | …+              # 12.5 - 18, 12.5–18, 12.5 ~ 18, ...
+        [-‐‑‒–—―~〜→]+ | -+> | =+> | \.{2,} | …+      # 12.5 - 18, 12.5–18, -->, ~, ...
       | (?:to|until|till|through|thru|up\s+to)\b        # from 12.5 to 18
       | (?:and\s+)?(?:lasts?|lasting|continu\w*|runs?|running|going|extends?)\s+
             (?:on\s+)?(?:to|until|till)\b               # 12 s and lasts until 18 s
       | (?:开始)?\s*[,，、]?\s*(?:并|然后)?\s*(?:一直)?\s*   # 到, 开始，到, 开始，一直持续到
         (?:持续|延续)?\s*(?:到|至|直到)
       | 起\s*[,，]?\s*(?:至|到)
-    )\s*(?:第|the\s+)?\s*$
+    )\s*(?:第|the\s+)?(?:frames?\s*(?:\#|no\.?)?)?\s*$   # ... to frame 450
     """,
     re.X | re.I,
 )

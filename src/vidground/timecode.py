@@ -111,15 +111,30 @@ def format_time(seconds: float, output_format: str = "HH:MM:SS.sss", *,
 _CLOCK = re.compile(
     r"^\s*(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:[.,]\d+)?)\s*$"
 )
-_SECONDS = re.compile(r"^\s*(?P<s>\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds?|秒)?\s*$", re.I)
+_SECONDS = re.compile(
+    r"^\s*(?P<s>\d*[.,]\d+|\d+(?:[.,]\d*)?)\s*(?:s|sec|secs|seconds?|秒)?\s*$", re.I
+)
+_FRAME = re.compile(r"^\s*[fF]?(?P<n>\d+)\s*$")
 
 
-def parse_timecode(text: str, *, fps: float | None = None) -> float:
-    """Parse ``HH:MM:SS(.sss)``, ``MM:SS(.sss)``, or plain seconds (``12.5``, ``12.5s``) to seconds.
+def parse_timecode(text: str, *, fps: float | None = None,
+                   input_format: str | None = None) -> float:
+    """Parse ``HH:MM:SS(.sss)``, ``MM:SS(.sss)``, or plain seconds (``12.5``, ``12.5s``,
+    ``12,5``) to seconds.
 
-    A frame number needs ``fps`` and the form ``f123``.
+    A frame number needs ``fps`` and the form ``f123``, or ``input_format="frames"`` (then a plain
+    ``123`` is a frame index too, so ``format_time(t, "frames", fps=fps)`` parses back).
     """
     text = text.strip()
+    if input_format == "frames":
+        m = _FRAME.match(text)
+        if not fps or fps <= 0:
+            raise ValueError("a frame number needs the video's frame rate")
+        if not m:
+            raise ValueError(f"not a frame number: {text!r}")
+        return int(m["n"]) / fps
+    if input_format is not None:
+        check_format(input_format)
     if fps and text.lower().startswith("f") and text[1:].isdigit():
         return int(text[1:]) / fps
     m = _CLOCK.match(text)
@@ -132,5 +147,5 @@ def parse_timecode(text: str, *, fps: float | None = None) -> float:
         return hours * 3600 + minutes * 60 + secs
     m = _SECONDS.match(text)
     if m:
-        return float(m["s"])
+        return float(m["s"].replace(",", "."))
     raise ValueError(f"not a time: {text!r} (use HH:MM:SS.sss, MM:SS or seconds)")

@@ -1,0 +1,365 @@
+"""Model text -> spans: a table of answers models really write, plus property tests."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vidground.answer import ParsedAnswer, parse_answer, parse_yes_no
+from vidground.timecode import OUTPUT_FORMATS, Span, format_time, parse_timecode
+
+S = tuple[float, float]
+
+# (model text, expected spans as (start, end) pairs)
+ANSWERS: list[tuple[str, list[S]]] = [
+    # --- our own prompt's form -------------------------------------------------------------
+    ("Answer: 12.5 - 18.0 seconds\nReasoning: The player jumps at 12.5 s and lands at 18 s.",
+     [(12.5, 18.0)]),
+    ("Answer: 12.5 - 18.0 seconds; 30.0 - 32.5 seconds\nReasoning: two dunks.",
+     [(12.5, 18.0), (30.0, 32.5)]),
+    ("答案：12.5 - 18.0 秒\n理由：球员在12.5秒起跳。", [(12.5, 18.0)]),
+    ("答案：3.0 - 4.5 秒; 10.0 - 12.0 秒", [(3.0, 4.5), (10.0, 12.0)]),
+    ("Answer: 12.5 - 18.0", [(12.5, 18.0)]),
+    ("Answer: [12.5, 18.0]", [(12.5, 18.0)]),
+    ("**Answer:** 12.5s – 18.0s\n\n**Reasoning:** the ball leaves his hands.", [(12.5, 18.0)]),
+    ("### Answer\n4.0 - 6.5 seconds\n\n### Reasoning\nThe dog jumps.", [(4.0, 6.5)]),
+    ("Final answer: 7.2 - 9.9 seconds.", [(7.2, 9.9)]),
+    # --- plain English ranges ------------------------------------------------------------------
+    ("12.5 - 18.0 seconds", [(12.5, 18.0)]),
+    ("12.5-18s", [(12.5, 18.0)]),
+    ("12.5s-18s", [(12.5, 18.0)]),
+    ("12.5 s – 18.0 s", [(12.5, 18.0)]),
+    ("The event occurs from 12.5s to 18s.", [(12.5, 18.0)]),
+    ("From 12.5 seconds to 18 seconds, the man is running.", [(12.5, 18.0)]),
+    ("The goal is scored between 12.5 and 18 seconds.", [(12.5, 18.0)]),
+    ("It happens between 12.5s and 18s in the video.", [(12.5, 18.0)]),
+    ("The woman starts at 12.5 seconds and ends at 18 seconds.", [(12.5, 18.0)]),
+    ("The action begins around 12.5s and finishes at about 18s.", [(12.5, 18.0)]),
+    ("It starts at 12.5 seconds. It ends at 18 seconds.", [(12.5, 18.0)]),
+    ("The start time is 12.5 seconds and the end time is 18.0 seconds.", [(12.5, 18.0)]),
+    ("Start: 12.5s, End: 18s", [(12.5, 18.0)]),
+    ("Start time: 00:00:12.5\nEnd time: 00:00:18.0", [(12.5, 18.0)]),
+    ("The cat sits from 12.5 until 18 seconds.", [(12.5, 18.0)]),
+    ("12.5 to 18.0 seconds", [(12.5, 18.0)]),
+    ("The event spans 12.5 sec through 18 sec.", [(12.5, 18.0)]),
+    ("The dunk happens at 12.5 seconds and lasts until 18 seconds.", [(12.5, 18.0)]),
+    ("The event occurs in [12.5, 18.0] seconds.", [(12.5, 18.0)]),
+    ("The relevant segment is (12.5s, 18s).", [(12.5, 18.0)]),
+    ("12.5 ~ 18 seconds", [(12.5, 18.0)]),
+    ("The person waves from 2s to 4s, and again from 10s to 12s.", [(2.0, 4.0), (10.0, 12.0)]),
+    ("Occurrences: 1) 5 - 7 seconds 2) 20 - 25 seconds", [(5.0, 7.0), (20.0, 25.0)]),
+    ("- 5.0 - 7.0 seconds\n- 20.0 - 25.0 seconds\n- 5.0 - 7.0 seconds", [(5.0, 7.0), (20.0, 25.0)]),
+    ("The second dunk is at 30-32 s; the first at 12-14 s.", [(12.0, 14.0), (30.0, 32.0)]),
+    ("The event happens from 12 to 14 secs.", [(12.0, 14.0)]),
+    ("Timestamps: 12.5sec - 18.0sec", [(12.5, 18.0)]),
+    # --- Qwen3-VL time tags ---------------------------------------------------------------------
+    ("<12.5 seconds> ... <18.0 seconds>", [(12.5, 18.0)]),
+    ("The event happens from <12.5 seconds> to <18.0 seconds>.", [(12.5, 18.0)]),
+    ("<3.0 seconds>-<5.0 seconds>", [(3.0, 5.0)]),
+    # --- clock forms ----------------------------------------------------------------------------
+    ("00:01:23 - 00:01:45.5", [(83.0, 105.5)]),
+    ("1:23 to 1:45", [(83.0, 105.0)]),
+    ("01:23.5–01:45.2", [(83.5, 105.2)]),
+    ("01:23.5—01:45.2", [(83.5, 105.2)]),
+    ("01:23.5~01:45.2", [(83.5, 105.2)]),
+    ("1:02:03 - 1:02:10", [(3723.0, 3730.0)]),
+    ("The shot is taken from 00:12 to 00:18.", [(12.0, 18.0)]),
+    ("From 0:05 until 0:09 the dog is running.", [(5.0, 9.0)]),
+    ("00:00:12,500 --> 00:00:18,000", [(12.5, 18.0)]),
+    ("The clip 00:02:15.678 - 00:02:17.234 shows the three-point attempt.", [(135.678, 137.234)]),
+    ("1 min 23 s to 1 min 45 s", [(83.0, 105.0)]),
+    ("from 1 minute 5 seconds to 1 minute 10 seconds", [(65.0, 70.0)]),
+    ("It happens between 1 and 2 minutes into the video.", [(60.0, 120.0)]),
+    # --- Chinese --------------------------------------------------------------------------------
+    ("12.5秒到18秒", [(12.5, 18.0)]),
+    ("第12.5秒至第18秒", [(12.5, 18.0)]),
+    ("从12.5秒开始，到18秒结束", [(12.5, 18.0)]),
+    ("事件从12.5秒开始，一直持续到18秒。", [(12.5, 18.0)]),
+    ("该动作发生在12.5秒到18秒之间。", [(12.5, 18.0)]),
+    ("在12.5秒和18秒之间，球员完成了投篮。", [(12.5, 18.0)]),
+    ("开始于12.5秒，结束于18秒", [(12.5, 18.0)]),
+    ("开始时间：12.5秒，结束时间：18秒", [(12.5, 18.0)]),
+    ("球员投篮的时间段是12.5至18秒。", [(12.5, 18.0)]),
+    ("12.5~18秒", [(12.5, 18.0)]),
+    ("12.5秒-18秒", [(12.5, 18.0)]),
+    ("12.5秒～18秒", [(12.5, 18.0)]),
+    ("时间：00:01:23至00:01:45", [(83.0, 105.0)]),
+    ("时间：01：23 到 01：45", [(83.0, 105.0)]),
+    ("从1分23秒到1分45秒", [(83.0, 105.0)]),
+    ("首次三分投篮发生在 00:02:15.678 到 00:02:17.234。", [(135.678, 137.234)]),
+    ("第一次出现在3秒到5秒，第二次出现在20秒到22秒。", [(3.0, 5.0), (20.0, 22.0)]),
+    ("１２.５秒到１８秒", [(12.5, 18.0)]),
+    ("12,5秒到18秒", [(12.5, 18.0)]),
+    # --- single points (zero-length spans) ------------------------------------------------------
+    ("The ball goes in at 12.5 seconds.", [(12.5, 12.5)]),
+    ("The goal is at 1:23.", [(83.0, 83.0)]),
+    ("球员在第12秒投篮。", [(12.0, 12.0)]),
+    ("The jump lasts about 2 seconds and happens at 12 seconds.", [(12.0, 12.0)]),
+    ("He claps at 3 s and again at 9 s.", [(3.0, 3.0), (9.0, 9.0)]),
+    # --- JSON -----------------------------------------------------------------------------------
+    ('{"start": 12.5, "end": 18}', [(12.5, 18.0)]),
+    ('{"start_time": "00:00:12.5", "end_time": "00:00:18"}', [(12.5, 18.0)]),
+    ('{"start_time": "12.5s", "end_time": "18s", "reasoning": "he jumps at 3 s"}', [(12.5, 18.0)]),
+    ('{"timestamps": [[12.5, 18.0], [30, 32]]}', [(12.5, 18.0), (30.0, 32.0)]),
+    ('[{"start": 30, "end": 32}, {"start": 12.5, "end": 18}]', [(12.5, 18.0), (30.0, 32.0)]),
+    ('```json\n{"start": 12.5, "end": 18}\n```', [(12.5, 18.0)]),
+    ('Here is the result:\n```json\n[{"start_time": 1.5, "end_time": 3.0}]\n```\nHope this helps!',
+     [(1.5, 3.0)]),
+    ("{'start': 12.5, 'end': 18}", [(12.5, 18.0)]),
+    ('{"events": [{"label": "jump", "start": 4, "end": 6}]}', [(4.0, 6.0)]),
+    ('{"time_range": "12.5 - 18.0 seconds"}', [(12.5, 18.0)]),
+    ('{"segments": [["00:01:23", "00:01:45"]]}', [(83.0, 105.0)]),
+    ('{"answer": "The goal happens from 12.5s to 18s.", "reasoning": "see frame 3"}',
+     [(12.5, 18.0)]),
+    ('{"开始时间": "12.5秒", "结束时间": "18秒"}', [(12.5, 18.0)]),
+    ('[[12.5, 18.0]]', [(12.5, 18.0)]),
+    ('{"start": 18, "end": 12.5}', [(12.5, 18.0)]),
+    # --- reversed and mixed -------------------------------------------------------------------
+    ("18 - 12.5 seconds", [(12.5, 18.0)]),
+    ("from 1:45 to 1:23", [(83.0, 105.0)]),
+    # --- negations that must not hide a real span ----------------------------------------------
+    ("The person does not move until 12 s, then jumps from 12 to 14 s.", [(12.0, 14.0)]),
+    ("The man never sits down; he stands from 3 to 7 seconds.", [(3.0, 7.0)]),
+    ("The event does not appear before 10 s; it occurs from 10 to 15 s.", [(10.0, 15.0)]),
+    ("没有其他人出现，球员在12秒到14秒之间投篮。", [(12.0, 14.0)]),
+    # --- think blocks --------------------------------------------------------------------------
+    ("<think>Maybe 3 to 5 seconds? No, later.</think>\nAnswer: 10 - 12 seconds", [(10.0, 12.0)]),
+    ("Let me check the frames at 3 s.</think>\n\nThe event is at 10-12 s.", [(10.0, 12.0)]),
+    # --- numbers that are not times ------------------------------------------------------------
+    ("Three people (3 people) are on the court; player 23 shoots at 12 seconds.", [(12.0, 12.0)]),
+    ("In the 2024 season, at 1080p, the 4B model sees the dunk from 5s to 6s.", [(5.0, 6.0)]),
+    ("The score goes from 21 to 23 at 40 s.", [(40.0, 40.0)]),
+]
+
+NO_SPANS: list[str] = [
+    "There are 3 people and the score is 23-21.",
+    "Player 23 wears a red shirt; the video is 1080p from 2024.",
+    "The Qwen3-VL-4B model watched 2 videos with 10 - 12 frames each.",
+    "The video is 300 seconds long.",
+    "The jump lasts 2 seconds.",
+    "Between 3 and 5 people are visible.",
+    "",
+    "I'm not sure.",
+]
+
+NOT_FOUND: list[str] = [
+    "NOT FOUND",
+    "Answer: NOT FOUND\nReasoning: Nobody jumps; a man walks from 3 to 5 seconds.",
+    "**Answer:** NOT FOUND",
+    "答案：未找到\n理由：视频中只有人在12秒走路。",
+    "未找到",
+    "The event does not appear in the video.",
+    "This event never happens.",
+    "There is no such event in this video.",
+    "The requested action is not shown in the video.",
+    "I could not find the moment when the dog jumps.",
+    "视频中未出现该事件。",
+    "视频里没有人投篮。",
+    "该事件不存在。",
+    '{"found": false}',
+    '{"start": null, "end": null}',
+    "<think>I see a dog at 3 s but no jump.</think>The event does not occur.",
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ANSWERS)
+def test_answer_table(text: str, expected: list[S]) -> None:
+    parsed = parse_answer(text)
+    got = [(s.start, s.end) for s in parsed.spans]
+    assert got == [pytest.approx(e) for e in expected]
+    assert not parsed.not_found
+
+
+def test_table_is_large() -> None:
+    assert len(ANSWERS) + len(NO_SPANS) + len(NOT_FOUND) >= 80
+
+
+@pytest.mark.parametrize("text", NO_SPANS)
+def test_numbers_that_are_not_times(text: str) -> None:
+    parsed = parse_answer(text)
+    assert parsed.spans == ()
+    assert not parsed.not_found
+
+
+@pytest.mark.parametrize("text", NOT_FOUND)
+def test_not_found(text: str) -> None:
+    parsed = parse_answer(text)
+    assert parsed.not_found
+    assert parsed.spans == ()
+
+
+def test_clamp_to_duration() -> None:
+    parsed = parse_answer("from 25 to 40 seconds", duration=30.0)
+    assert parsed.spans == (Span(25.0, 30.0),)
+
+
+def test_drop_spans_outside_duration() -> None:
+    parsed = parse_answer("2 - 4 seconds; 35 - 40 seconds", duration=30.0)
+    assert parsed.spans == (Span(2.0, 4.0),)
+
+
+def test_point_at_end_of_video_is_dropped() -> None:
+    assert parse_answer("at 31 seconds", duration=30.0).spans == ()
+
+
+def test_reversed_span_swapped_and_clamped() -> None:
+    assert parse_answer("from 40 s to 20 s", duration=30.0).spans == (Span(20.0, 30.0),)
+
+
+def test_to_the_end_uses_duration() -> None:
+    assert parse_answer("from 25 seconds to the end", duration=30.0).spans == (Span(25.0, 30.0),)
+    assert parse_answer("从25秒一直到视频结束", duration=30.0).spans == (Span(25.0, 30.0),)
+
+
+def test_duplicates_merged_and_sorted() -> None:
+    text = "30 - 32 seconds, 12 - 14 seconds, and again 30 - 32 seconds (00:00:12 - 00:00:14)"
+    assert parse_answer(text).spans == (Span(12.0, 14.0), Span(30.0, 32.0))
+
+
+def test_frames_need_fps() -> None:
+    assert parse_answer("from frame 300 to frame 450", fps=30.0).spans == (Span(10.0, 15.0),)
+    assert parse_answer("第300帧到第450帧", fps=30.0).spans == (Span(10.0, 15.0),)
+    assert parse_answer("from frame 300 to frame 450").spans == ()
+
+
+def test_reasoning_split_english() -> None:
+    parsed = parse_answer("Answer: 12.5 - 18.0 seconds\nReasoning: The dog jumps at 12.5 s.")
+    assert parsed.answer == "12.5 - 18.0 seconds"
+    assert parsed.reasoning == "The dog jumps at 12.5 s."
+
+
+def test_reasoning_split_chinese() -> None:
+    parsed = parse_answer("答案：12.5 - 18.0 秒\n理由：狗在12.5秒跳起。")
+    assert parsed.answer == "12.5 - 18.0 秒"
+    assert parsed.reasoning == "狗在12.5秒跳起。"
+    parsed = parse_answer("推理：先看画面。\n答案：3 - 4 秒")
+    assert parsed.reasoning == "先看画面。"
+    assert parsed.answer == "3 - 4 秒"
+
+
+def test_reasoning_on_one_line() -> None:
+    parsed = parse_answer("Answer: 3 - 4 seconds. Reasoning: the ball drops at 9 s.")
+    assert parsed.spans == (Span(3.0, 4.0),)
+    assert parsed.reasoning == "the ball drops at 9 s."
+
+
+def test_reasoning_times_not_used_when_answer_has_spans() -> None:
+    parsed = parse_answer("Reasoning: I looked at 2 s and 50 s.\nAnswer: 10 - 12 seconds")
+    assert parsed.spans == (Span(10.0, 12.0),)
+
+
+def test_reasoning_used_when_answer_has_no_time() -> None:
+    parsed = parse_answer("Answer: The dog jumps once.\nReasoning: It jumps from 4 s to 6 s.")
+    assert parsed.spans == (Span(4.0, 6.0),)
+    assert parsed.answer == "The dog jumps once."
+
+
+def test_think_block_is_reasoning_and_never_spans() -> None:
+    parsed = parse_answer("<think>Maybe 3 to 5 seconds.</think>\nThe dog is sleeping.")
+    assert parsed.spans == ()
+    assert parsed.reasoning == "Maybe 3 to 5 seconds."
+    assert parsed.answer == "The dog is sleeping."
+
+
+def test_unclosed_think_is_all_reasoning() -> None:
+    parsed = parse_answer("<think>The jump might be at 3 s, let me")
+    assert parsed.spans == ()
+    assert parsed.answer == ""
+    assert parsed.reasoning == "The jump might be at 3 s, let me"
+
+
+def test_json_reasoning_and_answer_keys() -> None:
+    parsed = parse_answer('{"start": 1, "end": 2, "reasoning": "saw it", "answer": "1 to 2 s"}')
+    assert parsed.spans == (Span(1.0, 2.0),)
+    assert parsed.reasoning == "saw it"
+    assert parsed.answer == "1 to 2 s"
+
+
+def test_reasoning_none_when_absent() -> None:
+    parsed = parse_answer("12 - 14 seconds")
+    assert parsed.reasoning is None
+    assert parsed.answer == "12 - 14 seconds"
+
+
+def test_parsed_answer_is_frozen() -> None:
+    parsed = parse_answer("1 - 2 s")
+    assert isinstance(parsed, ParsedAnswer)
+    with pytest.raises(AttributeError):
+        parsed.not_found = True  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Yes", True), ("yes.", True), ("Yes, the dog is jumping.", True), ("**Yes**", True),
+        ("No", False), ("No, nothing happens.", False), ("no.", False),
+        ("是", True), ("是的，正在投篮。", True), ("否", False),
+        ("不是。", False), ("没有。", False),
+        ("Answer: yes", True), ("答案：否", False), ("<think>hmm, no?</think>Yes", True),
+        ("Maybe.", None), ("", None), ("Nothing is certain", None), ("yesterday", None),
+        ("I think the answer is yes.", True), ("I'd say no.", False),
+    ],
+)
+def test_parse_yes_no(text: str, expected: bool | None) -> None:
+    assert parse_yes_no(text) is expected
+
+
+# --- properties -------------------------------------------------------------------------------
+
+times = st.floats(min_value=0.0, max_value=100_000.0, allow_nan=False, allow_infinity=False)
+fps_values = st.sampled_from([23.976, 24.0, 25.0, 29.97, 30.0, 50.0, 60.0])
+
+PRECISION = {"HH:MM:SS.sss": 0.0005 + 1e-9, "seconds": 0.0005 + 1e-9, "HH:MM:SS": 1.0}
+
+
+@settings(max_examples=200)
+@given(t=times, fmt=st.sampled_from(OUTPUT_FORMATS), fps=fps_values)
+def test_format_parse_round_trip(t: float, fmt: str, fps: float) -> None:
+    text = format_time(t, fmt, fps=fps)
+    back = parse_timecode(text, fps=fps, input_format=fmt)
+    if fmt == "frames":
+        assert back <= t + 1e-6 and t - back < 1 / fps + 1e-6
+    elif fmt == "HH:MM:SS":
+        assert back <= t + 1e-6 and t - back < 1.0
+    else:
+        assert abs(back - t) <= PRECISION[fmt]
+
+
+TEMPLATES = [
+    "Answer: {a} - {b} seconds",
+    "The event happens from {a}s to {b}s.",
+    "between {a} and {b} seconds",
+    "{a}秒到{b}秒",
+    "从第{a}秒开始，到第{b}秒结束。",
+    "It starts at {a} seconds and ends at {b} seconds.",
+    "<{a} seconds> ... <{b} seconds>",
+    '{{"start": {a}, "end": {b}}}',
+    "```json\n[{{\"start_time\": {a}, \"end_time\": {b}}}]\n```",
+    "{ca} - {cb}",
+    "从 {ca} 到 {cb}",
+]
+
+
+@settings(max_examples=200)
+@given(
+    a=st.integers(min_value=0, max_value=360_000), d=st.integers(min_value=1, max_value=6000),
+    template=st.sampled_from(TEMPLATES),
+)
+def test_span_sentence_round_trip(a: int, d: int, template: str) -> None:
+    """A span written the way a model writes it (tenths of seconds) parses back exactly."""
+    span = Span(a / 10, (a + d) / 10)
+    text = template.format(a=f"{span.start:.1f}", b=f"{span.end:.1f}",
+                           ca=format_time(span.start), cb=format_time(span.end))
+    parsed = parse_answer(text)
+    assert [(s.start, s.end) for s in parsed.spans] == [
+        (pytest.approx(span.start, abs=1e-6), pytest.approx(span.end, abs=1e-6))
+    ]
+
+
+@settings(max_examples=100)
+@given(text=st.text(max_size=200))
+def test_never_crashes(text: str) -> None:
+    parsed = parse_answer(text, duration=100.0)
+    assert all(0 <= s.start <= s.end <= 100.0 for s in parsed.spans)
+    assert not (parsed.not_found and parsed.spans)
