@@ -109,7 +109,7 @@ def format_time(seconds: float, output_format: str = "HH:MM:SS.sss", *,
 
 
 _CLOCK = re.compile(
-    r"^\s*(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:[.,]\d+)?)\s*$"
+    r"^\s*(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{2}(?:[.,]\d+)?)\s*$"
 )
 _SECONDS = re.compile(
     r"^\s*(?P<s>\d*[.,]\d+|\d+(?:[.,]\d*)?)\s*(?:s|sec|secs|seconds?|秒)?\s*$", re.I
