@@ -7,7 +7,7 @@ to build on two CPU cores, a generate call in well under a second. Nothing is do
 
 Usage::
 
-    from tests.tiny_qwen import build_tiny_qwen3vl
+    from tiny_qwen import build_tiny_qwen3vl   # tests/ is on sys.path (conftest)
     model_dir = build_tiny_qwen3vl(tmp_path / "tiny-qwen3vl")
 """
 
