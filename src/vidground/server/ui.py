@@ -1,0 +1,782 @@
+"""The web page: upload or pick a video, ask when something happens, see it on a timeline.
+
+A Gradio Blocks app mounted at ``/`` of the FastAPI app (``mount_ui``). Every question goes
+through :meth:`vidground.grounding.Grounder.locate` — the same call the HTTP API makes — and the
+result is shown with the API's own formatting (:meth:`Grounding.to_response`).
+
+The video player is a plain HTML5 ``<video id="vg-player">`` fed by ``GET /ui-media/{token}``,
+a route that serves only files this page registered (uploads it received, files picked from the
+media root). A small script (``ui_assets/ui.js``) makes timeline segments and the ▶ buttons seek
+the player to the segment start and play it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+import math
+import os
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from ..errors import OptionsError, VideoError, VideoNotFoundError, VidgroundError  # noqa: E402
+from ..options import LocateOptions  # noqa: E402
+from ..progress import ProgressEvent  # noqa: E402
+from ..timecode import OUTPUT_FORMATS  # noqa: E402
+
+if TYPE_CHECKING:
+    import fastapi
+
+    from ..config import Settings
+    from ..grounding import Grounder, Grounding
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).with_name("ui_assets")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".mov": "video/quicktime",
+    ".mkv": "video/x-matroska",
+    ".webm": "video/webm",
+    ".avi": "video/x-msvideo",
+}
+MEDIA_LIST_LIMIT = 500
+MEDIA_LIST_DEPTH = 6
+HISTORY_LIMIT = 50
+MEDIA_ROUTE = "ui-media"
+
+# -- texts ------------------------------------------------------------------------------------
+
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "vidground — find **when** it happens",
+        "subtitle": "Upload a video (MP4, AVI, MOV, MKV, WebM) or pick one from the media root, "
+                    "ask a question, and see the moments on the timeline.",
+        "lang": "Language",
+        "upload": "Upload a video",
+        "media": "…or pick from the media root",
+        "refresh": "↻ Refresh list",
+        "query": "Question",
+        "query_ph": "e.g. When does the person first pick up the phone?",
+        "locate": "Locate",
+        "options": "Options",
+        "sampling": "Frame sampling",
+        "sampling_fps": "Fixed rate (fps)",
+        "sampling_adaptive": "Adaptive",
+        "fps": "Frames per second",
+        "max_frames": "Max frames",
+        "format": "Output format",
+        "reasoning_on": "Return reasoning",
+        "all": "Find all occurrences",
+        "refine": "Refine boundaries",
+        "answer": "Answer",
+        "range": "Time range(s)",
+        "reasoning": "Reasoning",
+        "history": "Recent questions on this video (click to re-open)",
+        "no_video": "No video yet — upload one or pick one from the media root.",
+        "need_video": "Please upload a video or pick one from the media root first.",
+        "ready": "Video ready: {name} ({duration}). Ask a question and press Locate.",
+        "ready_unknown": "Video ready: {name}. Ask a question and press Locate.",
+        "done": "Done in {seconds:.1f} s — {n} segment(s) found.",
+        "not_found": "The model did not find the event in this video.",
+        "none": "(not found)",
+        "reopened": "Re-opened an earlier result (the model was not run again).",
+        "error": "Error",
+        "unexpected": "Unexpected error: {error}",
+        "timeline": "Timeline",
+        "timeline_empty": "The timeline appears here after a question is answered.",
+        "play": "▶ Play",
+        "segment": "Segment",
+        "cannot_play": "Your browser cannot play this video format; the results still work.",
+        "stage_probe": "Reading the video",
+        "stage_decode": "Decoding frames",
+        "stage_model": "The model is answering",
+        "stage_refine": "Refining the boundaries",
+        "stage_done": "Done",
+        "media_empty": "(no videos in the media root)",
+    },
+    "zh": {
+        "title": "vidground — 找出事件发生的**时间**",
+        "subtitle": "上传视频（MP4、AVI、MOV、MKV、WebM）或从媒体目录中选择，输入问题，"
+                    "在时间轴上查看事件发生的时刻。",
+        "lang": "语言",
+        "upload": "上传视频",
+        "media": "……或从媒体目录中选择",
+        "refresh": "↻ 刷新列表",
+        "query": "问题",
+        "query_ph": "例如：请识别视频中人物第一次拿起手机的时间点",
+        "locate": "定位",
+        "options": "选项",
+        "sampling": "抽帧方式",
+        "sampling_fps": "固定帧率 (fps)",
+        "sampling_adaptive": "自适应",
+        "fps": "每秒帧数",
+        "max_frames": "最大帧数",
+        "format": "输出格式",
+        "reasoning_on": "返回推理过程",
+        "all": "查找所有出现",
+        "refine": "精修边界",
+        "answer": "回答",
+        "range": "时间范围",
+        "reasoning": "推理过程",
+        "history": "此视频的最近提问（点击重新打开）",
+        "no_video": "尚无视频——请上传或从媒体目录中选择。",
+        "need_video": "请先上传视频或从媒体目录中选择一个视频。",
+        "ready": "视频已就绪：{name}（{duration}）。输入问题并点击“定位”。",
+        "ready_unknown": "视频已就绪：{name}。输入问题并点击“定位”。",
+        "done": "完成，用时 {seconds:.1f} 秒——找到 {n} 个片段。",
+        "not_found": "模型没有在视频中找到该事件。",
+        "none": "（未找到）",
+        "reopened": "已重新打开之前的结果（没有再次运行模型）。",
+        "error": "错误",
+        "unexpected": "意外错误：{error}",
+        "timeline": "时间轴",
+        "timeline_empty": "回答问题后，时间轴会显示在这里。",
+        "play": "▶ 播放",
+        "segment": "片段",
+        "cannot_play": "浏览器无法播放此视频格式；定位结果不受影响。",
+        "stage_probe": "正在读取视频",
+        "stage_decode": "正在解码帧",
+        "stage_model": "模型正在回答",
+        "stage_refine": "正在精修边界",
+        "stage_done": "完成",
+        "media_empty": "（媒体目录中没有视频）",
+    },
+}
+
+LANG_CHOICES = [("中文", "zh"), ("English", "en")]
+
+# Which part of the progress bar each stage fills.
+STAGE_SPANS = {
+    "probe": (0.0, 0.05),
+    "decode": (0.05, 0.5),
+    "model": (0.5, 0.92),
+    "refine": (0.92, 1.0),
+    "done": (1.0, 1.0),
+}
+
+DETECT_LANGUAGE_JS = """
+(lang, sess, fmt) => {
+  const l = ((navigator.languages && navigator.languages[0]) || navigator.language || "en");
+  return [l.toLowerCase().startsWith("zh") ? "zh" : "en", sess, fmt];
+}
+"""
+
+
+def _t(lang: str | None, key: str, **kw: Any) -> str:
+    text = TEXTS.get(lang or "en", TEXTS["en"]).get(key) or TEXTS["en"][key]
+    return text.format(**kw) if kw else text
+
+
+def _lang(value: str | None) -> str:
+    return value if value in TEXTS else "en"
+
+
+# -- files the page may serve -----------------------------------------------------------------
+
+
+class MediaRegistry:
+    """Tokens for the files the page may serve to its player: only what was registered."""
+
+    def __init__(self, limit: int = 512) -> None:
+        self._limit = limit
+        self._by_token: OrderedDict[str, Path] = OrderedDict()
+        self._by_path: dict[Path, str] = {}
+        self._lock = threading.Lock()
+
+    def register(self, path: Path) -> str:
+        path = Path(path).resolve()
+        with self._lock:
+            token = self._by_path.get(path)
+            if token is not None:
+                self._by_token.move_to_end(token)
+                return token
+            token = secrets.token_urlsafe(16)
+            self._by_token[token] = path
+            self._by_path[path] = token
+            while len(self._by_token) > self._limit:
+                _, old = self._by_token.popitem(last=False)
+                self._by_path.pop(old, None)
+            return token
+
+    def get(self, token: str) -> Path | None:
+        with self._lock:
+            return self._by_token.get(token)
+
+
+def list_media(root: Path, limit: int = MEDIA_LIST_LIMIT, max_depth: int = MEDIA_LIST_DEPTH
+               ) -> list[str]:
+    """Video files under ``root`` as relative POSIX paths, sorted; hidden folders, symlinks
+    leading outside ``root`` and anything deeper than ``max_depth`` are skipped."""
+    try:
+        base = Path(root).expanduser().resolve(strict=True)
+    except OSError:
+        return []
+    if not base.is_dir():
+        return []
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
+        rel_dir = Path(dirpath).relative_to(base)
+        if len(rel_dir.parts) >= max_depth:
+            dirnames[:] = []
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or not name.lower().endswith(VIDEO_EXTENSIONS):
+                continue
+            full = Path(dirpath) / name
+            try:
+                real = full.resolve(strict=True)
+                real.relative_to(base)
+            except (OSError, ValueError):
+                continue
+            if real.is_file():
+                found.append((rel_dir / name).as_posix())
+            if len(found) >= limit:
+                return sorted(found)
+    return sorted(found)
+
+
+def resolve_media(root: Path, relative: str) -> Path:
+    """The file ``relative`` names inside ``root``; refuses absolute paths, ``..``, symlinks
+    out of the root and files that are not videos."""
+    if not isinstance(relative, str) or not relative.strip():
+        raise VideoNotFoundError("no video was chosen from the media root")
+    rel = PurePosixPath(relative.strip())
+    if rel.is_absolute() or ".." in rel.parts or "\\" in relative or "\x00" in relative:
+        raise VideoError(f"{relative!r} is not a path inside the media root")
+    try:
+        base = Path(root).expanduser().resolve(strict=True)
+        path = (base / Path(*rel.parts)).resolve(strict=True)
+        path.relative_to(base)
+    except FileNotFoundError:
+        raise VideoNotFoundError(f"{relative} is not in the media root") from None
+    except (OSError, ValueError):
+        raise VideoError(f"{relative!r} is not a path inside the media root") from None
+    if not path.is_file():
+        raise VideoNotFoundError(f"{relative} is not a file in the media root")
+    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise VideoError(f"{relative} is not a video file ({', '.join(VIDEO_EXTENSIONS)})")
+    return path
+
+
+def _file_key(path: Path) -> str:
+    """Identity of an uploaded file: size and a hash of its first and last MiB."""
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    h.update(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        if size > 2 << 20:
+            f.seek(-(1 << 20), os.SEEK_END)
+            h.update(f.read(1 << 20))
+    return "upload:" + h.hexdigest()[:32]
+
+
+# -- rendering ----------------------------------------------------------------------------------
+
+
+def _esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _clock(seconds: float, step: float) -> str:
+    seconds = max(0.0, seconds)
+    whole = int(math.floor(seconds + 1e-9))
+    h, rest = divmod(whole, 3600)
+    m, s = divmod(rest, 60)
+    frac = ""
+    if step < 1:
+        frac = f"{seconds - whole:.1f}"[1:]
+    if h:
+        return f"{h}:{m:02d}:{s:02d}{frac}"
+    return f"{m}:{s:02d}{frac}"
+
+
+def _tick_step(duration: float, max_ticks: int = 10) -> float:
+    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200):
+        if duration / step <= max_ticks:
+            return float(step)
+    return float(math.ceil(duration / max_ticks / 3600) * 3600)
+
+
+def status_html(kind: str, text: str) -> str:
+    if not text:
+        return ""
+    icon = {"error": "⚠", "ok": "✔", "info": "ℹ"}.get(kind, "")
+    return (f'<div class="vg-status vg-{kind}" id="vg-status-box" role="status">'
+            f"{icon} {_esc(text)}</div>")
+
+
+def player_html(video: dict[str, Any] | None, lang: str) -> str:
+    if not video:
+        return f'<div class="vg-player-empty">{_esc(_t(lang, "no_video"))}</div>'
+    src = f"{MEDIA_ROUTE}/{video['token']}"
+    return (
+        '<div class="vg-player-wrap">'
+        f'<video id="vg-player" src="{_esc(src)}" controls preload="auto" playsinline></video>'
+        f'<div class="vg-player-name">{_esc(video["name"])}</div>'
+        f'<div id="vg-player-note">{_esc(_t(lang, "cannot_play"))}</div>'
+        "</div>"
+    )
+
+
+def timeline_html(grounding: Grounding | None, fmt: str, lang: str) -> str:
+    """A bar the width of the video with the found segments as clickable blocks, time ticks
+    under it, and one ▶ button per segment."""
+    if grounding is None:
+        return f'<div class="vg-empty-timeline">{_esc(_t(lang, "timeline_empty"))}</div>'
+    duration = float(grounding.video.duration or 0.0)
+    if not duration > 0:
+        duration = max([s.end for s in grounding.spans] + [1.0])
+    segments = grounding.to_response(fmt)["segments"]
+    parts = [f'<div class="vg-timeline" id="vg-timeline">'
+             f'<div class="vg-timeline-title">{_esc(_t(lang, "timeline"))}</div>'
+             f'<div class="vg-track" data-vg-duration="{duration:.6f}">']
+    for i, seg in enumerate(segments, 1):
+        start, end = float(seg["start"]), float(seg["end"])
+        left = min(100.0, max(0.0, start / duration * 100))
+        width = min(100.0 - left, max(0.0, (end - start) / duration * 100))
+        title = f'{_t(lang, "segment")} {i}: {seg["start_text"]} – {seg["end_text"]}'
+        parts.append(
+            f'<div class="vg-seg" role="button" tabindex="0" data-vg-index="{i}" '
+            f'data-vg-start="{start:.6f}" data-vg-end="{end:.6f}" title="{_esc(title)}" '
+            f'style="left:{left:.4f}%;width:{width:.4f}%"></div>'
+        )
+    parts.append('<div class="vg-playhead"></div></div><div class="vg-ticks">')
+    step = _tick_step(duration)
+    n = int(math.floor(duration / step + 1e-9))
+    ticks = [i * step for i in range(n + 1)]
+    if duration - ticks[-1] > step * 0.35:
+        ticks.append(duration)
+    elif len(ticks) > 1:
+        ticks[-1] = ticks[-1] if abs(ticks[-1] - duration) < 1e-6 else ticks[-1]
+    for j, t in enumerate(ticks):
+        cls = "vg-tick" + (" vg-first" if j == 0 else "") + (
+            " vg-last" if t >= duration - 1e-6 else "")
+        parts.append(f'<span class="{cls}" style="left:{min(100.0, t / duration * 100):.4f}%">'
+                     f"{_esc(_clock(t, step))}</span>")
+    parts.append("</div>")
+    if segments:
+        parts.append('<ul class="vg-seglist">')
+        for i, seg in enumerate(segments, 1):
+            start, end = float(seg["start"]), float(seg["end"])
+            label = (f' <span class="vg-muted">{_esc(seg["label"])}</span>'
+                     if seg.get("label") else "")
+            parts.append(
+                f'<li><button class="vg-play" type="button" data-vg-index="{i}" '
+                f'data-vg-start="{start:.6f}" data-vg-end="{end:.6f}">'
+                f'{_esc(_t(lang, "play"))}</button>'
+                f'<span>{_esc(_t(lang, "segment"))} {i}: <code>{_esc(seg["start_text"])}</code>'
+                f' – <code>{_esc(seg["end_text"])}</code> '
+                f'<span class="vg-muted">({end - start:.2f} s)</span>{label}</span></li>'
+            )
+        parts.append("</ul>")
+    else:
+        parts.append(f'<div class="vg-muted">{_esc(_t(lang, "not_found"))}</div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def ranges_text(grounding: Grounding, fmt: str, lang: str) -> str:
+    segments = grounding.to_response(fmt)["segments"]
+    if not segments:
+        return _t(lang, "none")
+    return "\n".join(f'{s["start_text"]} – {s["end_text"]}' for s in segments)
+
+
+def _duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    return f"{_clock(seconds, 0.5 if seconds < 60 else 1)}"
+
+
+# -- session state ---------------------------------------------------------------------------
+
+
+def _new_session() -> dict[str, Any]:
+    return {"video": None, "history": [], "current": None, "next_id": 1, "status": ("", "")}
+
+
+def _session(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) and "history" in value else _new_session()
+
+
+def _history_for(sess: dict[str, Any]) -> list[dict[str, Any]]:
+    video = sess.get("video")
+    if not video:
+        return []
+    return [e for e in sess["history"] if e["video_key"] == video["key"]]
+
+
+def _history_choices(sess: dict[str, Any], lang: str) -> list[tuple[str, str]]:
+    choices = []
+    for e in _history_for(sess):
+        g = e["grounding"]
+        rng = g.timestamp_range(e["fmt"])
+        shown = f"{rng[0]} – {rng[1]}" if rng else _t(lang, "none")
+        query = e["query"] if len(e["query"]) <= 60 else e["query"][:57] + "…"
+        choices.append((f"{query}  →  {shown}", str(e["id"])))
+    return choices
+
+
+def _find_entry(sess: dict[str, Any], entry_id: Any) -> dict[str, Any] | None:
+    for e in sess["history"]:
+        if str(e["id"]) == str(entry_id):
+            return e
+    return None
+
+
+# -- the page -----------------------------------------------------------------------------------
+
+
+def _theme():
+    import gradio as gr
+
+    # System fonts only: the default theme would fetch Google fonts from the internet.
+    return gr.themes.Soft(
+        primary_hue="orange",
+        font=[gr.themes.Font("system-ui"), gr.themes.Font("-apple-system"),
+              gr.themes.Font("Segoe UI"), gr.themes.Font("Noto Sans CJK SC"), "sans-serif"],
+        font_mono=[gr.themes.Font("ui-monospace"), gr.themes.Font("SFMono-Regular"),
+                   gr.themes.Font("Menlo"), "monospace"],
+    )
+
+
+def build_blocks(grounder: Grounder, settings: Settings, registry: MediaRegistry):
+    """The Gradio Blocks of the page (not yet mounted)."""
+    import gradio as gr
+
+    media_root = Path(settings.media_root)
+    default = LocateOptions()
+    lang0 = "en"
+
+    def media_choices() -> list[str]:
+        return list_media(media_root)
+
+    with gr.Blocks(title="vidground", analytics_enabled=False) as demo:
+        sess_state = gr.State(None)
+        with gr.Row(equal_height=False):
+            header = gr.Markdown(f"# {_t(lang0, 'title')}\n{_t(lang0, 'subtitle')}",
+                                 elem_classes=["vg-header"])
+            lang = gr.Radio(LANG_CHOICES, value=lang0, label=_t(lang0, "lang"),
+                            elem_id="vg-lang", scale=0, min_width=200)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5):
+                player = gr.HTML(player_html(None, lang0), elem_id="vg-player-box",
+                                 js_on_load=None)
+                upload = gr.File(label=_t(lang0, "upload"), file_types=list(VIDEO_EXTENSIONS),
+                                 file_count="single", type="filepath", elem_id="vg-upload",
+                                 height=110)
+                with gr.Row(equal_height=True):
+                    media = gr.Dropdown(choices=[], value=None, label=_t(lang0, "media"),
+                                        elem_id="vg-media", scale=4, allow_custom_value=False)
+                    refresh = gr.Button(_t(lang0, "refresh"), scale=1, size="sm",
+                                        elem_id="vg-refresh")
+            with gr.Column(scale=6):
+                query = gr.Textbox(label=_t(lang0, "query"), placeholder=_t(lang0, "query_ph"),
+                                   lines=2, max_lines=6, elem_id="vg-query")
+                with gr.Accordion(_t(lang0, "options"), open=False,
+                                  elem_id="vg-options") as options_box:
+                    with gr.Row():
+                        sampling = gr.Radio(
+                            [(_t(lang0, "sampling_fps"), "fps"),
+                             (_t(lang0, "sampling_adaptive"), "adaptive")],
+                            value="fps", label=_t(lang0, "sampling"), elem_id="vg-sampling")
+                        fps = gr.Number(value=float(default.frame_sampling_rate)
+                                        if default.frame_sampling_rate != "adaptive" else 2.0,
+                                        minimum=0.01, maximum=60, step=0.5,
+                                        label=_t(lang0, "fps"), elem_id="vg-fps")
+                        max_frames = gr.Number(value=default.max_frames, minimum=2, maximum=4096,
+                                               precision=0, step=16,
+                                               label=_t(lang0, "max_frames"),
+                                               elem_id="vg-max-frames")
+                    with gr.Row():
+                        fmt = gr.Dropdown(list(OUTPUT_FORMATS), value=default.output_format,
+                                          label=_t(lang0, "format"), elem_id="vg-format")
+                        reasoning_on = gr.Checkbox(value=default.return_reasoning,
+                                                   label=_t(lang0, "reasoning_on"),
+                                                   elem_id="vg-reasoning-on")
+                        all_occ = gr.Checkbox(value=default.all_occurrences,
+                                              label=_t(lang0, "all"), elem_id="vg-all")
+                        refine = gr.Checkbox(value=default.refine, label=_t(lang0, "refine"),
+                                             elem_id="vg-refine")
+                locate_btn = gr.Button(_t(lang0, "locate"), variant="primary", size="lg",
+                                       elem_id="vg-locate")
+                status = gr.HTML("", elem_id="vg-status", js_on_load=None)
+                answer = gr.Textbox(label=_t(lang0, "answer"), lines=2, max_lines=8,
+                                    interactive=False, elem_id="vg-answer", buttons=["copy"])
+                ranges = gr.Textbox(label=_t(lang0, "range"), lines=1, max_lines=10,
+                                    interactive=False, elem_id="vg-range", buttons=["copy"])
+        timeline = gr.HTML(timeline_html(None, "HH:MM:SS.sss", lang0), elem_id="vg-timeline-box",
+                           js_on_load=None)
+        with gr.Row(equal_height=False):
+            reasoning = gr.Textbox(label=_t(lang0, "reasoning"), lines=3, max_lines=12,
+                                   interactive=False, elem_id="vg-reasoning", scale=6)
+            history = gr.Radio([], value=None, label=_t(lang0, "history"), elem_id="vg-history",
+                               scale=5)
+
+        # -- handlers ---------------------------------------------------------------------
+
+        def result_outputs(sess: dict[str, Any], entry: dict[str, Any] | None, fmt_value: str,
+                           lang_value: str) -> tuple[Any, ...]:
+            """(answer, ranges, reasoning, timeline) for ``entry`` (None: cleared)."""
+            if entry is None:
+                return "", "", "", timeline_html(None, fmt_value, lang_value)
+            g = entry["grounding"]
+            return (g.answer or "", ranges_text(g, fmt_value, lang_value), g.reasoning or "",
+                    timeline_html(g, fmt_value, lang_value))
+
+        def choose_video(sess: dict[str, Any], path: Path, name: str, key: str,
+                         lang_value: str) -> tuple[Any, ...]:
+            token = registry.register(path)
+            video = {"path": str(path), "name": name, "key": key, "token": token,
+                     "duration": None}
+            sess["video"] = video
+            sess["current"] = None
+            kind, text = "info", ""
+            try:
+                from ..video.probe import probe
+
+                info = probe(path)
+                video["duration"] = float(info.duration)
+                text = _t(lang_value, "ready", name=name, duration=_duration_text(info.duration))
+            except VidgroundError as exc:
+                kind, text = "error", exc.message
+            except Exception:  # the question will report it with a proper message
+                log.exception("probing %s failed", path)
+                text = _t(lang_value, "ready_unknown", name=name)
+            sess["status"] = (kind, text)
+            return (sess, player_html(video, lang_value), status_html(kind, text),
+                    *result_outputs(sess, None, "HH:MM:SS.sss", lang_value),
+                    gr.update(choices=_history_choices(sess, lang_value), value=None))
+
+        video_outputs = [sess_state, player, status, answer, ranges, reasoning, timeline, history]
+
+        def on_upload(file: Any, sess: Any, lang_value: str):
+            sess = _session(sess)
+            lang_value = _lang(lang_value)
+            if not file:
+                return (gr.skip(),) * len(video_outputs)
+            path = Path(file if isinstance(file, str) else getattr(file, "name", str(file)))
+            name = path.name
+            try:
+                key = _file_key(path)
+            except OSError:
+                key = "upload:" + str(path)
+            return choose_video(sess, path, name, key, lang_value)
+
+        def on_pick(rel: str | None, sess: Any, lang_value: str):
+            sess = _session(sess)
+            lang_value = _lang(lang_value)
+            if not rel:
+                return (gr.skip(),) * len(video_outputs)
+            try:
+                path = resolve_media(media_root, rel)
+            except VidgroundError as exc:
+                sess["status"] = ("error", exc.message)
+                return (sess, gr.skip(), status_html("error", exc.message),
+                        *(gr.skip(),) * 5)
+            return choose_video(sess, path, rel, "media:" + rel, lang_value)
+
+        def on_refresh():
+            return gr.update(choices=media_choices())
+
+        def on_locate(sess: Any, query_value: str, sampling_value: str, fps_value: Any,
+                      max_frames_value: Any, fmt_value: str, reasoning_value: bool,
+                      all_value: bool, refine_value: bool, lang_value: str,
+                      progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+            sess = _session(sess)
+            lang_value = _lang(lang_value)
+            video = sess.get("video")
+
+            def fail(message: str):
+                sess["status"] = ("error", message)
+                return (sess, status_html("error", message), gr.skip(), gr.skip(), gr.skip(),
+                        gr.skip(), gr.skip())
+
+            if not video:
+                return fail(_t(lang_value, "need_video"))
+            try:
+                rate: Any = "adaptive" if sampling_value == "adaptive" else float(fps_value)
+                try:
+                    frames = int(max_frames_value)
+                except (TypeError, ValueError):
+                    raise OptionsError("max frames must be a whole number") from None
+                opts = LocateOptions(frame_sampling_rate=rate, max_frames=frames,
+                                     output_format=fmt_value,
+                                     return_reasoning=bool(reasoning_value),
+                                     all_occurrences=bool(all_value), refine=bool(refine_value))
+            except (TypeError, ValueError) as exc:
+                return fail(str(exc))
+            except VidgroundError as exc:
+                return fail(exc.message)
+
+            progress(0.0, desc=_t(lang_value, "stage_probe"))
+
+            def on_progress(event: ProgressEvent) -> None:
+                lo, hi = STAGE_SPANS.get(event.stage, (0.5, 0.5))
+                frac = event.fraction
+                if frac is None:
+                    done = max(0.0, float(event.done or 0))
+                    frac = min(0.95, done / (done + 200.0))
+                desc = _t(lang_value, f"stage_{event.stage}") if f"stage_{event.stage}" in \
+                    TEXTS["en"] else (event.message or event.stage)
+                if event.total and event.stage in ("decode", "refine"):
+                    desc += f" {int(event.done)}/{int(event.total)}"
+                try:
+                    progress(lo + (hi - lo) * frac, desc=desc)
+                except Exception:  # a closed page must not break the work
+                    log.debug("progress update failed", exc_info=True)
+
+            started = time.perf_counter()
+            try:
+                g = grounder.locate(video["path"], query_value or "", opts, progress=on_progress)
+            except VidgroundError as exc:
+                return fail(exc.message)
+            except Exception as exc:
+                log.exception("locate failed in the web page")
+                return fail(_t(lang_value, "unexpected", error=f"{type(exc).__name__}: {exc}"))
+            elapsed = time.perf_counter() - started
+            entry = {"id": sess["next_id"], "video_key": video["key"], "query": g.query,
+                     "fmt": fmt_value, "grounding": g, "at": time.time()}
+            sess["next_id"] += 1
+            sess["history"].insert(0, entry)
+            del sess["history"][HISTORY_LIMIT:]
+            sess["current"] = entry["id"]
+            if g.spans:
+                kind, text = "ok", _t(lang_value, "done", seconds=elapsed, n=len(g.spans))
+            else:
+                kind, text = "info", _t(lang_value, "not_found")
+            sess["status"] = (kind, text)
+            return (sess, status_html(kind, text), *result_outputs(sess, entry, fmt_value,
+                                                                    lang_value),
+                    gr.update(choices=_history_choices(sess, lang_value), value=str(entry["id"])))
+
+        def on_history(entry_id: Any, sess: Any, fmt_value: str, lang_value: str):
+            sess = _session(sess)
+            lang_value = _lang(lang_value)
+            entry = _find_entry(sess, entry_id)
+            if entry is None:
+                return (sess, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+            sess["current"] = entry["id"]
+            sess["status"] = ("info", _t(lang_value, "reopened"))
+            return (sess, status_html("info", _t(lang_value, "reopened")),
+                    *result_outputs(sess, entry, fmt_value, lang_value), entry["query"])
+
+        def on_format(fmt_value: str, sess: Any, lang_value: str):
+            sess = _session(sess)
+            entry = _find_entry(sess, sess.get("current"))
+            if entry is None:
+                return gr.skip(), gr.skip()
+            g = entry["grounding"]
+            try:
+                return (ranges_text(g, fmt_value, _lang(lang_value)),
+                        timeline_html(g, fmt_value, _lang(lang_value)))
+            except ValueError:
+                return gr.skip(), gr.skip()
+
+        def on_language(lang_value: str, sess: Any, fmt_value: str):
+            lv = _lang(lang_value)
+            sess = _session(sess)
+            entry = _find_entry(sess, sess.get("current"))
+            kind, text = sess.get("status") or ("", "")
+            tl = timeline_html(entry["grounding"] if entry else None, fmt_value, lv)
+            return (
+                gr.update(value=lv, label=_t(lv, "lang")),
+                f"# {_t(lv, 'title')}\n{_t(lv, 'subtitle')}",
+                player_html(sess.get("video"), lv),
+                gr.update(label=_t(lv, "upload")),
+                gr.update(label=_t(lv, "media"), choices=media_choices()),
+                gr.update(value=_t(lv, "refresh")),
+                gr.update(label=_t(lv, "query"), placeholder=_t(lv, "query_ph")),
+                gr.update(label=_t(lv, "options")),
+                gr.update(label=_t(lv, "sampling"),
+                          choices=[(_t(lv, "sampling_fps"), "fps"),
+                                   (_t(lv, "sampling_adaptive"), "adaptive")]),
+                gr.update(label=_t(lv, "fps")),
+                gr.update(label=_t(lv, "max_frames")),
+                gr.update(label=_t(lv, "format")),
+                gr.update(label=_t(lv, "reasoning_on")),
+                gr.update(label=_t(lv, "all")),
+                gr.update(label=_t(lv, "refine")),
+                gr.update(value=_t(lv, "locate")),
+                status_html(kind, text) if kind != "error" else gr.skip(),
+                gr.update(label=_t(lv, "answer")),
+                gr.update(label=_t(lv, "range"),
+                          value=ranges_text(entry["grounding"], fmt_value, lv)
+                          if entry else gr.skip()),
+                gr.update(label=_t(lv, "reasoning")),
+                gr.update(label=_t(lv, "history"), choices=_history_choices(sess, lv)),
+                tl,
+            )
+
+        language_outputs = [lang, header, player, upload, media, refresh, query, options_box,
+                            sampling, fps, max_frames, fmt, reasoning_on, all_occ, refine,
+                            locate_btn, status, answer, ranges, reasoning, history, timeline]
+
+        upload.upload(on_upload, [upload, sess_state, lang], video_outputs,
+                      api_visibility="undocumented")
+        media.input(on_pick, [media, sess_state, lang], video_outputs,
+                    api_visibility="undocumented")
+        refresh.click(on_refresh, None, media, api_visibility="undocumented")
+        locate_inputs = [sess_state, query, sampling, fps, max_frames, fmt, reasoning_on,
+                         all_occ, refine, lang]
+        locate_outputs = [sess_state, status, answer, ranges, reasoning, timeline, history]
+        locate_btn.click(on_locate, locate_inputs, locate_outputs, api_visibility="undocumented",
+                         show_progress_on=[status], concurrency_id="locate")
+        query.submit(on_locate, locate_inputs, locate_outputs, api_visibility="undocumented",
+                     show_progress_on=[status], concurrency_id="locate")
+        history.input(on_history, [history, sess_state, fmt, lang],
+                      [sess_state, status, answer, ranges, reasoning, timeline, query],
+                      api_visibility="undocumented")
+        fmt.input(on_format, [fmt, sess_state, lang], [ranges, timeline],
+                  api_visibility="undocumented")
+        lang.input(on_language, [lang, sess_state, fmt], language_outputs,
+                   api_visibility="undocumented")
+        # Follow the browser's language on load (and fill the media list).
+        demo.load(on_language, [lang, sess_state, fmt], language_outputs, js=DETECT_LANGUAGE_JS,
+                  api_visibility="undocumented")
+    demo.queue(default_concurrency_limit=max(1, int(getattr(settings, "workers", 1) or 1)),
+               max_size=max(1, int(getattr(settings, "queue_limit", 64) or 64)))
+    return demo
+
+
+def mount_ui(app: fastapi.FastAPI, grounder: Grounder, settings: Settings) -> None:
+    """Mount the web page at ``/`` of ``app`` (call after the API routes are added), plus
+    ``GET /ui-media/{token}`` that streams the videos the page registered to its player."""
+    import gradio as gr
+    from fastapi import HTTPException
+    from fastapi.responses import FileResponse
+
+    registry = MediaRegistry()
+
+    @app.get(f"/{MEDIA_ROUTE}/{{token}}", include_in_schema=False)
+    def ui_media(token: str) -> FileResponse:
+        path = registry.get(token)
+        if path is None or not path.is_file():
+            raise HTTPException(status_code=404, detail="unknown video")
+        return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix.lower(),
+                                                             "application/octet-stream"))
+
+    demo = build_blocks(grounder, settings, registry)
+    head = "<script>\n" + (ASSETS / "ui.js").read_text(encoding="utf-8") + "\n</script>"
+    max_mb = int(getattr(settings, "max_upload_mb", 2048) or 2048)
+    gr.mount_gradio_app(
+        app, demo, path="/",
+        theme=_theme(),
+        css=(ASSETS / "ui.css").read_text(encoding="utf-8"),
+        head=head,
+        max_file_size=f"{max_mb}mb",
+        ssr_mode=False,
+        footer_links=[],
+        show_error=True,
+        mcp_server=False,
+    )
