@@ -1,10 +1,44 @@
-"""Frames at requested times, each with its real presentation timestamp."""
+"""Frames at requested times, each with its real presentation timestamp.
+
+How a request is served
+-----------------------
+1. **Index** (demux only, no decoding): every packet's pts and keyframe flag. This gives the true
+   display times of all frames, so each requested time maps to one exact frame: the frame
+   *displayed* at ``t``, i.e. the last frame whose presentation time is ``<= t`` (times before the
+   first frame give the first frame, times after the last give the last).
+2. **Plan** (:func:`plan_decode`, pure): wanted frames are grouped by GOP (keyframe to next
+   keyframe). A run starts with a seek to a keyframe; the next GOP joins the same run (decode
+   straight through, no seek) when the frames between the last wanted frame and the next
+   keyframe cost less than a seek. A run whose wanted frames are all keyframes only feeds
+   keyframe packets to the decoder.
+3. **Decode**: codec threading on; packets of frames nothing references and nobody asked for are
+   skipped (``skip_frame = NONREF`` set per packet, only for packets whose pts is not wanted);
+   each wanted frame is converted (and resized in swscale) as soon as it comes out.
+
+Frame times are ``(pts - start) * time_base`` with ``start`` the video stream's start time, as
+:class:`~vidground.video.probe.VideoInfo` reports it, so they equal what a player shows.
+"""
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
 
+import av
 import numpy as np
+
+from ..errors import VideoError
+from .probe import VideoInfo, probe, video_stream
+
+ProgressFn = Callable[[int, int], None]
+
+#: A seek (flush, re-open the GOP, refill the threads) costs about this many decoded frames.
+SEEK_COST_FRAMES = 6
+#: Decoders for which skipping non-reference packets is known to be exact.
+NONREF_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video", "vp9", "vp8"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -22,5 +56,320 @@ class Frame:
         return int(self.image.shape[1]), int(self.image.shape[0])
 
 
-def decode_frames(*args, **kwargs):  # written by the video module work
-    raise NotImplementedError
+@dataclass(frozen=True)
+class DecodeRun:
+    """One stretch of decoding: seek to ``keyframe`` (a keyframe time, seconds) and decode
+    forward until every time in ``times`` (sorted) is served. ``keyframes_only``: every wanted
+    frame is a keyframe, so only keyframe packets need decoding."""
+
+    keyframe: float
+    times: tuple[float, ...]
+    keyframes_only: bool = False
+
+
+def plan_decode(keyframes: Sequence[float], times: Sequence[float], *,
+                frame_times: Sequence[float] | None = None, frame_duration: float = 1 / 30,
+                seek_cost_frames: float = SEEK_COST_FRAMES) -> list[DecodeRun]:
+    """Split sorted ``times`` into decode runs, each starting at a keyframe (all in seconds).
+
+    ``keyframes`` are sorted keyframe times; ``frame_times`` (all frames, sorted), when known,
+    tells which wanted frames are keyframes. Consecutive GOPs are merged into one run when the
+    frames between the last wanted time and the next run's keyframe are fewer than
+    ``seek_cost_frames`` (dense requests: decode straight through); otherwise a new run seeks.
+    """
+    if not times:
+        return []
+    kfs = list(keyframes) or [0.0]
+    groups: list[tuple[int, list[float]]] = []
+    for t in sorted(times):
+        gop = max(0, bisect.bisect_right(kfs, t) - 1)
+        if groups and groups[-1][0] == gop:
+            groups[-1][1].append(t)
+        else:
+            groups.append((gop, [t]))
+
+    key_set = set(kfs)
+    runs: list[DecodeRun] = []
+    for gop, group in groups:
+        only_keys = frame_times is not None and all(
+            _displayed(frame_times, t) in key_set for t in group)
+        if runs:
+            last = runs[-1]
+            gap = (kfs[gop] - last.times[-1]) / frame_duration
+            if last.keyframes_only and only_keys:  # keyframe-only decoding: continuing is cheap
+                runs[-1] = DecodeRun(last.keyframe, last.times + tuple(group), True)
+                continue
+            if not last.keyframes_only and not only_keys and gap <= seek_cost_frames:
+                runs[-1] = DecodeRun(last.keyframe, last.times + tuple(group), False)
+                continue
+        runs.append(DecodeRun(kfs[gop], tuple(group), only_keys))
+    return runs
+
+
+def _displayed(frame_times: Sequence[float], t: float) -> float:
+    """Time of the frame displayed at ``t`` (the first frame for times before it)."""
+    i = bisect.bisect_right(frame_times, t) - 1
+    return frame_times[max(i, 0)]
+
+
+@dataclass(frozen=True)
+class _Index:
+    """Display-order pts of every frame and the keyframe pts (stream time base)."""
+
+    pts: list[int]
+    keyframes: list[int]
+    complete: bool  # every packet had a pts
+
+
+def _scan(container: av.container.InputContainer, stream: av.VideoStream,
+          use_dts: bool = False) -> _Index:
+    pts: list[int] = []
+    keys: list[int] = []
+    complete = True
+    for other in container.streams:
+        if other.index != stream.index:
+            other.discard = "all"
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            continue
+        stamp = packet.dts if use_dts else packet.pts
+        if stamp is None:
+            complete = False
+            continue
+        pts.append(stamp)
+        if packet.is_keyframe:
+            keys.append(stamp)
+    pts.sort()
+    keys.sort()
+    return _Index(pts, keys, complete)
+
+
+def _target_size(info: VideoInfo, size: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Decoder output (width, height) before rotation, for a wanted display ``size``."""
+    if size is None:
+        return None
+    w, h = int(size[0]), int(size[1])
+    if w <= 0 or h <= 0:
+        raise ValueError(f"size must be positive (width, height), got {size}")
+    return (h, w) if info.rotation % 180 == 90 else (w, h)
+
+
+class _Decoder:
+    """Decodes wanted frames of one open file, run by run."""
+
+    def __init__(self, info: VideoInfo, size: tuple[int, int] | None) -> None:
+        self.info = info
+        self.out_size = _target_size(info, size)
+        self.container = av.open(info.path, metadata_errors="ignore")
+        self.stream = video_stream(self.container, Path(info.path))
+        self.time_base: Fraction = self.stream.time_base or Fraction(1, 1_000_000)
+        self.start_pts = round(info.start_time / self.time_base)
+        # AVI stores no presentation times; FFmpeg guesses them, right for MPEG-4 part 2 but
+        # wrong for H.264/HEVC with B-frames: there, frames are numbered in output order from
+        # the (closed-GOP) keyframe a run starts at.
+        self.count_frames = (self.container.format.name == "avi"
+                             and self.stream.codec_context.name in ("h264", "hevc"))
+        self.index = _scan(self.container, self.stream, use_dts=self.count_frames)
+        self.stream.thread_type = "AUTO"
+        ctx = self.stream.codec_context
+        self.can_skip = (self.index.complete and ctx.name in NONREF_CODECS
+                         and not self.count_frames)
+        self.rank = {p: i for i, p in enumerate(self.index.pts)}
+
+    def close(self) -> None:
+        self.container.close()
+
+    def seconds(self, pts: int) -> float:
+        return float((pts - self.start_pts) * self.time_base)
+
+    def pts_of(self, t: float) -> int:
+        return self.start_pts + int(np.floor(t / self.time_base + 1e-6))
+
+    def wanted_pts(self, t: float) -> int | None:
+        """Exact pts of the frame displayed at ``t``, when the index knows it."""
+        pts = self.index.pts
+        if not pts or not self.index.complete:
+            return None
+        i = bisect.bisect_right(pts, self.pts_of(t)) - 1
+        return pts[max(i, 0)]
+
+    def plan(self, times: Sequence[float]) -> list[DecodeRun]:
+        keys = [self.seconds(p) for p in self.index.keyframes]
+        known = self.index.complete and not self.count_frames
+        frames = [self.seconds(p) for p in self.index.pts] if known else None
+        fps = self.info.fps if self.info.fps > 0 else 30.0
+        return plan_decode(keys, times, frame_times=frames, frame_duration=1 / fps)
+
+    def image(self, frame: av.VideoFrame) -> np.ndarray:
+        if self.out_size is None:
+            rgb = frame.to_ndarray(format="rgb24")
+        else:
+            w, h = self.out_size
+            rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="BICUBIC")
+        if self.info.rotation:
+            rgb = np.ascontiguousarray(np.rot90(rgb, k=self.info.rotation // 90))
+        return rgb
+
+    def make_frame(self, frame: av.VideoFrame) -> Frame:
+        pts = _frame_pts(frame)
+        return Frame(time=self.seconds(pts), image=self.image(frame), index=self.rank.get(pts))
+
+    def run(self, run: DecodeRun) -> Iterator[tuple[float, Frame]]:
+        """Yield ``(requested time, frame)`` for each time of ``run`` (in order)."""
+        targets = list(run.times)
+        wanted = {self.wanted_pts(t) for t in targets} - {None}
+        self._seek(self.start_pts + round(run.keyframe / self.time_base))
+        previous: av.VideoFrame | None = None
+        served: tuple[int, Frame] | None = None
+        for frame in self._frames(run, wanted):
+            pts = _frame_pts(frame)
+            if previous is None and self._overshot(pts, targets[0]):
+                yield from self._restart(run, targets)
+                return
+            while targets:
+                exact = self.wanted_pts(targets[0])
+                if pts == exact or previous is None and pts > self.pts_of(targets[0]):
+                    pick = frame
+                elif pts > self.pts_of(targets[0]):
+                    pick = previous
+                else:
+                    break
+                served = self._serve(pick, served)
+                yield targets.pop(0), served[1]
+            if not targets:
+                return
+            previous = frame
+        if previous is None:
+            raise VideoError(f"No frame of {Path(self.info.path).name} could be decoded near "
+                             f"{targets[0]:.3f}s; the file may be truncated or corrupt.")
+        for t in targets:  # past the last frame: the last frame stays on screen
+            served = self._serve(previous, served)
+            yield t, served[1]
+
+    def _serve(self, frame: av.VideoFrame,
+               served: tuple[int, Frame] | None) -> tuple[int, Frame]:
+        """The converted ``frame``, reusing the last one when it is the same picture."""
+        pts = _frame_pts(frame)
+        if served is not None and served[0] == pts:
+            return served
+        return pts, self.make_frame(frame)
+
+    def _overshot(self, first_pts: int, t: float) -> bool:
+        """The seek landed after the frame wanted at ``t`` (a bad index in the file)."""
+        exact = self.wanted_pts(t)
+        if exact is not None:
+            return first_pts > exact
+        return first_pts > self.pts_of(t) and bool(self.index.pts) and first_pts > self.index.pts[0]
+
+    def _restart(self, run: DecodeRun, targets: list[float]) -> Iterator[tuple[float, Frame]]:
+        """Serve ``targets`` decoding from the very first frame (slow, always right)."""
+        first = self.seconds(self.index.keyframes[0]) if self.index.keyframes else 0.0
+        if run.keyframe <= first:
+            raise VideoError(f"Cannot find the frame at {targets[0]:.3f}s in "
+                             f"{Path(self.info.path).name}; its index is broken.")
+        yield from self.run(DecodeRun(first, tuple(targets), False))
+
+    def _counted_frames(self) -> Iterator[av.VideoFrame]:
+        """Decode from the seek point, stamping frames with the index times in output order
+        (the first packet after a seek is a keyframe, shown first in its closed GOP)."""
+        ctx = self.stream.codec_context
+        position: int | None = None
+        for packet in self.container.demux(self.stream):
+            if position is None and packet.dts is not None and packet.size:
+                position = bisect.bisect_left(self.index.pts, packet.dts)
+            for frame in ctx.decode(packet):
+                if position is None or position >= len(self.index.pts):
+                    return
+                frame.pts = self.index.pts[position]
+                position += 1
+                yield frame
+
+    def _seek(self, pts: int) -> None:
+        first = self.index.keyframes[0] if self.index.keyframes else self.start_pts
+        self.container.seek(max(pts, first), stream=self.stream, backward=True, any_frame=False)
+
+    def _frames(self, run: DecodeRun, wanted: set[int]) -> Iterator[av.VideoFrame]:
+        if self.count_frames:
+            yield from self._counted_frames()
+            return
+        ctx = self.stream.codec_context
+        mode = "DEFAULT"
+        for packet in self.container.demux(self.stream):
+            if run.keyframes_only and not packet.is_keyframe and packet.size:
+                continue
+            if self.can_skip:
+                want = "DEFAULT" if packet.pts in wanted or packet.is_keyframe else "NONREF"
+                if want != mode:
+                    ctx.skip_frame = mode = want
+            yield from ctx.decode(packet)
+        if mode != "DEFAULT":
+            ctx.skip_frame = "DEFAULT"
+
+
+def _frame_pts(frame: av.VideoFrame) -> int:
+    pts = frame.pts if frame.pts is not None else frame.dts
+    if pts is None:
+        raise VideoError("A decoded frame has no timestamp; the file is corrupt or unsupported.")
+    return int(pts)
+
+
+def _as_info(video: str | Path | VideoInfo) -> VideoInfo:
+    return video if isinstance(video, VideoInfo) else probe(video)
+
+
+def iter_frames(video: str | Path | VideoInfo, times: Sequence[float], *,
+                size: tuple[int, int] | None = None,
+                progress: ProgressFn | None = None) -> Iterator[tuple[float, Frame]]:
+    """Yield ``(requested time, frame)`` in ascending time order, one pair per requested time
+    (two times showing the same picture yield the same :class:`Frame` object). Memory stays
+    bounded by one frame in flight: good for long videos. ``size`` is the wanted display
+    (width, height); ``progress(done, total)`` is called after each distinct frame."""
+    info = _as_info(video)
+    ordered = sorted(float(t) for t in times)
+    if not ordered:
+        return
+    for t in ordered:
+        if not np.isfinite(t):
+            raise ValueError(f"frame times must be finite numbers, got {t}")
+    try:
+        decoder = _Decoder(info, size)
+    except av.FFmpegError as exc:
+        raise VideoError(f"Cannot read {Path(info.path).name}: {exc}") from exc
+    try:
+        done, total, last_id = 0, len({decoder.wanted_pts(t) for t in ordered}), None
+        for run in decoder.plan(ordered):
+            for t, frame in decoder.run(run):
+                if progress is not None and id(frame) != last_id:
+                    done = min(done + 1, total)
+                    progress(done, total)
+                last_id = id(frame)
+                yield t, frame
+    except av.FFmpegError as exc:
+        raise VideoError(f"Decoding {Path(info.path).name} failed: the file is corrupt or "
+                         f"truncated ({exc}).") from exc
+    finally:
+        decoder.close()
+
+
+def decode_frames(video: str | Path | VideoInfo, times: Sequence[float], *,
+                  size: tuple[int, int] | None = None, progress: ProgressFn | None = None,
+                  unique: bool = True) -> list[Frame]:
+    """Decode the frames displayed at ``times`` (seconds from the first frame).
+
+    Each frame is the one on screen at that time (the last frame whose presentation time is
+    ``<= t``) and carries its own exact time. Frames come back in the order of ``times``.
+    ``unique=True`` (default): a frame shown at several requested times is returned once, at the
+    place of its first request, so the result may be shorter than ``times``; ``unique=False``:
+    exactly one frame per requested time (repeats share one object). ``size`` (width, height) is
+    the wanted display size (after rotation); None keeps the original size.
+    """
+    by_time: dict[float, Frame] = dict(iter_frames(video, times, size=size, progress=progress))
+    result: list[Frame] = []
+    seen: set[int] = set()
+    for t in times:
+        frame = by_time[float(t)]
+        if unique and id(frame) in seen:
+            continue
+        seen.add(id(frame))
+        result.append(frame)
+    return result

@@ -69,8 +69,8 @@ def probe(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> VideoInfo:
         width, height = int(stream.codec_context.width), int(stream.codec_context.height)
         _check_size(file, width, height, max_pixels)
         time_base = stream.time_base or Fraction(1, 1_000_000)
-        start = _start_seconds(container, stream, time_base)
         first = _first_frame(container, stream, file)
+        start = _start_seconds(container, stream, time_base, first)
         duration = _duration(container, stream, time_base, start)
         fps = _fps(stream, duration)
         frames = int(stream.frames) if stream.frames else max(1, round(duration * fps))
@@ -126,7 +126,11 @@ def _reason(exc: BaseException) -> str:
 
 
 def _start_seconds(container: av.container.InputContainer, stream: av.VideoStream,
-                   time_base: Fraction) -> float:
+                   time_base: Fraction, first: av.VideoFrame) -> float:
+    """Presentation time of the first displayed frame (what a player shows as 0)."""
+    guessed = container.format.name == "avi" and stream.codec_context.name in ("h264", "hevc")
+    if first.pts is not None and not guessed:  # AVI holds no pts: H.264/HEVC ones are guesses
+        return float(first.pts * time_base)
     if stream.start_time is not None:
         return float(stream.start_time * time_base)
     if container.start_time is not None:
