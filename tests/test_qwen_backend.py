@@ -99,6 +99,20 @@ def test_streaming_pieces_join_to_the_answer(tiny_backend: QwenTransformersBacke
     assert "".join(pieces) == answer
 
 
+def test_an_exception_from_on_token_reaches_the_caller_unchanged(
+        tiny_backend: QwenTransformersBackend) -> None:
+    class Cancelled(Exception):
+        pass
+
+    def cancel(piece: str) -> None:
+        raise Cancelled(piece)
+
+    with pytest.raises(Cancelled):
+        tiny_backend.generate(make_frames([0.0, 0.5]), PROMPT, max_new_tokens=8, on_token=cancel)
+    assert isinstance(tiny_backend.generate(make_frames([0.0, 0.5]), PROMPT, max_new_tokens=2),
+                      str)  # still usable afterwards (the run lock was released)
+
+
 def test_frames_not_multiple_of_32_are_rounded_not_rejected(
         tiny_backend: QwenTransformersBackend) -> None:
     inputs = tiny_backend.build_inputs(make_frames([0.0, 0.5], size=(50, 70)), PROMPT)
@@ -292,6 +306,19 @@ def test_unreachable_hub_fails_fast_with_the_fix(monkeypatch: pytest.MonkeyPatch
     assert time.monotonic() - start < 10
     for hint in FIX_HINTS:
         assert hint in str(info.value), hint
+
+
+def test_local_only_never_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with pytest.raises(ModelNotAvailableError, match="not in the local Hugging Face cache"):
+        resolve_model_dir("vidground-tests/no-such-model", local_only=True)
+
+
+def test_bad_attn_implementation_says_how_to_fix(tiny_qwen_dir: Path) -> None:
+    backend = QwenTransformersBackend(str(tiny_qwen_dir), device="cpu",
+                                      attn_implementation="no_such_attention")
+    with pytest.raises(BackendError, match="VIDGROUND_ATTN_IMPLEMENTATION"):
+        backend.load()
 
 
 def test_local_dir_without_config_is_a_clear_error(tmp_path: Path) -> None:

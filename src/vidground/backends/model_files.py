@@ -19,15 +19,20 @@ _SOURCE_ALIASES = {"hf": "huggingface", "hub": "huggingface", "ms": "modelscope"
 HUB_TIMEOUT_S = 10.0
 
 
-def resolve_model_dir(model: str, source: str = "huggingface") -> Path:
-    """Return a local directory holding the checkpoint ``model`` (a local path or a model id)."""
+def resolve_model_dir(model: str, source: str = "huggingface", *,
+                      local_only: bool = False) -> Path:
+    """Return a local directory holding the checkpoint ``model`` (a local path or a model id).
+
+    With ``local_only`` nothing is downloaded: only a local path or the source's cache counts.
+    """
+    model = str(model)
     local = _as_local_path(model)
     if local is not None:
         return _check_local_dir(local, model)
     source = normalize_source(source)
     if source == "modelscope":
-        return _modelscope_snapshot(model)
-    return _huggingface_snapshot(model)
+        return _modelscope_snapshot(model, local_only=local_only)
+    return _huggingface_snapshot(model, local_only=local_only)
 
 
 def normalize_source(source: str | None) -> str:
@@ -110,8 +115,8 @@ def _check_local_dir(path: Path, model: str) -> Path:
     return path
 
 
-def _huggingface_snapshot(model_id: str) -> Path:
-    """The Hugging Face cache first, then (unless offline) a download."""
+def _huggingface_snapshot(model_id: str, *, local_only: bool = False) -> Path:
+    """The Hugging Face cache first, then (unless offline or ``local_only``) a download."""
     try:
         import huggingface_hub
         from huggingface_hub import snapshot_download
@@ -123,6 +128,10 @@ def _huggingface_snapshot(model_id: str) -> Path:
         return Path(snapshot_download(model_id, local_files_only=True))
     except Exception:  # not cached (LocalEntryNotFoundError) or a broken cache entry
         pass
+    if local_only:
+        raise ModelNotAvailableError(
+            f"model {model_id!r} is not in the local Hugging Face cache.\n{how_to_get(model_id)}"
+        )
     if hub_offline():
         raise ModelNotAvailableError(
             f"model {model_id!r} is not in the local Hugging Face cache and downloads are "
@@ -160,7 +169,7 @@ def _check_repo_online(huggingface_hub, model_id: str) -> None:
         ) from exc
 
 
-def _modelscope_snapshot(model_id: str) -> Path:
+def _modelscope_snapshot(model_id: str, *, local_only: bool = False) -> Path:
     """Download (or find in the ModelScope cache) ``model_id`` with the ``modelscope`` package."""
     try:
         from modelscope import snapshot_download
@@ -174,6 +183,10 @@ def _modelscope_snapshot(model_id: str) -> Path:
         return Path(snapshot_download(model_id, local_files_only=True))
     except Exception:  # not cached, or an old modelscope without local_files_only
         pass
+    if local_only:
+        raise ModelNotAvailableError(
+            f"model {model_id!r} is not in the local ModelScope cache.\n{how_to_get(model_id)}"
+        )
     try:
         return Path(snapshot_download(model_id))
     except Exception as exc:

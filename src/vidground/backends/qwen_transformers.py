@@ -159,6 +159,7 @@ class _CallbackStreamer:
         self._ids: list[int] = []
         self._seen_prompt = False
         self.emitted = ""
+        self.error: BaseException | None = None
 
     def put(self, value) -> None:
         """Receive the prompt (first call, ignored) and then each new token."""
@@ -180,9 +181,14 @@ class _CallbackStreamer:
             self._emit(final_text[len(self.emitted):])
 
     def _emit(self, piece: str) -> None:
+        """Send ``piece``; an exception from the callback is kept to re-raise unchanged."""
         if piece:
             self.emitted += piece
-            self._on_token(piece)
+            try:
+                self._on_token(piece)
+            except BaseException as exc:
+                self.error = exc
+                raise
 
 
 # --------------------------------------------------------------------------- backend
@@ -194,7 +200,7 @@ class QwenTransformersBackend:
     def __init__(self, model: str | None = None, *, device: str = "auto", dtype: str = "auto",
                  model_source: str = "huggingface",
                  attn_implementation: str | None = None) -> None:
-        self._model_ref = model or default_model()
+        self._model_ref = str(model) if model else default_model()
         self._device_setting = device
         self._dtype_setting = dtype
         self._source = normalize_source(model_source)
@@ -253,11 +259,14 @@ class QwenTransformersBackend:
             processor = transformers.AutoProcessor.from_pretrained(model_dir)
             model = transformers.AutoModelForImageTextToText.from_pretrained(model_dir, **kwargs)
         except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
+            attn = (f" It was asked for attn_implementation={self._attn_implementation!r}: "
+                    "unset VIDGROUND_ATTN_IMPLEMENTATION to use the default."
+                    if self._attn_implementation else "")
             raise ModelNotAvailableError(
                 f"could not load the model from {model_dir}: {type(exc).__name__}: "
                 f"{_short(exc)}. Check that the folder holds a complete Qwen3-VL checkpoint "
                 f"and that transformers is recent enough (installed: "
-                f"{transformers.__version__})."
+                f"{transformers.__version__}).{attn}"
             ) from exc
         model.eval()
         self._processor, self.device, self.dtype = processor, device, dtype
@@ -315,12 +324,17 @@ class QwenTransformersBackend:
         inputs = self.build_inputs(frames, prompt)
         tokenizer = self._processor.tokenizer
         streamer = _CallbackStreamer(tokenizer, on_token) if on_token else None
-        with self._run_lock, _backend_errors("generation"):
-            import torch
+        try:
+            with self._run_lock, _backend_errors("generation"):
+                import torch
 
-            with torch.inference_mode():
-                output = self._model.generate(**inputs, max_new_tokens=max_new_tokens,
-                                              do_sample=False, streamer=streamer)
+                with torch.inference_mode():
+                    output = self._model.generate(**inputs, max_new_tokens=max_new_tokens,
+                                                  do_sample=False, streamer=streamer)
+        except BackendError:
+            if streamer is not None and streamer.error is not None:
+                raise streamer.error from None  # the caller's own exception (e.g. cancel)
+            raise
         new_tokens = output[0, inputs["input_ids"].shape[1]:].tolist()
         text = tokenizer.decode(new_tokens, skip_special_tokens=True)
         if streamer is not None:
