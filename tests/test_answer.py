@@ -53,6 +53,18 @@ ANSWERS: list[tuple[str, list[S]]] = [
     ("The second dunk is at 30-32 s; the first at 12-14 s.", [(12.0, 14.0), (30.0, 32.0)]),
     ("The event happens from 12 to 14 secs.", [(12.0, 14.0)]),
     ("Timestamps: 12.5sec - 18.0sec", [(12.5, 18.0)]),
+    ("The event occurs at approximately 12.5-18.0 seconds.", [(12.5, 18.0)]),
+    ("The time range is 12.5 seconds - 18 seconds.", [(12.5, 18.0)]),
+    ("From the 12 second mark to the 18 second mark.", [(12.0, 18.0)]),
+    ("The answer is 12.5 - 18.0 seconds.", [(12.5, 18.0)]),
+    ("Answer:\n- Start: 12.5 s\n- End: 18.0 s\nReasoning: the ball is released.", [(12.5, 18.0)]),
+    ("**Start Time:** 00:00:12.5  \n**End Time:** 00:00:18.0", [(12.5, 18.0)]),
+    ("Time span: 12.5s ~ 18.0s", [(12.5, 18.0)]),
+    ("The event happens twice: (1) 2.0-4.0 s and (2) 10.0-12.0 s.", [(2.0, 4.0), (10.0, 12.0)]),
+    ("5.5s to 7s, then 9 to 10 seconds", [(5.5, 7.0), (9.0, 10.0)]),
+    ("Segment 1: 3-5s\nSegment 2: 8-9s", [(3.0, 5.0), (8.0, 9.0)]),
+    ("The dog jumps in the first 5 seconds.", [(0.0, 5.0)]),
+    ("The jump is at 12 s. Duration: 6 s", [(12.0, 12.0)]),
     # --- Qwen3-VL time tags ---------------------------------------------------------------------
     ("<12.5 seconds> ... <18.0 seconds>", [(12.5, 18.0)]),
     ("The event happens from <12.5 seconds> to <18.0 seconds>.", [(12.5, 18.0)]),
@@ -89,6 +101,11 @@ ANSWERS: list[tuple[str, list[S]]] = [
     ("从1分23秒到1分45秒", [(83.0, 105.0)]),
     ("首次三分投篮发生在 00:02:15.678 到 00:02:17.234。", [(135.678, 137.234)]),
     ("第一次出现在3秒到5秒，第二次出现在20秒到22秒。", [(3.0, 5.0), (20.0, 22.0)]),
+    ("12.5 秒 – 18.0 秒", [(12.5, 18.0)]),
+    ("该事件发生在视频的第12.5秒到第18.0秒。", [(12.5, 18.0)]),
+    ("在视频的 0:12 到 0:18 之间", [(12.0, 18.0)]),
+    ("狗在前5秒内跳起。", [(0.0, 5.0)]),
+    ("大约在第5秒左右", [(5.0, 5.0)]),
     ("１２.５秒到１８秒", [(12.5, 18.0)]),
     ("12,5秒到18秒", [(12.5, 18.0)]),
     # --- single points (zero-length spans) ------------------------------------------------------
@@ -150,6 +167,11 @@ NOT_FOUND: list[str] = [
     "答案：未找到\n理由：视频中只有人在12秒走路。",
     "未找到",
     "The event does not appear in the video.",
+    "Answer: The person never jumps.",
+    "No.",
+    "Answer: Nothing like that happens.",
+    "The dog doesn't jump at any point.",
+    "视频中从未有人投篮。",
     "This event never happens.",
     "There is no such event in this video.",
     "The requested action is not shown in the video.",
@@ -210,6 +232,24 @@ def test_reversed_span_swapped_and_clamped() -> None:
 def test_to_the_end_uses_duration() -> None:
     assert parse_answer("from 25 seconds to the end", duration=30.0).spans == (Span(25.0, 30.0),)
     assert parse_answer("从25秒一直到视频结束", duration=30.0).spans == (Span(25.0, 30.0),)
+
+
+def test_last_seconds_need_duration() -> None:
+    assert parse_answer("in the last 10 seconds", duration=100.0).spans == (Span(90.0, 100.0),)
+    assert parse_answer("在最后10秒", duration=100.0).spans == (Span(90.0, 100.0),)
+    assert parse_answer("in the last 10 seconds").spans == ()
+
+
+def test_clock_past_duration_is_dropped() -> None:
+    assert parse_answer("at 02:15.6 - 02:17.2", duration=100.0).spans == ()
+    assert parse_answer("1:23 - 1:45 (83-105 seconds)", duration=100.0).spans == (
+        Span(83.0, 100.0),)
+
+
+def test_bare_numbers_in_prose_are_not_times() -> None:
+    """Without a unit a range in prose is not trusted (only a bare *answer* is)."""
+    assert parse_answer("The event occurs from 12.5 to 18.0.").spans == ()
+    assert parse_answer("Answer: 12.5 to 18.0").spans == (Span(12.5, 18.0),)
 
 
 def test_duplicates_merged_and_sorted() -> None:

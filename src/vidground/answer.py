@@ -138,22 +138,20 @@ def _split_sections(text: str) -> tuple[str, str | None]:
 # Our prompt's fixed phrase, at the start of the answer section (after markdown/punctuation).
 _FIXED_NOT_FOUND = re.compile(r"^[\s*_`\"'“”「」\[(]*(?:NOT\s+FOUND|未找到)")
 
+# Only consulted when no span parsed, so it may be broad: any plain negation counts.
 _NOT_FOUND = re.compile(
     r"""
       \bnot\s+found\b
     | \bno\s+(?:such|matching|relevant|corresponding)\s+\w+
-    | \b(?:does|did|do)\s*(?:not|n't)\s+(?:ever\s+)?(?:appear|occur|happen|take\s+place|exist
-          |show|contain|include|feature|find)
-    | \b(?:doesn't|didn't|don't)\s+(?:ever\s+)?(?:appear|occur|happen|take\s+place|exist|show)
-    | \bnever\s+(?:actually\s+)?(?:happens?|occurs?|appears?|shown|seen|takes\s+place)
-    | \b(?:is|are|was|were)\s*(?:not|n't)\s+(?:present|shown|visible|seen|depicted|found)
-    | \b(?:isn't|aren't|wasn't|weren't)\s+(?:present|shown|visible|seen|depicted|found)
-    | \b(?:cannot|can't|could\s*not|couldn't|unable\s+to)\s+(?:be\s+)?(?:find|found|locate|identif)
+    | \b(?:does|did|do|is|are|was|were|has|have|had)\s*(?:not|n't)\b
+    | \b(?:cannot|can't|could\s*not|couldn't|unable\s+to)\s+(?:be\s+)?
+        (?:find|found|locate|identif|see)
+    | \b(?:never|nobody|nothing)\b | \bno\s+one\b
     | \bthere\s+(?:is|are|was|were)\s+no\b | \bthere's\s+no\b
-    | \bno\s+(?:evidence|occurrence|instance)s?\b
-    | ^\W*none\W*$
+    | \bno\s+(?:evidence|occurrence|instance|sign)s?\b
+    | ^\W*(?:none|no|n/?a)\W*$
     | 未找到 | 没有?找到 | 找不到 | 未能找到 | 无法找到 | 未(?:曾)?出现 | 没有?出现 | 不存在 | 并未
-    | 未发生 | 没有?发生 | 未检测到 | 没有检测到 | 无此 | 未见 | 没有
+    | 未发生 | 没有?发生 | 未检测到 | 没有检测到 | 无此 | 未见 | 没有 | 从未 | 并没
     """,
     re.I | re.X | re.M,
 )
@@ -190,7 +188,7 @@ _TOKEN = re.compile(
 # Between two times: the text that makes them one range.
 _RANGE_GAP = re.compile(
     r"""
-    ^\s*,?\s*(?:
+    ^\s*(?:mark)?\s*,?\s*(?:                        # "the 12 second mark to ..."
         [-‐‑‒–—―~〜→]+ | -+> | =+> | \.{2,} | …+      # 12.5 - 18, 12.5–18, -->, ~, ...
       | (?:to|until|till|through|thru|up\s+to)\b        # from 12.5 to 18
       | (?:and\s+)?(?:lasts?|lasting|continu\w*|runs?|running|going|extends?)\s+
@@ -218,10 +216,16 @@ _ANY_AFTER_END = re.compile(r"^\s*(?:结束|为止|止)")
 
 # A time that states a length, not a moment: "lasts 2 seconds", "30 seconds long", "持续2秒".
 _DURATION_BEFORE = re.compile(
-    r"(?:\b(?:lasts?|lasting|lasted|for|duration(?:\s+of)?|length(?:\s+of)?|takes?|took)"
-    r"\s*(?:about|around|roughly|approximately|only|just|of)?\s*|持续了?约?|时长(?:为|是)?约?|长达|共|总长)\s*$",
-    re.I,
+    r"""
+    (?:\b(?:lasts?|lasting|lasted|for|takes?|took|(?:duration|length)\s*(?:of|is|was|:)?)
+       \s*(?:about|around|roughly|approximately|only|just|of)?\s*
+     | 持续了?约? | 时长[:为是]?约? | 长达 | 共 | 总长[:为是]?)\s*$
+    """,
+    re.I | re.X,
 )
+# "the first 5 seconds" -> 0..5; "the last 5 seconds" -> end-5..end (needs the duration).
+_FIRST_BEFORE = re.compile(r"(?:\b(?:first|opening|initial)\s+|前\s*)$", re.I)
+_LAST_BEFORE = re.compile(r"(?:\b(?:last|final|closing)\s+|最后\s*)$", re.I)
 _DURATION_AFTER = re.compile(r"^\s*(?:long|in\s+length|in\s+total|长|左右长)", re.I)
 
 _FRAME_BEFORE = re.compile(r"\bframes?\s*(?:#|no\.?|number)?\s*$", re.I)
@@ -372,16 +376,31 @@ def _scan_text(text: str, *, fps: float | None, duration: float | None) -> _Foun
             prev_end = b.end
             i += 2
             continue
-        if a.timed and not _is_length(text, a, prev_end):
-            t = _seconds(a, fps)
-            if t is not None:
-                if duration is not None and _TO_END_AFTER.match(text[a.end:]):
-                    found.ranges.append((t, duration))
-                else:
-                    found.points.append(t)
+        if a.timed:
+            _add_single(found, text, a, prev_end, fps=fps, duration=duration)
         prev_end = a.end
         i += 1
     return found
+
+
+def _add_single(found: _Found, text: str, tok: _Token, prev_end: int, *, fps: float | None,
+                duration: float | None) -> None:
+    """One time on its own: a point, or a range when it says "first/last N s" or "to the end"."""
+    t = _seconds(tok, fps)
+    if t is None:
+        return
+    before = text[max(prev_end, tok.start - 12):tok.start]
+    if _FIRST_BEFORE.search(before):
+        found.ranges.append((0.0, t))
+    elif _LAST_BEFORE.search(before):
+        if duration is not None:
+            found.ranges.append((max(0.0, duration - t), duration))
+    elif _is_length(text, tok, prev_end):
+        return
+    elif duration is not None and _TO_END_AFTER.match(text[tok.end:]):
+        found.ranges.append((t, duration))
+    else:
+        found.points.append(t)
 
 
 def _range_seconds(a: _Token, b: _Token, fps: float | None) -> tuple[float, float] | None:
