@@ -1,0 +1,69 @@
+"""Which times to look at.
+
+``sample_times`` returns the *centres* of ``n`` equal sampling intervals covering the video,
+``(i + 0.5) * duration / n``: each picked frame stands for its interval, and neither the first
+nor the last instant (often black or a fade) is over-represented. Times never pass the start of
+the last frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .probe import VideoInfo
+
+#: Share of the context the frames may take (the rest is for the prompt and the answer).
+CONTEXT_SHARE = 0.9
+
+
+def frame_count_for(duration: float, *, fps: float = 2.0, min_frames: int = 4,
+                    max_frames: int = 768, available_frames: int | None = None,
+                    max_context_tokens: int | None = None,
+                    tokens_per_frame: float | None = None) -> int:
+    """How many frames to sample: ``duration * fps`` within ``[min_frames, max_frames]``, within
+    the token budget (Qwen3-VL fuses frame pairs, so ``n`` frames cost
+    ``tokens_per_frame * n / 2`` tokens, ``tokens_per_frame`` being one frame's 32x32 cells),
+    never more than the video has, and even where the bounds allow it."""
+    if fps <= 0 or not math.isfinite(fps):
+        raise ValueError(f"fps must be a positive number, got {fps}")
+    if min_frames < 1 or max_frames < min_frames:
+        raise ValueError(f"need 1 <= min_frames <= max_frames, got {min_frames}, {max_frames}")
+    upper = max_frames
+    if max_context_tokens and tokens_per_frame:
+        upper = min(upper, int(2 * max_context_tokens * CONTEXT_SHARE / tokens_per_frame))
+    if available_frames is not None:
+        upper = min(upper, max(1, available_frames))
+    upper = max(1, upper)
+    n = min(max(round(max(duration, 0.0) * fps), min_frames, 1), upper)
+    if n % 2:
+        if n - 1 >= max(min_frames, 2):
+            n -= 1
+        elif n + 1 <= upper:
+            n += 1
+    return n
+
+
+def sample_times(info: VideoInfo, *, fps: float = 2.0, min_frames: int = 4,
+                 max_frames: int = 768, max_context_tokens: int | None = None,
+                 tokens_per_frame: float | None = None) -> list[float]:
+    """Times (seconds from the first frame, ascending) to decode for one model call; see
+    :func:`frame_count_for` for how many."""
+    n = frame_count_for(info.duration, fps=fps, min_frames=min_frames, max_frames=max_frames,
+                        available_frames=info.frame_count or None,
+                        max_context_tokens=max_context_tokens, tokens_per_frame=tokens_per_frame)
+    return interval_centres(info.duration, n, last_frame=last_frame_time(info))
+
+
+def last_frame_time(info: VideoInfo) -> float:
+    """Start of the last frame (estimated from the duration and frame rate)."""
+    step = 1.0 / info.fps if info.fps > 0 else 0.0
+    return max(0.0, info.duration - step)
+
+
+def interval_centres(duration: float, n: int, *, last_frame: float | None = None) -> list[float]:
+    """Centres of ``n`` equal intervals over ``[0, duration)``, capped at ``last_frame``."""
+    if n <= 0:
+        return []
+    cap = duration if last_frame is None else last_frame
+    step = max(duration, 0.0) / n
+    return [round(min((i + 0.5) * step, cap), 6) for i in range(n)]
