@@ -1,0 +1,249 @@
+"""The web page in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright.
+
+The real server (``create_app``: API + page, uvicorn on a free loopback port) runs against the
+fake OpenAI-compatible model that looks at the frames (a red square visible from 1.0 s to 2.0 s).
+The tests upload a real MP4, ask, read the time range the page shows, click the segment on the
+timeline and read the ``<video>``'s ``currentTime``; an upload that is not a video shows a
+readable error and the page keeps working; the language switch relabels the page.
+A screenshot of the result is saved to ``test-artifacts/ui-result.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio")
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+from fake_openai_server import FakeOpenAIServer  # noqa: E402
+from media import make_text_file, make_video  # noqa: E402
+from ui_server import UIServer, settings_for  # noqa: E402
+
+from vidground.timecode import parse_timecode  # noqa: E402
+
+CHROMIUM = os.environ.get("VIDGROUND_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+TRUE_START, TRUE_END = 1.0, 2.0
+SAMPLING_FPS = 5  # what the test sets in the page's options
+TOLERANCE = 1.0 / SAMPLING_FPS + 0.05  # the fake model can only name sampled frame times
+QUERY = "When is the red square visible?"
+TIMEOUT_MS = 60_000
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)),
+                       reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
+]
+
+
+# -- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("media")
+    make_video(root / "red_square.mp4", duration=4.0, fps=10, size=(192, 144), codec="h264",
+               container="mp4", intervals=[(TRUE_START, TRUE_END)], color=(255, 0, 0))
+    return root
+
+
+@pytest.fixture(scope="module")
+def not_a_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_text_file(tmp_path_factory.mktemp("bad") / "notes.mp4")
+
+
+@pytest.fixture(scope="module")
+def model():
+    with FakeOpenAIServer(color=(255, 0, 0), object_name="red square") as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def server(model: FakeOpenAIServer, media_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    settings = settings_for(model.base_url, media_root, tmp_path_factory.mktemp("data"))
+    with UIServer(settings) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_sync.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def open_page(browser, server):
+    """``open_page(locale)`` -> a loaded page; records requests that leave the machine."""
+    contexts = []
+
+    def _open(locale: str = "en-US"):
+        ctx = browser.new_context(locale=locale, viewport={"width": 1280, "height": 1000})
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.external_requests = []
+        page.on("request", lambda r: page.external_requests.append(r.url)
+                if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(server.url)
+        page.wait_for_selector("#vg-locate")
+        # the load event (browser language -> labels, media list) has run
+        page.wait_for_function("document.querySelector('#vg-media') !== null")
+        return page
+
+    yield _open
+    for ctx in contexts:
+        ctx.close()
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def upload(page, path: Path) -> None:
+    page.set_input_files("#vg-upload input[type=file]", str(path))
+
+
+def wait_status(page, kind: str) -> str:
+    """Wait until the status box shows ``kind`` (ok/info/error) and return its text."""
+    box = page.locator(f"#vg-status .vg-status.vg-{kind}")
+    box.wait_for(state="visible")
+    return box.inner_text()
+
+
+def wait_ready(page) -> None:
+    page.wait_for_selector("#vg-player")
+    wait_status(page, "info")
+
+
+def ask(page, query: str) -> None:
+    page.fill("#vg-query textarea", query)
+    page.click("#vg-locate")
+
+
+def shown_ranges(page) -> list[tuple[float, float]]:
+    text = page.input_value("#vg-range textarea")
+    spans = []
+    for line in text.splitlines():
+        start, end = re.split(r"\s+[–-]\s+", line.strip())
+        spans.append((parse_timecode(start), parse_timecode(end)))
+    return spans
+
+
+def current_time(page) -> float:
+    return float(page.evaluate("document.getElementById('vg-player').currentTime"))
+
+
+def wait_current_time_near(page, target: float, tol: float = 0.3) -> None:
+    page.wait_for_function(
+        "([t, tol]) => { const v = document.getElementById('vg-player');"
+        " return v && Math.abs(v.currentTime - t) <= tol; }",
+        arg=[target, tol], timeout=10_000,
+    )
+
+
+# -- tests --------------------------------------------------------------------------------------
+
+
+def test_upload_ask_timeline_seek_and_history(open_page, model, media_root: Path) -> None:
+    page = open_page("en-US")
+    assert page.inner_text("#vg-locate").strip() == "Locate"
+
+    upload(page, media_root / "red_square.mp4")
+    wait_ready(page)
+    # the player got the uploaded video from the page's own media route
+    page.wait_for_function("document.getElementById('vg-player').readyState >= 1")
+    assert abs(page.evaluate("document.getElementById('vg-player').duration") - 4.0) < 0.2
+
+    # options: a denser fixed sampling rate
+    page.click("#vg-options button, #vg-options .label-wrap", timeout=5_000)
+    page.fill("#vg-fps input", str(SAMPLING_FPS))
+    page.locator("#vg-fps input").press("Tab")
+
+    ask(page, QUERY)
+    wait_status(page, "ok")
+    spans = shown_ranges(page)
+    assert len(spans) == 1, spans
+    start, end = spans[0]
+    assert abs(start - TRUE_START) <= TOLERANCE, (start, end)
+    assert abs(end - TRUE_END) <= TOLERANCE, (start, end)
+    assert "red square" in page.input_value("#vg-answer textarea")
+
+    # the timeline: one block, ticks, and the block seeks the player to the segment start
+    seg = page.locator(".vg-track .vg-seg")
+    assert seg.count() == 1
+    assert page.locator(".vg-ticks .vg-tick").count() >= 3
+    page.evaluate("document.getElementById('vg-player').currentTime = 3.5")
+    wait_current_time_near(page, 3.5, 0.05)
+    seg.first.click()
+    wait_current_time_near(page, start)
+    page.wait_for_function("!document.getElementById('vg-player').paused")
+
+    # the ▶ button of the segment does the same
+    page.evaluate("const v = document.getElementById('vg-player'); v.pause(); v.currentTime = 0")
+    wait_current_time_near(page, 0.0, 0.05)
+    page.locator(".vg-seglist .vg-play").first.click()
+    wait_current_time_near(page, start)
+    page.evaluate("document.getElementById('vg-player').pause()")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-result.png"), full_page=True)
+
+    # a second question on the same video, then re-open the first from the history
+    ask(page, "Where is the blue circle?")
+    page.wait_for_function(
+        "document.querySelectorAll('#vg-history input[type=radio]').length === 2")
+    first_range = f"{start}"
+    calls = model.chat_count
+    page.locator("#vg-history label", has_text=QUERY).click()
+    wait_status(page, "info")
+    assert page.input_value("#vg-query textarea") == QUERY
+    assert shown_ranges(page) == spans, first_range
+    assert model.chat_count == calls, "re-opening a result must not ask the model again"
+
+    assert page.external_requests == [], "the page fetched something from the internet"
+
+
+def test_not_a_video_shows_error_and_page_keeps_working(open_page, not_a_video: Path) -> None:
+    page = open_page("en-US")
+    upload(page, not_a_video)
+    message = wait_status(page, "error")
+    assert "video" in message.lower(), message
+    assert len(message) < 400
+
+    # asking about it gives a readable error too, not a crash
+    ask(page, QUERY)
+    page.wait_for_function(
+        "document.querySelector('#vg-status .vg-error') !== null"
+        " && !document.querySelector('#vg-status .vg-error').innerText.includes('Traceback')")
+
+    # the page still works: pick the good video from the media root and ask
+    page.locator("#vg-media input").click()
+    page.locator("[role=option]", has_text="red_square.mp4").click()
+    wait_ready(page)
+    ask(page, QUERY)
+    wait_status(page, "ok")
+    (start, end), = shown_ranges(page)
+    assert abs(start - TRUE_START) <= 0.5 + 0.05 and abs(end - TRUE_END) <= 0.5 + 0.05
+
+
+def test_language_follows_browser_and_switch_relabels(open_page) -> None:
+    page = open_page("zh-CN")
+    page.wait_for_function("document.querySelector('#vg-locate').innerText.trim() === '定位'")
+    assert "问题" in page.inner_text("#vg-query")
+    page.locator("#vg-lang label", has_text="English").click()
+    page.wait_for_function("document.querySelector('#vg-locate').innerText.trim() === 'Locate'")
+    assert "Question" in page.inner_text("#vg-query")
+    page.locator("#vg-lang label", has_text="中文").click()
+    page.wait_for_function("document.querySelector('#vg-locate').innerText.trim() === '定位'")
