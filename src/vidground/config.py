@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     openai_max_retries: int = 3
     openai_image_quality: int = 85
     openai_video_mode: str = Field(default="images", description="images or video_url")
+    openai_max_image_side: int | None = Field(
+        default=None, description="downscale frames sent to the server to this longest side")
+    openai_max_request_mb: float = 20.0
+    openai_max_frames_per_request: int = 256
 
     host: str = "127.0.0.1"
     port: int = 7860

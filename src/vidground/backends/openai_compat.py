@@ -318,6 +318,9 @@ class OpenAICompatBackend:
             max_retries=settings.openai_max_retries,
             image_quality=settings.openai_image_quality,
             video_mode=settings.openai_video_mode,
+            max_image_side=settings.openai_max_image_side,
+            max_request_bytes=int(settings.openai_max_request_mb * 1024 * 1024),
+            max_frames_per_request=settings.openai_max_frames_per_request,
         )
 
     # -- model name -------------------------------------------------------------------------
