@@ -1,0 +1,197 @@
+"""Decode N frames sampled at ~1 fps from a long 720p H.264 clip: vidground vs the alternatives.
+
+    .venv/bin/python benchmarks/decode.py --minutes 10 --gop-seconds 8
+
+Encodes (once, cached in the temp dir) a ``--minutes`` long 1280x720 30 fps H.264 clip with a
+fixed keyframe interval, then decodes the same frames with
+
+* vidground ``decode_frames`` (GOP-planned, exact pts),
+* qwen-vl-utils ``fetch_video`` (its default reader here: decord; includes its resize),
+* decord ``VideoReader.get_batch``,
+* OpenCV, seeking to each frame (``CAP_PROP_POS_FRAMES``) and a sequential ``grab`` loop,
+* naive PyAV (decode every frame, keep the wanted ones).
+
+Prints frames, seconds, x-realtime and the ratio of each to vidground, and checks that every
+timestamp vidground returns is the true pts of the displayed frame (painted frame numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from media import make_video, read_painted_index  # noqa: E402
+
+from vidground.video.decode import decode_frames  # noqa: E402
+from vidground.video.probe import probe  # noqa: E402
+
+FPS = 30
+
+
+def clip(minutes: float, gop_seconds: float, bframes: bool) -> Path:
+    """The cached benchmark clip (encoded on first use)."""
+    name = f"vidground_bench_{minutes:g}min_gop{gop_seconds:g}{'_b' if bframes else ''}.mp4"
+    path = Path(tempfile.gettempdir()) / name
+    if not path.exists():
+        start = time.perf_counter()
+        print(f"encoding {path} ...", flush=True)
+        tmp = path.with_suffix(".part.mp4")
+        make_video(tmp, duration=minutes * 60, fps=FPS, size=(1280, 720), codec="h264",
+                   gop=int(gop_seconds * FPS), bframes=bframes, motion=True,
+                   intervals=[(minutes * 30, minutes * 30 + 5)])
+        tmp.rename(path)
+        print(f"encoded in {time.perf_counter() - start:.1f}s", flush=True)
+    return path
+
+
+def wanted_indices(n_total: int, sample_fps: float) -> list[int]:
+    """The frame indices qwen-vl-utils picks: linspace over the video, an even count."""
+    n = int(n_total / FPS * sample_fps) // 2 * 2
+    return np.linspace(0, n_total - 1, n).round().astype(int).tolist()
+
+
+def run_ours(path: Path, idx: list[int], size: tuple[int, int] | None) -> int:
+    return len(decode_frames(path, [i / FPS for i in idx], size=size))
+
+
+def run_qwen(path: Path, idx: list[int], size: tuple[int, int] | None) -> int:
+    from qwen_vl_utils.vision_process import fetch_video
+
+    video = fetch_video({"video": str(path), "fps": len(idx) / (max(idx) + 1) * FPS,
+                         "max_frames": len(idx)}, image_patch_size=16)
+    return int(video.shape[0])
+
+
+def run_decord(path: Path, idx: list[int], size: tuple[int, int] | None) -> int:
+    import decord
+
+    kwargs = {"width": size[0], "height": size[1]} if size else {}
+    reader = decord.VideoReader(str(path), num_threads=0, **kwargs)
+    return int(reader.get_batch(idx).asnumpy().shape[0])
+
+
+def run_cv2_seek(path: Path, idx: list[int], size: tuple[int, int] | None) -> int:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    got = 0
+    for i in idx:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, i)
+        ok, image = cap.read()
+        if ok:
+            image = cv2.cvtColor(cv2.resize(image, size) if size else image, cv2.COLOR_BGR2RGB)
+            got += 1
+    cap.release()
+    return got
+
+
+def run_cv2_grab(path: Path, idx: list[int], size: tuple[int, int] | None) -> int:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    wanted, got, i = set(idx), 0, 0
+    last = max(idx)
+    while i <= last and cap.grab():
+        if i in wanted:
+            ok, image = cap.retrieve()
+            image = cv2.cvtColor(cv2.resize(image, size) if size else image, cv2.COLOR_BGR2RGB)
+            got += 1
+        i += 1
+    cap.release()
+    return got
+
+
+def run_naive_pyav(path: Path, idx: list[int], size: tuple[int, int] | None) -> int:
+    wanted, got = set(idx), 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for i, frame in enumerate(container.decode(stream)):
+            if i in wanted:
+                kwargs = {"width": size[0], "height": size[1]} if size else {}
+                frame.to_ndarray(format="rgb24", **kwargs)
+                got += 1
+            if i >= max(idx):
+                break
+    return got
+
+
+def check_exact(path: Path, idx: list[int], size: tuple[int, int] | None) -> int:
+    """Number of frames whose time or painted number is wrong (must be 0)."""
+    frames = decode_frames(path, [i / FPS for i in idx], size=None)
+    wrong = 0
+    for i, frame in zip(idx, frames, strict=True):
+        painted = read_painted_index(frame.image)
+        if painted != i or abs(frame.time - i / FPS) > 1e-6 or frame.index != i:
+            wrong += 1
+    return wrong
+
+
+def available(name: str) -> bool:
+    try:
+        __import__({"qwen-vl-utils": "qwen_vl_utils", "opencv": "cv2"}.get(name, name))
+        return True
+    except ImportError:
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--gop-seconds", type=float, default=8.0)
+    parser.add_argument("--sample-fps", type=float, default=1.0)
+    parser.add_argument("--bframes", action="store_true", help="encode with B-frames")
+    parser.add_argument("--resize", default="", help="WxH output size, e.g. 448x256")
+    parser.add_argument("--skip", default="", help="comma list of methods to leave out")
+    args = parser.parse_args()
+
+    path = clip(args.minutes, args.gop_seconds, args.bframes)
+    info = probe(path)
+    idx = wanted_indices(info.frame_count, args.sample_fps)
+    size = tuple(int(v) for v in args.resize.split("x")) if args.resize else None
+    print(f"{path.name}: {info.duration:.0f}s {info.width}x{info.height} {info.fps:g} fps, "
+          f"{info.frame_count} frames, GOP {args.gop_seconds:g}s, "
+          f"{len(idx)} frames wanted, size {size or 'native'}")
+    print(f"vidground exactness: {check_exact(path, idx, size)} wrong frames of {len(idx)}")
+
+    methods: list[tuple[str, str, Callable[..., int]]] = [
+        ("vidground decode_frames", "av", run_ours),
+        ("qwen-vl-utils fetch_video", "qwen-vl-utils", run_qwen),
+        ("decord get_batch", "decord", run_decord),
+        ("opencv seek per frame", "opencv", run_cv2_seek),
+        ("opencv grab loop", "opencv", run_cv2_grab),
+        ("naive pyav decode-all", "av", run_naive_pyav),
+    ]
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    results: list[tuple[str, int, float]] = []
+    for name, module, fn in methods:
+        if not available(module) or any(s in name for s in skip):
+            print(f"{name:28s} skipped ({module} not installed or --skip)")
+            continue
+        start = time.perf_counter()
+        count = fn(path, idx, size)
+        results.append((name, count, time.perf_counter() - start))
+    ours = results[0][2]
+    print(f"{'method':28s} {'frames':>6s} {'seconds':>8s} {'x-realtime':>10s} {'vs ours':>8s}")
+    for name, count, seconds in results:
+        print(f"{name:28s} {count:6d} {seconds:8.2f} {info.duration / seconds:10.1f} "
+              f"{seconds / ours:7.2f}x")
+    others = [r for r in results[1:] if r[1] == len(idx)]
+    if others:
+        best = min(others, key=lambda r: r[2])
+        print(f"best alternative: {best[0]} ({best[2]:.2f}s); vidground is "
+              f"{best[2] / ours:.2f}x faster")
+
+
+if __name__ == "__main__":
+    main()
