@@ -204,6 +204,8 @@ def test_pair_labels() -> None:
     assert pair_labels([0.0, 0.1, 3.3, 3.4, 10.0, 10.2]) == ["0.1", "3.4", "10.1"]
     assert pair_labels([0.0, 0.5]) == ["0.3"]
     assert pair_labels([1.0, 2.0, 5.0]) == ["1.5", "5.0"]
+    assert pair_labels([-0.02, 0.04]) == ["0.0"]  # pre-roll pts clamp to 0
+    assert frame_indices([-0.02, 0.04]) == [0, 40]
 
 
 # --------------------------------------------------------------------------- loading

@@ -106,8 +106,9 @@ def pair_labels(times: Sequence[float], temporal_patch_size: int = 2) -> list[st
 
     One label per group of ``temporal_patch_size`` frames: the mean of the group's first and
     last times, rounded half up to 0.1 s (an incomplete last group repeats its last frame).
+    Times are taken to the millisecond; negative times count as 0.
     """
-    ms = [round(float(t) * TIME_BASE) for t in times]
+    ms = [_to_ms(t) for t in times]
     labels = []
     for start in range(0, len(ms), temporal_patch_size):
         group = ms[start:start + temporal_patch_size]
@@ -119,7 +120,7 @@ def pair_labels(times: Sequence[float], temporal_patch_size: int = 2) -> list[st
 def frame_indices(times: Sequence[float], temporal_patch_size: int = 2) -> list[int]:
     """Video-metadata frame indices (at ``fps = TIME_BASE``) that make the processor print
     exactly :func:`pair_labels` for ``times``."""
-    indices = [round(float(t) * TIME_BASE) for t in times]
+    indices = [_to_ms(t) for t in times]
     wanted = pair_labels(times, temporal_patch_size)
     for group, label in enumerate(wanted):
         first = group * temporal_patch_size
@@ -129,6 +130,11 @@ def frame_indices(times: Sequence[float], temporal_patch_size: int = 2) -> list[
                 break
             indices[last] += 1  # a one-millisecond nudge off a binary-float tie
     return indices
+
+
+def _to_ms(time: float) -> int:
+    """A frame time as whole milliseconds; negative times (pre-roll pts) count as 0."""
+    return max(0, round(float(time) * TIME_BASE))
 
 
 def _processor_label(index_a: int, index_b: int) -> str:
