@@ -51,3 +51,7 @@ class Settings(BaseSettings):
     queue_limit: int = 64
     job_max_attempts: int = 3
     preload_model: bool = False
+    # server (added by the server author)
+    enable_ui: bool = Field(default=True, description="serve the web page at / (needs gradio)")
+    job_queue_limit: int = Field(default=10_000, description="most queued jobs before 429")
+    max_request_kb: int = Field(default=4096, description="largest JSON request body")

@@ -1,0 +1,346 @@
+"""The FastAPI app: the ``/api/v1`` routes, JSON errors everywhere, the shared model executor,
+the job store, and the web page at ``/``.
+
+``create_app(settings, grounder)`` builds it; ``run_server(settings)`` serves it with uvicorn
+(``vidground serve``). One :class:`~vidground.grounding.Grounder` (one model, loaded once) is
+shared by synchronous requests, jobs and the web page.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..config import Settings
+from ..errors import ModelNotAvailableError, VidgroundError
+from ..grounding import Grounder
+from ..options import LocateOptions, check_query
+from ..progress import ProgressEvent
+from .executor import BoundedExecutor
+from .jobs import JobRunner, JobStore
+from .storage import UploadStore, probe_checked, resolve_media_path
+
+log = logging.getLogger("vidground.server")
+
+STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
+                413: "request_too_large", 415: "unsupported_media_type",
+                422: "invalid_request", 429: "too_many_requests"}
+
+
+class Service:
+    """Everything the routes share: settings, the Grounder, the executor, jobs, uploads."""
+
+    def __init__(self, settings: Settings, grounder: Grounder) -> None:
+        self.settings = settings
+        self.grounder = grounder
+        data_dir = Path(settings.data_dir).expanduser()
+        self.data_dir = data_dir
+        self.media_root = Path(settings.media_root).expanduser().resolve()
+        self.store: JobStore = None  # type: ignore[assignment]  # opened in start()
+        self.uploads: UploadStore = None  # type: ignore[assignment]
+        self.runner: JobRunner | None = None
+        self.executor = BoundedExecutor(settings.workers, settings.queue_limit,
+                                        job_source=self._next_job)
+        self.model_state = "loaded" if grounder.backend_ready else "not_loaded"
+        self.model_error: str | None = None
+        self._state_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = JobStore(self.data_dir / "jobs.sqlite3")
+        requeued, failed = self.store.recover()
+        if requeued or failed:
+            log.warning("recovered interrupted jobs: %d queued again, %d failed", requeued,
+                        failed)
+        self.uploads = UploadStore(
+            self.data_dir / "uploads", max_bytes=self.settings.max_upload_mb * 1024 * 1024,
+            max_duration_s=self.settings.max_video_duration_s,
+            max_pixels=self.settings.max_video_pixels)
+        self.runner = JobRunner(self.store, self.infer)
+        self.executor.start()
+        if self.settings.preload_model and not self.grounder.backend_ready:
+            threading.Thread(target=self._load_model, name="vidground-preload",
+                             daemon=True).start()
+
+    def stop(self) -> None:
+        self.executor.stop(timeout=0.0)
+
+    def _next_job(self) -> Callable[[], None] | None:
+        if self.runner is None:
+            return None
+        return self.runner.next_task()
+
+    def _load_model(self) -> None:
+        with self._state_lock:
+            self.model_state = "loading"
+        try:
+            _ = self.grounder.backend
+        except VidgroundError as exc:
+            self._set_model_error(exc.message)
+        except Exception as exc:  # noqa: BLE001 - reported by /health, details in the log
+            log.exception("loading the model failed")
+            self._set_model_error(f"loading the model failed ({type(exc).__name__}); "
+                                  "see the server log")
+        else:
+            with self._state_lock:
+                self.model_state, self.model_error = "loaded", None
+
+    def _set_model_error(self, message: str) -> None:
+        with self._state_lock:
+            self.model_state, self.model_error = "error", message
+
+    # -- the work --------------------------------------------------------------------------
+    def video_file(self, request: dict[str, Any]) -> Path:
+        if request.get("video_id") is not None:
+            return self.uploads.video_path(request["video_id"])
+        return resolve_media_path(self.media_root, request["video_path"])
+
+    def validate(self, request: dict[str, Any]) -> None:
+        """Cheap checks before queueing: the video exists where allowed, query and options."""
+        check_query(request["query"])
+        LocateOptions.from_mapping(request.get("options"))
+        self.video_file(request)
+
+    def infer(self, request: dict[str, Any], progress: Callable[[ProgressEvent], None]
+              ) -> dict[str, Any]:
+        """Run one inference request (in an executor worker) and return the API response."""
+        path = self.video_file(request)
+        probe_checked(path, max_duration_s=self.settings.max_video_duration_s,
+                      max_pixels=self.settings.max_video_pixels)
+        options = LocateOptions.from_mapping(request.get("options"))
+        try:
+            grounding = self.grounder.locate(path, request["query"], options, progress=progress)
+        except ModelNotAvailableError as exc:
+            self._set_model_error(exc.message)
+            raise
+        if self.model_state != "loaded":
+            with self._state_lock:
+                self.model_state, self.model_error = "loaded", None
+        return grounding.to_response()
+
+    def health(self) -> dict[str, Any]:
+        ready = self.grounder.backend_ready
+        model = None
+        if ready:
+            model = getattr(self.grounder.backend, "model_name", None)
+        if model is None:
+            model = (self.settings.openai_model if self.settings.backend == "openai"
+                     else None) or self.settings.model
+        state = self.model_state
+        if ready and state == "not_loaded":
+            state = "loaded"
+        counts = self.store.counts() if self.store is not None else {}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "backend": self.settings.backend,
+            "model": model,
+            "model_loaded": ready,
+            "model_state": state,
+            "model_error": self.model_error,
+            "queue": {"waiting": self.executor.waiting, "running": self.executor.running,
+                      "depth": self.executor.waiting + self.executor.running
+                      + counts.get("queued", 0),
+                      "limit": self.executor.queue_limit, "workers": self.executor.workers},
+            "jobs": counts,
+        }
+
+
+def error_json(status: int, code: str, message: str,
+               headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
+                        headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:8]:
+        kind = err.get("type", "")
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        if kind == "json_invalid":
+            parts.append("the request body is not valid JSON")
+            continue
+        msg = str(err.get("msg", "invalid"))
+        if kind == "extra_forbidden":
+            msg = "unknown field"
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    text = "; ".join(dict.fromkeys(parts)) or "invalid request"
+    return text[:1000]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(VidgroundError)
+    async def vidground_error(request: Request, exc: VidgroundError) -> JSONResponse:
+        headers = None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            headers = {"Retry-After": str(int(retry_after))}
+        if exc.http_status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        return error_json(exc.http_status, exc.code, exc.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_json(422, "invalid_request", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = STATUS_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        return error_json(exc.status_code, code, message, dict(exc.headers or {}) or None)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_json(500, "internal_error", "internal server error; see the server log")
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes (413 JSON), except on the upload route,
+    which enforces its own (larger) limit while streaming."""
+
+    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...]) -> None:
+        self.app = app
+        self.limit = limit
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path", "") in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        too_big = error_json(413, "request_too_large",
+                             f"the request body is larger than {self.limit // 1024} KB")
+        try:
+            if length is not None and int(length) > self.limit:
+                await _drain_receive(receive, self.limit * 4)
+                await too_big(scope, receive, send)
+                return
+        except ValueError:
+            await error_json(400, "bad_request", "bad Content-Length")(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await too_big(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _drain_receive(receive: Receive, cap: int) -> None:
+    seen = 0
+    while seen <= cap:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body"):
+            return
+
+
+FALLBACK_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>vidground</title>
+</head><body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
+<h1>vidground</h1><p>The REST API is running at <code>/api/v1</code>
+(<a href="/docs">OpenAPI docs</a>).</p>
+<p>The web UI needs Gradio: <code>pip install vidground[server]</code>.</p>{extra}
+</body></html>"""
+
+
+def create_app(settings: Settings | None = None, grounder: Grounder | None = None) -> FastAPI:
+    """The whole server: API under ``/api/v1``, docs at ``/docs``, the web page at ``/``."""
+    from .routes import public, router
+
+    settings = settings or Settings()
+    grounder = grounder or Grounder(settings=settings)
+    svc = Service(settings, grounder)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc.start()
+        log.info("vidground API ready (backend %s, %d worker(s), queue limit %d)",
+                 settings.backend, svc.executor.workers, svc.executor.queue_limit)
+        try:
+            yield
+        finally:
+            svc.stop()
+
+    app = FastAPI(title="vidground", version=__version__, lifespan=lifespan,
+                  description="Find when things happen in a video, with Qwen3-VL. "
+                              "See docs/api.md.")
+    app.state.service = svc
+    app.state.settings = settings
+    app.state.grounder = grounder
+    install_error_handlers(app)
+    app.include_router(public)
+    app.include_router(router)
+    app.add_middleware(BodyLimit, limit=settings.max_request_kb * 1024,
+                       exempt=("/api/v1/videos",))
+    _add_ui(app, grounder, settings)
+    return app
+
+
+def _add_ui(app: FastAPI, grounder: Grounder, settings: Settings) -> None:
+    reason = ""
+    if settings.enable_ui:
+        try:
+            from .ui import mount_ui
+        except ImportError:
+            mount_ui = None  # type: ignore[assignment]
+        if mount_ui is not None and importlib.util.find_spec("gradio") is not None:
+            try:
+                mount_ui(app, grounder, settings)
+                return
+            except Exception as exc:  # noqa: BLE001 - the API must start without the page
+                log.warning("the web UI could not be mounted (%s: %s); serving the API only",
+                            type(exc).__name__, exc)
+                reason = "<p>The web UI failed to start; see the server log.</p>"
+    else:
+        reason = "<p>The web UI is turned off (VIDGROUND_ENABLE_UI=false).</p>"
+
+    page = FALLBACK_PAGE.format(extra=reason)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+
+
+def run_server(settings: Settings) -> None:
+    """Serve the app with uvicorn on ``settings.host:settings.port`` (default 127.0.0.1:7860)."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
+                timeout_graceful_shutdown=10, access_log=False)

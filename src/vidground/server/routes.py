@@ -1,0 +1,262 @@
+"""The ``/api/v1`` endpoints: thin — validate, hand work to the shared executor, map errors.
+
+Authentication: when ``VIDGROUND_API_KEY`` is set, every ``/api/v1`` route except
+``GET /api/v1/health`` needs ``Authorization: Bearer <key>`` (compared in constant time).
+Health stays open so load balancers and the web page can probe it; it reveals no request data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import VidgroundError
+from ..progress import ignore_progress
+from .schemas import (
+    ERROR_RESPONSES,
+    BatchCreated,
+    BatchRequest,
+    Health,
+    InferenceRequest,
+    InferenceResponse,
+    Job,
+    JobCreated,
+    JobList,
+    VideoResponse,
+)
+from .storage import BadUploadError, UploadTooLargeError
+
+if TYPE_CHECKING:
+    from .app import Service
+
+JOB_ID_PATTERN = r"^[0-9a-f]{24}$"
+VIDEO_ID_PATTERN = r"^[0-9a-f]{32}$"
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+class UnauthorizedError(VidgroundError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class TooManyJobsError(VidgroundError):
+    code = "too_many_jobs"
+    http_status = 429
+    retry_after = 30
+
+
+def service(request: Request) -> Service:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def require_api_key(request: Request) -> None:
+    """Refuse the request unless it carries the configured API key (when one is set)."""
+    key = service(request).settings.api_key
+    if not key:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    # Hash both sides so the comparison's time depends on neither key's length or content.
+    ok = hmac.compare_digest(hashlib.sha256(given.strip().encode("utf-8", "replace")).digest(),
+                             hashlib.sha256(key.encode("utf-8")).digest())
+    if scheme.lower() != "bearer" or not ok:
+        raise UnauthorizedError("missing or wrong API key: send 'Authorization: Bearer <key>'")
+
+
+public = APIRouter(prefix="/api/v1", tags=["health"])
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)],
+                   responses=ERROR_RESPONSES)
+
+
+@public.get("/health", response_model=Health)
+def health(request: Request) -> dict[str, Any]:
+    """Is the model loaded? How many requests and jobs wait? Always answers, even while the
+    model loads or when it cannot be loaded."""
+    return service(request).health()
+
+
+@router.post("/inference", response_model=InferenceResponse, tags=["inference"])
+async def inference(body: InferenceRequest, request: Request) -> JSONResponse:
+    """Find when ``query`` happens in the video, and wait for the answer.
+
+    Waits in the shared queue (one model, ``workers`` at a time); 429 with ``Retry-After``
+    when more than ``queue_limit`` requests already wait."""
+    svc = service(request)
+    stored = body.stored()
+    svc.validate(stored)
+    future = svc.executor.submit(lambda: svc.infer(stored, ignore_progress))
+    result = await asyncio.wrap_future(future)
+    return JSONResponse(result)
+
+
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary",
+                            "description": "the video file"}}}}}}}
+
+
+@router.post("/videos", response_model=VideoResponse, status_code=201, tags=["videos"],
+             openapi_extra=UPLOAD_BODY)
+async def upload_video(request: Request) -> JSONResponse:
+    """Upload a video (multipart field ``file``). Streamed to disk in chunks; 413 past the size
+    limit. The content is probed (not the extension): anything that is not a readable video is
+    refused (415) and deleted. Use the returned ``video_id`` in inference requests."""
+    svc = service(request)
+    parser = _MultipartFile(request)
+    try:
+        meta = await svc.uploads.save(parser.chunks(), lambda: parser.filename, run_in_threadpool)
+    except UploadTooLargeError:
+        await _drain(request)
+        raise
+    return JSONResponse(meta, status_code=201)
+
+
+@router.get("/videos/{video_id}", response_model=VideoResponse, tags=["videos"])
+def get_video(request: Request, video_id: str = Path(pattern=VIDEO_ID_PATTERN)
+              ) -> dict[str, Any]:
+    """What is known about an uploaded video."""
+    return service(request).uploads.describe(video_id)
+
+
+@router.post("/jobs", response_model=JobCreated | BatchCreated, status_code=202, tags=["jobs"])
+def create_jobs(body: InferenceRequest | BatchRequest, request: Request) -> JSONResponse:
+    """Queue one request (-> ``{job_id}``) or ``{"requests": [...]}`` (-> ``{batch_id,
+    job_ids}``). Every request is checked now (path, video_id, query, options); jobs are stored
+    in SQLite and survive restarts."""
+    svc = service(request)
+    items = body.requests if isinstance(body, BatchRequest) else [body]
+    stored = [item.stored() for item in items]
+    for one in stored:
+        svc.validate(one)
+    queued = svc.store.counts()["queued"]
+    if queued + len(stored) > svc.settings.job_queue_limit:
+        raise TooManyJobsError(
+            f"{queued} jobs are already queued (limit {svc.settings.job_queue_limit}); "
+            "wait for some to finish")
+    batch_id, ids = svc.store.create(stored, max_attempts=svc.settings.job_max_attempts,
+                                     batch=isinstance(body, BatchRequest))
+    svc.executor.notify_jobs()
+    if batch_id is not None:
+        return JSONResponse({"batch_id": batch_id, "job_ids": ids}, status_code=202)
+    return JSONResponse({"job_id": ids[0]}, status_code=202)
+
+
+@router.get("/jobs", response_model=JobList, tags=["jobs"])
+def list_jobs(request: Request, limit: int = Query(50, ge=1, le=500),
+              offset: int = Query(0, ge=0, le=10**9),
+              status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None
+              = None,
+              batch_id: str | None = Query(None, pattern=r"^[0-9a-f]{24}$")) -> dict[str, Any]:
+    """Jobs, newest first, ``limit`` at a time from ``offset``; filter by status or batch."""
+    jobs, total = service(request).store.list(limit=limit, offset=offset, status=status,
+                                              batch_id=batch_id)
+    return {"jobs": jobs, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/jobs/{job_id}", response_model=Job, tags=["jobs"])
+def get_job(request: Request, job_id: str = Path(pattern=JOB_ID_PATTERN)) -> JSONResponse:
+    """A job's status, progress (fraction + stage), and its result or error."""
+    return JSONResponse(service(request).store.get(job_id))
+
+
+@router.delete("/jobs/{job_id}", response_model=Job, tags=["jobs"])
+def cancel_job(request: Request, job_id: str = Path(pattern=JOB_ID_PATTERN)) -> JSONResponse:
+    """Cancel a job: a queued job is cancelled at once; a running job is flagged and stops at
+    its next progress event (the model call in progress finishes first). 409 when it has
+    already finished."""
+    svc = service(request)
+    job = svc.store.cancel(job_id)
+    return JSONResponse(job)
+
+
+async def _drain(request: Request) -> None:
+    """Read (and drop) the rest of a refused upload, so the client gets to read the 413."""
+    drained = 0
+    try:
+        async for chunk in request.stream():
+            drained += len(chunk)
+            if drained > DRAIN_LIMIT:
+                break
+    except Exception:  # noqa: BLE001 - client gone; nothing to answer
+        pass
+
+
+class _MultipartFile:
+    """Streams the ``file`` field of a multipart body out of the request, chunk by chunk."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.filename: str | None = None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        from python_multipart.multipart import MultipartParser, parse_options_header
+
+        ctype, params = parse_options_header(self.request.headers.get("content-type", ""))
+        boundary = params.get(b"boundary")
+        if ctype != b"multipart/form-data" or not boundary:
+            raise BadUploadError("send the video as multipart/form-data with a 'file' field")
+        out: list[bytes] = []
+        state: dict[str, Any] = {"field": b"", "value": b"", "headers": {}, "in_file": False,
+                                 "seen": False, "done": False}
+
+        def on_part_begin() -> None:
+            state["headers"] = {}
+            state["in_file"] = False
+
+        def on_header_field(data: bytes, start: int, end: int) -> None:
+            state["field"] += data[start:end]
+
+        def on_header_value(data: bytes, start: int, end: int) -> None:
+            state["value"] += data[start:end]
+
+        def on_header_end() -> None:
+            state["headers"][state["field"].lower()] = state["value"]
+            state["field"], state["value"] = b"", b""
+
+        def on_headers_finished() -> None:
+            _, disp = parse_options_header(state["headers"].get(b"content-disposition", b""))
+            if disp.get(b"name") == b"file" and not state["seen"]:
+                state["in_file"] = state["seen"] = True
+                raw = disp.get(b"filename")
+                self.filename = raw.decode("utf-8", "replace") if raw else None
+
+        def on_part_data(data: bytes, start: int, end: int) -> None:
+            if state["in_file"]:
+                out.append(bytes(data[start:end]))
+
+        def on_part_end() -> None:
+            if state["in_file"]:
+                state["in_file"] = False
+                state["done"] = True
+
+        parser = MultipartParser(boundary, {
+            "on_part_begin": on_part_begin, "on_header_field": on_header_field,
+            "on_header_value": on_header_value, "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
+            "on_part_end": on_part_end})
+        try:
+            async for chunk in self.request.stream():
+                parser.write(chunk)
+                if out:
+                    for piece in out:
+                        yield piece
+                    out.clear()
+            parser.finalize()
+        except VidgroundError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - malformed multipart from the client
+            raise BadUploadError(f"malformed multipart body ({type(exc).__name__})") from None
+        for piece in out:
+            yield piece
+        if not state["seen"]:
+            raise BadUploadError("no 'file' field in the multipart body")
+        if not state["done"]:
+            raise BadUploadError("the multipart body ended before the file did")
+

@@ -1,0 +1,199 @@
+"""Request and response bodies of the HTTP API (pydantic; requests refuse unknown fields).
+
+The ``options`` model is built from :class:`vidground.options.LocateOptions`, so the API accepts
+exactly the library's options; their value ranges are checked by ``LocateOptions`` itself
+(422 ``invalid_options`` with a message saying which option and why).
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import fields
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from ..options import LocateOptions
+
+OPTION_DOCS = {
+    "enable_temporal_grounding": "find the time span(s); false returns only the answer",
+    "return_reasoning": "ask the model to explain its answer",
+    "output_format": "how times are written: HH:MM:SS.sss, HH:MM:SS, seconds or frames",
+    "frame_sampling_rate": "frames per second to show the model, or 'adaptive'",
+    "min_frames": "fewest frames one model call sees",
+    "max_frames": "most frames one model call sees",
+    "max_context_length": "token budget of one model call",
+    "max_pixels_per_frame": "cap on the size of each frame given to the model",
+    "refine": "re-ask around each boundary with dense frames",
+    "verify": "re-ask whether each span really shows the event (its score)",
+    "max_refine_calls": "most extra model calls for refine + verify",
+    "max_windows": "most windows a long video is split into",
+    "all_occurrences": "return every occurrence, not only the first",
+    "max_new_tokens": "longest answer the model may write",
+    "language": "prompt language: auto, en or zh",
+}
+
+
+def _options_model() -> type[BaseModel]:
+    hints = typing.get_type_hints(LocateOptions)
+    defined: dict[str, Any] = {}
+    for f in fields(LocateOptions):
+        defined[f.name] = (hints[f.name] | None,
+                           Field(default=None, description=OPTION_DOCS.get(f.name)))
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "InferenceOptions",
+        __config__=ConfigDict(extra="forbid", strict=True),
+        __doc__="Every option is optional; a missing or null option takes its default.",
+        **defined,
+    )
+
+
+InferenceOptions = _options_model()
+
+
+class InferenceRequest(BaseModel):
+    """One question about one video: give ``video_path`` (inside the media root) or
+    ``video_id`` (from ``POST /api/v1/videos``), not both."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "video_path": "basketball_game.mp4",
+        "query": "When does a player first attempt a three-point shot?",
+        "options": {"enable_temporal_grounding": True, "return_reasoning": True,
+                    "output_format": "HH:MM:SS.sss"},
+    }]})
+
+    video_path: str | None = Field(default=None, description="path relative to the media root")
+    video_id: str | None = Field(default=None, description="id of an uploaded video")
+    query: str = Field(description="what to find, in plain language (en or zh)")
+    options: InferenceOptions | None = None  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _one_video(self) -> InferenceRequest:
+        if (self.video_path is None) == (self.video_id is None):
+            raise ValueError("give exactly one of video_path or video_id")
+        return self
+
+    def options_dict(self) -> dict[str, Any]:
+        if self.options is None:
+            return {}
+        return {k: v for k, v in self.options.model_dump().items() if v is not None}
+
+    def stored(self) -> dict[str, Any]:
+        """The request as stored with a job (nulls dropped)."""
+        out: dict[str, Any] = {"query": self.query, "options": self.options_dict()}
+        if self.video_path is not None:
+            out["video_path"] = self.video_path
+        else:
+            out["video_id"] = self.video_id
+        return out
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests: list[InferenceRequest] = Field(min_length=1, max_length=1000)
+
+
+class Segment(BaseModel):
+    start: float
+    end: float
+    start_text: str | float | int | None = None
+    end_text: str | float | int | None = None
+    label: str | None = None
+    score: float | None = None
+
+
+class VideoSummary(BaseModel):
+    duration: float
+    fps: float
+    width: int
+    height: int
+
+
+class InferenceResponse(BaseModel):
+    response: str
+    timestamp_range: list[str | float | int] | None
+    reasoning: str | None
+    segments: list[Segment]
+    video: VideoSummary
+    model: str
+    timings: dict[str, float]
+
+
+class VideoResponse(BaseModel):
+    video_id: str
+    video: VideoSummary
+    filename: str | None = None
+    size_bytes: int | None = None
+    created_at: float | None = None
+
+
+class JobProgress(BaseModel):
+    fraction: float
+    stage: str | None
+    message: str | None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class Job(BaseModel):
+    job_id: str
+    batch_id: str | None
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    progress: JobProgress
+    request: dict[str, Any]
+    result: InferenceResponse | None
+    error: dict[str, Any] | None
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class JobCreated(BaseModel):
+    job_id: str
+
+
+class BatchCreated(BaseModel):
+    batch_id: str
+    job_ids: list[str]
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+    total: int
+    limit: int
+    offset: int
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    backend: str
+    model: str | None
+    model_loaded: bool
+    model_state: Literal["not_loaded", "loading", "loaded", "error"]
+    model_error: str | None
+    queue: dict[str, int]
+    jobs: dict[str, int]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "bad path or request", 401: "API key missing or wrong",
+        403: "path outside the media root", 404: "video or job not found",
+        413: "upload or video too large", 422: "invalid request, options, query or video",
+        429: "queue full (see Retry-After)", 503: "model not available",
+    }.items()
+}

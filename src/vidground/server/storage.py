@@ -1,0 +1,207 @@
+"""Where videos come from: paths inside the media root, and uploads stored under the data dir.
+
+``resolve_media_path`` is the one gate between a client's ``video_path`` and the file system:
+the path must be relative text (no URL, no NUL byte, no ``..`` escape) and, once every symlink is
+resolved, must still lie inside the media root. ``UploadStore`` streams an upload to disk in
+chunks, stops at the size limit, and keeps it only when :func:`probe` says it is a video.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..errors import VideoError, VideoNotFoundError, VideoTooLargeError, VidgroundError
+from ..video.probe import VideoInfo, probe
+
+VIDEO_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://|^(data|file|javascript):", re.ASCII)
+MAX_PATH_CHARS = 4096
+CHUNK = 1024 * 1024
+
+
+class InvalidPathError(VidgroundError):
+    """``video_path`` is not a usable relative path (NUL byte, URL, empty, too long)."""
+
+    code = "invalid_path"
+    http_status = 400
+
+
+class PathNotAllowedError(VidgroundError):
+    """``video_path`` points outside the media root (``..``, absolute path, symlink)."""
+
+    code = "path_not_allowed"
+    http_status = 403
+
+
+class UploadTooLargeError(VidgroundError):
+    code = "upload_too_large"
+    http_status = 413
+
+
+class UnsupportedMediaError(VidgroundError):
+    """The uploaded bytes are not a video we can read."""
+
+    code = "unsupported_media"
+    http_status = 415
+
+
+class BadUploadError(VidgroundError):
+    code = "invalid_upload"
+    http_status = 400
+
+
+def resolve_media_path(media_root: Path, video_path: str) -> Path:
+    """The real file ``video_path`` names inside ``media_root``, or an error (400/403/404).
+
+    Absolute paths are accepted only when they resolve inside the media root. Symlinks are
+    followed and the *target* must be inside the root as well.
+    """
+    if not isinstance(video_path, str) or not video_path.strip():
+        raise InvalidPathError("video_path is empty; give a path relative to the media root")
+    if len(video_path) > MAX_PATH_CHARS:
+        raise InvalidPathError(f"video_path is longer than {MAX_PATH_CHARS} characters")
+    if "\x00" in video_path:
+        raise InvalidPathError("video_path contains a NUL byte")
+    if URL_RE.match(video_path.strip()):
+        raise InvalidPathError(
+            "video_path must be a file path relative to the media root, not a URL; "
+            "upload the video with POST /api/v1/videos and use its video_id instead"
+        )
+    root = Path(media_root).expanduser().resolve()
+    parts = PurePosixPath(video_path.replace("\\", "/")).parts
+    if ".." in parts:
+        raise PathNotAllowedError("video_path may not contain '..'; it must stay inside the "
+                                  "media root")
+    candidate = root / video_path  # an absolute video_path replaces root; checked below
+    try:
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # symlink loops, odd names
+        raise InvalidPathError(f"video_path cannot be resolved: {type(exc).__name__}") from None
+    if not resolved.is_relative_to(root):
+        raise PathNotAllowedError("video_path points outside the media root; only files inside "
+                                  "the configured media root can be used")
+    try:
+        if not resolved.exists():
+            raise VideoNotFoundError(f"No such video in the media root: {video_path}")
+        if not resolved.is_file():
+            raise VideoError(f"{video_path} is not a file")
+    except OSError:
+        raise InvalidPathError("video_path cannot be used") from None
+    return resolved
+
+
+def check_video_limits(info: VideoInfo, *, max_duration_s: float, max_pixels: int) -> None:
+    """Refuse videos longer or larger than the server's limits (413)."""
+    if info.duration > max_duration_s:
+        raise VideoTooLargeError(
+            f"the video is {info.duration:.1f} s long; this server accepts at most "
+            f"{max_duration_s:g} s (VIDGROUND_MAX_VIDEO_DURATION_S)"
+        )
+    if info.width * info.height > max_pixels:
+        raise VideoTooLargeError(
+            f"the video is {info.width}x{info.height}; this server accepts at most "
+            f"{max_pixels} pixels per frame (VIDGROUND_MAX_VIDEO_PIXELS)"
+        )
+
+
+def probe_checked(path: Path, *, max_duration_s: float, max_pixels: int) -> VideoInfo:
+    info = probe(path, max_pixels=max_pixels)
+    check_video_limits(info, max_duration_s=max_duration_s, max_pixels=max_pixels)
+    return info
+
+
+class UploadStore:
+    """Uploaded videos: ``<dir>/<video_id>.video`` plus ``<video_id>.json`` (facts, name)."""
+
+    def __init__(self, directory: Path, *, max_bytes: int, max_duration_s: float,
+                 max_pixels: int) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.max_duration_s = max_duration_s
+        self.max_pixels = max_pixels
+        self._clean_partials()
+
+    def _clean_partials(self) -> None:
+        for stale in self.directory.glob("*.part"):
+            stale.unlink(missing_ok=True)
+
+    def video_path(self, video_id: str) -> Path:
+        """The stored file of ``video_id`` (404 when unknown, 400 when not an id)."""
+        if not isinstance(video_id, str) or not VIDEO_ID_RE.match(video_id):
+            raise VideoNotFoundError("unknown video_id: ids are 32 lowercase hex characters "
+                                     "returned by POST /api/v1/videos")
+        path = self.directory / f"{video_id}.video"
+        if not path.is_file():
+            raise VideoNotFoundError(f"unknown video_id {video_id}; upload the video first")
+        return path
+
+    def describe(self, video_id: str) -> dict[str, Any]:
+        path = self.video_path(video_id)
+        meta_file = self.directory / f"{video_id}.json"
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            info = probe(path, max_pixels=self.max_pixels)
+            meta = {"video": info.summary(), "filename": None, "size_bytes": path.stat().st_size,
+                    "created_at": path.stat().st_mtime}
+        return {"video_id": video_id, **meta}
+
+    async def save(self, chunks: AsyncIterator[bytes], filename: Callable[[], str | None],
+                   run_sync: Callable[..., Any]) -> dict[str, Any]:
+        """Write ``chunks`` to a new file (413 past ``max_bytes``), probe it (415/422 when it
+        is not a usable video; the file is deleted), and return ``{video_id, video, ...}``."""
+        video_id = secrets.token_hex(16)
+        part = self.directory / f"{video_id}.part"
+        size = 0
+        try:
+            with open(part, "wb") as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise UploadTooLargeError(
+                            f"the upload is larger than {self.max_bytes // (1024 * 1024)} MB "
+                            "(VIDGROUND_MAX_UPLOAD_MB)"
+                        )
+                    out.write(chunk)
+            if size == 0:
+                raise BadUploadError("the uploaded file is empty")
+            final = self.directory / f"{video_id}.video"
+            os.replace(part, final)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        try:
+            info = await run_sync(self._probe, final)
+        except BaseException:
+            final.unlink(missing_ok=True)
+            raise
+        meta = {"video": info.summary(), "filename": _safe_name(filename()), "size_bytes": size,
+                "created_at": time.time()}
+        (self.directory / f"{video_id}.json").write_text(json.dumps(meta), encoding="utf-8")
+        return {"video_id": video_id, **meta}
+
+    def _probe(self, path: Path) -> VideoInfo:
+        try:
+            return probe_checked(path, max_duration_s=self.max_duration_s,
+                                 max_pixels=self.max_pixels)
+        except VideoTooLargeError:
+            raise
+        except VideoError as exc:
+            message = exc.message.replace(path.name, "the uploaded file")
+            raise UnsupportedMediaError(message) from None
+
+
+def _safe_name(filename: str | None) -> str | None:
+    if not filename:
+        return None
+    name = PurePosixPath(filename.replace("\\", "/")).name
+    name = "".join(ch for ch in name if ch.isprintable())[:255]
+    return name or None
