@@ -27,7 +27,7 @@ from .timecode import OutputFormat, Span, format_time
 from .video.decode import Frame, decode_frames
 from .video.motion import MotionCurve, adaptive_times, motion_curve
 from .video.probe import VideoInfo, probe
-from .video.resize import frame_size_for
+from .video.resize import frame_size_for, tokens_per_frame
 from .video.sampling import sample_times
 from .windows import merge_spans, split_windows
 
@@ -120,7 +120,7 @@ class Grounder:
         report(ProgressEvent("probe", 0, 1, "reading the video"))
         info = probe(video)
         report(ProgressEvent("probe", 1, 1, "reading the video"))
-        plan = plan_sampling(info, opts)
+        plan = plan_sampling(info, opts, getattr(self.backend, "max_frames_per_request", None))
         language = detect_language(text) if opts.language == "auto" else opts.language
         prompt = build_prompt(text, language=language, return_reasoning=opts.return_reasoning,
                               all_occurrences=opts.all_occurrences, duration=info.duration)
@@ -215,7 +215,7 @@ class Grounder:
         refiner = Refiner(self.backend, info, query, language=language, size=plan.size,
                           settings=RefineSettings(radius_s=max(0.5, plan.interval),
                                                   max_calls=opts.max_refine_calls),
-                          counter=counter, on_call=on_call)
+                          counter=counter, coarse_times=plan.times, on_call=on_call)
         kept: list[Span] = []
         for span in spans:
             if opts.refine:
@@ -262,14 +262,18 @@ class SamplingPlan:
     motion: MotionCurve | None = None
 
 
-def plan_sampling(info: VideoInfo, opts: LocateOptions) -> SamplingPlan:
-    """Fixed-rate or adaptive times, the frame size for the model, and the windows."""
+def plan_sampling(info: VideoInfo, opts: LocateOptions,
+                  backend_max_frames: int | None = None) -> SamplingPlan:
+    """Fixed-rate or adaptive times, the frame size for the model, and the windows.
+
+    One window holds at most ``max_frames`` frames, what fits in ``max_context_length`` tokens,
+    and what the backend takes in one request (``backend_max_frames``)."""
     width, height = info.display_size
     size = frame_size_for(width, height, opts.max_frames,
                           max_pixels_per_frame=opts.max_pixels_per_frame,
                           max_context_tokens=opts.max_context_length)
-    tokens_per_frame = max(1, (size[0] // 32) * (size[1] // 32) // 2)
-    per_call = min(opts.max_frames, max(2, int(opts.max_context_length * 0.9 / tokens_per_frame)))
+    fitting = int(opts.max_context_length * 0.9 / max(tokens_per_frame(*size), 0.5))
+    per_call = max(2, min(opts.max_frames, fitting, backend_max_frames or opts.max_frames))
     limit = per_call * opts.max_windows
     motion = None
     if opts.frame_sampling_rate == "adaptive":

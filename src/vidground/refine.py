@@ -32,7 +32,7 @@ class RefineSettings:
     frames per refinement call; ``max_calls``: the most extra model calls for one query."""
 
     radius_s: float
-    max_frames: int = 32
+    max_frames: int = 64
     max_calls: int = 8
 
 
@@ -82,11 +82,16 @@ def _nearest(frames: Sequence[Frame], virtual: float) -> int:
 
 
 class Refiner:
-    """Re-asks the backend about short dense clips around span boundaries."""
+    """Re-asks the backend about short dense clips around span boundaries.
+
+    A boundary the coarse pass placed at sample ``t[k]`` really lies between the neighbouring
+    samples ``t[k-1]`` and ``t[k+1]``; that stretch is decoded densely (every native frame, or
+    every n-th when it holds more than ``max_frames``, then narrowed with a second call).
+    """
 
     def __init__(self, backend: Backend, info: VideoInfo, query: str, *, language: str,
                  size: FrameSize, settings: RefineSettings, counter: CallCounter,
-                 max_new_tokens: int = 256,
+                 coarse_times: Sequence[float] = (), max_new_tokens: int = 256,
                  on_call: Callable[[int], None] | None = None) -> None:
         self.backend = backend
         self.info = info
@@ -95,6 +100,7 @@ class Refiner:
         self.size = size
         self.settings = settings
         self.counter = counter
+        self.coarse_times = sorted(coarse_times)
         self.max_new_tokens = max_new_tokens
         self.on_call = on_call or (lambda n: None)
         self.frame_s = 1.0 / info.fps if info.fps > 0 else 0.04
@@ -102,21 +108,57 @@ class Refiner:
     def refine(self, span: Span) -> Span:
         """``span`` with its start and end moved to the frames where the event really starts
         and stops; a boundary whose re-ask fails keeps its coarse value."""
-        r = self.settings.radius_s
-        if span.duration <= 2 * r and self._fits(span.start - r, span.end + r):
-            found = self._ask(span.start - r, span.end + r)
+        lo_s, hi_s = self._neighbours(span.start)
+        lo_e, hi_e = self._neighbours(span.end)
+        if lo_e <= hi_s or self._fits(lo_s, hi_e):
+            found = self._ask(lo_s, hi_e)
             if found is None:
                 return span
-            return _ordered(span, found[0], found[1])
-        start = self._ask(span.start - r, span.start + r)
-        end = self._ask(span.end - r, span.end + r)
-        return _ordered(span, start[0] if start else span.start, end[1] if end else span.end)
+            start, end, step = found
+            if step > 1.5 * self.frame_s:
+                start = self._narrow_start(start, step)
+                end = self._narrow_end(end, step)
+            return _ordered(span, start, end)
+        start_found = self._ask(lo_s, hi_s)
+        start = span.start
+        if start_found:
+            start = start_found[0]
+            if start_found[2] > 1.5 * self.frame_s:
+                start = self._narrow_start(start, start_found[2])
+        end_found = self._ask(lo_e, hi_e)
+        end = span.end
+        if end_found:
+            end = end_found[1]
+            if end_found[2] > 1.5 * self.frame_s:
+                end = self._narrow_end(end, end_found[2])
+        return _ordered(span, start, end)
+
+    def _neighbours(self, t: float) -> tuple[float, float]:
+        """The coarse samples on either side of the one nearest ``t`` (or ``radius_s``)."""
+        times = self.coarse_times
+        if len(times) < 2:
+            r = self.settings.radius_s
+            return max(0.0, t - r), min(self.info.duration, t + r)
+        k = min(range(len(times)), key=lambda i: abs(times[i] - t))
+        lo = times[k - 1] if k > 0 else 0.0
+        hi = times[k + 1] if k + 1 < len(times) else self.info.duration
+        return max(0.0, min(lo, t - self.frame_s)), min(self.info.duration,
+                                                         max(hi, t + self.frame_s))
+
+    def _narrow_start(self, start: float, step: float) -> float:
+        found = self._ask(start - step - self.frame_s, start + step)
+        return found[0] if found else start
+
+    def _narrow_end(self, end: float, step: float) -> float:
+        found = self._ask(end - step - self.frame_s, end + step)
+        return found[1] if found else end
 
     def _fits(self, lo: float, hi: float) -> bool:
         return (hi - lo) / self.frame_s <= self.settings.max_frames
 
-    def _ask(self, lo: float, hi: float) -> tuple[float, float] | None:
-        """Ask about the dense clip ``[lo, hi]``; the event's (start, end) in real time."""
+    def _ask(self, lo: float, hi: float) -> tuple[float, float, float] | None:
+        """Ask about the dense clip ``[lo, hi]``: the event's (start, end) in real time and the
+        spacing of the frames shown, or None when the model did not place it there."""
         if not self.counter.take():
             return None
         frames = decode_frames(self.info, dense_times(self.info, lo, hi, self.settings.max_frames),
@@ -133,7 +175,8 @@ class Refiner:
         if not parsed.spans:
             return None
         first = parsed.spans[0]
-        return real_start(frames, first.start), real_end(frames, first.end, self.frame_s)
+        step = (frames[-1].time - frames[0].time) / (len(frames) - 1)
+        return real_start(frames, first.start), real_end(frames, first.end, self.frame_s), step
 
     def verify(self, span: Span, max_frames: int = 8) -> float | None:
         """Ask "is <event> happening in this clip?" about frames inside ``span``; a score in

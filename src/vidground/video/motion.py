@@ -88,17 +88,18 @@ def _curve_from_packets(packets: list[tuple[float, int, bool]], duration: float,
         if not key:
             inter[min(n_bins - 1, max(0, int(t / bin_s)))] += size
     cuts = _irregular_keyframes([t for t, _, key in packets if key], duration)
-    values = _normalise(inter)
+    values = _normalise(np.maximum(inter - np.median(inter), 0.0))
     for cut in cuts:
         values[min(n_bins - 1, int(cut / bin_s))] = 1.0
     return MotionCurve(bin_s, tuple(float(v) for v in values), tuple(cuts), duration, "packets")
 
 
 def _irregular_keyframes(key_times: list[float], duration: float) -> list[float]:
-    """Keyframes that break the stream's usual keyframe interval: encoder-detected scene cuts."""
+    """Keyframes that break the stream's usual keyframe interval: encoder-detected scene cuts.
+    With too few keyframes to know the interval, every keyframe after the first counts."""
     times = sorted(t for t in key_times if 0 < t < duration)
-    if len(times) < 2:
-        return []
+    if len(times) < 3:
+        return times
     gaps = np.diff([0.0, *times])
     usual = float(np.median(gaps))
     return [t for t, gap in zip(times, gaps, strict=True) if gap < 0.75 * usual]
@@ -111,7 +112,7 @@ def _curve_from_pixels(info: VideoInfo, bin_s: float, pixel_fps: float) -> Motio
     times = list(np.arange(0.0, max(info.duration, step), step))
     frames = decode_frames(info, times, size=(64, 36))
     n_bins = max(1, math.ceil(info.duration / bin_s))
-    diffs = np.zeros(n_bins)
+    diffs = np.zeros(n_bins)  # the largest change seen in each bin
     greys = [f.image.astype(np.float32).mean(axis=2) for f in frames]
     cuts = []
     for prev, cur, frame in zip(greys, greys[1:], frames[1:], strict=False):
