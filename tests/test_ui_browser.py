@@ -20,7 +20,6 @@ import pytest
 pytest.importorskip("gradio")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
-playwright_sync = pytest.importorskip("playwright.sync_api")
 
 from fake_openai_server import FakeOpenAIServer  # noqa: E402
 from media import make_text_file, make_video  # noqa: E402
@@ -40,11 +39,10 @@ TOLERANCE = 1.0 / SAMPLING_FPS + 0.05  # the fake model can only name sampled fr
 QUERY = "When is the red square visible?"
 TIMEOUT_MS = 60_000
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)),
-                       reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
-]
+needs_browser = pytest.mark.skipif(
+    not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)),
+    reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)",
+)
 
 
 # -- fixtures -----------------------------------------------------------------------------------
@@ -78,6 +76,7 @@ def server(model: FakeOpenAIServer, media_root: Path, tmp_path_factory: pytest.T
 
 @pytest.fixture(scope="module")
 def browser():
+    playwright_sync = pytest.importorskip("playwright.sync_api")
     with playwright_sync.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield b
@@ -156,6 +155,8 @@ def wait_current_time_near(page, target: float, tol: float = 0.3) -> None:
 # -- tests --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@needs_browser
 def test_upload_ask_timeline_seek_and_history(open_page, model, media_root: Path) -> None:
     page = open_page("en-US")
     assert page.inner_text("#vg-locate").strip() == "Locate"
@@ -215,6 +216,8 @@ def test_upload_ask_timeline_seek_and_history(open_page, model, media_root: Path
     assert page.external_requests == [], "the page fetched something from the internet"
 
 
+@pytest.mark.slow
+@needs_browser
 def test_not_a_video_shows_error_and_page_keeps_working(open_page, not_a_video: Path) -> None:
     page = open_page("en-US")
     upload(page, not_a_video)
@@ -238,6 +241,8 @@ def test_not_a_video_shows_error_and_page_keeps_working(open_page, not_a_video: 
     assert abs(start - TRUE_START) <= 0.5 + 0.05 and abs(end - TRUE_END) <= 0.5 + 0.05
 
 
+@pytest.mark.slow
+@needs_browser
 def test_language_follows_browser_and_switch_relabels(open_page) -> None:
     page = open_page("zh-CN")
     page.wait_for_function("document.querySelector('#vg-locate').innerText.trim() === '定位'")
@@ -247,3 +252,80 @@ def test_language_follows_browser_and_switch_relabels(open_page) -> None:
     assert "Question" in page.inner_text("#vg-query")
     page.locator("#vg-lang label", has_text="中文").click()
     page.wait_for_function("document.querySelector('#vg-locate').innerText.trim() === '定位'")
+
+
+# -- the page's helpers, without a browser ------------------------------------------------------
+
+
+def test_media_listing_stays_inside_the_root(tmp_path: Path) -> None:
+    from vidground.server.ui import list_media, resolve_media
+
+    root = tmp_path / "root"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    outside = tmp_path / "outside.mp4"
+    outside.write_bytes(b"x")
+    for rel in ("one.mp4", "a/two.MKV", "a/b/three.webm", ".hidden/four.mp4", "notes.txt"):
+        (root / rel).write_bytes(b"x")
+    (root / "link.mp4").symlink_to(outside)
+    assert list_media(root) == ["a/b/three.webm", "a/two.MKV", "one.mp4"]
+    assert len(list_media(root, limit=1)) == 1
+    assert list_media(tmp_path / "missing") == []
+    assert resolve_media(root, "a/two.MKV") == (root / "a" / "two.MKV").resolve()
+    from vidground.errors import VidgroundError
+
+    for bad in ("../outside.mp4", "/etc/passwd", "link.mp4", "notes.txt", "nope.mp4", "",
+                "a/../../outside.mp4"):
+        with pytest.raises(VidgroundError):
+            resolve_media(root, bad)
+
+
+def test_media_route_serves_only_registered_files(tmp_path: Path) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    import vidground.server.ui as ui
+    from vidground.config import Settings
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"0123456789")
+    registry = ui.MediaRegistry(limit=2)
+    token = registry.register(video)
+    assert registry.register(video) == token
+    assert registry.get(token) == video.resolve()
+
+    app = FastAPI()
+    original = ui.MediaRegistry
+    ui.MediaRegistry = lambda: registry  # type: ignore[assignment]
+    try:
+        ui.mount_ui(app, grounder=None, settings=Settings(media_root=tmp_path))  # type: ignore[arg-type]
+    finally:
+        ui.MediaRegistry = original  # type: ignore[assignment]
+    with TestClient(app) as client:
+        ok = client.get(f"/ui-media/{token}", headers={"Range": "bytes=2-5"})
+        assert ok.status_code == 206 and ok.content == b"2345"
+        assert client.get("/ui-media/not-a-token").status_code == 404
+        assert client.get("/ui-media/..%2Fclip.mp4").status_code == 404
+        page = client.get("/")
+        assert page.status_code == 200 and "vidground" in page.text
+        assert "fonts.googleapis" not in page.text
+
+
+def test_timeline_html_places_segments_and_ticks() -> None:
+    from vidground.server.ui import _tick_step, timeline_html
+    from vidground.timecode import Span
+    from vidground.video.probe import VideoInfo
+
+    class FakeGrounding:  # the three things timeline_html reads of a Grounding
+        spans = (Span(25.0, 50.0),)
+        video = VideoInfo(path="x.mp4", duration=100.0, fps=25.0, frame_count=2500, width=64,
+                          height=48, codec="h264", container="mp4")
+
+        def to_response(self, fmt):
+            return {"segments": [s.to_dict(fmt, fps=25.0) for s in self.spans]}
+
+    html = timeline_html(FakeGrounding(), "seconds", "en")  # type: ignore[arg-type]
+    assert 'data-vg-start="25.000000"' in html and "left:25.0000%;width:25.0000%" in html
+    assert "25.000" in html and "▶ Play" in html
+    assert _tick_step(100.0) == 10 and _tick_step(4.0) == 0.5 and _tick_step(7200.0) == 900
+    assert "定位" not in timeline_html(None, "seconds", "en")

@@ -50,6 +50,7 @@ MEDIA_TYPES = {
 }
 MEDIA_LIST_LIMIT = 500
 MEDIA_LIST_DEPTH = 6
+MEDIA_LIST_DIRS = 2000  # folders visited at most while listing the media root
 HISTORY_LIMIT = 50
 MEDIA_ROUTE = "ui-media"
 
@@ -212,10 +213,11 @@ class MediaRegistry:
             return self._by_token.get(token)
 
 
-def list_media(root: Path, limit: int = MEDIA_LIST_LIMIT, max_depth: int = MEDIA_LIST_DEPTH
-               ) -> list[str]:
+def list_media(root: Path, limit: int = MEDIA_LIST_LIMIT, max_depth: int = MEDIA_LIST_DEPTH,
+               max_dirs: int = MEDIA_LIST_DIRS) -> list[str]:
     """Video files under ``root`` as relative POSIX paths, sorted; hidden folders, symlinks
-    leading outside ``root`` and anything deeper than ``max_depth`` are skipped."""
+    leading outside ``root`` and anything deeper than ``max_depth`` are skipped, and at most
+    ``limit`` files from ``max_dirs`` folders are listed (a huge root stays quick)."""
     try:
         base = Path(root).expanduser().resolve(strict=True)
     except OSError:
@@ -223,7 +225,9 @@ def list_media(root: Path, limit: int = MEDIA_LIST_LIMIT, max_depth: int = MEDIA
     if not base.is_dir():
         return []
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
+    for visited, (dirpath, dirnames, filenames) in enumerate(os.walk(base, followlinks=False)):
+        if visited >= max_dirs:
+            break
         rel_dir = Path(dirpath).relative_to(base)
         if len(rel_dir.parts) >= max_depth:
             dirnames[:] = []
@@ -265,6 +269,28 @@ def resolve_media(root: Path, relative: str) -> Path:
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         raise VideoError(f"{relative} is not a video file ({', '.join(VIDEO_EXTENSIONS)})")
     return path
+
+
+def _resolve_choice(root: Path, relative: str) -> Path:
+    """The media-root file the dropdown named, through the API's own gate when it exists."""
+    path = resolve_media(root, relative)
+    try:
+        from .storage import resolve_media_path
+    except ImportError:
+        return path
+    return resolve_media_path(root, relative)
+
+
+def _probe_checked(path: Path, settings: Settings):
+    """Probe a chosen video with the API's limits (duration, pixels) when they are available."""
+    try:
+        from .storage import probe_checked
+    except ImportError:
+        from ..video.probe import probe
+
+        return probe(path)
+    return probe_checked(path, max_duration_s=float(settings.max_video_duration_s),
+                         max_pixels=int(settings.max_video_pixels))
 
 
 def _file_key(path: Path) -> str:
@@ -543,9 +569,7 @@ def build_blocks(grounder: Grounder, settings: Settings, registry: MediaRegistry
             sess["current"] = None
             kind, text = "info", ""
             try:
-                from ..video.probe import probe
-
-                info = probe(path)
+                info = _probe_checked(path, settings)
                 video["duration"] = float(info.duration)
                 text = _t(lang_value, "ready", name=name, duration=_duration_text(info.duration))
             except VidgroundError as exc:
@@ -564,27 +588,28 @@ def build_blocks(grounder: Grounder, settings: Settings, registry: MediaRegistry
             sess = _session(sess)
             lang_value = _lang(lang_value)
             if not file:
-                return (gr.skip(),) * len(video_outputs)
+                return (gr.skip(),) * (len(video_outputs) + 1)
             path = Path(file if isinstance(file, str) else getattr(file, "name", str(file)))
             name = path.name
             try:
                 key = _file_key(path)
             except OSError:
                 key = "upload:" + str(path)
-            return choose_video(sess, path, name, key, lang_value)
+            return (*choose_video(sess, path, name, key, lang_value), gr.update(value=None))
 
         def on_pick(rel: str | None, sess: Any, lang_value: str):
             sess = _session(sess)
             lang_value = _lang(lang_value)
             if not rel:
-                return (gr.skip(),) * len(video_outputs)
+                return (gr.skip(),) * (len(video_outputs) + 1)
             try:
-                path = resolve_media(media_root, rel)
+                path = _resolve_choice(media_root, rel)
             except VidgroundError as exc:
                 sess["status"] = ("error", exc.message)
                 return (sess, gr.skip(), status_html("error", exc.message),
-                        *(gr.skip(),) * 5)
-            return choose_video(sess, path, rel, "media:" + rel, lang_value)
+                        *(gr.skip(),) * 6)
+            return (*choose_video(sess, path, rel, "media:" + rel, lang_value),
+                    gr.update(value=None))
 
         def on_refresh():
             return gr.update(choices=media_choices())
@@ -722,9 +747,9 @@ def build_blocks(grounder: Grounder, settings: Settings, registry: MediaRegistry
                             sampling, fps, max_frames, fmt, reasoning_on, all_occ, refine,
                             locate_btn, status, answer, ranges, reasoning, history, timeline]
 
-        upload.upload(on_upload, [upload, sess_state, lang], video_outputs,
+        upload.upload(on_upload, [upload, sess_state, lang], [*video_outputs, media],
                       api_visibility="undocumented")
-        media.input(on_pick, [media, sess_state, lang], video_outputs,
+        media.input(on_pick, [media, sess_state, lang], [*video_outputs, upload],
                     api_visibility="undocumented")
         refresh.click(on_refresh, None, media, api_visibility="undocumented")
         locate_inputs = [sess_state, query, sampling, fps, max_frames, fmt, reasoning_on,
