@@ -361,3 +361,16 @@ def test_unknown_model_source_is_an_error() -> None:
 
 def test_hf_hub_offline_is_set_for_tests() -> None:
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def test_importing_and_creating_the_backend_imports_no_torch(tiny_qwen_dir: Path) -> None:
+    import subprocess
+
+    code = ("import sys\n"
+            "from vidground.backends import create_backend\n"
+            "from vidground.config import Settings\n"
+            f"b = create_backend(Settings(model={str(tiny_qwen_dir)!r}))\n"
+            "print('torch' in sys.modules, 'transformers' in sys.modules, b.is_loaded)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.split() == ["False", "False", "False"]
