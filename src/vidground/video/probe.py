@@ -66,6 +66,9 @@ def probe(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> VideoInfo:
                          f"({_reason(exc)}).") from exc
     with container:
         stream = video_stream(container, file)
+        if stream.codec_context is None:
+            raise VideoError(f"Cannot decode {file.name}: its video codec is unknown or the file "
+                             "is corrupt.")
         width, height = int(stream.codec_context.width), int(stream.codec_context.height)
         _check_size(file, width, height, max_pixels)
         time_base = stream.time_base or Fraction(1, 1_000_000)

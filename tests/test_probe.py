@@ -1,0 +1,126 @@
+"""probe(): facts of real encoded videos, and clear errors for bad inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from media import (
+    encoder_available,
+    make_audio_only,
+    make_empty,
+    make_garbage,
+    make_text_file,
+    make_truncated,
+    make_video,
+)
+
+from vidground.errors import VideoError, VideoNotFoundError, VideoTooLargeError
+from vidground.video.probe import probe
+
+CASES = [("h264", "mp4"), ("h264", "mov"), ("h264", "mkv"), ("h264", "avi"), ("hevc", "mp4"),
+         ("hevc", "mkv"), ("vp9", "webm"), ("vp9", "mkv"), ("mpeg4", "avi"), ("mpeg4", "mp4")]
+
+
+def _needs(codec: str) -> None:
+    if not encoder_available(codec):
+        pytest.skip(f"PyAV's FFmpeg build has no {codec} encoder")
+
+
+@pytest.mark.parametrize(("codec", "container"), CASES)
+def test_probe_facts(tmp_path: Path, codec: str, container: str) -> None:
+    _needs(codec)
+    made = make_video(tmp_path / f"v.{container}", codec=codec, duration=3.0, fps=25,
+                      size=(160, 120))
+    info = probe(made.path)
+    assert info.codec == codec
+    assert info.container in (container, "matroska")
+    assert (info.width, info.height) == (160, 120)
+    assert info.fps == pytest.approx(25.0)
+    assert info.duration == pytest.approx(3.0, abs=0.05)
+    assert info.frame_count == 75
+    assert info.start_time == pytest.approx(0.0, abs=1e-6)
+    assert info.rotation == 0
+    assert info.has_audio is False
+    assert info.bit_rate is None or info.bit_rate > 0
+    assert info.path == str(made.path)
+
+
+def test_probe_audio_track_and_summary(tmp_path: Path) -> None:
+    made = make_video(tmp_path / "a.mp4", audio=True, duration=2.0)
+    info = probe(made.path)
+    assert info.has_audio is True
+    assert info.summary() == {"duration": pytest.approx(2.0, abs=0.05), "fps": 25.0,
+                              "width": 160, "height": 120}
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv", "mov"])
+def test_probe_start_time(tmp_path: Path, container: str) -> None:
+    made = make_video(tmp_path / f"s.{container}", start_time=10.0, duration=2.0, bframes=True)
+    info = probe(made.path)
+    assert info.start_time == pytest.approx(10.0, abs=1e-3)
+    assert info.duration == pytest.approx(2.0, abs=0.05)
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_probe_rotation(tmp_path: Path, rotation: int) -> None:
+    made = make_video(tmp_path / "r.mp4", rotation=rotation, duration=1.0)
+    info = probe(made.path)
+    assert info.rotation == rotation
+    expected = (120, 160) if rotation % 180 == 90 else (160, 120)
+    assert info.display_size == expected
+
+
+def test_probe_vfr(tmp_path: Path) -> None:
+    made = make_video(tmp_path / "vfr.mp4", vfr=True, duration=3.0)
+    info = probe(made.path)
+    end = made.times[-1] + (made.times[-1] - made.times[-2])
+    assert info.duration == pytest.approx(end, abs=0.1)
+    assert info.frame_count == len(made.times)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(VideoNotFoundError, match="No such video file"):
+        probe(tmp_path / "nope.mp4")
+
+
+def test_directory(tmp_path: Path) -> None:
+    with pytest.raises(VideoError, match="directory"):
+        probe(tmp_path)
+
+
+@pytest.mark.parametrize("suffix", [".m4a", ".wav", ".mp3"])
+def test_audio_only(tmp_path: Path, suffix: str) -> None:
+    path = make_audio_only(tmp_path / f"sound{suffix}")
+    with pytest.raises(VideoError, match=r"no video stream \(audio only\)"):
+        probe(path)
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    with pytest.raises(VideoError, match="empty"):
+        probe(make_empty(tmp_path / "empty.mp4"))
+
+
+def test_text_named_mp4(tmp_path: Path) -> None:
+    with pytest.raises(VideoError, match="not a video file"):
+        probe(make_text_file(tmp_path / "notes.mp4"))
+
+
+def test_random_bytes(tmp_path: Path) -> None:
+    with pytest.raises(VideoError):
+        probe(make_garbage(tmp_path / "noise.mkv"))
+
+
+@pytest.mark.parametrize("keep", [0.05, 0.3, 0.9])
+def test_truncated_mp4(tmp_path: Path, keep: float) -> None:
+    made = make_video(tmp_path / "full.mp4", duration=2.0)
+    cut = make_truncated(made.path, tmp_path / "cut.mp4", keep=keep)
+    with pytest.raises(VideoError) as caught:
+        probe(cut)
+    assert caught.value.message and "cut.mp4" in caught.value.message
+
+
+def test_too_large(tmp_path: Path) -> None:
+    made = make_video(tmp_path / "v.mp4", duration=0.4)
+    with pytest.raises(VideoTooLargeError, match="160x120"):
+        probe(made.path, max_pixels=100 * 100)
