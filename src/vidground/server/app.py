@@ -54,7 +54,7 @@ class Service:
         self.runner: JobRunner | None = None
         self.executor = BoundedExecutor(settings.workers, settings.queue_limit,
                                         job_source=self._next_job)
-        self.model_state = "loaded" if grounder.backend_ready else "not_loaded"
+        self.model_state = "not_loaded"
         self.model_error: str | None = None
         self._state_lock = threading.Lock()
 
@@ -88,7 +88,9 @@ class Service:
         with self._state_lock:
             self.model_state = "loading"
         try:
-            _ = self.grounder.backend
+            load = getattr(self.grounder.backend, "load", None)
+            if callable(load):
+                load()
         except VidgroundError as exc:
             self._set_model_error(exc.message)
         except Exception as exc:  # noqa: BLE001 - reported by /health, details in the log
@@ -132,17 +134,25 @@ class Service:
                 self.model_state, self.model_error = "loaded", None
         return grounding.to_response()
 
+    def model_loaded(self) -> bool:
+        """The backend exists and (for local models) its weights are in memory."""
+        if not self.grounder.backend_ready:
+            return False
+        return bool(getattr(self.grounder.backend, "is_loaded", True))
+
     def health(self) -> dict[str, Any]:
-        ready = self.grounder.backend_ready
+        ready = self.model_loaded()
         model = None
-        if ready:
+        if self.grounder.backend_ready:
             model = getattr(self.grounder.backend, "model_name", None)
         if model is None:
             model = (self.settings.openai_model if self.settings.backend == "openai"
                      else None) or self.settings.model
         state = self.model_state
-        if ready and state == "not_loaded":
+        if ready and state in ("not_loaded", "error"):
             state = "loaded"
+        elif not ready and state == "loaded":
+            state = "not_loaded"
         counts = self.store.counts() if self.store is not None else {}
         return {
             "status": "ok",
@@ -151,7 +161,7 @@ class Service:
             "model": model,
             "model_loaded": ready,
             "model_state": state,
-            "model_error": self.model_error,
+            "model_error": self.model_error if state == "error" else None,
             "queue": {"waiting": self.executor.waiting, "running": self.executor.running,
                       "depth": self.executor.waiting + self.executor.running
                       + counts.get("queued", 0),
