@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -395,6 +397,17 @@ def test_span_sentence_round_trip(a: int, d: int, template: str) -> None:
     assert [(s.start, s.end) for s in parsed.spans] == [
         (pytest.approx(span.start, abs=1e-6), pytest.approx(span.end, abs=1e-6))
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 3000, '{"a": ' * 2000, "[" * 600 + "]" * 600, "1 s" + " " * 5000 + "2 s",
+     "12 s, " * 3000, "1 s to 2 s. " * 3000, "-" * 20_000, "a" * 100_000],
+)
+def test_pathological_text_is_fast(text: str) -> None:
+    started = time.perf_counter()
+    parse_answer(text)
+    assert time.perf_counter() - started < 2.0
 
 
 @settings(max_examples=100)

@@ -245,6 +245,10 @@ _BARE_RANGE_ITEM = re.compile(
 )
 
 
+_MAX_CONNECTOR = 40  # longest text between the two ends of "12 s ... to ... 18 s"
+_MAX_GAP = 100  # longest text between "starts at 12 s" and "ends at 18 s"
+
+
 @dataclass
 class _Token:
     """One number in the text, with whatever makes it a time."""
@@ -312,16 +316,18 @@ def _seconds(tok: _Token, fps: float | None, scale: float | None = None) -> floa
 def _is_range(text: str, a: _Token, b: _Token, prev_end: int) -> bool:
     """Do tokens ``a`` and ``b`` (neighbours) form one range?"""
     gap = text[a.end:b.start]
+    if len(gap) > _MAX_GAP:
+        return False
     before = text[max(prev_end, a.start - 40):a.start]
     after = text[b.end:b.end + 12]
-    if _RANGE_GAP.match(gap):
+    if len(gap) <= _MAX_CONNECTOR and _RANGE_GAP.match(gap):
         return True
     if _AND_GAP.match(gap) and (_BETWEEN_BEFORE.search(before) or _BETWEEN_AFTER.match(after)):
         return True
     if _COMMA_GAP.match(gap) and before.rstrip().endswith(("[", "(")) \
             and after.lstrip().startswith(("]", ")")):
         return True
-    if len(gap) > 100 or not (a.timed or b.timed):
+    if not (a.timed or b.timed):
         return False
     start_cue = _START_CUE.search(before) or _START_AFTER.match(gap)
     end_cue = _END_CUE.search(gap) or _END_AFTER.match(after)
@@ -338,7 +344,8 @@ def _has_context(text: str, a: _Token, b: _Token) -> bool:
 def _is_length(text: str, tok: _Token, prev_end: int) -> bool:
     """Does this time state a length (``lasts 2 s``, ``30 seconds long``) rather than a moment?"""
     before = text[max(prev_end, tok.start - 30):tok.start]
-    return bool(_DURATION_BEFORE.search(before) or _DURATION_AFTER.match(text[tok.end:]))
+    return bool(_DURATION_BEFORE.search(before)
+                or _DURATION_AFTER.match(text[tok.end:tok.end + 20]))
 
 
 @dataclass
@@ -397,7 +404,7 @@ def _add_single(found: _Found, text: str, tok: _Token, prev_end: int, *, fps: fl
             found.ranges.append((max(0.0, duration - t), duration))
     elif _is_length(text, tok, prev_end):
         return
-    elif duration is not None and _TO_END_AFTER.match(text[tok.end:]):
+    elif duration is not None and _TO_END_AFTER.match(text[tok.end:tok.end + 40]):
         found.ranges.append((t, duration))
     else:
         found.points.append(t)
@@ -418,7 +425,7 @@ def _scan_bare_answer(text: str) -> _Found:
     """An answer that is nothing but bare ranges (``12.5 - 18.0``): we asked for seconds."""
     found = _Found()
     clean = _normalize(text)
-    if _BARE_ANSWER.match(clean):
+    if len(clean) <= 400 and _BARE_ANSWER.match(clean):
         for m in _BARE_RANGE_ITEM.finditer(clean):
             found.ranges.append((_number(m["a"]), _number(m["b"])))
     return found
@@ -428,6 +435,7 @@ def _scan_bare_answer(text: str) -> _Found:
 # JSON answers
 # --------------------------------------------------------------------------------------------
 
+_MAX_JSON_ATTEMPTS = 64  # brackets tried as JSON starts per text (bounds the time on junk)
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON|python)?[ \t]*\n?(?P<body>.*?)```", re.S)
 
 
@@ -533,7 +541,7 @@ def _decode_at(text: str, pos: int) -> tuple[Any, int] | None:
     """Decode JSON (or a Python literal with single quotes) starting at ``pos``."""
     try:
         return json.JSONDecoder().raw_decode(text, pos)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     end = _balanced_end(text, pos)
     if end is None:
@@ -547,7 +555,7 @@ def _decode_at(text: str, pos: int) -> tuple[Any, int] | None:
 def _balanced_end(text: str, pos: int) -> int | None:
     """Index after the bracket that closes the one at ``pos`` (ignores brackets in strings)."""
     depth, quote = 0, ""
-    for i in range(pos, min(len(text), pos + 20_000)):
+    for i in range(pos, min(len(text), pos + 5_000)):
         ch = text[i]
         if quote:
             if ch == quote and text[i - 1] != "\\":
@@ -572,18 +580,24 @@ def _scan_json(text: str, *, fps: float | None, duration: float | None
     kept: list[str] = []
     pos = 0
     i = 0
-    while i < len(text):
+    attempts = 0
+    while i < len(text) and attempts < _MAX_JSON_ATTEMPTS:
         if text[i] not in "[{":
             i += 1
             continue
+        attempts += 1
         decoded = _decode_at(text, i)
         if decoded is None or not isinstance(decoded[0], (dict, list)):
             i += 1
             continue
         value, end = decoded
         alone = text[i:end].strip() == whole
-        part = _from_json(value, timed=alone or isinstance(value, dict), fps=fps,
-                          duration=duration)
+        try:
+            part = _from_json(value, timed=alone or isinstance(value, dict), fps=fps,
+                              duration=duration)
+        except RecursionError:  # absurdly deep nesting: not an answer
+            i = end
+            continue
         if isinstance(value, dict) or part.ranges or part.points or part.not_found:
             found.extend(part)
             kept.append(text[pos:i])
