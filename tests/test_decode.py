@@ -1,0 +1,169 @@
+"""decode_frames(): the frame displayed at each time, with its true timestamp, everywhere."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from media import (
+    MadeVideo,
+    encoder_available,
+    make_truncated,
+    make_video,
+    object_visible,
+    read_painted_index,
+)
+
+from vidground.errors import VideoError
+from vidground.video.decode import DecodeRun, decode_frames, iter_frames, plan_decode
+from vidground.video.probe import probe
+
+CASES = [
+    ("h264", "mp4", {}), ("h264", "mov", {}), ("h264", "mkv", {}), ("h264", "avi", {}),
+    ("hevc", "mp4", {}), ("hevc", "mkv", {}), ("vp9", "webm", {}), ("vp9", "mp4", {}),
+    ("mpeg4", "avi", {}), ("mpeg4", "mp4", {}),
+    ("h264", "mp4", {"bframes": True}), ("h264", "mkv", {"bframes": True}),
+    ("h264", "avi", {"bframes": True}), ("hevc", "mp4", {"bframes": True}),
+    ("mpeg4", "avi", {"bframes": True}), ("h264", "mp4", {"vfr": True}),
+    ("vp9", "webm", {"vfr": True}), ("h264", "mkv", {"vfr": True, "bframes": True}),
+    ("h264", "mp4", {"start_time": 10.0}), ("h264", "mkv", {"start_time": 10.0, "bframes": True}),
+    ("h264", "mov", {"start_time": 3.0, "bframes": True}),
+]
+PATTERNS = ["dense", "sparse", "random", "keyframes", "unsorted"]
+
+
+def _times(pattern: str, made: MadeVideo, duration: float, gop: int) -> list[float]:
+    rng = random.Random(hash(pattern) & 0xFFFF)
+    if pattern == "dense":
+        return [i * 0.05 for i in range(int(duration / 0.05) + 3)]
+    if pattern == "sparse":
+        return [-1.0, 0.3, 1.77, 3.5, 9.0]
+    if pattern == "keyframes":
+        return [made.times[i] for i in range(0, len(made.times), gop)]
+    times = [rng.uniform(-0.1, duration + 0.2) for _ in range(15)]
+    return times if pattern == "random" else list(reversed(sorted(times)))
+
+
+def _check(made: MadeVideo, times: list[float], frames: list) -> None:
+    assert len(frames) == len(times)
+    for t, frame in zip(times, frames, strict=True):
+        expected = made.frame_at(t)
+        assert read_painted_index(frame.image) == expected, f"t={t}"
+        assert frame.index == expected
+        assert frame.time == pytest.approx(made.times[expected], abs=1e-6)
+        assert object_visible(frame.image) == (1.0 <= made.times[expected] < 2.0)
+
+
+@pytest.mark.parametrize(("codec", "container", "kw"), CASES,
+                         ids=[f"{c}-{k}-{'-'.join(o) or 'plain'}" for c, k, o in CASES])
+def test_decode_exact(tmp_path: Path, codec: str, container: str, kw: dict) -> None:
+    if not encoder_available(codec):
+        pytest.skip(f"PyAV's FFmpeg build has no {codec} encoder")
+    made = make_video(tmp_path / f"v.{container}", codec=codec, gop=12, duration=4.0, **kw)
+    info = probe(made.path)
+    for pattern in PATTERNS:
+        times = _times(pattern, made, info.duration, 12)
+        _check(made, times, decode_frames(info, times, unique=False))
+
+
+def test_unique_frames_in_request_order(tmp_path: Path) -> None:
+    made = make_video(tmp_path / "v.mp4", gop=10, duration=2.0)
+    times = [1.0, 0.0, 1.01, 0.5, 1.0]
+    frames = decode_frames(made.path, times)
+    assert [read_painted_index(f.image) for f in frames] == [25, 0, 12]
+    assert [f.time for f in frames] == pytest.approx([1.0, 0.0, 0.48])
+    repeated = decode_frames(made.path, times, unique=False)
+    assert len(repeated) == 5 and repeated[0] is repeated[2] is repeated[4]
+
+
+def test_resize_and_progress(tmp_path: Path) -> None:
+    made = make_video(tmp_path / "v.mkv", gop=25, duration=2.0)
+    calls: list[tuple[int, int]] = []
+    frames = decode_frames(made.path, [0.2, 0.2, 1.5], size=(320, 224),
+                           progress=lambda d, t: calls.append((d, t)))
+    assert [f.size for f in frames] == [(320, 224), (320, 224)]
+    assert [read_painted_index(f.image) for f in frames] == [5, 37]
+    assert calls == [(1, 2), (2, 2)]
+    assert frames[0].image.dtype.name == "uint8" and frames[0].image.shape[2] == 3
+
+
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_rotation_applied(tmp_path: Path, rotation: int) -> None:
+    made = make_video(tmp_path / "r.mp4", rotation=rotation, duration=1.0)
+    [frame] = decode_frames(made.path, [0.4], size=(96, 128))
+    assert frame.size == (96, 128)
+    [full] = decode_frames(made.path, [0.4])
+    assert full.size == (120, 160)
+    upright = __import__("numpy").rot90(full.image, k=-rotation // 90)
+    assert read_painted_index(upright) == 10
+
+
+def test_iter_frames_sorted_pairs(tmp_path: Path) -> None:
+    made = make_video(tmp_path / "v.webm", codec="vp9", gop=20, duration=3.0)
+    pairs = list(iter_frames(made.path, [2.0, 0.1, 1.0]))
+    assert [t for t, _ in pairs] == [0.1, 1.0, 2.0]
+    assert [read_painted_index(f.image) for _, f in pairs] == [2, 25, 50]
+
+
+def test_truncated_mkv_gives_video_error_or_last_frames(tmp_path: Path) -> None:
+    made = make_video(tmp_path / "v.mkv", gop=10, duration=4.0)
+    cut = make_truncated(made.path, tmp_path / "cut.mkv", keep=0.5)
+    info = probe(cut)
+    frames = decode_frames(info, [0.0, 3.9], unique=False)
+    assert read_painted_index(frames[0].image) == 0
+    last = read_painted_index(frames[1].image)
+    assert 0 < last < 98 and frames[1].time == pytest.approx(made.times[last])
+
+
+def test_truncated_mp4_raises_video_error(tmp_path: Path) -> None:
+    made = make_video(tmp_path / "v.mp4", duration=2.0)
+    cut = make_truncated(made.path, tmp_path / "cut.mp4", keep=0.5)
+    with pytest.raises(VideoError):
+        decode_frames(cut, [0.5])
+
+
+def test_bad_times(tmp_path: Path) -> None:
+    made = make_video(tmp_path / "v.mp4", duration=0.4)
+    assert decode_frames(made.path, []) == []
+    with pytest.raises(ValueError, match="finite"):
+        decode_frames(made.path, [float("nan")])
+
+
+# plan_decode: pure planning
+
+
+def test_plan_sparse_seeks_each_gop() -> None:
+    keys = [0.0, 8.0, 16.0, 24.0]
+    runs = plan_decode(keys, [1.0, 17.0, 25.0], frame_duration=1 / 30)
+    assert [r.keyframe for r in runs] == [0.0, 16.0, 24.0]
+    assert [r.times for r in runs] == [(1.0,), (17.0,), (25.0,)]
+
+
+def test_plan_dense_decodes_straight_through() -> None:
+    keys = [0.0, 2.0, 4.0]
+    times = [i / 10 for i in range(60)]
+    runs = plan_decode(keys, times, frame_duration=1 / 30)
+    assert runs == [DecodeRun(0.0, tuple(times), False)]
+
+
+def test_plan_gap_just_before_keyframe() -> None:
+    keys = [0.0, 1.0]
+    near = plan_decode(keys, [0.95, 1.5], frame_duration=0.04)  # 1 frame gap: continue
+    far = plan_decode(keys, [0.2, 1.5], frame_duration=0.04)  # 20 frames gap: seek
+    assert len(near) == 1 and len(far) == 2
+
+
+def test_plan_keyframes_only() -> None:
+    keys = [0.0, 1.0, 2.0]
+    frames = [i * 0.25 for i in range(12)]
+    runs = plan_decode(keys, [0.1, 1.2, 2.0], frame_times=frames)
+    assert runs == [DecodeRun(0.0, (0.1, 1.2, 2.0), True)]
+    mixed = plan_decode(keys, [0.1, 1.3], frame_times=frames)
+    assert [r.keyframes_only for r in mixed] == [True, False]
+
+
+def test_plan_before_first_keyframe_and_empty() -> None:
+    assert plan_decode([0.5, 1.0], []) == []
+    [run] = plan_decode([0.5, 1.0], [-1.0, 0.1])
+    assert run.keyframe == 0.5 and run.times == (-1.0, 0.1)
