@@ -329,3 +329,36 @@ def test_timeline_html_places_segments_and_ticks() -> None:
     assert "25.000" in html and "▶ Play" in html
     assert _tick_step(100.0) == 10 and _tick_step(4.0) == 0.5 and _tick_step(7200.0) == 900
     assert "定位" not in timeline_html(None, "seconds", "en")
+
+
+def _app(tmp_path: Path, **changes):
+    from vidground.config import Settings
+    from vidground.server.app import create_app
+
+    return create_app(Settings(media_root=tmp_path, data_dir=tmp_path / "data",
+                               backend="openai", openai_base_url="http://127.0.0.1:9/v1",
+                               **changes))
+
+
+def test_page_needs_the_api_key_when_one_is_set(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(_app(tmp_path, api_key="sekret")) as client:
+        assert client.get("/config").status_code == 401
+        assert client.post("/login", data={"username": "me", "password": "nope"}
+                           ).status_code >= 400
+        assert client.post("/login", data={"username": "me", "password": "sekret"}
+                           ).status_code == 200
+        assert client.get("/config").status_code == 200
+
+
+def test_page_upload_takes_videos_larger_than_a_json_request(tmp_path: Path) -> None:
+    """The page uploads through Gradio's own route; only ``max_upload_mb`` may limit it,
+    not the API's JSON body limit (``max_request_kb``)."""
+    from fastapi.testclient import TestClient
+
+    size = 1024 * 1024 + 4096
+    with TestClient(_app(tmp_path, max_request_kb=1024)) as client:
+        reply = client.post("/gradio_api/upload",
+                            files={"files": ("big.mp4", b"\0" * size, "video/mp4")})
+        assert reply.status_code == 200, reply.text

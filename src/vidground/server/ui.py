@@ -792,6 +792,14 @@ def mount_ui(app: fastapi.FastAPI, grounder: Grounder, settings: Settings) -> No
                                                              "application/octet-stream"))
 
     demo = build_blocks(grounder, settings, registry)
+    api_key = getattr(settings, "api_key", None)
+    auth = None
+    if api_key:
+        # With an API key configured the page is not open either: log in with the key as the
+        # password (any user name). The page calls the library directly, not the /api routes.
+        def auth(username: str, password: str) -> bool:
+            return secrets.compare_digest(str(password).encode(), str(api_key).encode())
+
     head = "<script>\n" + (ASSETS / "ui.js").read_text(encoding="utf-8") + "\n</script>"
     max_mb = int(getattr(settings, "max_upload_mb", 2048) or 2048)
     gr.mount_gradio_app(
@@ -804,4 +812,7 @@ def mount_ui(app: fastapi.FastAPI, grounder: Grounder, settings: Settings) -> No
         footer_links=[],
         show_error=True,
         mcp_server=False,
+        auth=auth,
+        auth_message=("Enter the server's API key (VIDGROUND_API_KEY) as the password; any user "
+                      "name. / 请输入服务器的 API 密钥作为密码，用户名任意。") if auth else None,
     )
