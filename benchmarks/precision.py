@@ -54,7 +54,7 @@ def make_cases(folder: Path, count: int, seed: int) -> list[Case]:
         start = round(rng.uniform(0.5, duration - length - 0.5) * FPS) / FPS
         end = round((start + length) * FPS) / FPS
         path = make_video(folder / f"case{i}.mp4", duration=duration, fps=FPS, size=(128, 96),
-                          intervals=[(start, end)], seed=i).path
+                          intervals=[(start, end)], seed=i, paint_index=False).path
         cases.append(Case(path, Span(start, end), length < 1.0))
     return cases
 

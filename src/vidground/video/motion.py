@@ -2,13 +2,16 @@
 
 Two ways to measure motion, both far cheaper than what the model costs:
 
-* ``packets`` (default for inter-coded video): demux only, no decoding. The compressed size of a
-  predicted frame is what the encoder needed to describe the change since its references, so the
-  bytes per second of non-key packets follow motion closely; keyframes placed off the stream's
-  regular keyframe cadence mark scene cuts. Runs at thousands of times real time.
-* ``pixels``: decode small grey frames at a few frames per second and take the mean absolute
-  difference between neighbours. Used for intra-only streams (every packet a keyframe), where
-  packet sizes say nothing about motion.
+* ``pixels`` (default up to ``PIXEL_PASS_MAX_FRAMES`` native frames, about 11 minutes at
+  30 fps): decode small grey frames at ``pixel_fps`` (8) and take the mean absolute difference
+  between neighbours, above the video's own noise floor. The frames on both sides of each marked
+  change become *anchors*: times the model always sees, so a change between two sparse samples
+  (a sub-second event) is never skipped, and refinement starts from a bracket 1/8 s wide.
+* ``packets`` (longer videos, and ``method="packets"``): demux only, no decoding. The compressed
+  size of a predicted frame is what the encoder needed to describe the change since its
+  references, so bytes per bin of non-key packets follow motion; keyframes placed off the
+  stream's regular cadence mark scene cuts. Runs at thousands of times real time, but frame-type
+  noise (B- vs P-frames) makes it coarser than ``pixels``.
 
 >>> curve = motion_curve(probe("match.mp4"))  # doctest: +SKIP
 >>> adaptive_times(curve, budget=120)  # doctest: +SKIP
@@ -27,6 +30,8 @@ from ..errors import VideoError
 from .probe import VideoInfo
 
 MotionMethod = Literal["auto", "packets", "pixels"]
+PIXEL_PASS_MAX_FRAMES = 20_000
+CHANGE_THRESHOLD = 0.35
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class MotionCurve:
     cuts: tuple[float, ...]
     duration: float
     method: str
+    anchors: tuple[float, ...] = ()  # frame times on both sides of each change, strongest first
 
     def per_second(self) -> list[float]:
         """The curve resampled to one value per whole second (what the UI plots)."""
@@ -57,14 +63,16 @@ class MotionCurve:
 
 
 def motion_curve(info: VideoInfo, *, method: MotionMethod = "auto", bin_s: float = 0.25,
-                 pixel_fps: float = 4.0) -> MotionCurve:
+                 pixel_fps: float = 8.0) -> MotionCurve:
     """Measure how much changes in each ``bin_s`` of the video (see the module docstring)."""
-    if method in ("auto", "packets"):
+    if method == "auto":
+        native_frames = info.frame_count or info.duration * (info.fps or 30.0)
+        method = "pixels" if native_frames <= PIXEL_PASS_MAX_FRAMES else "packets"
+    if method == "packets":
         packets = _packet_sizes(info)
-        intra_only = packets and all(key for _, _, key in packets)
-        if method == "packets" or not intra_only:
+        if packets and not all(key for _, _, key in packets):
             return _curve_from_packets(packets, info.duration, bin_s)
-    return _curve_from_pixels(info, bin_s, pixel_fps)
+    return _curve_from_pixels(info, bin_s, min(pixel_fps, info.fps or pixel_fps))
 
 
 def _packet_sizes(info: VideoInfo) -> list[tuple[float, int, bool]]:
@@ -109,20 +117,28 @@ def _curve_from_pixels(info: VideoInfo, bin_s: float, pixel_fps: float) -> Motio
     from .decode import decode_frames
 
     step = 1.0 / pixel_fps
-    times = list(np.arange(0.0, max(info.duration, step), step))
-    frames = decode_frames(info, times, size=(64, 36))
-    n_bins = max(1, math.ceil(info.duration / bin_s))
-    diffs = np.zeros(n_bins)  # the largest change seen in each bin
+    times = list(np.arange(0.5 * step, max(info.duration, step), step))
+    frames = decode_frames(info, times, size=(64, 64))
     greys = [f.image.astype(np.float32).mean(axis=2) for f in frames]
+    changes = np.array([float(np.abs(cur - prev).mean()) / 255.0
+                        for prev, cur in zip(greys, greys[1:], strict=False)])
+    n_bins = max(1, math.ceil(info.duration / bin_s))
+    diffs = np.zeros(n_bins)  # the largest change seen in each bin, above the noise floor
+    above = _normalise(np.maximum(changes - np.median(changes), 0.0)) if changes.size else changes
+    strongest: list[tuple[float, float, float]] = []
     cuts = []
-    for prev, cur, frame in zip(greys, greys[1:], frames[1:], strict=False):
-        change = float(np.abs(cur - prev).mean()) / 255.0
-        b = min(n_bins - 1, int(frame.time / bin_s))
-        diffs[b] = max(diffs[b], change)
-        if change > 0.3:
-            cuts.append(frame.time)
-    return MotionCurve(bin_s, tuple(float(v) for v in _normalise(diffs)), tuple(cuts),
-                       info.duration, "pixels")
+    for i, value in enumerate(above):
+        before, after = frames[i].time, frames[i + 1].time
+        b = min(n_bins - 1, int(after / bin_s))
+        diffs[b] = max(diffs[b], value)
+        if value >= CHANGE_THRESHOLD:
+            strongest.append((float(value), before, after))
+        if changes[i] > 0.3:
+            cuts.append(after)
+    strongest.sort(reverse=True)
+    anchors = tuple(t for _, before, after in strongest for t in (before, after))
+    return MotionCurve(bin_s, tuple(float(v) for v in diffs), tuple(cuts), info.duration,
+                       "pixels", anchors)
 
 
 def _normalise(values: np.ndarray) -> np.ndarray:
@@ -134,14 +150,17 @@ def _normalise(values: np.ndarray) -> np.ndarray:
 
 def adaptive_times(curve: MotionCurve, budget: int, *, min_fps: float = 0.5,
                    max_fps: float = 3.0, last_time: float | None = None) -> list[float]:
-    """Spend ``budget`` frames: about ``min_fps`` where nothing moves, up to ``max_fps`` where
-    things move or the scene cuts. Returns sorted times (seconds) within the video.
+    """Spend ``budget`` frames: the curve's anchors (at most half the budget), then about
+    ``min_fps`` where nothing moves, up to ``max_fps`` where things move or the scene cuts.
+    Returns sorted times (seconds) within the video.
 
     The density per bin is ``min_fps + (max_fps - min_fps) * motion`` (motion spread one bin to
     each side, so the frames before and after a change are both seen), scaled to the budget and
     clamped; times are placed by inverting the cumulative density.
     """
     end = curve.duration if last_time is None else min(curve.duration, last_time + 1e-9)
+    anchors = list(dict.fromkeys(curve.anchors))[: max(0, budget // 2)]
+    budget = max(1, budget - len(anchors))
     values = np.asarray(curve.values, dtype=float)
     spread = np.maximum(values, np.maximum(np.roll(values, 1), np.roll(values, -1)))
     if spread.size > 1:
@@ -155,7 +174,7 @@ def adaptive_times(curve: MotionCurve, budget: int, *, min_fps: float = 0.5,
     targets = (np.arange(n) + 0.5) * total / n
     edges = np.arange(len(density) + 1) * curve.bin_s
     times = np.interp(targets, cumulative, edges)
-    return sorted({round(float(min(t, end)), 6) for t in times})
+    return sorted({round(float(min(t, end)), 6) for t in [*times, *anchors]})
 
 
 def _fit_density(density: np.ndarray, bin_s: float, budget: int, lo: float,
