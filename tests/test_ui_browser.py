@@ -218,7 +218,8 @@ def test_upload_ask_timeline_seek_and_history(open_page, model, media_root: Path
 
 @pytest.mark.slow
 @needs_browser
-def test_not_a_video_shows_error_and_page_keeps_working(open_page, not_a_video: Path) -> None:
+def test_not_a_video_shows_error_and_page_keeps_working(open_page, model, not_a_video: Path
+                                                        ) -> None:
     page = open_page("en-US")
     upload(page, not_a_video)
     message = wait_status(page, "error")
@@ -235,8 +236,15 @@ def test_not_a_video_shows_error_and_page_keeps_working(open_page, not_a_video: 
     page.locator("#vg-media input").click()
     page.locator("[role=option]", has_text="red_square.mp4").click()
     wait_ready(page)
-    ask(page, QUERY)
-    wait_status(page, "ok")
+    model.configure(delay_s=0.7)  # slow model: the page shows progress, it does not freeze
+    try:
+        ask(page, QUERY)
+        bar = page.locator("#vg-status [role=progressbar]")
+        bar.wait_for(state="visible")
+        assert bar.get_attribute("aria-label")
+        wait_status(page, "ok")
+    finally:
+        model.configure(delay_s=0.0)
     (start, end), = shown_ranges(page)
     assert abs(start - TRUE_START) <= 0.5 + 0.05 and abs(end - TRUE_END) <= 0.5 + 0.05
 
