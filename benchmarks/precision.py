@@ -51,12 +51,22 @@ def make_cases(folder: Path, count: int, seed: int) -> list[Case]:
     for i in range(count):
         duration = rng.choice([10.0, 15.0, 20.0])
         length = rng.uniform(0.25, 0.8) if i % 3 == 0 else rng.uniform(1.0, 4.0)
-        start = round(rng.uniform(0.5, duration - length - 0.5) * FPS) / FPS
-        end = round((start + length) * FPS) / FPS
-        path = make_video(folder / f"case{i}.mp4", duration=duration, fps=FPS, size=(128, 96),
-                          intervals=[(start, end)], seed=i, paint_index=False).path
-        cases.append(Case(path, Span(start, end), length < 1.0))
+        # boundaries half-way between frames, so no frame time sits on an interval's edge
+        start = (round(rng.uniform(0.5, duration - length - 0.5) * FPS) + 0.5) / FPS
+        end = (round((start + length) * FPS) + 0.5) / FPS
+        video = make_video(folder / f"case{i}.mp4", duration=duration, fps=FPS, size=(128, 96),
+                           intervals=[(start, end)], seed=i, paint_index=False)
+        cases.append(Case(video.path, shown_span(video.times, start, end), length < 1.0))
     return cases
+
+
+def shown_span(frame_times: tuple[float, ...], start: float, end: float) -> Span:
+    """The truth as frames show it: from the first frame showing the square to the first frame
+    after the last one showing it (frame times are what the encoder really wrote)."""
+    shown = [i for i, t in enumerate(frame_times) if start <= t < end]
+    after = shown[-1] + 1
+    return Span(frame_times[shown[0]],
+                frame_times[after] if after < len(frame_times) else frame_times[-1] + 1 / FPS)
 
 
 def evaluate(grounder: Grounder, cases: list[Case], options: LocateOptions) -> dict[str, float]:

@@ -32,7 +32,7 @@ class RefineSettings:
     frames per refinement call; ``max_calls``: the most extra model calls for one query."""
 
     radius_s: float
-    max_frames: int = 64
+    max_frames: int = 16
     max_calls: int = 8
 
 
@@ -81,12 +81,26 @@ def _nearest(frames: Sequence[Frame], virtual: float) -> int:
     return min(len(frames) - 1, max(0, int(round(virtual))))
 
 
+@dataclass(frozen=True)
+class _Found:
+    """Where the model placed the event in a dense clip ``[lo, hi]`` shown every ``step`` s."""
+
+    start: float
+    end: float
+    step: float
+    lo: float
+    hi: float
+    touches_start: bool
+    touches_end: bool
+
+
 class Refiner:
     """Re-asks the backend about short dense clips around span boundaries.
 
-    A boundary the coarse pass placed at sample ``t[k]`` really lies between the neighbouring
-    samples ``t[k-1]`` and ``t[k+1]``; that stretch is decoded densely (every native frame, or
-    every n-th when it holds more than ``max_frames``, then narrowed with a second call).
+    A start the coarse pass placed at sample ``t[k]`` really lies in ``(t[k-1], t[k]]``, an end
+    in ``(t[k], t[k+1]]``; that bracket is decoded densely (every native frame, or every n-th
+    when it holds more than ``max_frames``, then narrowed with another call), and widened when
+    the event turns out to reach the bracket's edge (a coarse answer that was off).
     """
 
     def __init__(self, backend: Backend, info: VideoInfo, query: str, *, language: str,
@@ -108,57 +122,58 @@ class Refiner:
     def refine(self, span: Span) -> Span:
         """``span`` with its start and end moved to the frames where the event really starts
         and stops; a boundary whose re-ask fails keeps its coarse value."""
-        lo_s, hi_s = self._neighbours(span.start)
-        lo_e, hi_e = self._neighbours(span.end)
-        if lo_e <= hi_s or self._fits(lo_s, hi_e):
-            found = self._ask(lo_s, hi_e)
+        start_lo, start_hi = self._bracket(span.start, before=True)
+        end_lo, end_hi = self._bracket(span.end, before=False)
+        if end_lo <= start_hi and self._fits(start_lo, end_hi):
+            # the brackets meet (a short span): one dense clip shows both boundaries
+            found = self._ask(start_lo, end_hi)
             if found is None:
                 return span
-            start, end, step = found
-            if step > 1.5 * self.frame_s:
-                start = self._narrow_start(start, step)
-                end = self._narrow_end(end, step)
-            return _ordered(span, start, end)
-        start_found = self._ask(lo_s, hi_s)
-        start = span.start
-        if start_found:
-            start = start_found[0]
-            if start_found[2] > 1.5 * self.frame_s:
-                start = self._narrow_start(start, start_found[2])
-        end_found = self._ask(lo_e, hi_e)
-        end = span.end
-        if end_found:
-            end = end_found[1]
-            if end_found[2] > 1.5 * self.frame_s:
-                end = self._narrow_end(end, end_found[2])
+            return _ordered(span, self._settle(found, "start"), self._settle(found, "end"))
+        found_start = self._ask(start_lo, start_hi)
+        start = self._settle(found_start, "start") if found_start else span.start
+        found_end = self._ask(end_lo, end_hi)
+        end = self._settle(found_end, "end") if found_end else span.end
         return _ordered(span, start, end)
 
-    def _neighbours(self, t: float) -> tuple[float, float]:
-        """The coarse samples on either side of the one nearest ``t`` (or ``radius_s``)."""
+    def _bracket(self, t: float, *, before: bool) -> tuple[float, float]:
+        """Where a boundary the coarse pass put at (the sample nearest) ``t`` can really be:
+        a start lies after the previous sample, an end before the next one."""
         times = self.coarse_times
         if len(times) < 2:
             r = self.settings.radius_s
             return max(0.0, t - r), min(self.info.duration, t + r)
         k = min(range(len(times)), key=lambda i: abs(times[i] - t))
-        lo = times[k - 1] if k > 0 else 0.0
-        hi = times[k + 1] if k + 1 < len(times) else self.info.duration
-        return max(0.0, min(lo, t - self.frame_s)), min(self.info.duration,
-                                                         max(hi, t + self.frame_s))
+        if before:
+            lo, hi = (times[k - 1] if k > 0 else 0.0), max(times[k], t)
+        else:
+            lo, hi = min(times[k], t), (times[k + 1] if k + 1 < len(times)
+                                        else self.info.duration)
+        return max(0.0, lo - self.frame_s), min(self.info.duration, hi + self.frame_s)
 
-    def _narrow_start(self, start: float, step: float) -> float:
-        found = self._ask(start - step - self.frame_s, start + step)
-        return found[0] if found else start
-
-    def _narrow_end(self, end: float, step: float) -> float:
-        found = self._ask(end - step - self.frame_s, end + step)
-        return found[1] if found else end
+    def _settle(self, found: _Found, side: str) -> float:
+        """Follow one boundary from a dense answer: look further out when the event already
+        touches the clip's edge, look closer when the frames were strided; stops when the
+        call budget is spent."""
+        value = found.start if side == "start" else found.end
+        width = found.hi - found.lo
+        if side == "start" and found.touches_start and found.lo > 0:
+            lo, hi = max(0.0, found.lo - width), found.lo + self.frame_s
+        elif side == "end" and found.touches_end and found.hi < self.info.duration:
+            lo, hi = found.hi - self.frame_s, min(self.info.duration, found.hi + width)
+        elif found.step > 1.5 * self.frame_s:
+            lo, hi = value - found.step - self.frame_s, value + found.step
+        else:
+            return value
+        again = self._ask(lo, hi)
+        return self._settle(again, side) if again else value
 
     def _fits(self, lo: float, hi: float) -> bool:
         return (hi - lo) / self.frame_s <= self.settings.max_frames
 
-    def _ask(self, lo: float, hi: float) -> tuple[float, float, float] | None:
-        """Ask about the dense clip ``[lo, hi]``: the event's (start, end) in real time and the
-        spacing of the frames shown, or None when the model did not place it there."""
+    def _ask(self, lo: float, hi: float) -> _Found | None:
+        """Ask about the dense clip ``[lo, hi]``: where the event is in it (real times), or
+        None when the model did not place it there or the call budget is spent."""
         if not self.counter.take():
             return None
         frames = decode_frames(self.info, dense_times(self.info, lo, hi, self.settings.max_frames),
@@ -175,8 +190,11 @@ class Refiner:
         if not parsed.spans:
             return None
         first = parsed.spans[0]
-        step = (frames[-1].time - frames[0].time) / (len(frames) - 1)
-        return real_start(frames, first.start), real_end(frames, first.end, self.frame_s), step
+        return _Found(
+            start=real_start(frames, first.start), end=real_end(frames, first.end, self.frame_s),
+            step=(frames[-1].time - frames[0].time) / (len(frames) - 1),
+            lo=lo, hi=hi, touches_start=_nearest(frames, first.start) == 0,
+            touches_end=_nearest(frames, first.end) == len(frames) - 1)
 
     def verify(self, span: Span, max_frames: int = 8) -> float | None:
         """Ask "is <event> happening in this clip?" about frames inside ``span``; a score in
