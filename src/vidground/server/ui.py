@@ -382,8 +382,6 @@ def timeline_html(grounding: Grounding | None, fmt: str, lang: str) -> str:
     ticks = [i * step for i in range(n + 1)]
     if duration - ticks[-1] > step * 0.35:
         ticks.append(duration)
-    elif len(ticks) > 1:
-        ticks[-1] = ticks[-1] if abs(ticks[-1] - duration) < 1e-6 else ticks[-1]
     for j, t in enumerate(ticks):
         cls = "vg-tick" + (" vg-first" if j == 0 else "") + (
             " vg-last" if t >= duration - 1e-6 else "")
@@ -487,7 +485,9 @@ def build_blocks(grounder: Grounder, settings: Settings, registry: MediaRegistry
     def media_choices() -> list[str]:
         return list_media(media_root)
 
-    with gr.Blocks(title="vidground", analytics_enabled=False) as demo:
+    # uploads live in Gradio's cache: files older than a day are removed (checked hourly)
+    with gr.Blocks(title="vidground", analytics_enabled=False,
+                   delete_cache=(3600, 24 * 3600)) as demo:
         sess_state = gr.State(None)
         with gr.Row(equal_height=False):
             header = gr.Markdown(f"# {_t(lang0, 'title')}\n{_t(lang0, 'subtitle')}",
