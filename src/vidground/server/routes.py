@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -91,7 +92,15 @@ async def inference(body: InferenceRequest, request: Request) -> JSONResponse:
     svc = service(request)
     stored = body.stored()
     svc.validate(stored)
-    future = svc.executor.submit(lambda: svc.infer(stored, ignore_progress))
+    submitted = time.perf_counter()
+
+    def work() -> dict[str, Any]:
+        waited = time.perf_counter() - submitted
+        result = svc.infer(stored, ignore_progress)
+        result.setdefault("timings", {})["queue_s"] = round(waited, 4)
+        return result
+
+    future = svc.executor.submit(work)
     result = await asyncio.wrap_future(future)
     return JSONResponse(result)
 
