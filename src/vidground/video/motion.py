@@ -90,13 +90,25 @@ def _packet_sizes(info: VideoInfo) -> list[tuple[float, int, bool]]:
 
 def _curve_from_packets(packets: list[tuple[float, int, bool]], duration: float,
                         bin_s: float) -> MotionCurve:
+    """Bytes above the usual size of their kind (predicted frames, keyframes) per bin. A change
+    worth less than a quarter of a typical keyframe's bytes never counts as full motion, so
+    encoder noise in a static video stays near zero."""
     n_bins = max(1, math.ceil(duration / bin_s))
     inter = np.zeros(n_bins)
+    keys = np.zeros(n_bins)
+    key_sizes = [size for _, size, key in packets if key]
+    usual_key = float(np.median(key_sizes)) if key_sizes else 0.0
+    first = min((t for t, _, _ in packets), default=0.0)
     for t, size, key in packets:
-        if not key:
-            inter[min(n_bins - 1, max(0, int(t / bin_s)))] += size
+        b = min(n_bins - 1, max(0, int(t / bin_s)))
+        if key:  # the first picture is no change; later keyframes grow with new content
+            keys[b] += max(0.0, size - usual_key) if t > first else 0.0
+        else:
+            inter[b] += size
+    excess = np.maximum(inter - np.median(inter), 0.0) + keys
+    scale = max(float(excess.max()), 0.25 * usual_key)
+    values = excess / scale if scale > 0 else excess
     cuts = _irregular_keyframes([t for t, _, key in packets if key], duration)
-    values = _normalise(np.maximum(inter - np.median(inter), 0.0))
     for cut in cuts:
         values[min(n_bins - 1, int(cut / bin_s))] = 1.0
     return MotionCurve(bin_s, tuple(float(v) for v in values), tuple(cuts), duration, "packets")
@@ -114,26 +126,37 @@ def _irregular_keyframes(key_times: list[float], duration: float) -> list[float]
 
 
 def _curve_from_pixels(info: VideoInfo, bin_s: float, pixel_fps: float) -> MotionCurve:
-    from .decode import decode_frames
+    """Streamed: only the previous small grey frame is kept, so memory does not grow with the
+    video's length."""
+    from .decode import iter_frames
 
     step = 1.0 / pixel_fps
     times = list(np.arange(0.5 * step, max(info.duration, step), step))
-    frames = decode_frames(info, times, size=(64, 64))
-    greys = [f.image.astype(np.float32).mean(axis=2) for f in frames]
-    changes = np.array([float(np.abs(cur - prev).mean()) / 255.0
-                        for prev, cur in zip(greys, greys[1:], strict=False)])
+    pairs: list[tuple[float, float]] = []  # (time before, time after) of each change
+    changes: list[float] = []
+    previous: tuple[float, np.ndarray] | None = None
+    last_id = None
+    for _, frame in iter_frames(info, times, size=(64, 64)):
+        if id(frame) == last_id:
+            continue
+        last_id = id(frame)
+        grey = frame.image.astype(np.float32).mean(axis=2)
+        if previous is not None:
+            changes.append(float(np.abs(grey - previous[1]).mean()) / 255.0)
+            pairs.append((previous[0], frame.time))
+        previous = (frame.time, grey)
     n_bins = max(1, math.ceil(info.duration / bin_s))
     diffs = np.zeros(n_bins)  # the largest change seen in each bin, above the noise floor
-    above = _normalise(np.maximum(changes - np.median(changes), 0.0)) if changes.size else changes
+    raw = np.asarray(changes)
+    above = _normalise(np.maximum(raw - np.median(raw), 0.0)) if raw.size else raw
     strongest: list[tuple[float, float, float]] = []
     cuts = []
-    for i, value in enumerate(above):
-        before, after = frames[i].time, frames[i + 1].time
+    for value, change, (before, after) in zip(above, raw, pairs, strict=True):
         b = min(n_bins - 1, int(after / bin_s))
         diffs[b] = max(diffs[b], value)
         if value >= CHANGE_THRESHOLD:
             strongest.append((float(value), before, after))
-        if changes[i] > 0.3:
+        if change > 0.3:
             cuts.append(after)
     strongest.sort(reverse=True)
     anchors = tuple(t for _, before, after in strongest for t in (before, after))
