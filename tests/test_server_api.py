@@ -221,3 +221,22 @@ def test_api_key_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch,
         assert client.get("/api/v1/jobs", headers={"Authorization": "Bearer k"}
                           ).status_code == 200
     assert len(calls) == 2 and all(len(a) == len(b) == 32 for a, b in calls)
+
+
+def test_api_errors_stay_json_with_the_web_page_mounted(tmp_path: Path) -> None:
+    """The page is mounted at / and catches every path; /api/... must still answer our JSON."""
+    pytest.importorskip("gradio")
+    from fastapi.testclient import TestClient
+
+    from vidground.config import Settings
+    from vidground.server.app import create_app
+
+    app = create_app(Settings(backend="openai", data_dir=tmp_path, media_root=tmp_path,
+                              enable_ui=True))
+    with TestClient(app) as client:
+        assert client.get("/").status_code == 200
+        assert client.get("/api/v1/health").json()["status"] == "ok"
+        r = client.get("/api/v1/nope")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+        r = client.put("/api/v1/inference")
+        assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"

@@ -315,8 +315,29 @@ def create_app(settings: Settings | None = None, grounder: Grounder | None = Non
     app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_request_kb * 1024,
                        exempt=("/api/v1/videos",))
+    _add_api_fallback(app)
     _add_ui(app, grounder, settings)
     return app
+
+
+def _add_api_fallback(app: FastAPI) -> None:
+    """Unknown ``/api/...`` paths get our JSON 404/405 even when the web page (mounted at ``/``)
+    would otherwise catch everything."""
+    from starlette.routing import Match
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+    @app.api_route("/api/{rest:path}", methods=methods, include_in_schema=False)
+    async def api_fallback(request: Request, rest: str) -> JSONResponse:
+        for route in app.router.routes:
+            if getattr(route, "name", None) == "api_fallback":
+                continue
+            match, _ = route.matches(request.scope)
+            if match == Match.PARTIAL:
+                return error_json(405, "method_not_allowed",
+                                  f"{request.method} is not allowed on {request.url.path}")
+        return error_json(404, "not_found",
+                          f"no such endpoint: {request.method} {request.url.path}")
 
 
 def _add_ui(app: FastAPI, grounder: Grounder, settings: Settings) -> None:
