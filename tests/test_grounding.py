@@ -159,3 +159,35 @@ def test_spans_that_fail_verification_are_dropped(tmp_path: Path) -> None:
     kept = Grounder(backend=ScriptedModel("The dog jumps from 1.0 to 2.0 seconds.", "Yes.")
                     ).locate(video.path, "When does the dog jump?", LocateOptions(refine=False))
     assert [(s.start, s.end, s.score) for s in kept.spans] == [(1.0, 2.0, 1.0)]
+
+
+def test_phase_questions_get_one_labelled_span_per_phase(
+        tmp_path: Path, fake_grounder: Grounder, fake_model) -> None:
+    video = make_video(tmp_path / "a.mp4", duration=5.0, fps=FPS, intervals=[(1.0, 2.0)])
+    fake_model.reset_stats()
+    g = fake_grounder.locate(
+        video.path, "请识别视频中红色方块开始出现的时间点，以及完成消失的时间点",
+        LocateOptions(frame_sampling_rate=2.0, refine=False, verify=False))
+    assert [s.label for s in g.spans] == ["开始出现", "完成消失"]
+    assert g.answer.splitlines()[0] == f"开始出现: {g.format(g.spans[0].start)} - " \
+        f"{g.format(g.spans[0].end)}"
+    assert abs(g.spans[0].start - 1.0) <= 0.5
+    assert g.timings["model_calls"] == 2
+    asked = [r.body["messages"][-1]["content"][-1]["text"] for r in fake_model.requests]
+    assert any("开始出现" in text for text in asked)
+    assert any("完成消失" in text for text in asked)
+
+
+def test_forty_minute_video_with_the_event_near_the_end(
+        tmp_path: Path, fake_grounder: Grounder) -> None:
+    video = make_video(tmp_path / "long.mp4", duration=2400.0, fps=2, size=(64, 48),
+                       intervals=[(2371.0, 2375.0)], paint_index=False)
+    events: list[ProgressEvent] = []
+    g = fake_grounder.locate(video.path, "When is the red square visible?",
+                             LocateOptions(frame_sampling_rate=0.5, max_frames=256),
+                             progress=events.append)
+    assert g.timings["windows"] >= 5
+    assert abs(g.spans[0].start - 2371.0) <= 0.5 + 1e-6
+    assert abs(g.spans[0].end - 2375.0) <= 0.5 + 1e-6
+    decode = [e for e in events if e.stage == "decode"]
+    assert decode[-1].done == decode[-1].total >= g.timings["frames"] == 1200

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from .backends import Backend, create_backend
 from .backends.base import Prompt
 from .config import Settings
 from .options import LocateOptions, check_query
+from .phases import phase_question, split_phases
 from .progress import ProgressCallback, ProgressEvent, ignore_progress
 from .prompts import build_prompt, detect_language
 from .refine import CallCounter, Refiner, RefineSettings
@@ -111,7 +113,10 @@ class Grounder:
     def locate(self, video: str | Path, query: str, options: LocateOptions | None = None, *,
                progress: ProgressCallback | None = None) -> Grounding:
         """Find when ``query`` happens in ``video``. Raises :class:`VidgroundError` subclasses
-        with a readable message for bad input, missing models and backend failures."""
+        with a readable message for bad input, missing models and backend failures.
+
+        A question about the phases of an action ("when does she start ..., and when does she
+        finish?") gets one labelled span per phase, asked about the same decoded frames."""
         opts = options or LocateOptions()
         report = progress or ignore_progress
         text = check_query(query)
@@ -122,34 +127,31 @@ class Grounder:
         report(ProgressEvent("probe", 1, 1, "reading the video"))
         plan = plan_sampling(info, opts, getattr(self.backend, "max_frames_per_request", None))
         language = detect_language(text) if opts.language == "auto" else opts.language
-        prompt = build_prompt(text, language=language, return_reasoning=opts.return_reasoning,
-                              all_occurrences=opts.all_occurrences, duration=info.duration)
-
-        coarse = self._ask_windows(info, plan, prompt, opts, report)
-        spans = merge_spans(coarse.spans, gap=plan.interval) if opts.enable_temporal_grounding \
+        phases = split_phases(text) if opts.split_phases and opts.enable_temporal_grounding \
             else []
-        if not opts.all_occurrences:
-            spans = spans[:1]
+        questions = [phase_question(p, text, language) for p in phases] or [text]
+        prompts = [build_prompt(q, language=language, return_reasoning=opts.return_reasoning,
+                                all_occurrences=opts.all_occurrences, duration=info.duration)
+                   for q in questions]
+        coarse = self._ask_windows(info, plan, prompts, opts, report)
 
         refine_started = time.perf_counter()
         counter = CallCounter(opts.max_refine_calls)
-        if spans and (opts.refine or opts.verify):
-            spans = self._refine(info, text, language, plan, spans, opts, counter, report)
+        spans: list[Span] = []
+        for question, label, result in zip(questions, phases or [None], coarse, strict=True):
+            found = self._spans(info, question, language, plan, result, opts, counter, report)
+            spans.extend(s.with_(label=label) if label else s for s in found)
         refine_s = time.perf_counter() - refine_started
 
-        answer, reasoning = coarse.answer, coarse.reasoning
-        if coarse.spans and not spans:
-            answer, reasoning = not_found_answer(language), coarse.answer
-        elif not spans and not answer:
-            answer = not_found_answer(language)
+        answer, reasoning = _summarise(coarse, spans, phases, language)
         timings = {
-            "decode_s": round(coarse.decode_s, 4),
-            "model_s": round(coarse.model_s, 4),
+            "decode_s": round(sum(r.decode_s for r in coarse), 4),
+            "model_s": round(sum(r.model_s for r in coarse), 4),
             "refine_s": round(refine_s, 4),
             "total_s": round(time.perf_counter() - started, 4),
             "frames": float(len(plan.times)),
             "windows": float(len(plan.windows)),
-            "model_calls": float(len(plan.windows) + counter.calls),
+            "model_calls": float(len(plan.windows) * len(prompts) + counter.calls),
             "refine_calls": float(counter.calls),
             "refine_frames": float(counter.frames),
         }
@@ -163,46 +165,63 @@ class Grounder:
             model=self.backend.model_name,
             timings=timings,
             frame_times=tuple(plan.times),
-            raw_answer="\n\n".join(coarse.raw),
+            raw_answer="\n\n".join(raw for r in coarse for raw in r.raw),
             options=opts,
             motion=plan.motion,
         )
 
-    def _ask_windows(self, info: VideoInfo, plan: SamplingPlan, prompt: Prompt,
-                     opts: LocateOptions, report: ProgressCallback) -> _CoarseResult:
-        """Decode each window's frames (one window in memory at a time, or one batch of
-        windows for backends that take several requests at once), ask, parse."""
-        result = _CoarseResult()
+    def _spans(self, info: VideoInfo, question: str, language: str, plan: SamplingPlan,
+               coarse: _CoarseResult, opts: LocateOptions, counter: CallCounter,
+               report: ProgressCallback) -> list[Span]:
+        """One question's spans: merged across windows, the first only unless every occurrence
+        was asked for, then refined and verified."""
+        if not opts.enable_temporal_grounding:
+            return []
+        spans = merge_spans(coarse.spans, gap=plan.interval)
+        if not opts.all_occurrences:
+            spans = spans[:1]
+        if spans and (opts.refine or opts.verify):
+            spans = self._refine(info, question, language, plan, spans, opts, counter, report)
+        return spans
+
+    def _ask_windows(self, info: VideoInfo, plan: SamplingPlan, prompts: Sequence[Prompt],
+                     opts: LocateOptions, report: ProgressCallback) -> list[_CoarseResult]:
+        """Decode each window's frames once (one window in memory at a time, or one batch of
+        windows for backends that take several requests at once) and ask every prompt."""
+        results = [_CoarseResult() for _ in prompts]
         batch_size = max(1, int(getattr(self.backend, "max_concurrency", 1) or 1))
         generate_many = getattr(self.backend, "generate_many", None)
-        total_frames = len(plan.times)
+        total_frames = sum(len(w) for w in plan.windows)  # overlaps are decoded twice
         decoded = 0
         for first in range(0, len(plan.windows), batch_size):
             batch = plan.windows[first:first + batch_size]
-            requests: list[list[Frame]] = []
             decode_started = time.perf_counter()
+            windows: list[list[Frame]] = []
             for window in batch:
                 def on_decoded(done: int, total: int, base: int = decoded) -> None:
                     report(ProgressEvent("decode", base + done, total_frames, "decoding frames"))
 
-                requests.append(decode_frames(info, window, size=plan.size, progress=on_decoded))
+                windows.append(decode_frames(info, window, size=plan.size, progress=on_decoded))
                 decoded += len(window)
-            result.decode_s += time.perf_counter() - decode_started
-            model_started = time.perf_counter()
-            report(ProgressEvent("model", first, len(plan.windows),
-                                 f"asking {self.backend.model_name}"))
-            if len(requests) > 1 and callable(generate_many):
-                texts = generate_many([(frames, prompt) for frames in requests],
-                                      max_new_tokens=opts.max_new_tokens)
-            else:
-                texts = [self.backend.generate(frames, prompt, max_new_tokens=opts.max_new_tokens)
-                         for frames in requests]
-            result.model_s += time.perf_counter() - model_started
-            report(ProgressEvent("model", first + len(batch), len(plan.windows),
-                                 f"asking {self.backend.model_name}"))
-            for text in texts:
-                result.add(text, parse_answer(text, duration=info.duration, fps=info.fps))
-        return result
+            decode_s = time.perf_counter() - decode_started
+            for prompt, result in zip(prompts, results, strict=True):
+                result.decode_s += decode_s / len(prompts)
+                model_started = time.perf_counter()
+                report(ProgressEvent("model", first, len(plan.windows),
+                                     f"asking {self.backend.model_name}"))
+                if len(windows) > 1 and callable(generate_many):
+                    texts = generate_many([(frames, prompt) for frames in windows],
+                                          max_new_tokens=opts.max_new_tokens)
+                else:
+                    texts = [self.backend.generate(frames, prompt,
+                                                   max_new_tokens=opts.max_new_tokens)
+                             for frames in windows]
+                result.model_s += time.perf_counter() - model_started
+                report(ProgressEvent("model", first + len(batch), len(plan.windows),
+                                     f"asking {self.backend.model_name}"))
+                for text in texts:
+                    result.add(text, parse_answer(text, duration=info.duration, fps=info.fps))
+        return results
 
     def _refine(self, info: VideoInfo, query: str, language: str, plan: SamplingPlan,
                 spans: list[Span], opts: LocateOptions, counter: CallCounter,
@@ -291,6 +310,25 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
     interval = info.duration / max(len(times), 1)
     windows = split_windows(times, per_call, cuts=motion.cuts if motion else ())
     return SamplingPlan(times, windows, size, interval, motion)
+
+
+def _summarise(coarse: Sequence[_CoarseResult], spans: Sequence[Span], phases: Sequence[str],
+               language: str) -> tuple[str, str | None]:
+    """The answer and reasoning to show: the model's own words for a plain question (or a
+    plain not-found when verification dropped its spans); one line per phase otherwise."""
+    if not phases:
+        result = coarse[0]
+        if result.spans and not spans:
+            return not_found_answer(language), result.answer
+        return (result.answer or not_found_answer(language)), result.reasoning
+    lines = []
+    for phase in phases:
+        found = [s for s in spans if s.label == phase]
+        where = (", ".join(f"{format_time(s.start)} - {format_time(s.end)}" for s in found)
+                 if found else not_found_answer(language))
+        lines.append(f"{phase}: {where}")
+    reasons = [r.reasoning for r in coarse if r.reasoning]
+    return "\n".join(lines), "\n".join(reasons) or None
 
 
 def not_found_answer(language: str) -> str:

@@ -38,6 +38,7 @@ class LocateOptions:
     max_refine_calls: int = 8
     max_windows: int = 32
     all_occurrences: bool = False
+    split_phases: bool = True
     max_new_tokens: int = 512
     language: Literal["auto", "en", "zh"] = "auto"
 
