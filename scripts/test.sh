@@ -19,6 +19,6 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
+export VIDGROUND_NO_SKIPS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
 python -m ruff check src tests benchmarks
 python -m pytest "$@"

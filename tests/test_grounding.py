@@ -101,6 +101,14 @@ def test_adaptive_sampling_catches_a_sub_second_event(
     assert abs(g.spans[0].start - 7.1) <= FRAME + 1e-6
     assert abs(g.spans[0].end - 7.45) <= FRAME + 1e-6
     assert g.motion is not None and len(g.motion.per_second()) == 12
+    motion = g.to_response()["motion"]
+    assert motion is not None and len(motion["per_second"]) == 12
+    assert max(motion["per_second"]) == 1.0 and all(0 <= v <= 1 for v in motion["per_second"])
+    # the blink (7.1-7.45 s) is the only change: the curve peaks in second 7
+    assert motion["per_second"].index(1.0) == 7
+    fixed_response = fake_grounder.locate(video.path, "When is the red square visible?",
+                                          LocateOptions(frame_sampling_rate=1.0)).to_response()
+    assert fixed_response["motion"] is None
 
 
 def test_progress_reports_each_stage(tmp_path: Path, fake_grounder: Grounder) -> None:

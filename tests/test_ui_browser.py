@@ -326,6 +326,7 @@ def test_timeline_html_places_segments_and_ticks() -> None:
 
     class FakeGrounding:  # the three things timeline_html reads of a Grounding
         spans = (Span(25.0, 50.0),)
+        motion = None
         video = VideoInfo(path="x.mp4", duration=100.0, fps=25.0, frame_count=2500, width=64,
                           height=48, codec="h264", container="mp4")
 
@@ -337,6 +338,11 @@ def test_timeline_html_places_segments_and_ticks() -> None:
     assert "25.000" in html and "▶ Play" in html
     assert _tick_step(100.0) == 10 and _tick_step(4.0) == 0.5 and _tick_step(7200.0) == 900
     assert "定位" not in timeline_html(None, "seconds", "en")
+    assert "vg-motion" not in html
+    from vidground.server.ui import motion_svg
+
+    svg = motion_svg([0.0, 1.0, 0.5, 0.0], 4.0)  # second 1 is the peak: y = 10 at x 25..50
+    assert "25.000,10.00 50.000,10.00" in svg and svg.startswith('<svg class="vg-motion"')
 
 
 def _app(tmp_path: Path, **changes):

@@ -82,6 +82,7 @@ class Grounding:
             "video": self.video.summary(),
             "model": self.model,
             "timings": dict(self.timings),
+            "motion": self.motion.to_dict() if self.motion is not None else None,
         }
 
 

@@ -222,8 +222,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes (413 JSON), except on the upload route,
-    which enforces its own (larger) limit while streaming."""
+    """Refuse request bodies over ``limit`` bytes (413 JSON), except on the upload routes
+    (the API's and the web page's), which enforce ``max_upload_mb`` themselves while
+    streaming."""
 
     def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...]) -> None:
         self.app = app
@@ -314,7 +315,7 @@ def create_app(settings: Settings | None = None, grounder: Grounder | None = Non
     app.include_router(public)
     app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_request_kb * 1024,
-                       exempt=("/api/v1/videos",))
+                       exempt=("/api/v1/videos", "/gradio_api/upload"))
     _add_api_fallback(app)
     _add_ui(app, grounder, settings)
     return app

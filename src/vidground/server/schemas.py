@@ -110,6 +110,15 @@ class VideoSummary(BaseModel):
     height: int
 
 
+class Motion(BaseModel):
+    """The motion / scene-change curve adaptive sampling used (values in [0, 1])."""
+
+    bin_s: float
+    per_second: list[float]
+    cuts: list[float]
+    method: str
+
+
 class InferenceResponse(BaseModel):
     response: str
     timestamp_range: list[str | float | int] | None
@@ -118,6 +127,7 @@ class InferenceResponse(BaseModel):
     video: VideoSummary
     model: str
     timings: dict[str, float]
+    motion: Motion | None = None
 
 
 class VideoResponse(BaseModel):

@@ -366,6 +366,8 @@ def timeline_html(grounding: Grounding | None, fmt: str, lang: str) -> str:
     parts = [f'<div class="vg-timeline" id="vg-timeline">'
              f'<div class="vg-timeline-title">{_esc(_t(lang, "timeline"))}</div>'
              f'<div class="vg-track" data-vg-duration="{duration:.6f}">']
+    if grounding.motion is not None:
+        parts.append(motion_svg(grounding.motion.per_second(), duration))
     for i, seg in enumerate(segments, 1):
         start, end = float(seg["start"]), float(seg["end"])
         left = min(100.0, max(0.0, start / duration * 100))
@@ -407,6 +409,21 @@ def timeline_html(grounding: Grounding | None, fmt: str, lang: str) -> str:
         parts.append(f'<div class="vg-muted">{_esc(_t(lang, "not_found"))}</div>')
     parts.append("</div>")
     return "".join(parts)
+
+
+def motion_svg(per_second: list[float], duration: float) -> str:
+    """The per-second motion curve as a filled line behind the segments (adaptive sampling
+    looked densely where it is high)."""
+    if not per_second or not duration > 0:
+        return ""
+    points = ["0,100"]
+    for s, value in enumerate(per_second):
+        y = 100 - 90 * min(1.0, max(0.0, value))
+        points.append(f"{min(100.0, s / duration * 100):.3f},{y:.2f}")
+        points.append(f"{min(100.0, (s + 1) / duration * 100):.3f},{y:.2f}")
+    points.append("100,100")
+    return ('<svg class="vg-motion" viewBox="0 0 100 100" preserveAspectRatio="none" '
+            'aria-hidden="true"><polygon points="' + " ".join(points) + '"/></svg>')
 
 
 def ranges_text(grounding: Grounding, fmt: str, lang: str) -> str:
