@@ -167,3 +167,42 @@ def test_plan_before_first_keyframe_and_empty() -> None:
     assert plan_decode([0.5, 1.0], []) == []
     [run] = plan_decode([0.5, 1.0], [-1.0, 0.1])
     assert run.keyframe == 0.5 and run.times == (-1.0, 0.1)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_parallel_runs_give_the_same_frames_in_order(tmp_path: Path, threads: int) -> None:
+    made = make_video(tmp_path / "v.mp4", gop=10, duration=6.0, bframes=True)
+    info = probe(made.path)
+    times = [i * 0.37 for i in range(17)] + [5.99, -0.5, 2.0]
+    pairs = list(iter_frames(info, times, threads=threads))
+    assert [t for t, _ in pairs] == sorted(times)
+    for t, frame in pairs:
+        assert read_painted_index(frame.image) == made.frame_at(t) == frame.index
+        assert frame.time == pytest.approx(made.times[made.frame_at(t)], abs=1e-6)
+
+
+def test_parallel_decoding_stops_cleanly_when_the_consumer_stops(tmp_path: Path) -> None:
+    made = make_video(tmp_path / "v.mp4", gop=5, duration=4.0)
+    frames = iter_frames(made.path, [i * 0.3 for i in range(13)], threads=2)
+    first = next(frames)
+    assert read_painted_index(first[1].image) == 0
+    frames.close()  # the pool shuts down, every opened file is closed
+
+
+def test_decode_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidground.video.decode import decode_threads
+
+    monkeypatch.setenv("VIDGROUND_DECODE_THREADS", "3")
+    assert decode_threads() == 3
+    monkeypatch.setenv("VIDGROUND_DECODE_THREADS", "many")
+    with pytest.raises(ValueError, match="VIDGROUND_DECODE_THREADS"):
+        decode_threads()
+
+
+def test_plan_caps_merged_runs() -> None:
+    keys = [float(k) for k in range(10)]
+    times = [i / 10 for i in range(100)]
+    runs = plan_decode(keys, times, frame_duration=1 / 30, max_run_times=25)
+    assert all(len(r.times) <= 25 for r in runs) and len(runs) == 5
+    assert [t for r in runs for t in r.times] == times
+    assert [r.keyframe for r in runs] == [0.0, 2.0, 4.0, 6.0, 8.0]

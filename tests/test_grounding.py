@@ -129,7 +129,8 @@ def test_response_object_matches_the_api_contract(tmp_path: Path,
                              LocateOptions(output_format="seconds"))
     r = g.to_response()
     assert set(r) == {"response", "timestamp_range", "reasoning", "segments", "video", "model",
-                      "timings"}
+                      "timings", "motion"}
+    assert r["motion"] is None  # fixed-rate sampling computes no motion curve
     seg = r["segments"][0]
     assert r["timestamp_range"] == [seg["start_text"], seg["end_text"]]
     assert float(seg["start_text"]) == pytest.approx(seg["start"], abs=1e-3)

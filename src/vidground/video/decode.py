@@ -11,9 +11,14 @@ How a request is served
    straight through, no seek) when the frames between the last wanted frame and the next
    keyframe cost less than a seek. A run whose wanted frames are all keyframes only feeds
    keyframe packets to the decoder.
-3. **Decode**: codec threading on; packets of frames nothing references and nobody asked for are
-   skipped (``skip_frame = NONREF`` set per packet, only for packets whose pts is not wanted);
-   each wanted frame is converted (and resized in swscale) as soon as it comes out.
+3. **Decode**: runs are independent (each starts at a keyframe), so several are decoded at once,
+   one open file and decoder per thread (PyAV releases the GIL while FFmpeg decodes), and their
+   frames are handed out in time order; at most ``2 x workers`` runs are held, so memory stays
+   bounded. Packets of frames nothing references and nobody asked for are skipped
+   (``skip_frame = NONREF``, only for packets whose pts is not wanted); each wanted frame is
+   converted (and resized in swscale) as soon as it comes out. Each decoder uses FFmpeg's slice
+   threading: on the 2-core development machine frame threading made 720p H.264 decoding
+   slower, not faster (see benchmarks/decode.py), while runs in parallel scale with cores.
 
 Frame times are ``(pts - start) * time_base`` with ``start`` the video stream's start time, as
 :class:`~vidground.video.probe.VideoInfo` reports it, so they equal what a player shows.
@@ -22,7 +27,11 @@ Frame times are ``(pts - start) * time_base`` with ``start`` the video stream's 
 from __future__ import annotations
 
 import bisect
+import os
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +46,14 @@ ProgressFn = Callable[[int, int], None]
 
 #: A seek (flush, re-open the GOP, refill the threads) costs about this many decoded frames.
 SEEK_COST_FRAMES = 6
+#: A time this close below a frame's start names that frame: times computed in floats
+#: (12 * 0.37 = 4.4399999...) still name the frame that starts at 4.44.
+TIME_SLACK = 1e-6
+#: Most wanted frames a merged (decode-straight-through) run collects, so a run held in memory
+#: while others decode stays small.
+MAX_RUN_TIMES = 64
+#: Decoding threads (independent runs at once); ``VIDGROUND_DECODE_THREADS`` overrides.
+DEFAULT_DECODE_THREADS = min(4, os.cpu_count() or 1)
 #: Decoders for which skipping non-reference packets is known to be exact.
 NONREF_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video", "vp9", "vp8"})
 
@@ -69,20 +86,22 @@ class DecodeRun:
 
 def plan_decode(keyframes: Sequence[float], times: Sequence[float], *,
                 frame_times: Sequence[float] | None = None, frame_duration: float = 1 / 30,
-                seek_cost_frames: float = SEEK_COST_FRAMES) -> list[DecodeRun]:
+                seek_cost_frames: float = SEEK_COST_FRAMES,
+                max_run_times: int = MAX_RUN_TIMES) -> list[DecodeRun]:
     """Split sorted ``times`` into decode runs, each starting at a keyframe (all in seconds).
 
     ``keyframes`` are sorted keyframe times; ``frame_times`` (all frames, sorted), when known,
     tells which wanted frames are keyframes. Consecutive GOPs are merged into one run when the
     frames between the last wanted time and the next run's keyframe are fewer than
-    ``seek_cost_frames`` (dense requests: decode straight through); otherwise a new run seeks.
+    ``seek_cost_frames`` (dense requests: decode straight through) and the merged run would
+    hold at most ``max_run_times`` times; otherwise a new run seeks.
     """
     if not times:
         return []
     kfs = list(keyframes) or [0.0]
     groups: list[tuple[int, list[float]]] = []
     for t in sorted(times):
-        gop = max(0, bisect.bisect_right(kfs, t) - 1)
+        gop = max(0, bisect.bisect_right(kfs, t + TIME_SLACK) - 1)
         if groups and groups[-1][0] == gop:
             groups[-1][1].append(t)
         else:
@@ -93,7 +112,7 @@ def plan_decode(keyframes: Sequence[float], times: Sequence[float], *,
     for gop, group in groups:
         only_keys = frame_times is not None and all(
             _displayed(frame_times, t) in key_set for t in group)
-        if runs:
+        if runs and len(runs[-1].times) + len(group) <= max_run_times:
             last = runs[-1]
             gap = (kfs[gop] - last.times[-1]) / frame_duration
             if last.keyframes_only and only_keys:  # keyframe-only decoding: continuing is cheap
@@ -108,7 +127,7 @@ def plan_decode(keyframes: Sequence[float], times: Sequence[float], *,
 
 def _displayed(frame_times: Sequence[float], t: float) -> float:
     """Time of the frame displayed at ``t`` (the first frame for times before it)."""
-    i = bisect.bisect_right(frame_times, t) - 1
+    i = bisect.bisect_right(frame_times, t + TIME_SLACK) - 1
     return frame_times[max(i, 0)]
 
 
@@ -157,7 +176,8 @@ def _target_size(info: VideoInfo, size: tuple[int, int] | None) -> tuple[int, in
 class _Decoder:
     """Decodes wanted frames of one open file, run by run."""
 
-    def __init__(self, info: VideoInfo, size: tuple[int, int] | None) -> None:
+    def __init__(self, info: VideoInfo, size: tuple[int, int] | None,
+                 index: _Index | None = None) -> None:
         self.info = info
         self.out_size = _target_size(info, size)
         self.container = av.open(info.path, metadata_errors="ignore")
@@ -169,8 +189,14 @@ class _Decoder:
         # the (closed-GOP) keyframe a run starts at.
         self.count_frames = (self.container.format.name == "avi"
                              and self.stream.codec_context.name in ("h264", "hevc"))
-        self.index = _scan(self.container, self.stream, use_dts=self.count_frames)
-        self.stream.thread_type = "AUTO"
+        if index is None:
+            index = _scan(self.container, self.stream, use_dts=self.count_frames)
+        else:  # a sibling already scanned the file: only this stream's packets are wanted
+            for other in self.container.streams:
+                if other.index != self.stream.index:
+                    other.discard = "all"
+        self.index = index
+        self.stream.thread_type = "SLICE"
         ctx = self.stream.codec_context
         self.can_skip = (self.index.complete and ctx.name in NONREF_CODECS
                          and not self.count_frames)
@@ -183,7 +209,7 @@ class _Decoder:
         return float((pts - self.start_pts) * self.time_base)
 
     def pts_of(self, t: float) -> int:
-        return self.start_pts + int(np.floor(t / self.time_base + 1e-6))
+        return self.start_pts + int(np.floor((t + TIME_SLACK) / self.time_base))
 
     def wanted_pts(self, t: float) -> int | None:
         """Exact pts of the frame displayed at ``t``, when the index knows it."""
@@ -317,13 +343,27 @@ def _as_info(video: str | Path | VideoInfo) -> VideoInfo:
     return video if isinstance(video, VideoInfo) else probe(video)
 
 
+def decode_threads() -> int:
+    """How many runs are decoded at once (``VIDGROUND_DECODE_THREADS``, default: cores, at
+    most 4)."""
+    value = os.environ.get("VIDGROUND_DECODE_THREADS", "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError as exc:
+            raise ValueError(f"VIDGROUND_DECODE_THREADS must be a whole number, got {value!r}"
+                             ) from exc
+    return DEFAULT_DECODE_THREADS
+
+
 def iter_frames(video: str | Path | VideoInfo, times: Sequence[float], *,
-                size: tuple[int, int] | None = None,
-                progress: ProgressFn | None = None) -> Iterator[tuple[float, Frame]]:
+                size: tuple[int, int] | None = None, progress: ProgressFn | None = None,
+                threads: int | None = None) -> Iterator[tuple[float, Frame]]:
     """Yield ``(requested time, frame)`` in ascending time order, one pair per requested time
     (two times showing the same picture yield the same :class:`Frame` object). Memory stays
-    bounded by one frame in flight: good for long videos. ``size`` is the wanted display
-    (width, height); ``progress(done, total)`` is called after each distinct frame."""
+    bounded by the frames of a few decode runs: good for long videos. ``size`` is the wanted
+    display (width, height); ``progress(done, total)`` is called after each distinct frame;
+    ``threads``: runs decoded at once (default :func:`decode_threads`)."""
     info = _as_info(video)
     ordered = sorted(float(t) for t in times)
     if not ordered:
@@ -337,13 +377,18 @@ def iter_frames(video: str | Path | VideoInfo, times: Sequence[float], *,
         raise VideoError(f"Cannot read {Path(info.path).name}: {exc}") from exc
     try:
         done, total, last_id = 0, len({decoder.wanted_pts(t) for t in ordered}), None
-        for run in decoder.plan(ordered):
-            for t, frame in decoder.run(run):
-                if progress is not None and id(frame) != last_id:
-                    done = min(done + 1, total)
-                    progress(done, total)
-                last_id = id(frame)
-                yield t, frame
+        runs = decoder.plan(ordered)
+        workers = min(threads or decode_threads(), len(runs))
+        if workers > 1 and not decoder.count_frames:
+            pairs = _parallel_runs(decoder, runs, size, workers)
+        else:
+            pairs = (pair for run in runs for pair in decoder.run(run))
+        for t, frame in pairs:
+            if progress is not None and id(frame) != last_id:
+                done = min(done + 1, total)
+                progress(done, total)
+            last_id = id(frame)
+            yield t, frame
     except av.FFmpegError as exc:
         raise VideoError(f"Decoding {Path(info.path).name} failed: the file is corrupt or "
                          f"truncated ({exc}).") from exc
@@ -351,9 +396,55 @@ def iter_frames(video: str | Path | VideoInfo, times: Sequence[float], *,
         decoder.close()
 
 
+def _parallel_runs(first: _Decoder, runs: Sequence[DecodeRun], size: tuple[int, int] | None,
+                   workers: int) -> Iterator[tuple[float, Frame]]:
+    """Decode ``runs`` on ``workers`` threads, one decoder (open file) per thread, and yield
+    their frames in run order. At most ``2 * workers`` runs are in flight or waiting."""
+    local = threading.local()
+    opened: list[_Decoder] = []
+    spare = [first]  # the planning decoder serves one of the threads
+    lock = threading.Lock()
+
+    def decoder() -> _Decoder:
+        dec = getattr(local, "decoder", None)
+        if dec is None:
+            with lock:
+                dec = spare.pop() if spare else None
+            if dec is None:
+                dec = _Decoder(first.info, size, index=first.index)
+                with lock:
+                    opened.append(dec)
+            local.decoder = dec
+        return dec
+
+    def decode(run: DecodeRun) -> list[tuple[float, Frame]]:
+        return list(decoder().run(run))
+
+    pending: deque[Future[list[tuple[float, Frame]]]] = deque()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="vidground-decode")
+    try:
+        todo = iter(runs)
+        for run in todo:
+            pending.append(pool.submit(decode, run))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(decode, nxt))
+            yield from result
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+        for dec in opened:
+            dec.close()
+
+
 def decode_frames(video: str | Path | VideoInfo, times: Sequence[float], *,
                   size: tuple[int, int] | None = None, progress: ProgressFn | None = None,
-                  unique: bool = True) -> list[Frame]:
+                  unique: bool = True, threads: int | None = None) -> list[Frame]:
     """Decode the frames displayed at ``times`` (seconds from the first frame).
 
     Each frame is the one on screen at that time (the last frame whose presentation time is
@@ -361,9 +452,11 @@ def decode_frames(video: str | Path | VideoInfo, times: Sequence[float], *,
     ``unique=True`` (default): a frame shown at several requested times is returned once, at the
     place of its first request, so the result may be shorter than ``times``; ``unique=False``:
     exactly one frame per requested time (repeats share one object). ``size`` (width, height) is
-    the wanted display size (after rotation); None keeps the original size.
+    the wanted display size (after rotation); None keeps the original size. ``threads``: decode
+    runs at once (default :func:`decode_threads`).
     """
-    by_time: dict[float, Frame] = dict(iter_frames(video, times, size=size, progress=progress))
+    by_time: dict[float, Frame] = dict(iter_frames(video, times, size=size, progress=progress,
+                                                   threads=threads))
     result: list[Frame] = []
     seen: set[int] = set()
     for t in times:
