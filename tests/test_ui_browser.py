@@ -376,3 +376,19 @@ def test_page_upload_takes_videos_larger_than_a_json_request(tmp_path: Path) -> 
         reply = client.post("/gradio_api/upload",
                             files={"files": ("big.mp4", b"\0" * size, "video/mp4")})
         assert reply.status_code == 200, reply.text
+
+
+def test_timeline_draws_the_motion_curve_of_adaptive_sampling(tmp_path: Path,
+                                                              fake_grounder) -> None:
+    from media import make_video
+
+    from vidground.options import LocateOptions
+    from vidground.server.ui import timeline_html
+
+    video = make_video(tmp_path / "blink.mp4", duration=6.0, fps=25, intervals=[(3.1, 3.5)],
+                       paint_index=False)
+    g = fake_grounder.locate(video.path, "When is the red square visible?",
+                             LocateOptions(frame_sampling_rate="adaptive", refine=False))
+    html = timeline_html(g, "seconds", "en")
+    assert '<svg class="vg-motion"' in html and html.index("vg-motion") < html.index("vg-seg")
+    assert ",10.00 " in html  # the peak second is drawn at the top of the track
