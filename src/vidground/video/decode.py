@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import bisect
 import os
-import threading
+import queue
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -145,9 +145,6 @@ def _scan(container: av.container.InputContainer, stream: av.VideoStream,
     pts: list[int] = []
     keys: list[int] = []
     complete = True
-    for other in container.streams:
-        if other.index != stream.index:
-            other.discard = "all"
     for packet in container.demux(stream):
         if packet.size == 0:
             continue
@@ -189,13 +186,11 @@ class _Decoder:
         # the (closed-GOP) keyframe a run starts at.
         self.count_frames = (self.container.format.name == "avi"
                              and self.stream.codec_context.name in ("h264", "hevc"))
-        if index is None:
-            index = _scan(self.container, self.stream, use_dts=self.count_frames)
-        else:  # a sibling already scanned the file: only this stream's packets are wanted
-            for other in self.container.streams:
-                if other.index != self.stream.index:
-                    other.discard = "all"
-        self.index = index
+        for other in self.container.streams:  # only this stream's packets are wanted
+            if other.index != self.stream.index:
+                other.discard = "all"
+        # a sibling decoder of the same file passes the index it already scanned
+        self.index = index or _scan(self.container, self.stream, use_dts=self.count_frames)
         self.stream.thread_type = "SLICE"
         ctx = self.stream.codec_context
         self.can_skip = (self.index.complete and ctx.name in NONREF_CODECS
@@ -400,25 +395,20 @@ def _parallel_runs(first: _Decoder, runs: Sequence[DecodeRun], size: tuple[int, 
                    workers: int) -> Iterator[tuple[float, Frame]]:
     """Decode ``runs`` on ``workers`` threads, one decoder (open file) per thread, and yield
     their frames in run order. At most ``2 * workers`` runs are in flight or waiting."""
-    local = threading.local()
+    free: queue.SimpleQueue[_Decoder] = queue.SimpleQueue()
+    free.put(first)  # the planning decoder serves too
     opened: list[_Decoder] = []
-    spare = [first]  # the planning decoder serves one of the threads
-    lock = threading.Lock()
-
-    def decoder() -> _Decoder:
-        dec = getattr(local, "decoder", None)
-        if dec is None:
-            with lock:
-                dec = spare.pop() if spare else None
-            if dec is None:
-                dec = _Decoder(first.info, size, index=first.index)
-                with lock:
-                    opened.append(dec)
-            local.decoder = dec
-        return dec
 
     def decode(run: DecodeRun) -> list[tuple[float, Frame]]:
-        return list(decoder().run(run))
+        try:
+            dec = free.get_nowait()
+        except queue.Empty:  # at most ``workers`` decoders exist: one per busy thread
+            dec = _Decoder(first.info, size, index=first.index)
+            opened.append(dec)
+        try:
+            return list(dec.run(run))
+        finally:
+            free.put(dec)
 
     pending: deque[Future[list[tuple[float, Frame]]]] = deque()
     pool = ThreadPoolExecutor(workers, thread_name_prefix="vidground-decode")
