@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -187,6 +188,29 @@ def test_parallel_decoding_stops_cleanly_when_the_consumer_stops(tmp_path: Path)
     first = next(frames)
     assert read_painted_index(first[1].image) == 0
     frames.close()  # the pool shuts down, every opened file is closed
+
+
+def test_stopping_early_joins_the_decode_threads_before_closing_any_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file closed while a worker still decodes from it crashes the process (seen in CI):
+    every decoder must be closed only after the worker threads have finished."""
+    from vidground.video import decode as decode_module
+
+    live_at_close: list[list[str]] = []
+    original_close = decode_module._Decoder.close
+
+    def recording_close(self: decode_module._Decoder) -> None:
+        live_at_close.append([t.name for t in threading.enumerate()
+                              if t.name.startswith("vidground-decode")])
+        original_close(self)
+
+    monkeypatch.setattr(decode_module._Decoder, "close", recording_close)
+    made = make_video(tmp_path / "v.mp4", gop=5, duration=4.0)
+    frames = iter_frames(made.path, [i * 0.3 for i in range(13)], threads=2)
+    next(frames)
+    frames.close()
+    assert len(live_at_close) >= 2  # the planning decoder and a worker's own
+    assert live_at_close == [[]] * len(live_at_close)
 
 
 def test_decode_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:

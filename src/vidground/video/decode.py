@@ -30,8 +30,9 @@ import bisect
 import os
 import queue
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -378,12 +379,15 @@ def iter_frames(video: str | Path | VideoInfo, times: Sequence[float], *,
             pairs = _parallel_runs(decoder, runs, size, workers)
         else:
             pairs = (pair for run in runs for pair in decoder.run(run))
-        for t, frame in pairs:
-            if progress is not None and id(frame) != last_id:
-                done = min(done + 1, total)
-                progress(done, total)
-            last_id = id(frame)
-            yield t, frame
+        # Closed before ``decoder``: stopping early must join the worker threads (which may
+        # still be decoding with ``decoder``) before its file is closed.
+        with closing(pairs):
+            for t, frame in pairs:
+                if progress is not None and id(frame) != last_id:
+                    done = min(done + 1, total)
+                    progress(done, total)
+                last_id = id(frame)
+                yield t, frame
     except av.FFmpegError as exc:
         raise VideoError(f"Decoding {Path(info.path).name} failed: the file is corrupt or "
                          f"truncated ({exc}).") from exc
@@ -392,7 +396,7 @@ def iter_frames(video: str | Path | VideoInfo, times: Sequence[float], *,
 
 
 def _parallel_runs(first: _Decoder, runs: Sequence[DecodeRun], size: tuple[int, int] | None,
-                   workers: int) -> Iterator[tuple[float, Frame]]:
+                   workers: int) -> Generator[tuple[float, Frame], None, None]:
     """Decode ``runs`` on ``workers`` threads, one decoder (open file) per thread, and yield
     their frames in run order. At most ``2 * workers`` runs are in flight or waiting."""
     free: queue.SimpleQueue[_Decoder] = queue.SimpleQueue()
