@@ -31,6 +31,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -79,8 +80,9 @@ def make_textured(path: Path, seconds: float, *, gop: int, bframes: bool,
     noise = [rng.integers(-6, 7, (h, w, 3), dtype=np.int16) for _ in range(8)]
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=FPS, options={
-            "preset": "veryfast", "crf": "23", "bframes": "3" if bframes else "0",
-            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"})
+            "preset": "veryfast", "crf": "23",  # (a "bframes" option would be ignored)
+            "x264-params": f"bframes={3 if bframes else 0}:keyint={gop}:min-keyint={gop}"
+                           ":scenecut=0"})
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for i in range(int(seconds * FPS)):
             t = i / FPS
@@ -91,6 +93,18 @@ def make_textured(path: Path, seconds: float, *, gop: int, bframes: bool,
             paint_index(image, i)
             out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         out.mux(stream.encode())
+
+
+def frame_types(path: Path, frames: int) -> str:
+    """Counts of picture types among the first ``frames`` frames, e.g. ``I 1, P 59, B 180``."""
+    counts = {"I": 0, "P": 0, "B": 0}
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i >= frames:
+                break
+            kind = PictureType(frame.pict_type).name
+            counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{k} {v}" for k, v in counts.items())
 
 
 def wanted_indices(n_total: int, sample_fps: float) -> list[int]:
@@ -207,6 +221,7 @@ def main() -> None:
           f"{info.frame_count} frames, GOP {args.gop_seconds:g}s, {args.content}, "
           f"{'B-frames' if args.bframes else 'no B-frames'}, "
           f"{len(idx)} frames wanted, size {size or 'native'}")
+    print(f"picture types in the first GOP: {frame_types(path, int(args.gop_seconds * FPS))}")
     print(f"vidground exactness: {check_exact(path, idx, size)} wrong frames of {len(idx)}")
 
     methods: list[tuple[str, str, Callable[..., int]]] = [

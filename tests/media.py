@@ -125,10 +125,13 @@ def _in_intervals(t: float, intervals: Iterable[tuple[float, float]]) -> bool:
 def _encoder_options(codec: str, gop: int | None, bframes: bool, fast: bool) -> dict[str, str]:
     opts: dict[str, str] = {}
     if codec == "h264":
-        opts = {"preset": "ultrafast" if fast and not bframes else "veryfast",
-                "bframes": "3" if bframes else "0", "crf": "23"}
+        # libx264 takes the B-frame count through x264-params only (a "bframes" option is
+        # silently ignored, leaving the preset's 3)
+        params = "bframes=3" if bframes else "bframes=0"
         if gop:
-            opts["x264-params"] = f"keyint={gop}:min-keyint={gop}:scenecut=0"
+            params += f":keyint={gop}:min-keyint={gop}:scenecut=0"
+        opts = {"preset": "ultrafast" if fast and not bframes else "veryfast", "crf": "23",
+                "x264-params": params}
     elif codec == "hevc":
         params = "log-level=none"
         params += ":bframes=3" if bframes else ":bframes=0"

@@ -56,6 +56,22 @@ def _check(made: MadeVideo, times: list[float], frames: list) -> None:
         assert object_visible(frame.image) == (1.0 <= made.times[expected] < 2.0)
 
 
+@pytest.mark.parametrize("codec", ["h264", "hevc", "mpeg4"])
+@pytest.mark.parametrize("fast", [True, False])
+def test_test_videos_have_b_frames_exactly_when_asked(tmp_path: Path, codec: str,
+                                                      fast: bool) -> None:
+    """The B-frame cases above test what they claim (x264 ignores a plain "bframes" option)."""
+    import av
+    from av.video.frame import PictureType
+
+    for bframes in (False, True):
+        made = make_video(tmp_path / f"{bframes}.mp4", codec=codec, gop=12, duration=2.0,
+                          bframes=bframes, fast=fast, motion=True)
+        with av.open(str(made.path)) as container:
+            kinds = {PictureType(f.pict_type).name for f in container.decode(video=0)}
+        assert ("B" in kinds) == bframes, (codec, fast, bframes, kinds)
+
+
 @pytest.mark.parametrize(("codec", "container", "kw"), CASES,
                          ids=[f"{c}-{k}-{'-'.join(o) or 'plain'}" for c, k, o in CASES])
 def test_decode_exact(tmp_path: Path, codec: str, container: str, kw: dict) -> None:
