@@ -246,3 +246,31 @@ def test_plan_caps_merged_runs() -> None:
     assert all(len(r.times) <= 25 for r in runs) and len(runs) == 5
     assert [t for r in runs for t in r.times] == times
     assert [r.keyframe for r in runs] == [0.0, 2.0, 4.0, 6.0, 8.0]
+
+
+def test_the_index_is_scanned_once_per_unchanged_file(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long video asked in many windows must not re-read every packet for each window; a
+    file rewritten in place is scanned again."""
+    from vidground.video import decode as decode_module
+
+    scans: list[str] = []
+    original_scan = decode_module._scan
+
+    def counting_scan(container, stream, use_dts=False):  # type: ignore[no-untyped-def]
+        scans.append(container.name)
+        return original_scan(container, stream, use_dts)
+
+    monkeypatch.setattr(decode_module, "_scan", counting_scan)
+    decode_module._index_cache.clear()
+    made = make_video(tmp_path / "v.mp4", gop=5, duration=3.0)
+    for window in ([0.1, 0.5], [1.1, 1.5], [2.1, 2.5]):
+        frames = decode_frames(made.path, window, threads=2)
+        assert [read_painted_index(f.image) for f in frames] == [made.frame_at(t) for t in window]
+    assert decode_module.keyframe_times(made.path) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8,
+                                                                     1.0, 1.2, 1.4, 1.6, 1.8,
+                                                                     2.0, 2.2, 2.4, 2.6, 2.8])
+    assert len(scans) == 1
+    longer = make_video(tmp_path / "v.mp4", gop=5, duration=4.0)  # same path, new content
+    assert read_painted_index(decode_frames(longer.path, [3.9])[0].image) == longer.frame_at(3.9)
+    assert len(scans) == 2

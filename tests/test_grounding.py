@@ -200,3 +200,37 @@ def test_forty_minute_video_with_the_event_near_the_end(
     assert abs(g.spans[0].end - 2375.0) <= 0.5 + 1e-6
     decode = [e for e in events if e.stage == "decode"]
     assert decode[-1].done == decode[-1].total >= g.timings["frames"] == 1200
+
+
+def test_fixed_rate_samples_keyframes_when_every_interval_holds_one(tmp_path: Path) -> None:
+    """1 s GOPs sampled at 1 fps: the samples are the keyframes (true times), decoded alone."""
+    from media import read_painted_index
+
+    from vidground.video.decode import decode_frames, keyframe_times
+
+    video = make_video(tmp_path / "phone.mp4", duration=8.0, fps=FPS, gop=FPS,
+                       intervals=[(2.0, 3.0)])
+    info = probe(video.path)
+    keys = keyframe_times(info)
+    assert keys == pytest.approx([float(k) for k in range(8)])
+    snapped = plan_sampling(info, LocateOptions(frame_sampling_rate=1.0))
+    assert snapped.times == pytest.approx(keys)
+    uniform = plan_sampling(info, LocateOptions(frame_sampling_rate=1.0,
+                                                snap_to_keyframes=False))
+    assert uniform.times == pytest.approx([k + 0.5 for k in range(8)])
+    frames = decode_frames(info, snapped.times)
+    assert [read_painted_index(f.image) for f in frames] == [k * FPS for k in range(8)]
+    assert [f.time for f in frames] == pytest.approx(keys, abs=1e-6)
+    # 2 fps has intervals without a keyframe: the grid stays uniform
+    assert plan_sampling(info, LocateOptions(frame_sampling_rate=2.0)).times == pytest.approx(
+        [k / 2 + 0.25 for k in range(16)])
+
+
+def test_snapped_sampling_still_finds_the_event(tmp_path: Path,
+                                                fake_grounder: Grounder) -> None:
+    video = make_video(tmp_path / "phone.mp4", duration=10.0, fps=FPS, gop=FPS // 2,
+                       intervals=[(4.3, 6.7)])
+    g = fake_grounder.locate(video.path, "When is the red square visible?",
+                             LocateOptions(frame_sampling_rate=1.0))
+    assert abs(g.spans[0].start - 4.3) <= FRAME + 1e-6
+    assert abs(g.spans[0].end - 6.7) <= FRAME + 1e-6

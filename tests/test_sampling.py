@@ -72,3 +72,38 @@ def test_sampling_properties(duration: float, fps: float, min_frames: int, extra
     wanted = round(duration * fps)
     if min_frames <= wanted <= upper:
         assert abs(n - wanted) <= 1
+
+
+def test_snap_moves_each_time_to_the_keyframe_in_its_interval() -> None:
+    from vidground.video.sampling import snap_to_keyframes
+
+    keys = [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert snap_to_keyframes([0.5, 1.5, 2.5, 3.5], keys, 1.0) == [0.0, 1.0, 2.0, 3.0]
+    assert snap_to_keyframes([1.0, 3.0], keys, 2.0) == [1.0, 3.0]  # nearest, then earliest
+    assert snap_to_keyframes([0.4, 1.4], [0.0, 1.2], 1.0) == [0.0, 1.2]
+
+
+def test_snap_gives_up_when_an_interval_has_no_keyframe() -> None:
+    from vidground.video.sampling import snap_to_keyframes
+
+    assert snap_to_keyframes([0.5, 1.5, 2.5], [0.0, 1.0], 1.0) is None  # [2, 3) has none
+    assert snap_to_keyframes([0.5, 1.5], [], 1.0) is None
+    assert snap_to_keyframes([], [0.0], 1.0) is None
+
+
+@given(st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=60),
+       st.integers(1, 40), st.floats(0.5, 100))
+def test_snapped_times_stay_in_their_intervals(keys: list[float], n: int,
+                                               duration: float) -> None:
+    from vidground.video.sampling import interval_centres, snap_to_keyframes
+
+    keys = sorted(set(keys))
+    times = interval_centres(duration, n)
+    step = duration / n
+    snapped = snap_to_keyframes(times, keys, step)
+    if snapped is None:
+        return
+    assert len(snapped) == len(times)
+    assert all(s in keys for s in snapped)
+    assert all(a < b for a, b in zip(snapped, snapped[1:], strict=False))
+    assert all(t - step / 2 <= s < t + step / 2 for t, s in zip(times, snapped, strict=True))

@@ -111,6 +111,8 @@ def locate(
     reasoning: Annotated[bool, typer.Option(help="ask for the model's reasoning")] = True,
     all_occurrences: Annotated[bool, typer.Option("--all", help="every occurrence")] = False,
     refine: Annotated[bool, typer.Option(help="re-ask around boundaries")] = True,
+    snap_keyframes: Annotated[bool, typer.Option(
+        help="sample keyframes when every sampling interval holds one (much faster)")] = True,
     backend: BackendOpt = None,
     model: ModelOpt = None,
     openai_base_url: BaseUrlOpt = None,
@@ -126,6 +128,7 @@ def locate(
             "frame_sampling_rate": _parse_rate(fps), "max_frames": max_frames,
             "output_format": output_format, "return_reasoning": reasoning,
             "all_occurrences": all_occurrences, "refine": refine,
+            "snap_to_keyframes": snap_keyframes,
         })
         settings = _settings(backend=backend, model=model, openai_base_url=openai_base_url,
                              device=device)

@@ -26,11 +26,11 @@ from .progress import ProgressCallback, ProgressEvent, ignore_progress
 from .prompts import build_prompt, detect_language
 from .refine import CallCounter, Refiner, RefineSettings
 from .timecode import OutputFormat, Span, format_time
-from .video.decode import Frame, decode_frames
+from .video.decode import Frame, decode_frames, keyframe_times
 from .video.motion import MotionCurve, adaptive_times, motion_curve
 from .video.probe import VideoInfo, probe
 from .video.resize import frame_size_for, tokens_per_frame
-from .video.sampling import sample_times
+from .video.sampling import sample_times, snap_to_keyframes
 from .windows import merge_spans, split_windows
 
 
@@ -304,6 +304,11 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
         times = sample_times(info, fps=float(opts.frame_sampling_rate),
                              min_frames=opts.min_frames, max_frames=limit,
                              max_context_tokens=None, tokens_per_frame=None)
+        if opts.snap_to_keyframes and len(times) > 1:
+            keyframes = keyframe_times(info)
+            if keyframes:
+                step = info.duration / len(times)
+                times = snap_to_keyframes(times, keyframes, step) or times
     if len(times) <= per_call:
         size = frame_size_for(width, height, max(len(times), 1),
                               max_pixels_per_frame=opts.max_pixels_per_frame,

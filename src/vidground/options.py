@@ -22,7 +22,8 @@ class LocateOptions:
     is asked about in overlapping windows (at most ``max_windows``; past that the rate drops).
     ``refine`` re-asks around each boundary with dense frames, ``verify`` re-asks whether each
     span really shows the event (its ``score``); together they make at most
-    ``max_refine_calls`` extra model calls.
+    ``max_refine_calls`` extra model calls. ``snap_to_keyframes``: with a fixed rate, when
+    every sampling interval holds a keyframe, sample the keyframes (only they are decoded).
     """
 
     enable_temporal_grounding: bool = True
@@ -39,6 +40,7 @@ class LocateOptions:
     max_windows: int = 32
     all_occurrences: bool = False
     split_phases: bool = True
+    snap_to_keyframes: bool = True
     max_new_tokens: int = 512
     language: Literal["auto", "en", "zh"] = "auto"
 

@@ -29,6 +29,9 @@ OPTION_DOCS = {
     "max_refine_calls": "most extra model calls for refine + verify",
     "max_windows": "most windows a long video is split into",
     "all_occurrences": "return every occurrence, not only the first",
+    "split_phases": "one labelled span per phase of a multi-phase question",
+    "snap_to_keyframes": "fixed rate: when every sampling interval holds a keyframe, "
+                         "sample the keyframes (only they are decoded: much faster)",
     "max_new_tokens": "longest answer the model may write",
     "language": "prompt language: auto, en or zh",
 }

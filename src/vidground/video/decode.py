@@ -29,7 +29,8 @@ from __future__ import annotations
 import bisect
 import os
 import queue
-from collections import deque
+import threading
+from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
@@ -139,6 +140,7 @@ class _Index:
     pts: list[int]
     keyframes: list[int]
     complete: bool  # every packet had a pts
+    rank: dict[int, int]  # pts -> position in display order
 
 
 def _scan(container: av.container.InputContainer, stream: av.VideoStream,
@@ -158,7 +160,31 @@ def _scan(container: av.container.InputContainer, stream: av.VideoStream,
             keys.append(stamp)
     pts.sort()
     keys.sort()
-    return _Index(pts, keys, complete)
+    return _Index(pts, keys, complete, {p: i for i, p in enumerate(pts)})
+
+
+#: Indexes kept (the last files decoded): a long video asked in many windows, refined and
+#: verified is scanned once, not once per call.
+INDEX_CACHE_SIZE = 4
+_index_cache: OrderedDict[tuple[str, int, int, bool], _Index] = OrderedDict()
+_index_lock = threading.Lock()
+
+
+def _cached_index(container: av.container.InputContainer, stream: av.VideoStream, path: str,
+                  use_dts: bool) -> _Index:
+    """The index of ``path``, scanned once while the file is unchanged (same size and mtime)."""
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, use_dts)
+    with _index_lock:
+        if key in _index_cache:
+            _index_cache.move_to_end(key)
+            return _index_cache[key]
+    index = _scan(container, stream, use_dts=use_dts)
+    with _index_lock:
+        _index_cache[key] = index
+        while len(_index_cache) > INDEX_CACHE_SIZE:
+            _index_cache.popitem(last=False)
+    return index
 
 
 def _target_size(info: VideoInfo, size: tuple[int, int] | None) -> tuple[int, int] | None:
@@ -191,12 +217,12 @@ class _Decoder:
             if other.index != self.stream.index:
                 other.discard = "all"
         # a sibling decoder of the same file passes the index it already scanned
-        self.index = index or _scan(self.container, self.stream, use_dts=self.count_frames)
+        self.index = index or _cached_index(self.container, self.stream, info.path,
+                                            self.count_frames)
         self.stream.thread_type = "SLICE"
         ctx = self.stream.codec_context
         self.can_skip = (self.index.complete and ctx.name in NONREF_CODECS
                          and not self.count_frames)
-        self.rank = {p: i for i, p in enumerate(self.index.pts)}
 
     def close(self) -> None:
         self.container.close()
@@ -234,7 +260,8 @@ class _Decoder:
 
     def make_frame(self, frame: av.VideoFrame) -> Frame:
         pts = _frame_pts(frame)
-        return Frame(time=self.seconds(pts), image=self.image(frame), index=self.rank.get(pts))
+        return Frame(time=self.seconds(pts), image=self.image(frame),
+                     index=self.index.rank.get(pts))
 
     def run(self, run: DecodeRun) -> Iterator[tuple[float, Frame]]:
         """Yield ``(requested time, frame)`` for each time of ``run`` (in order)."""
@@ -326,6 +353,22 @@ class _Decoder:
             yield from ctx.decode(packet)
         if mode != "DEFAULT":
             ctx.skip_frame = "DEFAULT"
+
+
+def keyframe_times(video: str | Path | VideoInfo) -> list[float] | None:
+    """Times of the keyframes (seconds from the first frame, ascending), or None when the file's
+    timestamps do not tell them exactly (packets without pts, AVI with B-frames)."""
+    info = _as_info(video)
+    try:
+        decoder = _Decoder(info, None)
+    except av.FFmpegError as exc:
+        raise VideoError(f"Cannot read {Path(info.path).name}: {exc}") from exc
+    try:
+        if not decoder.index.complete or decoder.count_frames:
+            return None
+        return [decoder.seconds(p) for p in decoder.index.keyframes]
+    finally:
+        decoder.close()
 
 
 def _frame_pts(frame: av.VideoFrame) -> int:

@@ -4,11 +4,19 @@
 ``(i + 0.5) * duration / n``: each picked frame stands for its interval, and neither the first
 nor the last instant (often black or a fade) is over-represented. Times never pass the start of
 the last frame.
+
+``snap_to_keyframes`` then moves each time to the keyframe inside its interval when *every*
+interval holds one (keyframes no further apart than the sampling step: a phone video with 1 s
+GOPs sampled at 1 fps or less, or any usual video sampled sparsely over hours). Every picked frame
+still stands for its own interval and carries its true time, and the decoder then reads only
+keyframes, which costs no reference chain (see ``benchmarks/decode.py --gop-seconds 1``).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections.abc import Sequence
 
 from .probe import VideoInfo
 
@@ -67,3 +75,23 @@ def interval_centres(duration: float, n: int, *, last_frame: float | None = None
     cap = duration if last_frame is None else last_frame
     step = max(duration, 0.0) / n
     return [round(min((i + 0.5) * step, cap), 6) for i in range(n)]
+
+
+def snap_to_keyframes(times: Sequence[float], keyframes: Sequence[float],
+                      step: float) -> list[float] | None:
+    """``times`` (ascending, ``step`` apart: interval centres) each moved to the keyframe nearest
+    to it within its interval ``[t - step/2, t + step/2)``, or None when some interval holds no
+    keyframe (then snapping would not spare any decoding, so the grid stays uniform)."""
+    if not times or not keyframes or step <= 0:
+        return None
+    snapped: list[float] = []
+    for t in times:
+        lo = bisect.bisect_left(keyframes, t - step / 2)
+        hi = bisect.bisect_left(keyframes, t + step / 2)
+        if lo >= hi:
+            return None
+        best = min(keyframes[lo:hi], key=lambda k: (abs(k - t), k))
+        if snapped and best <= snapped[-1]:
+            return None
+        snapped.append(best)
+    return snapped
