@@ -55,3 +55,5 @@ class Settings(BaseSettings):
     enable_ui: bool = Field(default=True, description="serve the web page at / (needs gradio)")
     job_queue_limit: int = Field(default=10_000, description="most queued jobs before 429")
     max_request_kb: int = Field(default=4096, description="largest JSON request body")
+    upload_retention_hours: float = Field(
+        default=168.0, ge=0, description="delete uploads unused for this long (0: keep them)")

@@ -56,6 +56,7 @@ class Service:
                                         job_source=self._next_job)
         self.model_state = "not_loaded"
         self.model_error: str | None = None
+        self._stopping = threading.Event()
         self._state_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -72,12 +73,31 @@ class Service:
             max_pixels=self.settings.max_video_pixels)
         self.runner = JobRunner(self.store, self.infer)
         self.executor.start()
+        if self.settings.upload_retention_hours > 0:
+            threading.Thread(target=self._sweep_uploads, name="vidground-uploads",
+                             daemon=True).start()
         if self.settings.preload_model and not self.grounder.backend_ready:
             threading.Thread(target=self._load_model, name="vidground-preload",
                              daemon=True).start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self.executor.stop(timeout=0.0)
+
+    def _sweep_uploads(self) -> None:
+        """Delete uploads unused for ``upload_retention_hours`` (never one a queued or running
+        job needs): at start, then every tenth of the retention time (at most hourly)."""
+        max_idle = self.settings.upload_retention_hours * 3600
+        while True:
+            try:
+                removed = self.uploads.sweep(max_idle, self.store.videos_in_use())
+                if removed:
+                    log.info("deleted %d upload(s) unused for %g h", len(removed),
+                             self.settings.upload_retention_hours)
+            except Exception:  # noqa: BLE001 - a failed sweep is retried, never fatal
+                log.exception("sweeping old uploads failed")
+            if self._stopping.wait(min(3600.0, max(1.0, max_idle / 10))):
+                return
 
     def _next_job(self) -> Callable[[], None] | None:
         if self.runner is None:
@@ -108,6 +128,7 @@ class Service:
     # -- the work --------------------------------------------------------------------------
     def video_file(self, request: dict[str, Any]) -> Path:
         if request.get("video_id") is not None:
+            self.uploads.touch(request["video_id"])  # used now: retention starts again
             return self.uploads.video_path(request["video_id"])
         return resolve_media_path(self.media_root, request["video_path"])
 

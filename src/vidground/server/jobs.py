@@ -265,6 +265,14 @@ class JobStore:
                                     "OFFSET ?", [*args, limit, offset]).fetchall()
         return [to_api(dict(r)) for r in rows], int(total)
 
+    def videos_in_use(self) -> set[str]:
+        """``video_id`` of every queued or running job (their uploads must stay)."""
+        with self._lock:
+            rows = self._db.execute("SELECT request FROM jobs WHERE status IN "
+                                    "('queued', 'running')").fetchall()
+        ids = {(_loads(r["request"]) or {}).get("video_id") for r in rows}
+        return {i for i in ids if isinstance(i, str)}
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             rows = self._db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status"

@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import VidgroundError
-from ..progress import ignore_progress
+from ..progress import ProgressEvent
 from .schemas import (
     ERROR_RESPONSES,
     BatchCreated,
@@ -40,6 +42,10 @@ if TYPE_CHECKING:
 JOB_ID_PATTERN = r"^[0-9a-f]{24}$"
 VIDEO_ID_PATTERN = r"^[0-9a-f]{32}$"
 DRAIN_LIMIT = 64 * 1024 * 1024
+#: How often a waiting sync request checks that its client is still connected (seconds).
+DISCONNECT_POLL_S = 0.25
+
+log = logging.getLogger("vidground.server")
 
 
 class UnauthorizedError(VidgroundError):
@@ -93,16 +99,39 @@ async def inference(body: InferenceRequest, request: Request) -> JSONResponse:
     stored = body.stored()
     svc.validate(stored)
     submitted = time.perf_counter()
+    client_gone = threading.Event()
+
+    def stop_when_gone(event: ProgressEvent) -> None:
+        if client_gone.is_set():
+            raise ClientGone()
 
     def work() -> dict[str, Any]:
         waited = time.perf_counter() - submitted
-        result = svc.infer(stored, ignore_progress)
+        result = svc.infer(stored, stop_when_gone)
         result.setdefault("timings", {})["queue_s"] = round(waited, 4)
         return result
 
     future = svc.executor.submit(work)
-    result = await asyncio.wrap_future(future)
-    return JSONResponse(result)
+    waiting = asyncio.wrap_future(future)
+    while not (await asyncio.wait({waiting}, timeout=DISCONNECT_POLL_S))[0]:
+        if await request.is_disconnected():
+            # nobody will read the answer: a queued request never runs, a running one stops
+            # at its next progress event (the model call in progress finishes first)
+            client_gone.set()
+            future.cancel()
+            waiting.add_done_callback(_ignore_outcome)
+            log.info("client disconnected; its inference request was dropped")
+            return Response(status_code=499)
+    return JSONResponse(waiting.result())
+
+
+class ClientGone(Exception):
+    """Raised from the progress callback of a sync request whose client disconnected."""
+
+
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: no "exception was never retrieved" warning
 
 
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -132,6 +161,16 @@ def get_video(request: Request, video_id: str = Path(pattern=VIDEO_ID_PATTERN)
               ) -> dict[str, Any]:
     """What is known about an uploaded video."""
     return service(request).uploads.describe(video_id)
+
+
+@router.delete("/videos/{video_id}", status_code=204, tags=["videos"],
+               response_class=Response)
+def delete_video(request: Request, video_id: str = Path(pattern=VIDEO_ID_PATTERN)) -> Response:
+    """Delete an uploaded video (404 unknown; 409 while a queued or running job needs it).
+    Uploads unused for ``upload_retention_hours`` (default 7 days) are deleted anyway."""
+    svc = service(request)
+    svc.uploads.delete(video_id, svc.store.videos_in_use())
+    return Response(status_code=204)
 
 
 @router.post("/jobs", response_model=JobCreated | BatchCreated, status_code=202, tags=["jobs"])

@@ -57,6 +57,11 @@ class BadUploadError(VidgroundError):
     http_status = 400
 
 
+class VideoInUseError(VidgroundError):
+    code = "video_in_use"
+    http_status = 409
+
+
 def resolve_media_path(media_root: Path, video_path: str) -> Path:
     """The real file ``video_path`` names inside ``media_root``, or an error (400/403/404).
 
@@ -142,6 +147,38 @@ class UploadStore:
         if not path.is_file():
             raise VideoNotFoundError(f"unknown video_id {video_id}; upload the video first")
         return path
+
+    def touch(self, video_id: str) -> None:
+        """Mark ``video_id`` as used now (retention counts from the last use)."""
+        os.utime(self.video_path(video_id))
+
+    def delete(self, video_id: str, in_use: set[str]) -> None:
+        """Remove an upload (404 unknown; 409 while a queued or running job needs it)."""
+        self.video_path(video_id)
+        if video_id in in_use:
+            raise VideoInUseError(f"video {video_id} is used by a queued or running job; "
+                                  "cancel the job or wait for it to finish")
+        self._remove(video_id)
+
+    def sweep(self, max_idle_s: float, in_use: set[str]) -> list[str]:
+        """Delete uploads unused for more than ``max_idle_s`` seconds (not those in
+        ``in_use``); return their ids."""
+        cutoff = time.time() - max_idle_s
+        removed = []
+        for path in self.directory.glob("*.video"):
+            video_id = path.stem
+            try:
+                idle = path.stat().st_mtime < cutoff
+            except OSError:
+                continue
+            if idle and video_id not in in_use and VIDEO_ID_RE.match(video_id):
+                self._remove(video_id)
+                removed.append(video_id)
+        return removed
+
+    def _remove(self, video_id: str) -> None:
+        for suffix in (".video", ".json"):
+            (self.directory / f"{video_id}{suffix}").unlink(missing_ok=True)
 
     def describe(self, video_id: str) -> dict[str, Any]:
         path = self.video_path(video_id)

@@ -1,0 +1,163 @@
+"""The server does not spend model time or disk on what nobody wants any more: a sync request
+whose client hung up is dropped (queued: never runs; running: stops at its next progress
+event), and uploads can be deleted, and are deleted after ``upload_retention_hours`` unused.
+
+Real ``vidground serve`` subprocesses, real HTTP, the fake OpenAI-compatible model."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import requests
+from fake_openai_server import FakeOpenAIServer
+from media import make_video
+from server_utils import ServerProcess, openai_env, wait_for
+
+QUERY = "When is the red square visible?"
+ONE_CALL = {"refine": False, "verify": False, "frame_sampling_rate": 2}
+
+
+@pytest.fixture()
+def slow_server(tmp_path: Path, fake_model: FakeOpenAIServer) -> Iterator[ServerProcess]:
+    """One worker, one model call at a time, each taking 0.6 s."""
+    fake_model.configure(delay_s=0.6, answer=None)
+    srv = ServerProcess(tmp_path, env=openai_env(fake_model,
+                                                 VIDGROUND_OPENAI_MAX_CONCURRENCY="1",
+                                                 VIDGROUND_WORKERS="1"))
+    make_video(srv.media_root / "short.mp4", duration=3.0, fps=10, intervals=[(1.0, 2.0)])
+    make_video(srv.media_root / "long.mp4", duration=20.0, fps=10, size=(96, 64),
+               intervals=[(17.0, 18.5)])
+    try:
+        with srv:
+            yield srv
+    finally:
+        fake_model.configure(delay_s=0.0)
+
+
+def _hang_up_after(srv: ServerProcess, body: dict, seconds: float) -> None:
+    """Send a sync request and close the connection after ``seconds`` without an answer."""
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(srv.url("/api/v1/inference"), json=body, timeout=httpx.Timeout(
+            10.0, read=seconds))
+
+
+def test_a_queued_sync_request_whose_client_left_never_runs(
+        slow_server: ServerProcess, fake_model: FakeOpenAIServer) -> None:
+    fake_model.reset_stats()
+    answers: list[requests.Response] = []
+    first = threading.Thread(target=lambda: answers.append(requests.post(
+        slow_server.url("/api/v1/inference"),
+        json={"video_path": "short.mp4", "query": QUERY, "options": ONE_CALL}, timeout=60)))
+    first.start()
+    wait_for(lambda: len(fake_model.requests) == 1, timeout_s=20)
+    # the second waits behind the first (one worker), and its client gives up
+    _hang_up_after(slow_server, {"video_path": "short.mp4", "query": QUERY,
+                                 "options": ONE_CALL}, 0.2)
+    first.join(timeout=30)
+    assert answers and answers[0].status_code == 200, answers
+    time.sleep(1.5)  # long enough for the dropped request to have reached the model
+    assert len(fake_model.requests) == 1
+    health = requests.get(slow_server.url("/api/v1/health"), timeout=10).json()
+    assert health["queue"]["waiting"] == 0 and health["queue"]["running"] == 0
+    assert "client disconnected" in slow_server.log()
+
+
+def test_a_running_sync_request_whose_client_left_stops_at_the_next_step(
+        slow_server: ServerProcess, fake_model: FakeOpenAIServer) -> None:
+    body = {"video_path": "long.mp4", "query": QUERY,
+            "options": {**ONE_CALL, "max_frames": 8}}  # 20 s at 2 fps: 6 windows, 6 calls
+    fake_model.reset_stats()
+    r = requests.post(slow_server.url("/api/v1/inference"), json=body, timeout=60)
+    calls = r.json()["timings"]["model_calls"]
+    assert r.status_code == 200 and calls >= 5 and len(fake_model.requests) == calls, r.text
+    fake_model.reset_stats()
+    _hang_up_after(slow_server, body, 0.9)  # during the second call
+    time.sleep(0.6 * calls)  # the whole request would have been done by now
+    assert 1 <= len(fake_model.requests) <= 3 < calls
+    # the worker is free again: the next request runs at once and is answered
+    r = requests.post(slow_server.url("/api/v1/inference"),
+                      json={"video_path": "short.mp4", "query": QUERY, "options": ONE_CALL},
+                      timeout=60)
+    assert r.status_code == 200 and r.json()["timestamp_range"] is not None
+
+
+def _upload(srv: ServerProcess, video: Path) -> str:
+    with open(video, "rb") as f:
+        r = requests.post(srv.url("/api/v1/videos"), files={"file": ("clip.mp4", f)},
+                          timeout=60)
+    assert r.status_code == 201, r.text
+    return str(r.json()["video_id"])
+
+
+def test_delete_an_upload(tmp_path: Path, fake_model: FakeOpenAIServer) -> None:
+    fake_model.configure(delay_s=0.0)
+    video = make_video(tmp_path / "clip.mp4", duration=2.0, fps=10).path
+    with ServerProcess(tmp_path / "srv", env=openai_env(fake_model)) as srv:
+        video_id = _upload(srv, video)
+        assert requests.get(srv.url(f"/api/v1/videos/{video_id}"), timeout=10).ok
+        r = requests.delete(srv.url(f"/api/v1/videos/{video_id}"), timeout=10)
+        assert r.status_code == 204 and not r.content
+        assert not list((srv.data_dir / "uploads").glob(f"{video_id}*"))
+        gone = requests.get(srv.url(f"/api/v1/videos/{video_id}"), timeout=10)
+        assert gone.status_code == 404 and gone.json()["error"]["message"]
+        again = requests.delete(srv.url(f"/api/v1/videos/{video_id}"), timeout=10)
+        assert again.status_code == 404
+        bad = requests.delete(srv.url("/api/v1/videos/..%2F..%2Fjobs"), timeout=10)
+        assert bad.status_code in (404, 422) and "error" in bad.json()
+
+
+def test_an_upload_a_queued_job_needs_cannot_be_deleted(
+        tmp_path: Path, fake_model: FakeOpenAIServer) -> None:
+    fake_model.configure(delay_s=1.0)
+    video = make_video(tmp_path / "clip.mp4", duration=2.0, fps=10).path
+    try:
+        with ServerProcess(tmp_path / "srv", env=openai_env(fake_model)) as srv:
+            video_id = _upload(srv, video)
+            r = requests.post(srv.url("/api/v1/jobs"), json={
+                "video_id": video_id, "query": QUERY, "options": ONE_CALL}, timeout=10)
+            job_id = r.json()["job_id"]
+            refused = requests.delete(srv.url(f"/api/v1/videos/{video_id}"), timeout=10)
+            assert refused.status_code == 409, refused.text
+            assert refused.json()["error"]["code"] == "video_in_use"
+            wait_for(lambda: requests.get(srv.url(f"/api/v1/jobs/{job_id}"), timeout=10)
+                     .json()["status"] == "succeeded", timeout_s=30)
+            assert requests.delete(srv.url(f"/api/v1/videos/{video_id}"),
+                                   timeout=10).status_code == 204
+    finally:
+        fake_model.configure(delay_s=0.0)
+
+
+def test_uploads_unused_past_the_retention_time_are_deleted(
+        tmp_path: Path, fake_model: FakeOpenAIServer) -> None:
+    fake_model.configure(delay_s=0.0)
+    video = make_video(tmp_path / "clip.mp4", duration=2.0, fps=10).path
+    base = tmp_path / "srv"
+    with ServerProcess(base, env=openai_env(fake_model)) as srv:
+        old_id, used_id, new_id = _upload(srv, video), _upload(srv, video), _upload(srv, video)
+    uploads = srv.data_dir / "uploads"
+    week_ago = time.time() - 8 * 24 * 3600
+    for video_id in (old_id, used_id):
+        os.utime(uploads / f"{video_id}.video", (week_ago, week_ago))
+    # a 10-second retention, to also see the periodic sweep (at least every second here)
+    env = openai_env(fake_model, VIDGROUND_UPLOAD_RETENTION_HOURS=str(10 / 3600))
+    with ServerProcess(base, env=env) as srv:
+        # the sweep at start removed the week-old uploads...
+        wait_for(lambda: not (uploads / f"{old_id}.video").exists(), timeout_s=10)
+        assert not (uploads / f"{old_id}.json").exists()
+        assert requests.get(srv.url(f"/api/v1/videos/{old_id}"), timeout=10).status_code == 404
+        assert not (uploads / f"{used_id}.video").exists()
+        # ...kept the fresh one; using it restarts its clock
+        for _ in range(3):
+            time.sleep(4)
+            r = requests.post(srv.url("/api/v1/inference"), json={
+                "video_id": new_id, "query": QUERY, "options": ONE_CALL}, timeout=60)
+            assert r.status_code == 200, r.text
+        # 12 s after upload, used 0 s ago: still there; unused for 10+ s: deleted
+        wait_for(lambda: not (uploads / f"{new_id}.video").exists(), timeout_s=30)
+    assert "deleted 1 upload(s)" in srv.log() or "deleted 2 upload(s)" in srv.log()
