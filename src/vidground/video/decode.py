@@ -5,7 +5,9 @@ How a request is served
 1. **Index** (demux only, no decoding): every packet's pts and keyframe flag. This gives the true
    display times of all frames, so each requested time maps to one exact frame: the frame
    *displayed* at ``t``, i.e. the last frame whose presentation time is ``<= t`` (times before the
-   first frame give the first frame, times after the last give the last).
+   first frame give the first frame, times after the last give the last). The index of the last
+   few files is kept while the file is unchanged (a long video asked in many windows, refined
+   and verified is scanned once); :func:`keyframe_times` reads it for sampling.
 2. **Plan** (:func:`plan_decode`, pure): wanted frames are grouped by GOP (keyframe to next
    keyframe). A run starts with a seek to a keyframe; the next GOP joins the same run (decode
    straight through, no seek) when the frames between the last wanted frame and the next
@@ -17,8 +19,10 @@ How a request is served
    bounded. Packets of frames nothing references and nobody asked for are skipped
    (``skip_frame = NONREF``, only for packets whose pts is not wanted); each wanted frame is
    converted (and resized in swscale) as soon as it comes out. Each decoder uses FFmpeg's slice
-   threading: on the 2-core development machine frame threading made 720p H.264 decoding
-   slower, not faster (see benchmarks/decode.py), while runs in parallel scale with cores.
+   threading: on the 2-vCPU development VM frame threading made 720p H.264 decoding slower, not
+   faster (see benchmarks/decode.py). Independent runs scale with cores that decode
+   independently; on that VM two decoders together gain only about 1.15x (measured with two
+   processes as well, so it is the VM's cores, not the GIL).
 
 Frame times are ``(pts - start) * time_base`` with ``start`` the video stream's start time, as
 :class:`~vidground.video.probe.VideoInfo` reports it, so they equal what a player shows.
