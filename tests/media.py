@@ -26,7 +26,8 @@ import numpy as np
 INDEX_BITS = 16
 BACKGROUND = (48, 48, 48)
 ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "mpeg4": "mpeg4"}
-CONTAINER_FORMATS = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "webm": "webm", "avi": "avi"}
+CONTAINER_FORMATS = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "webm": "webm", "avi": "avi",
+                     "ts": "mpegts", "flv": "flv"}
 
 
 def encoder_available(codec: str) -> bool:

@@ -30,6 +30,12 @@ CASES = [
     ("vp9", "webm", {"vfr": True}), ("h264", "mkv", {"vfr": True, "bframes": True}),
     ("h264", "mp4", {"start_time": 10.0}), ("h264", "mkv", {"start_time": 10.0, "bframes": True}),
     ("h264", "mov", {"start_time": 3.0, "bframes": True}),
+    # MPEG-TS (cameras, broadcast, HLS segments) seeks by dts: with B-frames a keyframe's pts is
+    # later than its dts, and seeking to the pts landed in the next GOP
+    ("h264", "ts", {}), ("h264", "ts", {"bframes": True}), ("hevc", "ts", {"bframes": True}),
+    ("h264", "ts", {"start_time": 10.0, "bframes": True}), ("h264", "flv", {}),
+    # raw elementary streams (camera and DVR dumps): no timestamps, no seeking
+    ("h264", "h264", {"bframes": True}), ("h264", "h264", {"fps": 32}), ("hevc", "hevc", {}),
 ]
 PATTERNS = ["dense", "sparse", "random", "keyframes", "unsorted"]
 

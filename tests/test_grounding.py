@@ -234,3 +234,18 @@ def test_snapped_sampling_still_finds_the_event(tmp_path: Path,
                              LocateOptions(frame_sampling_rate=1.0))
     assert abs(g.spans[0].start - 4.3) <= FRAME + 1e-6
     assert abs(g.spans[0].end - 6.7) <= FRAME + 1e-6
+
+
+@pytest.mark.parametrize(("name", "codec"), [("camera.ts", "h264"), ("dump.h264", "h264"),
+                                             ("dump.hevc", "hevc")])
+def test_messy_containers_end_to_end(tmp_path: Path, fake_grounder: Grounder, name: str,
+                                     codec: str) -> None:
+    """MPEG-TS with B-frames (seeks by dts) and raw elementary streams (no timestamps, no
+    seeking) give the right span, refined to the frame."""
+    video = make_video(tmp_path / name, codec=codec, duration=6.0, fps=FPS, bframes=True,
+                       gop=FPS, intervals=[(2.12, 3.48)])
+    g = fake_grounder.locate(video.path, "When is the red square visible?",
+                             LocateOptions(frame_sampling_rate=1.0))
+    span = g.spans[0]
+    assert abs(span.start - 2.12) <= FRAME + 1e-6, span
+    assert abs(span.end - 3.48) <= FRAME + 1e-6, span

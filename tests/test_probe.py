@@ -124,3 +124,18 @@ def test_too_large(tmp_path: Path) -> None:
     made = make_video(tmp_path / "v.mp4", duration=0.4)
     with pytest.raises(VideoTooLargeError, match="160x120"):
         probe(made.path, max_pixels=100 * 100)
+
+
+@pytest.mark.parametrize(("codec", "fps"), [("h264", 30.0), ("hevc", 24.0),
+                                            ("h264", 30000 / 1001)])
+def test_raw_elementary_stream_is_timed_by_its_frame_rate(tmp_path: Path, codec: str,
+                                                          fps: float) -> None:
+    """A raw stream has no timestamps and no duration: frames are counted, shown at i / fps
+    (the rate written in the bitstream, not the demuxer's default 25)."""
+    made = make_video(tmp_path / f"dump.{codec}", codec=codec, fps=fps, duration=2.0,
+                      bframes=True, gop=12)
+    info = probe(made.path)
+    assert info.frame_count == len(made.times) == round(2.0 * fps)
+    assert info.fps == pytest.approx(fps, rel=1e-6)
+    assert info.duration == pytest.approx(len(made.times) / fps, abs=1e-6)
+    assert info.start_time == 0.0

@@ -145,16 +145,30 @@ class _Index:
     keyframes: list[int]
     complete: bool  # every packet had a pts
     rank: dict[int, int]  # pts -> position in display order
+    key_dts: dict[int, int]  # keyframe pts -> its dts (where the demuxer gave one)
+    packets: int  # frames (non-empty packets), stamped or not
+    key_positions: list[int]  # decode-order positions of the keyframe packets
+
+    @property
+    def untimed(self) -> bool:
+        """No packet carries a timestamp (a raw H.264/HEVC elementary stream)."""
+        return self.packets > 0 and not self.pts
 
 
 def _scan(container: av.container.InputContainer, stream: av.VideoStream,
           use_dts: bool = False) -> _Index:
     pts: list[int] = []
     keys: list[int] = []
+    key_dts: dict[int, int] = {}
+    key_positions: list[int] = []
     complete = True
+    packets = 0
     for packet in container.demux(stream):
         if packet.size == 0:
             continue
+        packets += 1
+        if packet.is_keyframe:
+            key_positions.append(packets - 1)
         stamp = packet.dts if use_dts else packet.pts
         if stamp is None:
             complete = False
@@ -162,9 +176,20 @@ def _scan(container: av.container.InputContainer, stream: av.VideoStream,
         pts.append(stamp)
         if packet.is_keyframe:
             keys.append(stamp)
+            if packet.dts is not None:
+                key_dts[stamp] = packet.dts
     pts.sort()
     keys.sort()
-    return _Index(pts, keys, complete, {p: i for i, p in enumerate(pts)})
+    return _Index(pts, keys, complete, {p: i for i, p in enumerate(pts)}, key_dts, packets,
+                  key_positions)
+
+
+def _frame_numbers(index: _Index) -> _Index:
+    """An untimed stream's index in frame numbers: frame ``i`` is shown at ``i / fps`` (what
+    players do with such a stream; a closed GOP's keyframe is shown at its decode position)."""
+    numbers = list(range(index.packets))
+    return _Index(numbers, index.key_positions or [0], True, {i: i for i in numbers}, {},
+                  index.packets, index.key_positions)
 
 
 #: Indexes kept (the last files decoded): a long video asked in many windows, refined and
@@ -223,6 +248,15 @@ class _Decoder:
         # a sibling decoder of the same file passes the index it already scanned
         self.index = index or _cached_index(self.container, self.stream, info.path,
                                             self.count_frames)
+        # A raw elementary stream has no timestamps at all and cannot seek: frames are numbered
+        # in output order, at the stream's frame rate, and decoded in one pass from the start.
+        self.untimed = self.index.untimed
+        if self.untimed:
+            self.index = _frame_numbers(self.index)
+            self.time_base = 1 / Fraction(info.fps if info.fps > 0 else 25.0
+                                          ).limit_denominator(1001)
+            self.start_pts = 0
+            self.count_frames = True
         self.stream.thread_type = "SLICE"
         ctx = self.stream.codec_context
         self.can_skip = (self.index.complete and ctx.name in NONREF_CODECS
@@ -246,6 +280,8 @@ class _Decoder:
         return pts[max(i, 0)]
 
     def plan(self, times: Sequence[float]) -> list[DecodeRun]:
+        if self.untimed:  # one pass from the start: such a stream cannot seek
+            return [DecodeRun(0.0, tuple(sorted(times)), False)]
         keys = [self.seconds(p) for p in self.index.keyframes]
         known = self.index.complete and not self.count_frames
         frames = [self.seconds(p) for p in self.index.pts] if known else None
@@ -271,10 +307,19 @@ class _Decoder:
         """Yield ``(requested time, frame)`` for each time of ``run`` (in order)."""
         targets = list(run.times)
         wanted = {self.wanted_pts(t) for t in targets} - {None}
-        self._seek(self.start_pts + round(run.keyframe / self.time_base))
+        key_pts = self.start_pts + round(run.keyframe / self.time_base)
+        exact_key = self._indexed_keyframe(key_pts)
+        if self.untimed:
+            self._rewind()
+            packets = self.container.demux(self.stream)
+        elif exact_key is not None:
+            packets = self._packets_from(exact_key)
+        else:
+            self._seek(key_pts)
+            packets = self.container.demux(self.stream)
         previous: av.VideoFrame | None = None
         served: tuple[int, Frame] | None = None
-        for frame in self._frames(run, wanted):
+        for frame in self._frames(run, wanted, packets):
             pts = _frame_pts(frame)
             if previous is None and self._overshot(pts, targets[0]):
                 yield from self._restart(run, targets)
@@ -326,7 +371,7 @@ class _Decoder:
         """Decode from the seek point, stamping frames with the index times in output order
         (the first packet after a seek is a keyframe, shown first in its closed GOP)."""
         ctx = self.stream.codec_context
-        position: int | None = None
+        position: int | None = 0 if self.untimed else None
         for packet in self.container.demux(self.stream):
             if position is None and packet.dts is not None and packet.size:
                 position = bisect.bisect_left(self.index.pts, packet.dts)
@@ -337,17 +382,67 @@ class _Decoder:
                 position += 1
                 yield frame
 
+    def _rewind(self) -> None:
+        """Start reading an unseekable stream from its first byte again (a fresh open)."""
+        self.container.close()
+        self.container = av.open(self.info.path, metadata_errors="ignore")
+        self.stream = video_stream(self.container, Path(self.info.path))
+        self.stream.thread_type = "SLICE"
+
     def _seek(self, pts: int) -> None:
         first = self.index.keyframes[0] if self.index.keyframes else self.start_pts
         self.container.seek(max(pts, first), stream=self.stream, backward=True, any_frame=False)
 
-    def _frames(self, run: DecodeRun, wanted: set[int]) -> Iterator[av.VideoFrame]:
+    def _indexed_keyframe(self, pts: int) -> int | None:
+        """The index's keyframe at ``pts`` (give or take one tick of float rounding), when the
+        index is exact enough to find it among the demuxed packets."""
+        keys = self.index.keyframes
+        if not self.index.complete or self.count_frames or not keys:
+            return None
+        i = bisect.bisect_left(keys, pts - 1)
+        return keys[i] if i < len(keys) and abs(keys[i] - pts) <= 1 else None
+
+    def _packets_from(self, key_pts: int) -> Iterator[av.Packet]:
+        """Demuxed packets from the keyframe ``key_pts`` on.
+
+        Seeks to the keyframe's dts (MPEG-TS seeks by dts, and a keyframe's dts is never after
+        its pts) and drops the packets before it, undecoded. Where the seek lands after it
+        (some demuxers, broken indexes), seeks again one, two and four GOPs earlier, then from
+        the first keyframe: dropping packets costs only demuxing."""
+        keys = self.index.keyframes
+        at = bisect.bisect_left(keys, key_pts)
+        key_dts = self.index.key_dts.get(key_pts, key_pts)
+        tried: set[int] = set()
+        for back in (0, 1, 2, 4, len(keys)):
+            start = keys[max(0, at - back)]
+            if start in tried:
+                continue
+            tried.add(start)
+            self.container.seek(self.index.key_dts.get(start, start), stream=self.stream,
+                                backward=True, any_frame=False)
+            found = False
+            for packet in self.container.demux(self.stream):
+                if not found:
+                    if packet.pts == key_pts and packet.is_keyframe:
+                        found = True
+                    elif packet.dts is not None and packet.dts > key_dts:
+                        break  # landed after the keyframe: seek earlier
+                    else:
+                        continue
+                yield packet
+            if found:
+                return
+        raise VideoError(f"Cannot find the keyframe at {self.seconds(key_pts):.3f}s in "
+                         f"{Path(self.info.path).name}; its index is broken.")
+
+    def _frames(self, run: DecodeRun, wanted: set[int],
+                packets: Iterator[av.Packet]) -> Iterator[av.VideoFrame]:
         if self.count_frames:
             yield from self._counted_frames()
             return
         ctx = self.stream.codec_context
         mode = "DEFAULT"
-        for packet in self.container.demux(self.stream):
+        for packet in packets:
             if run.keyframes_only and not packet.is_keyframe and packet.size:
                 continue
             if self.can_skip:

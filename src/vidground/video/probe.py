@@ -77,6 +77,10 @@ def probe(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> VideoInfo:
         duration = _duration(container, stream, time_base, start)
         fps = _fps(stream, duration)
         frames = int(stream.frames) if stream.frames else max(1, round(duration * fps))
+        untimed = _untimed_frames(file) if duration <= 0 else None
+        if untimed:  # a raw elementary stream: frame i is shown at i / fps
+            fps = _fps(stream, 0.0, prefer_codec_rate=True)
+            frames, duration = untimed, untimed / fps
         rotation = int(round(first.rotation or 0)) % 360 if hasattr(first, "rotation") else 0
         return VideoInfo(
             path=str(file), duration=duration, fps=fps, frame_count=frames, width=width,
@@ -186,8 +190,26 @@ def _end_from_packets(container: av.container.InputContainer, stream: av.VideoSt
         return None
 
 
-def _fps(stream: av.VideoStream, duration: float) -> float:
-    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+def _untimed_frames(file: Path) -> int | None:
+    """The number of frames of a stream whose packets carry no timestamps at all (raw H.264 /
+    HEVC), or None when some packet has one."""
+    with av.open(str(file), metadata_errors="ignore") as container:
+        stream = video_stream(container, file)
+        count = 0
+        for packet in container.demux(stream):
+            if packet.pts is not None or packet.dts is not None:
+                return None
+            count += bool(packet.size)
+    return count or None
+
+
+def _fps(stream: av.VideoStream, duration: float, *, prefer_codec_rate: bool = False) -> float:
+    """Frames per second. ``prefer_codec_rate``: for raw streams, whose demuxer reports a
+    default 25 as the average rate, the rate in the bitstream (``guessed_rate``) comes first."""
+    rates = (stream.average_rate, stream.guessed_rate, stream.base_rate)
+    if prefer_codec_rate:
+        rates = (stream.guessed_rate, stream.base_rate, stream.average_rate)
+    for rate in rates:
         if rate and math.isfinite(float(rate)) and 0 < float(rate) < 1000:
             return float(rate)
     if stream.frames and duration > 0:
