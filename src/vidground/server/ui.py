@@ -40,13 +40,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).with_name("ui_assets")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".ts", ".mts", ".m2ts",
+                    ".flv", ".3gp", ".h264", ".264", ".hevc", ".265")
 MEDIA_TYPES = {
     ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
     ".mov": "video/quicktime",
     ".mkv": "video/x-matroska",
     ".webm": "video/webm",
     ".avi": "video/x-msvideo",
+    ".ts": "video/mp2t",
+    ".mts": "video/mp2t",
+    ".m2ts": "video/mp2t",
+    ".flv": "video/x-flv",
+    ".3gp": "video/3gpp",
 }
 MEDIA_LIST_LIMIT = 500
 MEDIA_LIST_DEPTH = 6
@@ -59,8 +66,8 @@ MEDIA_ROUTE = "ui-media"
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "title": "vidground — find **when** it happens",
-        "subtitle": "Upload a video (MP4, AVI, MOV, MKV, WebM) or pick one from the media root, "
-                    "ask a question, and see the moments on the timeline.",
+        "subtitle": "Upload a video (MP4, AVI, MOV, MKV, WebM, TS, …) or pick one from the "
+                    "media root, ask a question, and see the moments on the timeline.",
         "lang": "Language",
         "upload": "Upload a video",
         "media": "…or pick from the media root",
@@ -106,7 +113,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "zh": {
         "title": "vidground — 找出事件发生的**时间**",
-        "subtitle": "上传视频（MP4、AVI、MOV、MKV、WebM）或从媒体目录中选择，输入问题，"
+        "subtitle": "上传视频（MP4、AVI、MOV、MKV、WebM、TS 等）或从媒体目录中选择，输入问题，"
                     "在时间轴上查看事件发生的时刻。",
         "lang": "语言",
         "upload": "上传视频",
