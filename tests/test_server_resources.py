@@ -49,6 +49,7 @@ def _hang_up_after(srv: ServerProcess, body: dict, seconds: float) -> None:
 
 def test_a_queued_sync_request_whose_client_left_never_runs(
         slow_server: ServerProcess, fake_model: FakeOpenAIServer) -> None:
+    fake_model.configure(delay_s=2.0)  # the first request holds the only worker for 2 s
     fake_model.reset_stats()
     answers: list[requests.Response] = []
     first = threading.Thread(target=lambda: answers.append(requests.post(
@@ -61,7 +62,7 @@ def test_a_queued_sync_request_whose_client_left_never_runs(
                                  "options": ONE_CALL}, 0.2)
     first.join(timeout=30)
     assert answers and answers[0].status_code == 200, answers
-    time.sleep(1.5)  # long enough for the dropped request to have reached the model
+    time.sleep(2.5)  # long enough for the dropped request to have reached the model
     assert len(fake_model.requests) == 1
     health = requests.get(slow_server.url("/api/v1/health"), timeout=10).json()
     assert health["queue"]["waiting"] == 0 and health["queue"]["running"] == 0
