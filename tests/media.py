@@ -25,9 +25,12 @@ import numpy as np
 
 INDEX_BITS = 16
 BACKGROUND = (48, 48, 48)
-ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "mpeg4": "mpeg4"}
+ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "mpeg4": "mpeg4",
+            "mpeg2": "mpeg2video", "mjpeg": "mjpeg", "prores": "prores_ks", "av1": "libsvtav1"}
+#: Pixel formats other than yuv420p: what cameras (MJPEG) and editors (ProRes 422) write.
+PIXEL_FORMATS = {"mjpeg": "yuvj420p", "prores": "yuv422p10le"}
 CONTAINER_FORMATS = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "webm": "webm", "avi": "avi",
-                     "ts": "mpegts", "flv": "flv"}
+                     "ts": "mpegts", "flv": "flv", "mpg": "mpeg"}
 
 
 def encoder_available(codec: str) -> bool:
@@ -139,6 +142,8 @@ def _encoder_options(codec: str, gop: int | None, bframes: bool, fast: bool) -> 
         if gop:
             params += f":keyint={gop}:min-keyint={gop}:scenecut=0"
         opts = {"preset": "ultrafast", "x265-params": params}
+    elif codec == "av1":
+        opts = {"preset": "12"}
     elif codec == "vp9":
         opts = {"deadline": "realtime", "cpu-used": "8", "crf": "40", "b": "0",
                 "lag-in-frames": "0"}
@@ -175,11 +180,11 @@ def make_video(path: str | Path, *, duration: float = 4.0, fps: float = 25,
         stream = out.add_stream(encoder, rate=fps_frac, options=_encoder_options(
             codec, gop, bframes, fast))
         stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = PIXEL_FORMATS.get(codec, "yuv420p")
         stream.codec_context.time_base = time_base
         if gop:
             stream.codec_context.gop_size = gop
-        if codec == "mpeg4":
+        if codec in ("mpeg4", "mpeg2"):
             stream.codec_context.max_b_frames = 2 if bframes else 0
             stream.codec_context.bit_rate = 2_000_000
         if rotation:

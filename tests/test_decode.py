@@ -36,6 +36,11 @@ CASES = [
     ("h264", "ts", {"start_time": 10.0, "bframes": True}), ("h264", "flv", {}),
     # raw elementary streams (camera and DVR dumps): no timestamps, no seeking
     ("h264", "h264", {"bframes": True}), ("h264", "h264", {"fps": 32}), ("hevc", "hevc", {}),
+    # broadcast and DVD (MPEG-2 with B-frames in TS / program streams), camera MJPEG, editors'
+    # ProRes 422 10-bit, AV1
+    ("mpeg2", "ts", {"bframes": True}), ("mpeg2", "mpg", {"bframes": True}),
+    ("mjpeg", "avi", {}), ("mjpeg", "mov", {}), ("prores", "mov", {}),
+    ("av1", "mp4", {}), ("av1", "mkv", {}),
 ]
 PATTERNS = ["dense", "sparse", "random", "keyframes", "unsorted"]
 

@@ -139,3 +139,14 @@ def test_raw_elementary_stream_is_timed_by_its_frame_rate(tmp_path: Path, codec:
     assert info.fps == pytest.approx(fps, rel=1e-6)
     assert info.duration == pytest.approx(len(made.times) / fps, abs=1e-6)
     assert info.start_time == 0.0
+
+
+@pytest.mark.parametrize("container", ["mpg", "ts"])
+def test_mpeg_stream_duration_is_read_not_estimated(tmp_path: Path, container: str) -> None:
+    """FFmpeg's duration estimate for a 4 s MPEG-2 program stream with B-frames said 3.8 s:
+    the last frames would never be sampled."""
+    made = make_video(tmp_path / f"dvd.{container}", codec="mpeg2", duration=4.0, fps=25,
+                      bframes=True, gop=12)
+    info = probe(made.path)
+    assert info.duration == pytest.approx(4.0, abs=1e-6)
+    assert info.frame_count == 100

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).with_name("ui_assets")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".ts", ".mts", ".m2ts",
-                    ".flv", ".3gp", ".h264", ".264", ".hevc", ".265")
+                    ".mpg", ".mpeg", ".flv", ".3gp", ".h264", ".264", ".hevc", ".265")
 MEDIA_TYPES = {
     ".mp4": "video/mp4",
     ".m4v": "video/mp4",
@@ -52,6 +52,8 @@ MEDIA_TYPES = {
     ".ts": "video/mp2t",
     ".mts": "video/mp2t",
     ".m2ts": "video/mp2t",
+    ".mpg": "video/mpeg",
+    ".mpeg": "video/mpeg",
     ".flv": "video/x-flv",
     ".3gp": "video/3gpp",
 }

@@ -159,7 +159,10 @@ def _first_frame(container: av.container.InputContainer, stream: av.VideoStream,
 def _duration(container: av.container.InputContainer, stream: av.VideoStream,
               time_base: Fraction, start: float) -> float:
     """Seconds from the first frame to the end of the last one."""
-    if stream.duration:
+    # MPEG program/transport streams carry no duration; FFmpeg's estimate there can miss the
+    # last B-frames (a 4.0 s MPEG-2 .mpg was reported as 3.8 s): read the tail instead
+    estimated = set(container.format.name.split(",")) & ESTIMATED_DURATION_FORMATS
+    if stream.duration and not estimated:
         return float(stream.duration * time_base)
     end = _end_from_packets(container, stream, time_base)
     if end is not None and end > start:
@@ -168,6 +171,10 @@ def _duration(container: av.container.InputContainer, stream: av.VideoStream,
         container_start = (container.start_time or 0) / av.time_base
         return max(0.0, container.duration / av.time_base - (start - container_start))
     return 0.0
+
+
+#: Demuxers whose stream duration is an estimate rather than a stored value.
+ESTIMATED_DURATION_FORMATS = frozenset({"mpeg", "mpegts", "mpegvideo"})
 
 
 def _end_from_packets(container: av.container.InputContainer, stream: av.VideoStream,
