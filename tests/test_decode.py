@@ -285,3 +285,32 @@ def test_the_index_is_scanned_once_per_unchanged_file(tmp_path: Path,
     longer = make_video(tmp_path / "v.mp4", gop=5, duration=4.0)  # same path, new content
     assert read_painted_index(decode_frames(longer.path, [3.9])[0].image) == longer.frame_at(3.9)
     assert len(scans) == 2
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv", "ts"])
+def test_damaged_packets_are_skipped_and_times_stay_true(
+        tmp_path: Path, container: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A few damaged kilobytes in the middle (a bad sector, a lossy copy) must not make the
+    whole video unusable: the decoder skips what it rejects, as players do, and every returned
+    frame still carries the true time of a real frame shown at or before the requested time."""
+    made = make_video(tmp_path / f"src.{container}", duration=8.0, fps=25, gop=25,
+                      bframes=True, motion=True, fast=False)
+    data = bytearray(made.path.read_bytes())
+    for where in (0.40, 0.55, 0.70):
+        start = int(len(data) * where)
+        for k in range(start, start + 1500):
+            data[k] ^= 0x5A
+    damaged = tmp_path / f"damaged.{container}"
+    damaged.write_bytes(bytes(data))
+    times = [i * 0.25 for i in range(32)]
+    with caplog.at_level("WARNING", logger="vidground.video.decode"):
+        frames = decode_frames(damaged, times, unique=False)
+    assert len(frames) == len(times)
+    for t, frame in zip(times, frames, strict=True):
+        assert frame.time <= t + 1e-6
+        assert min(abs(frame.time - real) for real in made.times) < 1e-6
+    # the start of the file is untouched: those frames are exactly right
+    assert [read_painted_index(f.image) for f in frames[:8]] == [made.frame_at(t)
+                                                                 for t in times[:8]]
+    if container != "ts":  # the TS demuxer drops damaged packets itself
+        assert "damaged packet" in caplog.text

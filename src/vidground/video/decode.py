@@ -31,6 +31,7 @@ Frame times are ``(pts - start) * time_base`` with ``start`` the video stream's 
 from __future__ import annotations
 
 import bisect
+import logging
 import os
 import queue
 import threading
@@ -49,6 +50,7 @@ from ..errors import VideoError
 from .probe import VideoInfo, probe, video_stream
 
 ProgressFn = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 #: A seek (flush, re-open the GOP, refill the threads) costs about this many decoded frames.
 SEEK_COST_FRAMES = 6
@@ -258,6 +260,7 @@ class _Decoder:
             self.start_pts = 0
             self.count_frames = True
         self.stream.thread_type = "SLICE"
+        self.damaged = 0  # packets the decoder rejected (see _decode)
         ctx = self.stream.codec_context
         self.can_skip = (self.index.complete and ctx.name in NONREF_CODECS
                          and not self.count_frames)
@@ -370,17 +373,26 @@ class _Decoder:
     def _counted_frames(self) -> Iterator[av.VideoFrame]:
         """Decode from the seek point, stamping frames with the index times in output order
         (the first packet after a seek is a keyframe, shown first in its closed GOP)."""
-        ctx = self.stream.codec_context
         position: int | None = 0 if self.untimed else None
         for packet in self.container.demux(self.stream):
             if position is None and packet.dts is not None and packet.size:
                 position = bisect.bisect_left(self.index.pts, packet.dts)
-            for frame in ctx.decode(packet):
+            for frame in self._decode(packet):
                 if position is None or position >= len(self.index.pts):
                     return
                 frame.pts = self.index.pts[position]
                 position += 1
                 yield frame
+
+    def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
+        """The frames ``packet`` completes. A damaged packet (the decoder rejects its data) is
+        skipped, as players do: the frames around it still carry their true times, and a time
+        whose frame was lost is served by the last good frame before it."""
+        try:
+            return self.stream.codec_context.decode(packet)
+        except av.InvalidDataError:
+            self.damaged += 1
+            return []
 
     def _rewind(self) -> None:
         """Start reading an unseekable stream from its first byte again (a fresh open)."""
@@ -449,7 +461,7 @@ class _Decoder:
                 want = "DEFAULT" if packet.pts in wanted or packet.is_keyframe else "NONREF"
                 if want != mode:
                     ctx.skip_frame = mode = want
-            yield from ctx.decode(packet)
+            yield from self._decode(packet)
         if mode != "DEFAULT":
             ctx.skip_frame = "DEFAULT"
 
@@ -535,6 +547,9 @@ def iter_frames(video: str | Path | VideoInfo, times: Sequence[float], *,
                          f"truncated ({exc}).") from exc
     finally:
         decoder.close()
+        if decoder.damaged:
+            log.warning("%s: skipped %d damaged packet(s); times near them are served by the "
+                        "closest good frame before", Path(info.path).name, decoder.damaged)
 
 
 def _parallel_runs(first: _Decoder, runs: Sequence[DecodeRun], size: tuple[int, int] | None,
@@ -575,6 +590,7 @@ def _parallel_runs(first: _Decoder, runs: Sequence[DecodeRun], size: tuple[int, 
             future.cancel()
         pool.shutdown(wait=True)
         for dec in opened:
+            first.damaged += dec.damaged
             dec.close()
 
 
