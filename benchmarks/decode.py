@@ -47,8 +47,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from media import make_video, paint_index, read_painted_index  # noqa: E402
 
-from vidground.video import decode as decode_module  # noqa: E402
 from vidground.video.decode import decode_frames, keyframe_times  # noqa: E402
+from vidground.video.index import clear_cache  # noqa: E402
 from vidground.video.probe import probe  # noqa: E402
 from vidground.video.sampling import (  # noqa: E402
     interval_centres,
@@ -271,7 +271,7 @@ def main() -> None:
         if not available(module) or any(s in name for s in skip):
             print(f"{name:28s} skipped ({module} not installed or --skip)")
             continue
-        decode_module._index_cache.clear()  # no method profits from an earlier scan
+        clear_cache()  # no method profits from an earlier scan
         start = time.perf_counter()
         count = fn(path, idx, size)
         results.append((name, count, time.perf_counter() - start))

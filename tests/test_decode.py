@@ -264,16 +264,17 @@ def test_the_index_is_scanned_once_per_unchanged_file(tmp_path: Path,
     """A long video asked in many windows must not re-read every packet for each window; a
     file rewritten in place is scanned again."""
     from vidground.video import decode as decode_module
+    from vidground.video import index as index_module
 
     scans: list[str] = []
-    original_scan = decode_module._scan
+    original_scan = index_module.scan
 
     def counting_scan(container, stream, use_dts=False):  # type: ignore[no-untyped-def]
         scans.append(container.name)
         return original_scan(container, stream, use_dts)
 
-    monkeypatch.setattr(decode_module, "_scan", counting_scan)
-    decode_module._index_cache.clear()
+    monkeypatch.setattr(index_module, "scan", counting_scan)
+    index_module.clear_cache()
     made = make_video(tmp_path / "v.mp4", gop=5, duration=3.0)
     for window in ([0.1, 0.5], [1.1, 1.5], [2.1, 2.5]):
         frames = decode_frames(made.path, window, threads=2)

@@ -2,17 +2,18 @@
 
 How a request is served
 -----------------------
-1. **Index** (demux only, no decoding): every packet's pts and keyframe flag. This gives the true
+1. **Index** (:mod:`.index`; demux only): every packet's pts and keyframe flag. This gives the true
    display times of all frames, so each requested time maps to one exact frame: the frame
    *displayed* at ``t``, i.e. the last frame whose presentation time is ``<= t`` (times before the
    first frame give the first frame, times after the last give the last). The index of the last
    few files is kept while the file is unchanged (a long video asked in many windows, refined
    and verified is scanned once); :func:`keyframe_times` reads it for sampling.
-2. **Plan** (:func:`plan_decode`, pure): wanted frames are grouped by GOP (keyframe to next
-   keyframe). A run starts with a seek to a keyframe; the next GOP joins the same run (decode
-   straight through, no seek) when the frames between the last wanted frame and the next
-   keyframe cost less than a seek. A run whose wanted frames are all keyframes only feeds
-   keyframe packets to the decoder.
+2. **Plan** (:mod:`.plan`, pure): wanted frames are grouped by GOP; a run seeks to a keyframe
+   and decodes forward, and neighbouring GOPs share a run where that is cheaper than a seek.
+   A run seeks to its keyframe's *dts* (what MPEG-TS seeks by; never after the keyframe) and
+   drops the packets before the keyframe undecoded, stepping back a few GOPs where a seek lands
+   late. Raw elementary streams (no timestamps, no seeking) are one run from the start, frames
+   numbered in output order at the stream's frame rate.
 3. **Decode**: runs are independent (each starts at a keyframe), so several are decoded at once,
    one open file and decoder per thread (PyAV releases the GIL while FFmpeg decodes), and their
    frames are handed out in time order; at most ``2 x workers`` runs are held, so memory stays
@@ -22,7 +23,9 @@ How a request is served
    threading: on the 2-vCPU development VM frame threading made 720p H.264 decoding slower, not
    faster (see benchmarks/decode.py). Independent runs scale with cores that decode
    independently; on that VM two decoders together gain only about 1.15x (measured with two
-   processes as well, so it is the VM's cores, not the GIL).
+   processes as well, so it is the VM's cores, not the GIL). A packet the decoder rejects
+   (damaged data) is skipped, as players do; a time whose frame was lost gets the last good
+   frame before it, with that frame's true time.
 
 Frame times are ``(pts - start) * time_base`` with ``start`` the video stream's start time, as
 :class:`~vidground.video.probe.VideoInfo` reports it, so they equal what a player shows.
@@ -34,8 +37,7 @@ import bisect
 import logging
 import os
 import queue
-import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
@@ -47,19 +49,16 @@ import av
 import numpy as np
 
 from ..errors import VideoError
+from .index import FrameIndex, cached_index, frame_numbers
+from .plan import TIME_SLACK, DecodeRun, plan_decode
 from .probe import VideoInfo, probe, video_stream
+
+__all__ = ["DecodeRun", "Frame", "decode_frames", "decode_threads", "iter_frames",
+           "keyframe_times", "plan_decode"]
 
 ProgressFn = Callable[[int, int], None]
 log = logging.getLogger(__name__)
 
-#: A seek (flush, re-open the GOP, refill the threads) costs about this many decoded frames.
-SEEK_COST_FRAMES = 6
-#: A time this close below a frame's start names that frame: times computed in floats
-#: (12 * 0.37 = 4.4399999...) still name the frame that starts at 4.44.
-TIME_SLACK = 1e-6
-#: Most wanted frames a merged (decode-straight-through) run collects, so a run held in memory
-#: while others decode stays small.
-MAX_RUN_TIMES = 64
 #: Decoding threads (independent runs at once); ``VIDGROUND_DECODE_THREADS`` overrides.
 DEFAULT_DECODE_THREADS = min(4, os.cpu_count() or 1)
 #: Decoders for which skipping non-reference packets is known to be exact.
@@ -81,143 +80,6 @@ class Frame:
         return int(self.image.shape[1]), int(self.image.shape[0])
 
 
-@dataclass(frozen=True)
-class DecodeRun:
-    """One stretch of decoding: seek to ``keyframe`` (a keyframe time, seconds) and decode
-    forward until every time in ``times`` (sorted) is served. ``keyframes_only``: every wanted
-    frame is a keyframe, so only keyframe packets need decoding."""
-
-    keyframe: float
-    times: tuple[float, ...]
-    keyframes_only: bool = False
-
-
-def plan_decode(keyframes: Sequence[float], times: Sequence[float], *,
-                frame_times: Sequence[float] | None = None, frame_duration: float = 1 / 30,
-                seek_cost_frames: float = SEEK_COST_FRAMES,
-                max_run_times: int = MAX_RUN_TIMES) -> list[DecodeRun]:
-    """Split sorted ``times`` into decode runs, each starting at a keyframe (all in seconds).
-
-    ``keyframes`` are sorted keyframe times; ``frame_times`` (all frames, sorted), when known,
-    tells which wanted frames are keyframes. Consecutive GOPs are merged into one run when the
-    frames between the last wanted time and the next run's keyframe are fewer than
-    ``seek_cost_frames`` (dense requests: decode straight through) and the merged run would
-    hold at most ``max_run_times`` times; otherwise a new run seeks.
-    """
-    if not times:
-        return []
-    kfs = list(keyframes) or [0.0]
-    groups: list[tuple[int, list[float]]] = []
-    for t in sorted(times):
-        gop = max(0, bisect.bisect_right(kfs, t + TIME_SLACK) - 1)
-        if groups and groups[-1][0] == gop:
-            groups[-1][1].append(t)
-        else:
-            groups.append((gop, [t]))
-
-    key_set = set(kfs)
-    runs: list[DecodeRun] = []
-    for gop, group in groups:
-        only_keys = frame_times is not None and all(
-            _displayed(frame_times, t) in key_set for t in group)
-        if runs and len(runs[-1].times) + len(group) <= max_run_times:
-            last = runs[-1]
-            gap = (kfs[gop] - last.times[-1]) / frame_duration
-            if last.keyframes_only and only_keys:  # keyframe-only decoding: continuing is cheap
-                runs[-1] = DecodeRun(last.keyframe, last.times + tuple(group), True)
-                continue
-            if not last.keyframes_only and not only_keys and gap <= seek_cost_frames:
-                runs[-1] = DecodeRun(last.keyframe, last.times + tuple(group), False)
-                continue
-        runs.append(DecodeRun(kfs[gop], tuple(group), only_keys))
-    return runs
-
-
-def _displayed(frame_times: Sequence[float], t: float) -> float:
-    """Time of the frame displayed at ``t`` (the first frame for times before it)."""
-    i = bisect.bisect_right(frame_times, t + TIME_SLACK) - 1
-    return frame_times[max(i, 0)]
-
-
-@dataclass(frozen=True)
-class _Index:
-    """Display-order pts of every frame and the keyframe pts (stream time base)."""
-
-    pts: list[int]
-    keyframes: list[int]
-    complete: bool  # every packet had a pts
-    rank: dict[int, int]  # pts -> position in display order
-    key_dts: dict[int, int]  # keyframe pts -> its dts (where the demuxer gave one)
-    packets: int  # frames (non-empty packets), stamped or not
-    key_positions: list[int]  # decode-order positions of the keyframe packets
-
-    @property
-    def untimed(self) -> bool:
-        """No packet carries a timestamp (a raw H.264/HEVC elementary stream)."""
-        return self.packets > 0 and not self.pts
-
-
-def _scan(container: av.container.InputContainer, stream: av.VideoStream,
-          use_dts: bool = False) -> _Index:
-    pts: list[int] = []
-    keys: list[int] = []
-    key_dts: dict[int, int] = {}
-    key_positions: list[int] = []
-    complete = True
-    packets = 0
-    for packet in container.demux(stream):
-        if packet.size == 0:
-            continue
-        packets += 1
-        if packet.is_keyframe:
-            key_positions.append(packets - 1)
-        stamp = packet.dts if use_dts else packet.pts
-        if stamp is None:
-            complete = False
-            continue
-        pts.append(stamp)
-        if packet.is_keyframe:
-            keys.append(stamp)
-            if packet.dts is not None:
-                key_dts[stamp] = packet.dts
-    pts.sort()
-    keys.sort()
-    return _Index(pts, keys, complete, {p: i for i, p in enumerate(pts)}, key_dts, packets,
-                  key_positions)
-
-
-def _frame_numbers(index: _Index) -> _Index:
-    """An untimed stream's index in frame numbers: frame ``i`` is shown at ``i / fps`` (what
-    players do with such a stream; a closed GOP's keyframe is shown at its decode position)."""
-    numbers = list(range(index.packets))
-    return _Index(numbers, index.key_positions or [0], True, {i: i for i in numbers}, {},
-                  index.packets, index.key_positions)
-
-
-#: Indexes kept (the last files decoded): a long video asked in many windows, refined and
-#: verified is scanned once, not once per call.
-INDEX_CACHE_SIZE = 4
-_index_cache: OrderedDict[tuple[str, int, int, bool], _Index] = OrderedDict()
-_index_lock = threading.Lock()
-
-
-def _cached_index(container: av.container.InputContainer, stream: av.VideoStream, path: str,
-                  use_dts: bool) -> _Index:
-    """The index of ``path``, scanned once while the file is unchanged (same size and mtime)."""
-    stat = os.stat(path)
-    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, use_dts)
-    with _index_lock:
-        if key in _index_cache:
-            _index_cache.move_to_end(key)
-            return _index_cache[key]
-    index = _scan(container, stream, use_dts=use_dts)
-    with _index_lock:
-        _index_cache[key] = index
-        while len(_index_cache) > INDEX_CACHE_SIZE:
-            _index_cache.popitem(last=False)
-    return index
-
-
 def _target_size(info: VideoInfo, size: tuple[int, int] | None) -> tuple[int, int] | None:
     """Decoder output (width, height) before rotation, for a wanted display ``size``."""
     if size is None:
@@ -232,7 +94,7 @@ class _Decoder:
     """Decodes wanted frames of one open file, run by run."""
 
     def __init__(self, info: VideoInfo, size: tuple[int, int] | None,
-                 index: _Index | None = None) -> None:
+                 index: FrameIndex | None = None) -> None:
         self.info = info
         self.out_size = _target_size(info, size)
         self.container = av.open(info.path, metadata_errors="ignore")
@@ -248,13 +110,13 @@ class _Decoder:
             if other.index != self.stream.index:
                 other.discard = "all"
         # a sibling decoder of the same file passes the index it already scanned
-        self.index = index or _cached_index(self.container, self.stream, info.path,
+        self.index = index or cached_index(self.container, self.stream, info.path,
                                             self.count_frames)
         # A raw elementary stream has no timestamps at all and cannot seek: frames are numbered
         # in output order, at the stream's frame rate, and decoded in one pass from the start.
         self.untimed = self.index.untimed
         if self.untimed:
-            self.index = _frame_numbers(self.index)
+            self.index = frame_numbers(self.index)
             self.time_base = 1 / Fraction(info.fps if info.fps > 0 else 25.0
                                           ).limit_denominator(1001)
             self.start_pts = 0
