@@ -144,7 +144,10 @@ def test_uploads_unused_past_the_retention_time_are_deleted(
     uploads = srv.data_dir / "uploads"
     week_ago = time.time() - 8 * 24 * 3600
     for video_id in (old_id, used_id):
-        os.utime(uploads / f"{video_id}.video", (week_ago, week_ago))
+        for suffix in (".video", ".json"):
+            os.utime(uploads / f"{video_id}{suffix}", (week_ago, week_ago))
+    # using an upload leaves the video file's own time alone (the frame index is keyed by it)
+    uploaded_at = (uploads / f"{new_id}.video").stat().st_mtime_ns
     # a 10-second retention, to also see the periodic sweep (at least every second here)
     env = openai_env(fake_model, VIDGROUND_UPLOAD_RETENTION_HOURS=str(10 / 3600))
     with ServerProcess(base, env=env) as srv:
@@ -159,6 +162,7 @@ def test_uploads_unused_past_the_retention_time_are_deleted(
             r = requests.post(srv.url("/api/v1/inference"), json={
                 "video_id": new_id, "query": QUERY, "options": ONE_CALL}, timeout=60)
             assert r.status_code == 200, r.text
+        assert (uploads / f"{new_id}.video").stat().st_mtime_ns == uploaded_at
         # 12 s after upload, used 0 s ago: still there; unused for 10+ s: deleted
         wait_for(lambda: not (uploads / f"{new_id}.video").exists(), timeout_s=30)
     assert "deleted 1 upload(s)" in srv.log() or "deleted 2 upload(s)" in srv.log()

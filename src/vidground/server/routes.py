@@ -90,7 +90,7 @@ def health(request: Request) -> dict[str, Any]:
 
 
 @router.post("/inference", response_model=InferenceResponse, tags=["inference"])
-async def inference(body: InferenceRequest, request: Request) -> JSONResponse:
+async def inference(body: InferenceRequest, request: Request) -> Response:
     """Find when ``query`` happens in the video, and wait for the answer.
 
     Waits in the shared queue (one model, ``workers`` at a time); 429 with ``Retry-After``

@@ -149,8 +149,15 @@ class UploadStore:
         return path
 
     def touch(self, video_id: str) -> None:
-        """Mark ``video_id`` as used now (retention counts from the last use)."""
-        os.utime(self.video_path(video_id))
+        """Mark ``video_id`` as used now (retention counts from the last use). The mark is the
+        mtime of its ``.json`` sidecar: the video file keeps its own, which the decoder's frame
+        index is keyed by."""
+        path = self.video_path(video_id)
+        meta = self.directory / f"{video_id}.json"
+        if meta.exists():
+            os.utime(meta)
+        else:
+            meta.write_text(json.dumps(self._facts(path)), encoding="utf-8")
 
     def delete(self, video_id: str, in_use: set[str]) -> None:
         """Remove an upload (404 unknown; 409 while a queued or running job needs it)."""
@@ -167,10 +174,13 @@ class UploadStore:
         removed = []
         for path in self.directory.glob("*.video"):
             video_id = path.stem
+            meta = self.directory / f"{video_id}.json"
             try:
-                idle = path.stat().st_mtime < cutoff
+                used = max(path.stat().st_mtime,
+                           meta.stat().st_mtime if meta.exists() else 0.0)
             except OSError:
                 continue
+            idle = used < cutoff
             if idle and video_id not in in_use and VIDEO_ID_RE.match(video_id):
                 self._remove(video_id)
                 removed.append(video_id)
@@ -186,10 +196,14 @@ class UploadStore:
         try:
             meta = json.loads(meta_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            info = probe(path, max_pixels=self.max_pixels)
-            meta = {"video": info.summary(), "filename": None, "size_bytes": path.stat().st_size,
-                    "created_at": path.stat().st_mtime}
+            meta = self._facts(path)
         return {"video_id": video_id, **meta}
+
+    def _facts(self, path: Path) -> dict[str, Any]:
+        """What the sidecar holds, re-read from the video itself (sidecar lost or broken)."""
+        info = probe(path, max_pixels=self.max_pixels)
+        return {"video": info.summary(), "filename": None, "size_bytes": path.stat().st_size,
+                "created_at": path.stat().st_mtime}
 
     async def save(self, chunks: AsyncIterator[bytes], filename: Callable[[], str | None],
                    run_sync: Callable[..., Any]) -> dict[str, Any]:
