@@ -214,13 +214,14 @@ def test_fixed_rate_samples_keyframes_when_every_interval_holds_one(tmp_path: Pa
     keys = keyframe_times(info)
     assert keys == pytest.approx([float(k) for k in range(8)])
     snapped = plan_sampling(info, LocateOptions(frame_sampling_rate=1.0))
-    assert snapped.times == pytest.approx(keys)
+    assert snapped.times == pytest.approx([0.5, *keys[1:-1], 7.5])  # ends stay at the centres
     uniform = plan_sampling(info, LocateOptions(frame_sampling_rate=1.0,
                                                 snap_to_keyframes=False))
     assert uniform.times == pytest.approx([k + 0.5 for k in range(8)])
     frames = decode_frames(info, snapped.times)
-    assert [read_painted_index(f.image) for f in frames] == [k * FPS for k in range(8)]
-    assert [f.time for f in frames] == pytest.approx(keys, abs=1e-6)
+    assert [read_painted_index(f.image) for f in frames] == [
+        video.frame_at(0.5), *[k * FPS for k in range(1, 7)], video.frame_at(7.5)]
+    assert [f.time for f in frames[1:-1]] == pytest.approx(keys[1:-1], abs=1e-6)
     # 2 fps has intervals without a keyframe: the grid stays uniform
     assert plan_sampling(info, LocateOptions(frame_sampling_rate=2.0)).times == pytest.approx(
         [k / 2 + 0.25 for k in range(16)])

@@ -78,16 +78,18 @@ def test_snap_moves_each_time_to_the_keyframe_in_its_interval() -> None:
     from vidground.video.sampling import snap_to_keyframes
 
     keys = [0.0, 1.0, 2.0, 3.0, 4.0]
-    assert snap_to_keyframes([0.5, 1.5, 2.5, 3.5], keys, 1.0) == [0.0, 1.0, 2.0, 3.0]
-    assert snap_to_keyframes([1.0, 3.0], keys, 2.0) == [1.0, 3.0]  # nearest, then earliest
-    assert snap_to_keyframes([0.4, 1.4], [0.0, 1.2], 1.0) == [0.0, 1.2]
+    # the first and last stay (often black or a fade); the others go to their keyframe
+    assert snap_to_keyframes([0.5, 1.5, 2.5, 3.5], keys, 1.0) == [0.5, 1.0, 2.0, 3.5]
+    assert snap_to_keyframes([1.0, 3.0, 5.0], [0, 2, 3.5, 4], 2.0) == [1.0, 3.5, 5.0]
+    assert snap_to_keyframes([0.4, 1.4, 2.4], [0.0, 1.2, 1.6, 2.0], 1.0) == [0.4, 1.2, 2.4]
 
 
 def test_snap_gives_up_when_an_interval_has_no_keyframe() -> None:
     from vidground.video.sampling import snap_to_keyframes
 
-    assert snap_to_keyframes([0.5, 1.5, 2.5], [0.0, 1.0], 1.0) is None  # [2, 3) has none
-    assert snap_to_keyframes([0.5, 1.5], [], 1.0) is None
+    assert snap_to_keyframes([0.5, 1.5, 2.5, 3.5], [0.0, 1.0], 1.0) is None  # [2, 3) has none
+    assert snap_to_keyframes([0.5, 1.5, 2.5], [], 1.0) is None
+    assert snap_to_keyframes([0.5, 1.5], [0.0, 1.0], 1.0) is None  # no inner time to move
     assert snap_to_keyframes([], [0.0], 1.0) is None
 
 
@@ -104,6 +106,7 @@ def test_snapped_times_stay_in_their_intervals(keys: list[float], n: int,
     if snapped is None:
         return
     assert len(snapped) == len(times)
-    assert all(s in keys for s in snapped)
+    assert snapped[0] == times[0] and snapped[-1] == times[-1]
+    assert all(s in keys for s in snapped[1:-1])
     assert all(a < b for a, b in zip(snapped, snapped[1:], strict=False))
     assert all(t - step / 2 <= s < t + step / 2 for t, s in zip(times, snapped, strict=True))

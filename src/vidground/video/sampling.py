@@ -5,11 +5,12 @@
 nor the last instant (often black or a fade) is over-represented. Times never pass the start of
 the last frame.
 
-``snap_to_keyframes`` then moves each time to the keyframe inside its interval when *every*
-interval holds one (keyframes no further apart than the sampling step: a phone video with 1 s
-GOPs sampled at 1 fps or less, or any usual video sampled sparsely over hours). Every picked frame
-still stands for its own interval and carries its true time, and the decoder then reads only
-keyframes, which costs no reference chain (see ``benchmarks/decode.py --gop-seconds 1``).
+``snap_to_keyframes`` then moves each time but the first and last to the keyframe inside its
+interval when *every* such interval holds one (keyframes no further apart than the sampling
+step: a phone video with 1 s GOPs sampled at 1 fps or less, or any usual video sampled sparsely
+over hours). Every picked frame still stands for its own interval and carries its true time,
+and the decoder then reads only keyframes, which costs no reference chain, plus one GOP at each
+end (see ``benchmarks/decode.py --gop-seconds 1``).
 """
 
 from __future__ import annotations
@@ -81,17 +82,21 @@ def snap_to_keyframes(times: Sequence[float], keyframes: Sequence[float],
                       step: float) -> list[float] | None:
     """``times`` (ascending, ``step`` apart: interval centres) each moved to the keyframe nearest
     to it within its interval ``[t - step/2, t + step/2)``, or None when some interval holds no
-    keyframe (then snapping would not spare any decoding, so the grid stays uniform)."""
-    if not times or not keyframes or step <= 0:
+    keyframe (then snapping would not spare any decoding, so the grid stays uniform). The first
+    and the last time stay where they are: the very first and last frames are often black or a
+    fade, and decoding into one GOP at each end costs little."""
+    if len(times) < 3 or not keyframes or step <= 0:
         return None
-    snapped: list[float] = []
-    for t in times:
+    snapped: list[float] = [times[0]]
+    for t in times[1:-1]:
         lo = bisect.bisect_left(keyframes, t - step / 2)
         hi = bisect.bisect_left(keyframes, t + step / 2)
         if lo >= hi:
             return None
         best = min(keyframes[lo:hi], key=lambda k: (abs(k - t), k))
-        if snapped and best <= snapped[-1]:
+        if best <= snapped[-1]:
             return None
         snapped.append(best)
-    return snapped
+    if times[-1] <= snapped[-1]:
+        return None
+    return [*snapped, times[-1]]
