@@ -304,7 +304,7 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
         times = sample_times(info, fps=float(opts.frame_sampling_rate),
                              min_frames=opts.min_frames, max_frames=limit,
                              max_context_tokens=None, tokens_per_frame=None)
-        if opts.snap_to_keyframes and len(times) > 1:
+        if opts.snap_to_keyframes and len(times) > 2:  # the ends never move
             keyframes = keyframe_times(info)
             if keyframes:
                 step = info.duration / len(times)

@@ -128,8 +128,7 @@ class Service:
     # -- the work --------------------------------------------------------------------------
     def video_file(self, request: dict[str, Any]) -> Path:
         if request.get("video_id") is not None:
-            self.uploads.touch(request["video_id"])  # used now: retention starts again
-            return self.uploads.video_path(request["video_id"])
+            return self.uploads.touch(request["video_id"])  # used now: retention restarts
         return resolve_media_path(self.media_root, request["video_path"])
 
     def validate(self, request: dict[str, Any]) -> None:

@@ -148,16 +148,17 @@ class UploadStore:
             raise VideoNotFoundError(f"unknown video_id {video_id}; upload the video first")
         return path
 
-    def touch(self, video_id: str) -> None:
-        """Mark ``video_id`` as used now (retention counts from the last use). The mark is the
-        mtime of its ``.json`` sidecar: the video file keeps its own, which the decoder's frame
-        index is keyed by."""
+    def touch(self, video_id: str) -> Path:
+        """Mark ``video_id`` as used now and return its file (retention counts from the last
+        use). The mark is the mtime of its ``.json`` sidecar: the video file keeps its own,
+        which the decoder's frame index is keyed by."""
         path = self.video_path(video_id)
         meta = self.directory / f"{video_id}.json"
         if meta.exists():
             os.utime(meta)
         else:
             meta.write_text(json.dumps(self._facts(path)), encoding="utf-8")
+        return path
 
     def delete(self, video_id: str, in_use: set[str]) -> None:
         """Remove an upload (404 unknown; 409 while a queued or running job needs it)."""

@@ -97,8 +97,7 @@ class _Decoder:
                  index: FrameIndex | None = None) -> None:
         self.info = info
         self.out_size = _target_size(info, size)
-        self.container = av.open(info.path, metadata_errors="ignore")
-        self.stream = video_stream(self.container, Path(info.path))
+        self.container, self.stream = self._open()
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 1_000_000)
         self.start_pts = round(info.start_time / self.time_base)
         # AVI stores no presentation times; FFmpeg guesses them, right for MPEG-4 part 2 but
@@ -106,9 +105,6 @@ class _Decoder:
         # the (closed-GOP) keyframe a run starts at.
         self.count_frames = (self.container.format.name == "avi"
                              and self.stream.codec_context.name in ("h264", "hevc"))
-        for other in self.container.streams:  # only this stream's packets are wanted
-            if other.index != self.stream.index:
-                other.discard = "all"
         # a sibling decoder of the same file passes the index it already scanned
         self.index = index or cached_index(self.container, self.stream, info.path,
                                             self.count_frames)
@@ -121,11 +117,20 @@ class _Decoder:
                                           ).limit_denominator(1001)
             self.start_pts = 0
             self.count_frames = True
-        self.stream.thread_type = "SLICE"
         self.damaged = 0  # packets the decoder rejected (see _decode)
         ctx = self.stream.codec_context
         self.can_skip = (self.index.complete and ctx.name in NONREF_CODECS
                          and not self.count_frames)
+
+    def _open(self) -> tuple[av.container.InputContainer, av.VideoStream]:
+        """Open the file for decoding its video stream only, with slice threading."""
+        container = av.open(self.info.path, metadata_errors="ignore")
+        stream = video_stream(container, Path(self.info.path))
+        for other in container.streams:  # only this stream's packets are wanted
+            if other.index != stream.index:
+                other.discard = "all"
+        stream.thread_type = "SLICE"
+        return container, stream
 
     def close(self) -> None:
         self.container.close()
@@ -173,11 +178,11 @@ class _Decoder:
         targets = list(run.times)
         wanted = {self.wanted_pts(t) for t in targets} - {None}
         key_pts = self.start_pts + round(run.keyframe / self.time_base)
-        exact_key = self._indexed_keyframe(key_pts)
-        if self.untimed:
-            self._rewind()
+        if self.untimed:  # cannot seek: read from the first byte again
+            self.container.close()
+            self.container, self.stream = self._open()
             packets = self.container.demux(self.stream)
-        elif exact_key is not None:
+        elif (exact_key := self._indexed_keyframe(key_pts)) is not None:
             packets = self._packets_from(exact_key)
         else:
             self._seek(key_pts)
@@ -232,11 +237,12 @@ class _Decoder:
                              f"{Path(self.info.path).name}; its index is broken.")
         yield from self.run(DecodeRun(first, tuple(targets), False))
 
-    def _counted_frames(self) -> Iterator[av.VideoFrame]:
-        """Decode from the seek point, stamping frames with the index times in output order
-        (the first packet after a seek is a keyframe, shown first in its closed GOP)."""
+    def _counted_frames(self, packets: Iterator[av.Packet]) -> Iterator[av.VideoFrame]:
+        """Decode ``packets`` (from the seek point), stamping frames with the index times in
+        output order (the first packet after a seek is a keyframe, shown first in its closed
+        GOP; an untimed stream starts at frame 0)."""
         position: int | None = 0 if self.untimed else None
-        for packet in self.container.demux(self.stream):
+        for packet in packets:
             if position is None and packet.dts is not None and packet.size:
                 position = bisect.bisect_left(self.index.pts, packet.dts)
             for frame in self._decode(packet):
@@ -255,13 +261,6 @@ class _Decoder:
         except av.InvalidDataError:
             self.damaged += 1
             return []
-
-    def _rewind(self) -> None:
-        """Start reading an unseekable stream from its first byte again (a fresh open)."""
-        self.container.close()
-        self.container = av.open(self.info.path, metadata_errors="ignore")
-        self.stream = video_stream(self.container, Path(self.info.path))
-        self.stream.thread_type = "SLICE"
 
     def _seek(self, pts: int) -> None:
         first = self.index.keyframes[0] if self.index.keyframes else self.start_pts
@@ -312,7 +311,7 @@ class _Decoder:
     def _frames(self, run: DecodeRun, wanted: set[int],
                 packets: Iterator[av.Packet]) -> Iterator[av.VideoFrame]:
         if self.count_frames:
-            yield from self._counted_frames()
+            yield from self._counted_frames(packets)
             return
         ctx = self.stream.codec_context
         mode = "DEFAULT"

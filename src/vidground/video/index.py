@@ -32,7 +32,7 @@ class FrameIndex:
 
 
 def scan(container: av.container.InputContainer, stream: av.VideoStream,
-          use_dts: bool = False) -> FrameIndex:
+         use_dts: bool = False) -> FrameIndex:
     """Read every packet of ``stream`` (no decoding). ``use_dts``: stamp frames by dts (AVI,
     whose pts FFmpeg guesses)."""
     pts: list[int] = []
@@ -59,7 +59,7 @@ def scan(container: av.container.InputContainer, stream: av.VideoStream,
     pts.sort()
     keys.sort()
     return FrameIndex(pts, keys, complete, {p: i for i, p in enumerate(pts)}, key_dts, packets,
-                  key_positions)
+                      key_positions)
 
 
 def frame_numbers(index: FrameIndex) -> FrameIndex:
@@ -67,7 +67,7 @@ def frame_numbers(index: FrameIndex) -> FrameIndex:
     players do with such a stream; a closed GOP's keyframe is shown at its decode position)."""
     numbers = list(range(index.packets))
     return FrameIndex(numbers, index.key_positions or [0], True, {i: i for i in numbers}, {},
-                  index.packets, index.key_positions)
+                      index.packets, index.key_positions)
 
 
 #: Indexes kept (the last files decoded): a long video asked in many windows, refined and
@@ -78,7 +78,7 @@ _index_lock = threading.Lock()
 
 
 def cached_index(container: av.container.InputContainer, stream: av.VideoStream, path: str,
-                  use_dts: bool) -> FrameIndex:
+                 use_dts: bool) -> FrameIndex:
     """The index of ``path``, scanned once while the file is unchanged (same size and mtime)."""
     stat = os.stat(path)
     key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, use_dts)
