@@ -23,6 +23,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from vidground.video.plan import TIME_SLACK
+
 INDEX_BITS = 16
 BACKGROUND = (48, 48, 48)
 ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "mpeg4": "mpeg4",
@@ -49,8 +51,9 @@ class MadeVideo:
     fps: float
 
     def frame_at(self, t: float) -> int:
-        """Index of the frame displayed at ``t`` (the last frame whose time is <= t)."""
-        idx = int(np.searchsorted(np.asarray(self.times), t + 1e-9, side="right")) - 1
+        """Index of the frame displayed at ``t`` (the last frame whose time is <= t), with the
+        decoder's slack: a time within ``TIME_SLACK`` (1 µs) below a frame's start names it."""
+        idx = int(np.searchsorted(np.asarray(self.times), t + TIME_SLACK, side="right")) - 1
         return max(idx, 0)
 
 

@@ -315,3 +315,19 @@ def test_damaged_packets_are_skipped_and_times_stay_true(
                                                                  for t in times[:8]]
     if container != "ts":  # the TS demuxer drops damaged packets itself
         assert "damaged packet" in caplog.text
+
+
+def test_runs_on_one_decoder_do_not_inherit_frame_skipping(tmp_path: Path) -> None:
+    """A run stops as soon as its times are served, possibly with the decoder still skipping
+    non-reference frames; the next run on the same decoder must not skip a wanted B-frame
+    (seen as a rare wrong frame in the random pattern of the VFR + B-frames MKV case)."""
+    made = make_video(tmp_path / "v.mkv", gop=12, duration=4.0, vfr=True, bframes=True)
+    info = probe(made.path)
+    rng = random.Random(178)
+    time_sets = [[rng.uniform(-0.1, info.duration + 0.2) for _ in range(15)] for _ in range(40)]
+    time_sets.append([1.03, 2.8367, 3.8356, 4.3554, 5.0689, 5.3499, 5.6764, 5.6904, 5.7381])
+    for times in time_sets:
+        for threads in (1, 2):
+            frames = decode_frames(info, times, unique=False, threads=threads)
+            assert [read_painted_index(f.image) for f in frames] == [made.frame_at(t)
+                                                                     for t in times], times

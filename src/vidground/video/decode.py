@@ -314,7 +314,9 @@ class _Decoder:
             yield from self._counted_frames(packets)
             return
         ctx = self.stream.codec_context
-        mode = "DEFAULT"
+        # Set, not assumed: a run that stopped early (all its times served) leaves the decoder
+        # as it was, and the next run on it must not skip a wanted B-frame.
+        ctx.skip_frame = mode = "DEFAULT"
         for packet in packets:
             if run.keyframes_only and not packet.is_keyframe and packet.size:
                 continue
@@ -323,8 +325,6 @@ class _Decoder:
                 if want != mode:
                     ctx.skip_frame = mode = want
             yield from self._decode(packet)
-        if mode != "DEFAULT":
-            ctx.skip_frame = "DEFAULT"
 
 
 def keyframe_times(video: str | Path | VideoInfo) -> list[float] | None:
