@@ -57,3 +57,14 @@ class Settings(BaseSettings):
     max_request_kb: int = Field(default=4096, description="largest JSON request body")
     upload_retention_hours: float = Field(
         default=168.0, ge=0, description="delete uploads unused for this long (0: keep them)")
+    # job store and workers (issue 16)
+    job_store: str | None = Field(
+        default=None, description="where jobs live: unset = <data_dir>/jobs.sqlite3; "
+        "postgresql://user:password@host:5432/db = a database several front ends and "
+        "`vidground worker`s share; anything else = a SQLite file path")
+    job_lease_s: float = Field(
+        default=60.0, gt=0, description="a running job's claim lasts this long without a "
+        "heartbeat (renewed every third of it); then another process re-runs the job")
+    run_jobs: bool = Field(
+        default=True, description="`vidground serve` also runs queued jobs (false: a front "
+        "end only; `vidground worker` processes run them)")

@@ -29,7 +29,7 @@ from ..grounding import Grounder
 from ..options import LocateOptions, check_query
 from ..progress import ProgressEvent
 from .executor import BoundedExecutor
-from .jobs import JobRunner, JobStore
+from .jobs import JobRunner, JobStore, open_store
 from .storage import UploadStore, probe_checked, resolve_media_path
 
 log = logging.getLogger("vidground.server")
@@ -62,7 +62,7 @@ class Service:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = JobStore(self.data_dir / "jobs.sqlite3")
+        self.store = open_store(self.settings, self.data_dir)
         requeued, failed = self.store.recover()
         if requeued or failed:
             log.warning("recovered interrupted jobs: %d queued again, %d failed", requeued,
@@ -71,7 +71,9 @@ class Service:
             self.data_dir / "uploads", max_bytes=self.settings.max_upload_mb * 1024 * 1024,
             max_duration_s=self.settings.max_video_duration_s,
             max_pixels=self.settings.max_video_pixels)
-        self.runner = JobRunner(self.store, self.infer)
+        if self.settings.run_jobs:
+            self.runner = JobRunner(self.store, self.infer)
+            self.runner.start()
         self.executor.start()
         if self.settings.upload_retention_hours > 0:
             threading.Thread(target=self._sweep_uploads, name="vidground-uploads",
@@ -83,6 +85,10 @@ class Service:
     def stop(self) -> None:
         self._stopping.set()
         self.executor.stop(timeout=0.0)
+        if self.runner is not None:
+            self.runner.stop()
+        if self.store is not None:
+            self.store.close()  # SQLite: checkpoints the log into the database file
 
     def _sweep_uploads(self) -> None:
         """Delete uploads unused for ``upload_retention_hours`` (never one a queued or running
@@ -174,8 +180,10 @@ class Service:
         elif not ready and state == "loaded":
             state = "not_loaded"
         counts = self.store.counts() if self.store is not None else {}
+        integrity = self.store.integrity if self.store is not None else {"ok": True}
         return {
-            "status": "ok",
+            "status": "ok" if integrity["ok"] else "degraded",
+            "job_store": integrity,
             "version": __version__,
             "backend": self.settings.backend,
             "model": model,
