@@ -1,0 +1,396 @@
+"""Readers for the published annotation files, and where each sample's video is on disk.
+
+Formats (as the datasets publish them, and as TimeLens' and VideoMind's loaders read them):
+
+``charades-sta``  ``charades_sta_test.txt``: one ``VID START END##sentence`` per line. No
+                  durations: from ``--durations`` (VideoMind's ``durations.json``
+                  ``{vid: seconds}``, or Charades' ``Charades_v1_test.csv`` with its ``length``
+                  column), else probed from the video.
+``timelens``      TimeLens-Bench JSON (``charades-timelens.json``, ``activitynet-timelens.json``,
+                  ``qvhighlights-timelens.json``): ``{vid: {"duration", "spans", "queries"}}``,
+                  one span per query.
+``activitynet``   ActivityNet Captions ``val_1.json`` / ``val_2.json``:
+                  ``{vid: {"duration", "timestamps", "sentences"}}``. Files may be named with or
+                  without the ``v_`` prefix.
+``qvhighlights``  ``highlight_val_release.jsonl``: one ``{"qid", "query", "duration", "vid",
+                  "relevant_windows", ...}`` per line.
+``jsonl``         ours: one ``{"video", "query", "spans": [[s, e], ...]}`` per line, with optional
+                  ``"id"`` and ``"duration"``; ``video`` is a file name or path relative to
+                  ``--videos`` (or absolute).
+
+Queries are tidied as both reference loaders do (``parse_query``: runs of white space become one
+space, surrounding dots go). Sample ids are stable (``VID#k`` for the k-th query of a video or
+line, the ``qid`` for QVHighlights, ``id`` or the line number for ours), so a predictions file
+can be resumed and scored later.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .records import EvaluationError, Pair, Sample
+
+DATASETS = ("charades-sta", "timelens", "activitynet", "qvhighlights", "jsonl")
+ALIASES = {"charades": "charades-sta", "charades_sta": "charades-sta",
+           "charades-timelens": "timelens", "activitynet-timelens": "timelens",
+           "qvhighlights-timelens": "timelens", "activitynet-captions": "activitynet",
+           "activitynet_captions": "activitynet", "anet": "activitynet", "qvh": "qvhighlights",
+           "ours": "jsonl"}
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".ts", ".flv")
+
+
+def dataset_kind(name: str) -> str:
+    """The canonical dataset name for ``name`` (aliases such as ``charades-timelens`` too)."""
+    key = name.strip().lower()
+    kind = ALIASES.get(key, key)
+    if kind not in DATASETS:
+        raise EvaluationError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)} "
+                              f"(or {', '.join(sorted(ALIASES))})")
+    return kind
+
+
+def parse_query(query: str) -> str:
+    """``re.sub(r"\\s+", " ", q).strip().strip(".").strip()``, as TimeLens and VideoMind do.
+
+    >>> parse_query("  a person  opens the door. ")
+    'a person opens the door'
+    """
+    return re.sub(r"\s+", " ", query).strip().strip(".").strip()
+
+
+@dataclass
+class Dataset:
+    """Samples whose videos were found, and those skipped because theirs was not."""
+
+    kind: str
+    annotations: Path
+    samples: list[Sample]
+    missing: list[Sample] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.samples) + len(self.missing)
+
+
+# ------------------------------------------------------------------------------- readers
+
+
+def read_annotations(kind: str, path: str | Path, *,
+                     durations: dict[str, float] | None = None) -> list[Sample]:
+    """Every sample of an annotation file (videos not looked for)."""
+    kind = dataset_kind(kind)
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationError(f"annotation file {path} does not exist")
+    reader = {"charades-sta": _read_charades, "timelens": _read_timelens,
+              "activitynet": _read_activitynet, "qvhighlights": _read_qvhighlights,
+              "jsonl": _read_jsonl}[kind]
+    samples = reader(path)
+    if not samples:
+        raise EvaluationError(f"{path} holds no {kind} annotations")
+    if durations:
+        samples = [_with_duration(s, durations) for s in samples]
+    return samples
+
+
+def _with_duration(sample: Sample, durations: dict[str, float]) -> Sample:
+    for name in (sample.video, *sample.names):
+        if name in durations:
+            return Sample(sample.id, sample.video, sample.query, sample.spans,
+                          float(durations[name]), sample.video_path, sample.names)
+    return sample
+
+
+def _read_charades(path: Path) -> list[Sample]:
+    samples = []
+    for lineno, line in enumerate(_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        info, sep, sentence = line.partition("##")
+        fields = info.split()
+        if not sep or len(fields) != 3:
+            raise EvaluationError(
+                f"{path}:{lineno}: not a Charades-STA line ('VID START END##sentence'): "
+                f"{line[:80]!r}")
+        vid, start, end = fields
+        span = _pair([start, end], f"{path}:{lineno}")
+        samples.append(Sample(f"{vid}#{len(samples)}", vid, parse_query(sentence), (span,),
+                              names=(vid,)))
+    return samples
+
+
+def _read_timelens(path: Path) -> list[Sample]:
+    data = _json(path)
+    if not isinstance(data, dict):
+        raise EvaluationError(f"{path}: a TimeLens annotation file is one JSON object "
+                              "{video_id: {duration, spans, queries}}")
+    samples = []
+    for vid, entry in data.items():
+        where = f"{path} [{vid!r}]"
+        _need(entry, ("duration", "spans", "queries"), where)
+        if len(entry["spans"]) != len(entry["queries"]):
+            raise EvaluationError(f"{where}: {len(entry['spans'])} spans for "
+                                  f"{len(entry['queries'])} queries")
+        for k, (span, query) in enumerate(zip(entry["spans"], entry["queries"], strict=True)):
+            samples.append(Sample(f"{vid}#{k}", vid, parse_query(str(query)),
+                                  (_pair(span, where),), _seconds(entry["duration"], where),
+                                  names=(vid,)))
+    return samples
+
+
+def _read_activitynet(path: Path) -> list[Sample]:
+    data = _json(path)
+    if not isinstance(data, dict):
+        raise EvaluationError(f"{path}: an ActivityNet Captions file is one JSON object "
+                              "{video_id: {duration, timestamps, sentences}}")
+    samples = []
+    for vid, entry in data.items():
+        where = f"{path} [{vid!r}]"
+        _need(entry, ("duration", "timestamps", "sentences"), where)
+        if len(entry["timestamps"]) != len(entry["sentences"]):
+            raise EvaluationError(f"{where}: {len(entry['timestamps'])} timestamps for "
+                                  f"{len(entry['sentences'])} sentences")
+        names = (vid, vid[2:]) if vid.startswith("v_") else (vid, f"v_{vid}")
+        for k, (span, query) in enumerate(zip(entry["timestamps"], entry["sentences"],
+                                              strict=True)):
+            samples.append(Sample(f"{vid}#{k}", vid, parse_query(str(query)),
+                                  (_pair(span, where),), _seconds(entry["duration"], where),
+                                  names=names))
+    return samples
+
+
+def _read_qvhighlights(path: Path) -> list[Sample]:
+    samples = []
+    for lineno, entry in _jsonl(path):
+        where = f"{path}:{lineno}"
+        _need(entry, ("qid", "query", "vid"), where)
+        if "relevant_windows" not in entry:
+            raise EvaluationError(f"{where}: no 'relevant_windows' (the QVHighlights test split "
+                                  "has no public ground truth): use highlight_val_release.jsonl")
+        windows = tuple(_pair(w, where) for w in entry["relevant_windows"])
+        if not windows:
+            raise EvaluationError(f"{where}: 'relevant_windows' is empty")
+        duration = _seconds(entry["duration"], where) if "duration" in entry else None
+        vid = str(entry["vid"])
+        samples.append(Sample(str(entry["qid"]), vid, parse_query(str(entry["query"])), windows,
+                              duration, names=(vid,)))
+    return samples
+
+
+def _read_jsonl(path: Path) -> list[Sample]:
+    samples = []
+    seen: set[str] = set()
+    for lineno, entry in _jsonl(path):
+        where = f"{path}:{lineno}"
+        _need(entry, ("video", "query", "spans"), where)
+        spans = entry["spans"]
+        if not isinstance(spans, list) or not spans:
+            raise EvaluationError(f"{where}: 'spans' must be a non-empty list of [start, end]")
+        sample_id = str(entry.get("id", lineno))
+        if sample_id in seen:
+            raise EvaluationError(f"{where}: id {sample_id!r} appears twice")
+        seen.add(sample_id)
+        duration = _seconds(entry["duration"], where) if entry.get("duration") is not None \
+            else None
+        video = str(entry["video"])
+        samples.append(Sample(sample_id, video, parse_query(str(entry["query"])),
+                              tuple(_pair(s, where) for s in spans), duration, names=(video,)))
+    return samples
+
+
+def guess_kind(path: str | Path) -> str:
+    """The dataset format of an annotation file, from its first entry (for ``eval score``
+    when no ``--dataset`` is given)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationError(f"annotation file {path} does not exist")
+    if path.suffix.lower() == ".txt":
+        return "charades-sta"
+    if path.suffix.lower() == ".jsonl":
+        rows = _jsonl(path)
+        first = rows[0][1] if rows else {}
+        return "qvhighlights" if "relevant_windows" in first or "qid" in first else "jsonl"
+    data = _json(path)
+    entry = next(iter(data.values()), {}) if isinstance(data, dict) and data else {}
+    if isinstance(entry, dict) and "queries" in entry:
+        return "timelens"
+    if isinstance(entry, dict) and "sentences" in entry:
+        return "activitynet"
+    raise EvaluationError(f"cannot tell the dataset format of {path}; pass --dataset "
+                          f"({', '.join(DATASETS)})")
+
+
+# ------------------------------------------------------------------------------ durations
+
+
+def read_durations(path: str | Path) -> dict[str, float]:
+    """Video durations from VideoMind's ``durations.json`` (``{vid: seconds}``) or a CSV with
+    ``id`` and ``length`` columns (Charades' ``Charades_v1_test.csv``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationError(f"durations file {path} does not exist")
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        if not rows or "id" not in rows[0] or "length" not in rows[0]:
+            raise EvaluationError(f"{path}: a durations CSV needs 'id' and 'length' columns")
+        return {row["id"]: _seconds(row["length"], f"{path} [{row['id']}]") for row in rows}
+    data = _json(path)
+    if not isinstance(data, dict):
+        raise EvaluationError(f"{path}: a durations file is one JSON object {{video_id: seconds}}")
+    return {str(k): _seconds(v, f"{path} [{k!r}]") for k, v in data.items()}
+
+
+# --------------------------------------------------------------------------------- videos
+
+
+class VideoResolver:
+    """Finds the file of a video id under ``root``: ``root/NAME`` when the name has a suffix,
+    else ``root/NAME.EXT`` for each extension in turn; with ``recursive``, any sub-folder too
+    (the folder is listed once)."""
+
+    def __init__(self, root: str | Path, *, extensions: Sequence[str] = VIDEO_EXTENSIONS,
+                 recursive: bool = False) -> None:
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise EvaluationError(f"video folder {self.root} does not exist")
+        self.extensions = tuple(e if e.startswith(".") else f".{e}" for e in extensions)
+        self.recursive = recursive
+        self._index: dict[str, Path] | None = None
+
+    def find(self, names: Iterable[str]) -> Path | None:
+        names = list(names)
+        for name in names:
+            direct = Path(name) if Path(name).is_absolute() else self.root / name
+            if direct.suffix and direct.is_file():
+                return direct
+            for ext in self.extensions:
+                candidate = self.root / f"{name}{ext}"
+                if candidate.is_file():
+                    return candidate
+        if self.recursive:
+            index = self._listing()
+            for name in names:
+                for key in (name, *(f"{name}{ext}" for ext in self.extensions)):
+                    if key in index:
+                        return index[key]
+        return None
+
+    def looked_for(self, names: Sequence[str]) -> str:
+        """Where :meth:`find` looked, for messages."""
+        exts = ",".join(e.lstrip(".") for e in self.extensions)
+        where = f"{self.root}/{names[0]}.{{{exts}}}" if names else str(self.root)
+        return where + (" (and sub-folders)" if self.recursive else "")
+
+    def _listing(self) -> dict[str, Path]:
+        if self._index is None:
+            index: dict[str, Path] = {}
+            for path in sorted(self.root.rglob("*")):
+                if path.is_file() and path.suffix.lower() in self.extensions:
+                    rel = path.relative_to(self.root).as_posix()
+                    index.setdefault(rel, path)
+                    index.setdefault(path.name, path)
+                    index.setdefault(path.stem, path)
+            self._index = index
+        return self._index
+
+
+def load_dataset(kind: str, annotations: str | Path, videos: str | Path | None = None, *,
+                 durations: str | Path | None = None,
+                 extensions: Sequence[str] = VIDEO_EXTENSIONS,
+                 recursive: bool = False) -> Dataset:
+    """Read ``annotations`` and find each sample's video under ``videos`` (when given).
+    Samples whose video is not there are kept apart in ``Dataset.missing``, never dropped
+    silently."""
+    kind = dataset_kind(kind)
+    table = read_durations(durations) if durations else None
+    samples = read_annotations(kind, annotations, durations=table)
+    if videos is None:
+        return Dataset(kind, Path(annotations), samples)
+    resolver = VideoResolver(videos, extensions=extensions, recursive=recursive)
+    found, missing = [], []
+    cache: dict[tuple[str, ...], Path | None] = {}
+    for sample in samples:
+        names = sample.names or (sample.video,)
+        if names not in cache:
+            cache[names] = resolver.find(names)
+        path = cache[names]
+        if path is None:
+            missing.append(sample)
+        else:
+            found.append(sample.with_path(path))
+    return Dataset(kind, Path(annotations), found, missing)
+
+
+# -------------------------------------------------------------------------------- helpers
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise EvaluationError(f"{path} is not UTF-8 text: {exc}") from None
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(_text(path))
+    except json.JSONDecodeError as exc:
+        raise EvaluationError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+
+
+def _jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    rows = []
+    for lineno, line in enumerate(_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EvaluationError(f"{path}:{lineno}: not a JSON line ({exc.msg})") from None
+        if not isinstance(entry, dict):
+            raise EvaluationError(f"{path}:{lineno}: each line must be a JSON object")
+        rows.append((lineno, entry))
+    return rows
+
+
+def _need(entry: Any, keys: Sequence[str], where: str) -> None:
+    if not isinstance(entry, dict):
+        raise EvaluationError(f"{where}: expected an object with {', '.join(keys)}")
+    absent = [k for k in keys if k not in entry]
+    if absent:
+        raise EvaluationError(f"{where}: missing {', '.join(repr(k) for k in absent)}")
+
+
+def _seconds(value: Any, where: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise EvaluationError(f"{where}: {value!r} is not a number of seconds") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise EvaluationError(f"{where}: {value!r} is not a usable number of seconds")
+    return seconds
+
+
+def _pair(value: Any, where: str) -> Pair:
+    if not isinstance(value, (list, tuple)) or len(value) < 2:
+        raise EvaluationError(f"{where}: {value!r} is not a [start, end] pair")
+    start, end = (_number(v, where) for v in value[:2])
+    return (start, end)
+
+
+def _number(value: Any, where: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise EvaluationError(f"{where}: {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise EvaluationError(f"{where}: {value!r} is not a finite number")
+    return number
