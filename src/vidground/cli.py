@@ -229,6 +229,64 @@ def serve(
     _run(lambda: run_server(settings))
 
 
+cache_app = typer.Typer(help="The disk cache of decoded frames and visual features.",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+CacheDirOpt = Annotated[Path | None, typer.Option(
+    "--cache-dir", help="the cache folder (default VIDGROUND_CACHE_DIR or <data dir>/cache)")]
+
+
+@cache_app.command("info")
+def cache_info(
+    cache_dir: CacheDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+) -> None:
+    """Show where the cache is, how full it is, and its entries per kind."""
+    from . import cache
+
+    def work() -> None:
+        facts = cache.info(_settings(cache_dir=cache_dir))
+        if as_json:
+            print(json.dumps(facts, indent=2))
+            return
+        state = "on" if facts["enabled"] else "off (VIDGROUND_CACHE_MAX_GB=0)"
+        stdout.print(f"{facts['dir']}  ({state})\n  {facts['entries']} entries, "
+                     f"{facts['bytes'] / 1e6:.1f} MB of {facts['max_bytes'] / 1e9:g} GB")
+        for kind, k in sorted(facts["kinds"].items()):
+            stdout.print(f"  {kind:<9} {k['entries']:>6} entries  {k['bytes'] / 1e6:>10.1f} MB")
+
+    _run(work)
+
+
+@cache_app.command("clear")
+def cache_clear(
+    older_than: Annotated[str | None, typer.Option(
+        "--older-than", help="only entries unused for this long, e.g. 12h, 7d, 2w")] = None,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Delete cached frames and features (all, or those unused for --older-than)."""
+    from . import cache
+
+    def work() -> None:
+        age = cache.parse_age(older_than) if older_than is not None else None
+        count, size = cache.clear(_settings(cache_dir=cache_dir), age)
+        stdout.print(f"deleted {count} entries ({size / 1e6:.1f} MB)")
+
+    _run(work)
+
+
+# `vidground eval` (benchmarks): its module imports only Typer and Rich until a command runs.
+from .evaluation.cli import eval_app  # noqa: E402
+
+app.add_typer(eval_app, name="eval")
+
+
+# `vidground export`, `cut` and `describe` (results people can use: docs/outputs.md).
+from .outputs.cli import register as _register_outputs  # noqa: E402
+
+_register_outputs(app, _run, _settings)
+
+
 def main() -> None:
     """Console entry point."""
     try:

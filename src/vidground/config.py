@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     max_request_kb: int = Field(default=4096, description="largest JSON request body")
     upload_retention_hours: float = Field(
         default=168.0, ge=0, description="delete uploads unused for this long (0: keep them)")
+    # cache of decoded frames and visual features (vidground.cache)
+    cache_dir: Path | None = Field(
+        default=None, description="decoded frames and visual features (default <data_dir>/cache)")
+    cache_max_gb: float = Field(
+        default=10.0, ge=0, description="most disk space the cache may use (0 turns it off)")
     # job store and workers (issue 16)
     job_store: str | None = Field(
         default=None, description="where jobs live: unset = <data_dir>/jobs.sqlite3; "

@@ -19,6 +19,8 @@ from typing import Any
 from .answer import ParsedAnswer, parse_answer
 from .backends import Backend, create_backend
 from .backends.base import Prompt
+from .cache import DiskCache, open_cache, track
+from .cache.frames import cached_decode
 from .config import Settings
 from .options import LocateOptions, check_query
 from .phases import phase_question, split_phases
@@ -26,7 +28,7 @@ from .progress import ProgressCallback, ProgressEvent, ignore_progress
 from .prompts import build_prompt, detect_language
 from .refine import CallCounter, Refiner, RefineSettings
 from .timecode import OutputFormat, Span, format_time
-from .video.decode import Frame, decode_frames, keyframe_times
+from .video.decode import Frame, keyframe_times
 from .video.motion import MotionCurve, adaptive_times, motion_curve
 from .video.probe import VideoInfo, probe
 from .video.resize import frame_size_for, tokens_per_frame
@@ -97,6 +99,8 @@ class Grounder:
         self.settings = settings or Settings()
         self._backend = backend
         self._lock = threading.Lock()
+        self._cache: DiskCache | None = None
+        self._cache_opened = False
 
     @property
     def backend(self) -> Backend:
@@ -106,6 +110,17 @@ class Grounder:
                 if self._backend is None:
                     self._backend = create_backend(self.settings)
         return self._backend
+
+    @property
+    def cache(self) -> DiskCache | None:
+        """The disk cache of decoded frames (and, for the local backend, visual features)
+        that ``settings`` name, or None when it is off."""
+        if not self._cache_opened:
+            with self._lock:
+                if not self._cache_opened:
+                    self._cache = open_cache(self.settings)
+                    self._cache_opened = True
+        return self._cache
 
     @property
     def backend_ready(self) -> bool:
@@ -118,6 +133,17 @@ class Grounder:
 
         A question about the phases of an action ("when does she start ..., and when does she
         finish?") gets one labelled span per phase, asked about the same decoded frames."""
+        with track() as tally:
+            started = time.perf_counter()
+            grounding = self._locate(video, query, options, progress)
+        grounding.timings.update({
+            "cache_hits": float(tally.hits), "cache_misses": float(tally.misses),
+            "vision_s": round(tally.vision_s, 4),
+            "total_s": round(time.perf_counter() - started, 4)})
+        return grounding
+
+    def _locate(self, video: str | Path, query: str, options: LocateOptions | None,
+                progress: ProgressCallback | None) -> Grounding:
         opts = options or LocateOptions()
         report = progress or ignore_progress
         text = check_query(query)
@@ -202,7 +228,8 @@ class Grounder:
                 def on_decoded(done: int, total: int, base: int = decoded) -> None:
                     report(ProgressEvent("decode", base + done, total_frames, "decoding frames"))
 
-                windows.append(decode_frames(info, window, size=plan.size, progress=on_decoded))
+                windows.append(cached_decode(self.cache, info, window, size=plan.size,
+                                             progress=on_decoded))
                 decoded += len(window)
             decode_s = time.perf_counter() - decode_started
             for prompt, result in zip(prompts, results, strict=True):
@@ -235,7 +262,8 @@ class Grounder:
         refiner = Refiner(self.backend, info, query, language=language, size=plan.size,
                           settings=RefineSettings(radius_s=max(0.5, plan.interval),
                                                   max_calls=opts.max_refine_calls),
-                          counter=counter, coarse_times=plan.times, on_call=on_call)
+                          counter=counter, coarse_times=plan.times, on_call=on_call,
+                          cache=self.cache)
         kept: list[Span] = []
         for span in spans:
             if opts.refine:

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 
 from .answer import parse_answer, parse_yes_no
 from .backends.base import Backend, Prompt
+from .cache import DiskCache
+from .cache.frames import cached_decode
 from .prompts import build_prompt, build_verify_prompt
 from .timecode import Span
-from .video.decode import Frame, decode_frames
+from .video.decode import Frame
 from .video.probe import VideoInfo
 
 FrameSize = tuple[int, int]
@@ -106,8 +108,10 @@ class Refiner:
     def __init__(self, backend: Backend, info: VideoInfo, query: str, *, language: str,
                  size: FrameSize, settings: RefineSettings, counter: CallCounter,
                  coarse_times: Sequence[float] = (), max_new_tokens: int = 256,
-                 on_call: Callable[[int], None] | None = None) -> None:
+                 on_call: Callable[[int], None] | None = None,
+                 cache: DiskCache | None = None) -> None:
         self.backend = backend
+        self.cache = cache  # decoded frames (None: always decode)
         self.info = info
         self.query = query
         self.language = language
@@ -176,7 +180,8 @@ class Refiner:
         None when the model did not place it there or the call budget is spent."""
         if not self.counter.take():
             return None
-        frames = decode_frames(self.info, dense_times(self.info, lo, hi, self.settings.max_frames),
+        frames = cached_decode(self.cache, self.info,
+                               dense_times(self.info, lo, hi, self.settings.max_frames),
                                size=self.size)
         if len(frames) < 2:
             return None
@@ -201,7 +206,7 @@ class Refiner:
         [0, 1] (the yes-probability where the backend gives one), or None when undecided."""
         if not self.counter.take():
             return None
-        frames = decode_frames(self.info, _inside(span, max_frames), size=self.size)
+        frames = cached_decode(self.cache, self.info, _inside(span, max_frames), size=self.size)
         if not frames:
             return None
         self.counter.frames += len(frames)

@@ -18,24 +18,35 @@ tie the other way, the second index of the pair is moved by one millisecond.
 Trade-off: a pair has a single label, the mean of its two frames, at 0.1 s resolution. Two frames
 far apart share one averaged label, so callers should send an even number of frames with pairs
 close in time (see DESIGN.md).
+
+Visual features
+---------------
+The vision tower runs apart from ``generate`` (``get_video_features``) and its output is handed
+to ``generate`` as ``mm_encoder_outputs``; with a cache (:mod:`.vision_cache`) a set of frames the
+backend has seen is not encoded again. Both paths give bit-identical tokens to
+``generate(pixel_values_videos=...)`` (``tests/test_cache_features.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..cache import tally
 from ..config import DEFAULT_CPU_MODEL, DEFAULT_GPU_MODEL
 from ..errors import BackendError, ModelNotAvailableError
 from .base import Prompt, TokenCallback
 from .model_files import normalize_source, resolve_model_dir
+from .vision_cache import feature_key_parts, model_fingerprint, pixels_digest, video_features
 
 if TYPE_CHECKING:
+    from ..cache.store import DiskCache
     from ..config import Settings
     from ..video.decode import Frame
 
@@ -205,8 +216,11 @@ class QwenTransformersBackend:
 
     def __init__(self, model: str | None = None, *, device: str = "auto", dtype: str = "auto",
                  model_source: str = "huggingface",
-                 attn_implementation: str | None = None) -> None:
+                 attn_implementation: str | None = None,
+                 cache: DiskCache | None = None) -> None:
         self._model_ref = str(model) if model else default_model()
+        self.cache = cache  # visual features (None: the vision tower runs for every call)
+        self._fingerprint: dict[str, Any] | None = None
         self._device_setting = device
         self._dtype_setting = dtype
         self._source = normalize_source(model_source)
@@ -222,9 +236,12 @@ class QwenTransformersBackend:
     @classmethod
     def from_settings(cls, settings: Settings) -> QwenTransformersBackend:
         """Build from :class:`~vidground.config.Settings` (nothing is loaded yet)."""
+        from ..cache import open_cache
+
         return cls(settings.model, device=settings.device, dtype=settings.dtype,
                    model_source=settings.model_source,
-                   attn_implementation=settings.attn_implementation)
+                   attn_implementation=settings.attn_implementation,
+                   cache=open_cache(settings))
 
     @property
     def model_name(self) -> str:
@@ -275,6 +292,7 @@ class QwenTransformersBackend:
                 f"{transformers.__version__}).{attn}"
             ) from exc
         model.eval()
+        self._fingerprint = model_fingerprint(self._model_ref, model_dir)
         self._processor, self.device, self.dtype = processor, device, dtype
         self._model = model
         self.load_count += 1
@@ -293,6 +311,10 @@ class QwenTransformersBackend:
 
     def build_inputs(self, frames: Sequence[Frame], prompt: Prompt):  # -> BatchFeature
         """Tokenised prompt and pixel values, with the real frame times in the video metadata."""
+        return self._build_inputs(frames, prompt)[0]
+
+    def _build_inputs(self, frames: Sequence[Frame], prompt: Prompt):  # -> (BatchFeature, str)
+        """:meth:`build_inputs` and a digest of the pixel values (the feature cache's key)."""
         if not frames:
             raise BackendError("no frames to show the model")
         self.load()
@@ -312,7 +334,31 @@ class QwenTransformersBackend:
         except (ValueError, RuntimeError, IndexError, TypeError) as exc:
             raise BackendError(f"Qwen3-VL preprocessing failed: {type(exc).__name__}: "
                                f"{_short(exc)}") from exc
-        return inputs.to(self._model.device)
+        digest = pixels_digest(inputs["pixel_values_videos"]) if self.cache is not None else ""
+        return inputs.to(self._model.device), digest
+
+    def _with_features(self, inputs, digest: str) -> dict[str, Any]:
+        """``inputs`` with the video's pixels replaced by its visual features (from the cache,
+        or computed by the vision tower), as ``generate`` and ``forward`` take them. Call with
+        the run lock held, under ``torch.inference_mode()``."""
+        kwargs = {k: v for k, v in inputs.items() if k != "pixel_values_videos"}
+        pixels = inputs.get("pixel_values_videos")
+        if pixels is None:
+            return kwargs
+        started = time.perf_counter()
+        grid = inputs["video_grid_thw"]
+        parts = None
+        if self.cache is not None and self._fingerprint is not None:
+            parts = feature_key_parts(self._fingerprint, digest, grid.tolist(), dtype=self.dtype,
+                                      device=str(self._model.device),
+                                      attn=getattr(self._model.config, "_attn_implementation",
+                                                   None))
+        features, _ = video_features(self._model, pixels, grid, cache=self.cache, parts=parts)
+        current = tally.current()
+        if current is not None:
+            current.add_vision(time.perf_counter() - started)
+        kwargs["mm_encoder_outputs"] = {"video": features}
+        return kwargs
 
     def render_prompt(self, frames: Sequence[Frame], prompt: Prompt) -> str:
         """The exact text the model reads (``<t seconds>`` labels included), with each run of
@@ -327,35 +373,46 @@ class QwenTransformersBackend:
     def generate(self, frames: Sequence[Frame], prompt: Prompt, *, max_new_tokens: int = 512,
                  on_token: TokenCallback | None = None) -> str:
         """Answer ``prompt`` about ``frames`` (greedy decoding); stream pieces to ``on_token``."""
-        inputs = self.build_inputs(frames, prompt)
-        tokenizer = self._processor.tokenizer
+        tokenizer = self._tokenizer()
         streamer = _CallbackStreamer(tokenizer, on_token) if on_token else None
-        try:
-            with self._run_lock, _backend_errors("generation"):
-                import torch
-
-                with torch.inference_mode():
-                    output = self._model.generate(**inputs, max_new_tokens=max_new_tokens,
-                                                  do_sample=False, streamer=streamer)
-        except BackendError:
-            if streamer is not None and streamer.error is not None:
-                raise streamer.error from None  # the caller's own exception (e.g. cancel)
-            raise
-        new_tokens = output[0, inputs["input_ids"].shape[1]:].tolist()
+        new_tokens = self.generate_ids(frames, prompt, max_new_tokens=max_new_tokens,
+                                       streamer=streamer)
         text = tokenizer.decode(new_tokens, skip_special_tokens=True)
         if streamer is not None:
             streamer.finish(text)
         return text
 
+    def generate_ids(self, frames: Sequence[Frame], prompt: Prompt, *,
+                     max_new_tokens: int = 512, streamer: Any = None) -> list[int]:
+        """The token ids greedy decoding answers with (what :meth:`generate` decodes)."""
+        inputs, digest = self._build_inputs(frames, prompt)
+        try:
+            with self._run_lock, _backend_errors("generation"):
+                import torch
+
+                with torch.inference_mode():
+                    kwargs = self._with_features(inputs, digest)
+                    output = self._model.generate(**kwargs, max_new_tokens=max_new_tokens,
+                                                  do_sample=False, streamer=streamer)
+        except BackendError:
+            if streamer is not None and streamer.error is not None:
+                raise streamer.error from None  # the caller's own exception (e.g. cancel)
+            raise
+        return output[0, inputs["input_ids"].shape[1]:].tolist()
+
+    def _tokenizer(self) -> Any:
+        self.load()
+        return self._processor.tokenizer
+
     def yes_probability(self, frames: Sequence[Frame], prompt: Prompt) -> float:
         """P("yes") / (P("yes") + P("no")) for the first answer token (case and a leading space
         are folded in). For yes/no verification questions."""
-        inputs = self.build_inputs(frames, prompt)
+        inputs, digest = self._build_inputs(frames, prompt)
         with self._run_lock, _backend_errors("scoring"):
             import torch
 
             with torch.inference_mode():
-                logits = self._model(**inputs).logits[0, -1].float()
+                logits = self._model(**self._with_features(inputs, digest)).logits[0, -1].float()
         probs = torch.softmax(logits, dim=-1)
         yes = _token_mass(probs, self._processor.tokenizer, ("yes", "Yes", " yes", " Yes", "YES"))
         no = _token_mass(probs, self._processor.tokenizer, ("no", "No", " no", " No", "NO"))

@@ -53,8 +53,8 @@ from .index import FrameIndex, cached_index, frame_numbers
 from .plan import TIME_SLACK, DecodeRun, plan_decode
 from .probe import VideoInfo, probe, video_stream
 
-__all__ = ["DecodeRun", "Frame", "decode_frames", "decode_threads", "iter_frames",
-           "keyframe_times", "plan_decode"]
+__all__ = ["DECODER_VERSION", "DecodeRun", "Frame", "decode_frames", "decode_threads",
+           "iter_frames", "keyframe_times", "plan_decode"]
 
 ProgressFn = Callable[[int, int], None]
 log = logging.getLogger(__name__)
@@ -63,6 +63,9 @@ log = logging.getLogger(__name__)
 DEFAULT_DECODE_THREADS = min(4, os.cpu_count() or 1)
 #: Decoders for which skipping non-reference packets is known to be exact.
 NONREF_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video", "vp9", "vp8"})
+#: Part of the frame cache's key (:mod:`vidground.cache.frames`): bump it when a change here
+#: alters which picture a time gets, its time or its pixels, so old cached frames are not used.
+DECODER_VERSION = 1
 
 
 @dataclass(frozen=True, eq=False)

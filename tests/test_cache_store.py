@@ -1,0 +1,249 @@
+"""The disk cache itself and the frame cache, on real files and real encoded videos: hits and
+misses, what invalidates an entry, damaged entries, the size cap, and two threads or two
+processes asking for the same entry at once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media import make_video
+
+from vidground.cache import DiskCache, file_identity, make_key, track
+from vidground.cache.frames import cached_decode
+from vidground.cache.store import SUFFIX
+from vidground.video.decode import decode_frames
+from vidground.video.probe import probe
+
+TIMES = [0.3, 1.1, 1.5, 2.7]
+SIZE = (96, 64)
+
+
+def _entries(cache: DiskCache, kind: str = "frames") -> list[Path]:
+    return sorted(p for k, p, _ in cache.entries() if k == kind)
+
+
+def _same_frames(a, b) -> bool:  # type: ignore[no-untyped-def]
+    return len(a) == len(b) and all(
+        x.time == y.time and x.index == y.index and np.array_equal(x.image, y.image)
+        for x, y in zip(a, b, strict=True))
+
+
+def _decode_counted(cache: DiskCache, path: Path) -> tuple[list, int, int]:  # type: ignore[type-arg]
+    with track() as tally:
+        frames = cached_decode(cache, probe(path), TIMES, size=SIZE)
+    return frames, tally.hits, tally.misses
+
+
+def test_frames_hit_on_rename_and_copy_and_miss_on_edit(tmp_path: Path) -> None:
+    cache = DiskCache(tmp_path / "cache", 10**9)
+    made = make_video(tmp_path / "a.mp4", duration=3.0, intervals=[(1.0, 2.0)])
+    truth = decode_frames(made.path, TIMES, size=SIZE)
+
+    first, hits, misses = _decode_counted(cache, made.path)
+    assert (hits, misses) == (0, 1) and _same_frames(first, truth)
+    again, hits, misses = _decode_counted(cache, made.path)
+    assert (hits, misses) == (1, 0) and _same_frames(again, truth)
+
+    renamed = made.path.rename(tmp_path / "renamed.mp4")
+    _, hits, misses = _decode_counted(cache, renamed)
+    assert (hits, misses) == (1, 0)
+    copied = Path(shutil.copy2(renamed, tmp_path / "copy.mp4"))  # same bytes and mtime
+    _, hits, misses = _decode_counted(cache, copied)
+    assert (hits, misses) == (1, 0)
+
+    # edited in place: same size, same mtime, one byte changed -> a new identity, a miss
+    stat = copied.stat()
+    data = bytearray(copied.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copied.write_bytes(bytes(data))
+    os.utime(copied, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert file_identity(copied) != file_identity(renamed)
+    _, hits, misses = _decode_counted(cache, copied)
+    assert (hits, misses) == (0, 1)
+
+    # re-encoded with other content at the same path: a miss, and the new pictures
+    other = make_video(renamed, duration=3.0, intervals=[(0.0, 3.0)])
+    frames, hits, misses = _decode_counted(cache, other.path)
+    assert (hits, misses) == (0, 1)
+    assert _same_frames(frames, decode_frames(other.path, TIMES, size=SIZE))
+    # other times or another size are other entries
+    with track() as tally:
+        cached_decode(cache, probe(other.path), TIMES[:2], size=SIZE)
+        cached_decode(cache, probe(other.path), TIMES, size=(64, 32))
+    assert (tally.hits, tally.misses) == (0, 2)
+
+
+def test_identity_of_large_files_samples_blocks(tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(np.random.default_rng(1).bytes(9 * 1024 * 1024))
+    base = file_identity(big)
+    assert file_identity(big) == base
+    stat = big.stat()
+    with open(big, "r+b") as f:  # inside the first block, mtime put back
+        f.write(b"x")
+    os.utime(big, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    edited = file_identity(big)
+    assert edited != base
+    os.utime(big, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched: new mtime
+    assert file_identity(big) != edited
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "empty"])
+def test_a_damaged_entry_is_dropped_and_recomputed(tmp_path: Path, damage: str,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    cache = DiskCache(tmp_path / "cache", 10**9)
+    made = make_video(tmp_path / "a.mp4", duration=3.0)
+    truth, _, _ = _decode_counted(cache, made.path)
+    (entry,) = _entries(cache)
+    data = bytearray(entry.read_bytes())
+    if damage == "flip":
+        data[-100] ^= 0x01  # one bit of one pixel
+    elif damage == "truncate":
+        del data[len(data) // 2:]  # a half-written file
+    elif damage == "garbage":
+        data = bytearray(os.urandom(len(data)))
+    else:
+        data = bytearray()
+    entry.write_bytes(bytes(data))
+
+    frames, hits, misses = _decode_counted(cache, made.path)
+    assert (hits, misses) == (0, 1)
+    assert _same_frames(frames, truth)  # recomputed, never the damaged pixels
+    assert cache.stats()["corrupt"] == 1
+    assert "dropped a damaged frames entry" in caplog.text
+    _, hits, misses = _decode_counted(cache, made.path)  # stored again, whole
+    assert (hits, misses) == (1, 0)
+
+
+def test_size_cap_evicts_the_least_recently_used(tmp_path: Path) -> None:
+    cache = DiskCache(tmp_path / "cache", 10_000)
+    payload = bytes(1500)
+    keys = [make_key("blob", {"i": i}) for i in range(5)]
+    for i, key in enumerate(keys):
+        assert cache.put("blob", key, {}, payload)
+        os.utime(cache.path("blob", key), (1_000_000 + i, 1_000_000 + i))  # used in order
+    assert cache.get("blob", keys[0]) is not None  # used now: the most recent
+    for i in range(5, 8):
+        key = make_key("blob", {"i": i})
+        assert cache.put("blob", key, {}, payload)
+        keys.append(key)
+    left = {p.stem for p in _entries(cache, "blob")}
+    total = sum(p.stat().st_size for p in _entries(cache, "blob"))
+    assert total <= 10_000
+    assert keys[0] in left  # recently used survives
+    assert keys[1] not in left and keys[2] not in left  # the oldest went first
+    assert keys[-1] in left
+    assert cache.stats()["evicted"] >= 2
+    assert not cache.put("blob", make_key("blob", {"i": 99}), {}, bytes(20_000))  # over cap
+
+
+def test_clear_older_than(tmp_path: Path) -> None:
+    cache = DiskCache(tmp_path / "cache", 10**9)
+    old, new = make_key("blob", {"i": 0}), make_key("blob", {"i": 1})
+    cache.put("blob", old, {}, b"old")
+    cache.put("blob", new, {}, b"new")
+    os.utime(cache.path("blob", old), (time.time() - 7200, time.time() - 7200))
+    assert cache.clear(older_than_s=3600)[0] == 1
+    assert cache.get("blob", old) is None and cache.get("blob", new) is not None
+    assert cache.clear()[0] == 1 and _entries(cache, "blob") == []
+
+
+def test_two_threads_asking_at_once_compute_once(tmp_path: Path) -> None:
+    cache = DiskCache(tmp_path / "cache", 10**9)
+    inside = threading.Event()
+    calls: list[str] = []
+    results: dict[str, tuple[bytes, bool]] = {}
+
+    def create() -> bytes:
+        calls.append(threading.current_thread().name)
+        inside.set()
+        time.sleep(0.3)  # the other thread arrives meanwhile
+        return b"expensive"
+
+    def ask(name: str) -> None:
+        results[name] = cache.get_or_create("blob", {"q": 1}, create, lambda v: ({}, v),
+                                            lambda e: bytes(e.payload))
+
+    first = threading.Thread(target=ask, args=("first",), name="first")
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=ask, args=("second",), name="second")
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert calls == ["first"]
+    assert results == {"first": (b"expensive", False), "second": (b"expensive", True)}
+
+
+_WORKER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from vidground.cache import DiskCache
+
+    root, marker, log = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+
+    def create():
+        with open(log, "a") as f:
+            f.write("computed\\n")
+        marker.touch()
+        time.sleep(1.0)
+        return b"features"
+
+    value, hit = DiskCache(root, 10**9).get_or_create(
+        "blob", {"q": 1}, create, lambda v: ({}, v), lambda e: bytes(e.payload))
+    print(value.decode(), hit)
+""")
+
+
+def test_two_processes_asking_at_once_compute_once(tmp_path: Path) -> None:
+    root, marker, log = tmp_path / "cache", tmp_path / "computing", tmp_path / "log"
+    args = [sys.executable, "-c", _WORKER, str(root), str(marker), str(log)]
+    first = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists():  # the first process is computing now
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.02)
+    second = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    out_first, _ = first.communicate(timeout=60)
+    out_second, _ = second.communicate(timeout=60)
+    assert first.returncode == 0 and second.returncode == 0
+    assert out_first.split() == ["features", "False"]
+    assert out_second.split() == ["features", "True"]  # waited for the first, then read it
+    assert log.read_text().splitlines() == ["computed"]
+
+
+def test_entries_are_written_atomically(tmp_path: Path) -> None:
+    """No temporary file is left and no reader sees a partial entry while a writer works."""
+    cache = DiskCache(tmp_path / "cache", 10**9)
+    key = make_key("blob", {"big": 1})
+    payload = os.urandom(4 * 1024 * 1024)
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def read() -> None:
+        for _ in range(2000):
+            if stop.is_set():
+                return
+            entry = cache.get("blob", key)
+            if entry is not None:
+                seen.append(len(entry.payload))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for _ in range(5):
+        cache.put("blob", key, {}, payload)
+    stop.set()
+    reader.join(30)
+    assert all(n == len(payload) for n in seen)
+    assert cache.stats()["corrupt"] == 0
+    leftovers = [p for p in cache.path("blob", key).parent.iterdir() if p.suffix != SUFFIX]
+    assert leftovers == []
