@@ -1,0 +1,356 @@
+"""Results as files people take elsewhere: subtitles, chapters, tables, editor timelines.
+
+=============  ===========================================  ===================================
+format         file                                         written by
+=============  ===========================================  ===================================
+``srt``        SubRip subtitles, one cue per span           the ``srt`` library
+``vtt``        WebVTT cues, one per span                    the ``webvtt-py`` library
+``chapters``   WebVTT chapters track (``kind="chapters"``)  the ``webvtt-py`` library
+``csv``        one row per span                             the standard ``csv`` module
+``jsonl``      one JSON object per span                     the standard ``json`` module
+``otio``       OpenTimelineIO timeline (clips per span)     the ``opentimelineio`` library
+``edl``        CMX3600 EDL, timecode at the video's rate    OpenTimelineIO's CMX3600 adapter
+               (drop-frame for 29.97 and 59.94)             plus the ``FCM:`` line, by hand
+``youtube``    YouTube chapter lines (``1:23 Title``)       by hand (no library writes them)
+=============  ===========================================  ===================================
+
+Times are exact in each format's unit: milliseconds for SRT/WebVTT (rounded), frames for the
+EDL and OTIO (the frame shown at a span's start up to the frame shown just before its end),
+whole seconds (rounded down) for YouTube. A point in time (``start == end``) becomes a cue or
+clip one frame long. Subtitle formats put the cues of every result in time order.
+
+>>> from vidground.timecode import Span
+>>> from vidground.outputs.results import Result
+>>> print(export(Result((Span(1.0, 2.5),), fps=25.0, query="the dog jumps"), "srt").strip())
+1
+00:00:01,000 --> 00:00:02,500
+the dog jumps
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import OptionsError
+from ..timecode import Span, format_time
+from .results import Result, as_results, frame_of, frame_range
+
+if TYPE_CHECKING:
+    import opentimelineio as otio
+
+FORMATS: dict[str, tuple[str, str]] = {  # name -> (file suffix, media type)
+    "srt": (".srt", "application/x-subrip"),
+    "vtt": (".vtt", "text/vtt"),
+    "chapters": (".chapters.vtt", "text/vtt"),
+    "csv": (".csv", "text/csv"),
+    "jsonl": (".jsonl", "application/jsonl"),
+    "edl": (".edl", "text/plain"),
+    "otio": (".otio", "application/json"),
+    "youtube": (".youtube.txt", "text/plain"),
+}
+#: Frame rate used for the one-frame length of point cues when a result has none.
+FALLBACK_FPS = 25.0
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One span as a timed text: ``[start, end)`` in seconds, what it shows, where from."""
+
+    start: float
+    end: float
+    text: str
+    result: Result
+    span: Span
+    number: int
+
+
+def check_format(fmt: str) -> str:
+    name = fmt.strip().lower()
+    aliases = {"webvtt": "vtt", "subrip": "srt", "json": "jsonl", "cmx3600": "edl",
+               "cmx_3600": "edl", "opentimelineio": "otio", "vtt-chapters": "chapters"}
+    name = aliases.get(name, name)
+    if name not in FORMATS:
+        raise OptionsError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return name
+
+
+def suffix(fmt: str) -> str:
+    return FORMATS[check_format(fmt)][0]
+
+
+def media_type(fmt: str) -> str:
+    return FORMATS[check_format(fmt)][1]
+
+
+def export(results: Any, fmt: str) -> str:
+    """``results`` (a :class:`Result`, a Grounding, or several) as text in format ``fmt``."""
+    name = check_format(fmt)
+    items = as_results(results)
+    writer = {"srt": to_srt, "vtt": to_vtt, "chapters": to_vtt_chapters, "csv": to_csv,
+              "jsonl": to_jsonl, "edl": to_edl, "otio": to_otio, "youtube": to_youtube}[name]
+    return writer(items)
+
+
+def export_file(results: Any, fmt: str, path: str | Path) -> Path:
+    """Write :func:`export` to ``path`` (UTF-8) and return it."""
+    out = Path(path)
+    text = export(results, fmt)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise OptionsError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return out
+
+
+# -- subtitles -----------------------------------------------------------------------------
+
+def cues(results: Iterable[Result]) -> list[Cue]:
+    """Every span of every result as a cue, in time order; a point lasts one frame."""
+    out: list[Cue] = []
+    for result in results:
+        frame_s = 1.0 / (result.fps or FALLBACK_FPS)
+        for number, span in enumerate(result.spans, 1):
+            end = span.end if span.end > span.start else span.start + frame_s
+            out.append(Cue(span.start, end, _one_paragraph(result.text_of(span, number)),
+                           result, span, number))
+    return sorted(out, key=lambda c: (c.start, c.end))
+
+
+def _one_paragraph(text: str) -> str:
+    """Cue text without blank lines or ``-->`` (both would end or break a cue)."""
+    lines = [line.strip() for line in text.replace("-->", "→").splitlines()]
+    return "\n".join(line for line in lines if line) or "event"
+
+
+def _millis(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+def to_srt(results: list[Result]) -> str:
+    import srt
+
+    subs = [srt.Subtitle(index=i, start=timedelta(milliseconds=_millis(c.start)),
+                         end=timedelta(milliseconds=_millis(c.end)), content=c.text)
+            for i, c in enumerate(cues(results), 1)]
+    return str(srt.compose(subs, reindex=False))
+
+
+def vtt_time(seconds: float) -> str:
+    """``HH:MM:SS.mmm`` (WebVTT's cue time)."""
+    ms = _millis(seconds)
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
+
+
+def _vtt(items: Iterable[tuple[float, float, str]]) -> str:
+    from webvtt import Caption, WebVTT
+
+    vtt = WebVTT(captions=[Caption(start=vtt_time(a), end=vtt_time(b), text=text)
+                           for a, b, text in items])
+    return str(vtt.content)
+
+
+def to_vtt(results: list[Result]) -> str:
+    return _vtt((c.start, c.end, c.text) for c in cues(results))
+
+
+def chapters(results: list[Result]) -> list[tuple[float, float, str]]:
+    """Chapters from the spans: in time order, an overlapping chapter cut where the next
+    begins (chapters never overlap), one line of title each."""
+    items = [(c.start, c.end, " ".join(c.text.split())) for c in cues(results)]
+    out: list[tuple[float, float, str]] = []
+    for i, (start, end, title) in enumerate(items):
+        if i + 1 < len(items):
+            end = min(end, items[i + 1][0])
+        if out and start < out[-1][1]:
+            start = out[-1][1]
+        if end > start:
+            out.append((start, end, title))
+    return out
+
+
+def to_vtt_chapters(results: list[Result]) -> str:
+    return _vtt(chapters(results))
+
+
+def youtube_time(seconds: float, long: bool) -> str:
+    whole = int(math.floor(seconds + 1e-6))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if long else f"{minutes}:{secs:02d}"
+
+
+def to_youtube(results: list[Result]) -> str:
+    """YouTube chapter lines for a video description: the first at ``0:00`` (an ``Intro``
+    chapter is added when the first span starts later), one per span start (whole seconds;
+    a span starting in the same second as the one before is left out)."""
+    items = chapters(results)
+    ends = [r.duration for r in results if r.duration] + [b for _, b, _ in items] + [0.0]
+    long = max(ends) >= 3600
+    lines: list[str] = []
+    last: int | None = None
+    if not items or items[0][0] >= 1.0:
+        lines.append(f"{youtube_time(0.0, long)} Intro")
+        last = 0
+    for start, _, title in items:
+        second = int(math.floor(start + 1e-6))
+        if second == last:
+            continue
+        lines.append(f"{youtube_time(0.0 if last is None else start, long)} {title}")
+        last = 0 if last is None else second
+    return "\n".join(lines) + "\n"
+
+
+def youtube_problems(text: str) -> list[str]:
+    """Why YouTube would not show these chapters (it needs 3 or more, each 10 s or longer)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    problems = []
+    if len(lines) < 3:
+        problems.append(f"YouTube shows chapters only when there are 3 or more ({len(lines)} "
+                        "here)")
+    seconds = [sum(int(p) * 60 ** i for i, p in enumerate(reversed(line.split()[0].split(":"))))
+               for line in lines]
+    short = [b - a for a, b in zip(seconds, seconds[1:], strict=False) if b - a < 10]
+    if short:
+        problems.append(f"{len(short)} chapter(s) shorter than the 10 s YouTube requires")
+    return problems
+
+
+# -- tables --------------------------------------------------------------------------------
+
+COLUMNS = ("query", "video", "index", "start", "end", "duration", "start_text", "end_text",
+           "start_frame", "end_frame", "label", "score")
+
+
+def rows(results: list[Result]) -> list[dict[str, Any]]:
+    """One record per span, result by result (what CSV and JSON Lines hold)."""
+    out = []
+    for result in results:
+        for number, span in enumerate(result.spans, 1):
+            first, end = frame_range(span, result.fps) if result.fps else (None, None)
+            out.append({
+                "query": result.query, "video": result.video, "index": number,
+                "start": round(span.start, 6), "end": round(span.end, 6),
+                "duration": round(span.duration, 6), "start_text": format_time(span.start),
+                "end_text": format_time(span.end), "start_frame": first, "end_frame": end,
+                "label": span.label, "score": span.score,
+            })
+    return out
+
+
+def to_csv(results: list[Result]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows(results):
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def to_jsonl(results: list[Result]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows(results))
+
+
+# -- editor timelines ----------------------------------------------------------------------
+
+def _otio() -> Any:
+    try:
+        import opentimelineio
+    except ImportError:
+        raise OptionsError("OTIO and EDL export need OpenTimelineIO: "
+                           "pip install 'vidground[outputs]'") from None
+    return opentimelineio
+
+
+def reel_name(video: str | None) -> str:
+    """An 8-character CMX3600 reel name from the video's file name (``AX`` when unknown)."""
+    stem = Path(video).stem if video else ""
+    return re.sub(r"[^A-Za-z0-9]+", "", stem)[:8] or "AX"
+
+
+def _target_url(video: str | None) -> str:
+    if not video:
+        return ""
+    path = Path(video)
+    return path.as_uri() if path.is_absolute() else video
+
+
+def timeline(results: list[Result], *, name: str | None = None) -> otio.schema.Timeline:
+    """An OpenTimelineIO timeline: one video track, one clip per span laid end to end (a
+    selects reel), each clip referencing its video with the span's frames as source range;
+    the span's seconds, label, score and question are in ``metadata["vidground"]``."""
+    otio = _otio()
+    ot = otio.opentime
+    tl = otio.schema.Timeline(name=name or (results[0].title if results else "vidground"))
+    track = otio.schema.Track(name="V", kind=otio.schema.TrackKind.Video)
+    tl.tracks.append(track)
+    for result in results:
+        if not result.fps:
+            raise OptionsError(f"the result for {result.title!r} has no frame rate; editor "
+                               "timelines are in frames (give the video's fps)")
+        rate = result.fps
+        available = None
+        if result.duration:
+            available = ot.TimeRange(ot.RationalTime(0, rate),
+                                     ot.RationalTime(max(1, frame_of(result.duration, rate)),
+                                                     rate))
+        reference = otio.schema.ExternalReference(target_url=_target_url(result.video),
+                                                  available_range=available)
+        for number, span in enumerate(result.spans, 1):
+            first, end = frame_range(span, rate)
+            clip = otio.schema.Clip(
+                name=" ".join(result.text_of(span, number).split()),
+                media_reference=reference,
+                source_range=ot.TimeRange(ot.RationalTime(first, rate),
+                                          ot.RationalTime(end - first, rate)))
+            clip.metadata["vidground"] = {
+                "start": round(span.start, 6), "end": round(span.end, 6), "label": span.label,
+                "score": span.score, "query": result.query, "index": number}
+            clip.metadata["cmx_3600"] = {"reel": reel_name(result.video)}
+            track.append(clip)
+    return tl
+
+
+def to_otio(results: list[Result]) -> str:
+    return str(_otio().adapters.write_to_string(timeline(results), "otio_json"))
+
+
+def is_drop_frame(fps: float) -> bool:
+    """29.97 and 59.94 (NTSC) timecode drops frame numbers; other rates do not."""
+    return any(abs(fps - n * 1000 / 1001) < 0.005 for n in (30, 60))
+
+
+def to_edl(results: list[Result]) -> str:
+    """A CMX3600 EDL: one cut event per span on a record timeline starting at 00:00:00:00,
+    timecode at the video's frame rate (``FCM: DROP FRAME`` and ``;`` for 29.97/59.94)."""
+    otio = _otio()
+    rates = {round(r.fps, 3) for r in results if r.fps and r.spans}
+    if len(rates) > 1:
+        raise OptionsError("an EDL has one frame rate, but these results come from videos at "
+                           f"{', '.join(str(r) for r in sorted(rates))} fps; export each video "
+                           "on its own")
+    items = [r for r in results if r.spans]
+    if not items:
+        return f"TITLE: {_edl_title(results)}\nFCM: NON-DROP FRAME\n\n"
+    rate = items[0].fps
+    tl = timeline(items, name=_edl_title(results))
+    text = str(otio.adapters.write_to_string(tl, "cmx_3600", rate=rate))
+    fcm = "FCM: DROP FRAME" if rate and is_drop_frame(rate) else "FCM: NON-DROP FRAME"
+    head, _, body = text.partition("\n\n")
+    return f"{head}\n{fcm}\n\n{body}"
+
+
+def _edl_title(results: list[Result]) -> str:
+    title = results[0].title if results else "vidground"
+    return " ".join(title.split())[:60] or "vidground"
