@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from .config import Settings
 from .errors import OptionsError, VidgroundError
+from .outputs.cli import EvidenceOpt, ExportOpt
 from .progress import ProgressEvent
 from .timecode import OUTPUT_FORMATS
 
@@ -118,6 +119,8 @@ def locate(
     openai_base_url: BaseUrlOpt = None,
     device: DeviceOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+    export: ExportOpt = None,
+    evidence: EvidenceOpt = None,
 ) -> None:
     """Find when QUERY happens in VIDEO and print the time span(s), answer and reasoning."""
     from .grounding import Grounder
@@ -137,8 +140,13 @@ def locate(
             result = grounder.locate(video, query, options, progress=report)
         if as_json:
             print(json.dumps(result.to_response(), ensure_ascii=False, indent=2))
-            return
-        _print_grounding(result)
+        else:
+            _print_grounding(result)
+        if export or evidence:
+            from .outputs.cli import write_outputs
+            from .outputs.results import Result
+
+            write_outputs(Result.from_grounding(result), export, evidence)
 
     _run(work)
 
@@ -279,6 +287,12 @@ def cache_clear(
 from .evaluation.cli import eval_app  # noqa: E402
 
 app.add_typer(eval_app, name="eval")
+
+
+# `vidground export`, `cut` and `describe` (results people can use: docs/outputs.md).
+from .outputs.cli import register as _register_outputs  # noqa: E402
+
+_register_outputs(app, _run, _settings)
 
 
 # `vidground export`, `cut` and `describe` (results people can use: docs/outputs.md).

@@ -1,0 +1,217 @@
+"""Clips: ``exact`` clips start and end on the span's frames (painted frame numbers), last as
+long as the span to within a frame, and keep the audio in sync (a tone at a known time);
+``fast`` clips start at the keyframe before the span and say how much earlier; what cannot be
+stream-copied is re-encoded with a note; ``vidground cut`` as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from media import ENCODERS, _encoder_options, draw_frame, make_video, read_painted_index
+
+from vidground.errors import OptionsError
+from vidground.outputs.clips import cut, cut_many
+from vidground.timecode import Span
+from vidground.video.probe import probe
+
+TONE = (1.8, 2.6)  # seconds of the source where a 1 kHz tone plays (silence elsewhere)
+RATE = 16000
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    fps: float
+
+    def frame_at(self, t: float) -> int:
+        return int(np.floor(t * self.fps + 1e-6))
+
+    def last_before(self, t: float) -> int:
+        return int(np.ceil(t * self.fps - 1e-6)) - 1
+
+
+def make_toned(path: Path, *, codec: str = "h264", fps: int = 25, seconds: float = 4.0,
+               gop: int = 25, bframes: bool = False) -> Source:
+    """A test video (painted frame numbers) with an AAC track: silence, a tone during TONE."""
+    fmt = {".mkv": "matroska", ".ts": "mpegts"}.get(path.suffix)
+    with av.open(str(path), "w", format=fmt) as out:
+        video = out.add_stream(ENCODERS[codec], rate=fps,
+                               options=_encoder_options(codec, gop, bframes, True))
+        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
+        video.codec_context.gop_size = gop
+        video.codec_context.time_base = Fraction(1, fps)
+        if codec == "mpeg4":
+            video.codec_context.max_b_frames = 0
+            video.codec_context.bit_rate = 2_000_000
+        audio = out.add_stream("aac", rate=RATE)
+        audio.codec_context.layout = "mono"
+        for i in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(draw_frame((160, 120), i, False, (0, 0, 0)),
+                                               format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        t = np.arange(int(seconds * RATE)) / RATE
+        wave = np.where((t >= TONE[0]) & (t < TONE[1]), 0.5 * np.sin(2 * np.pi * 1000 * t), 0)
+        for begin in range(0, len(wave), 1024):
+            chunk = np.zeros((1, 1024), np.float32)
+            piece = wave[begin:begin + 1024]
+            chunk[0, :len(piece)] = piece
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = RATE, begin
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode())
+    return Source(path, float(fps))
+
+
+def painted(path: Path) -> list[tuple[float, int]]:
+    with av.open(str(path)) as f:
+        return [(float(fr.time), read_painted_index(fr.to_ndarray(format="rgb24")))
+                for fr in f.decode(video=0)]
+
+
+def tone_onset(path: Path) -> float:
+    """When the tone starts in ``path`` (seconds on the clip's clock, video's first frame 0)."""
+    with av.open(str(path)) as f:
+        video_start = float(f.streams.video[0].start_time * f.streams.video[0].time_base)
+        for frame in f.decode(audio=0):
+            samples = frame.to_ndarray().reshape(-1)
+            loud = np.flatnonzero(np.abs(samples) > 0.1)
+            if loud.size:
+                return float(frame.time) + loud[0] / frame.sample_rate - video_start
+    raise AssertionError("no tone in the clip")
+
+
+@pytest.fixture(scope="module")
+def toned(tmp_path_factory: pytest.TempPathFactory) -> Source:
+    return make_toned(tmp_path_factory.mktemp("clips") / "toned.mp4")
+
+
+@pytest.mark.parametrize("span", [Span(1.5, 2.3), Span(1.53, 2.91), Span(0.0, 0.5),
+                                  Span(1.48, 2.32)])
+def test_exact_clip_shows_the_span_frames_with_audio_in_sync(toned: Source, tmp_path: Path,
+                                                             span: Span) -> None:
+    clip = cut(toned.path, span, tmp_path / "clip.mp4")
+    frames = painted(clip.path)
+    assert frames[0][1] == toned.frame_at(span.start)
+    assert frames[-1][1] == toned.last_before(span.end)
+    assert [n for _, n in frames] == list(range(frames[0][1], frames[-1][1] + 1))
+    # the clip is the whole frames that show the span: on frame boundaries it lasts exactly
+    # as long as the span, otherwise less than one frame longer at either end
+    info = probe(clip.path)
+    covered = (frames[-1][1] + 1 - frames[0][1]) / toned.fps
+    assert info.duration == pytest.approx(covered, abs=1e-3)
+    assert info.duration == pytest.approx(clip.end - clip.start, abs=1e-3)
+    assert span.duration <= info.duration + 1e-3 < span.duration + 2 / toned.fps
+    assert clip.mode == "exact" and clip.has_audio and info.has_audio
+    assert clip.start == pytest.approx(toned.frame_at(span.start) / toned.fps)
+    if span.start < TONE[0] < span.end:
+        assert tone_onset(clip.path) == pytest.approx(TONE[0] - clip.start, abs=1 / toned.fps)
+
+
+def test_a_span_on_frame_boundaries_gives_a_clip_of_its_duration(toned: Source,
+                                                                  tmp_path: Path) -> None:
+    span = Span(1.48, 2.32)  # frames 37..57, what refinement returns
+    clip = cut(toned.path, span, tmp_path / "aligned.mp4")
+    assert probe(clip.path).duration == pytest.approx(span.duration, abs=1 / toned.fps)
+    assert clip.frames == 21
+
+
+def test_padding_widens_the_clip_inside_the_video(toned: Source, tmp_path: Path) -> None:
+    clip = cut(toned.path, Span(0.2, 3.8), tmp_path / "padded.mp4", pad=0.5)
+    assert clip.span == Span(0.0, 4.0)
+    frames = painted(clip.path)
+    assert (frames[0][1], frames[-1][1]) == (0, 99)
+
+
+def test_fast_clip_starts_at_the_keyframe_before(tmp_path: Path) -> None:
+    source = make_toned(tmp_path / "gop.mp4", gop=25, bframes=True)
+    span = Span(1.5, 2.3)
+    clip = cut(source.path, span, tmp_path / "fast.mp4", mode="fast")
+    assert clip.mode == "fast" and clip.note is None
+    assert clip.starts_earlier_s == pytest.approx(0.5)
+    frames = painted(clip.path)
+    assert frames[0][1] == 25  # the keyframe at 1.0 s
+    assert frames[-1][1] >= source.last_before(span.end)
+    assert tone_onset(clip.path) == pytest.approx(TONE[0] - 1.0, abs=1 / source.fps)
+
+
+@pytest.mark.parametrize(("name", "codec"), [("vp9.mkv", "vp9"), ("h264.ts", "h264"),
+                                             ("mpeg4.mov", "mpeg4")])
+def test_other_containers_cut_exact_and_fast(tmp_path: Path, name: str, codec: str) -> None:
+    source = make_toned(tmp_path / name, codec=codec, gop=25)
+    span = Span(1.5, 2.3)
+    exact = cut(source.path, span, tmp_path / f"exact{Path(name).suffix}")
+    frames = painted(exact.path)
+    assert (frames[0][1], frames[-1][1]) == (37, 57)
+    fast = cut(source.path, span, tmp_path / f"fast{Path(name).suffix}", mode="fast")
+    assert fast.mode == "fast", fast.note
+    assert painted(fast.path)[0][1] == 25
+    assert probe(fast.path).has_audio
+
+
+def test_exact_clip_of_a_variable_frame_rate_video(tmp_path: Path) -> None:
+    made = make_video(tmp_path / "vfr.mkv", duration=3.0, fps=25, vfr=True)
+    span = Span(0.9, 1.7)
+    clip = cut(made.path, span, tmp_path / "vfr_clip.mkv")
+    frames = painted(clip.path)
+    first, last = made.frame_at(span.start), made.frame_at(span.end - 1e-4)
+    assert (frames[0][1], frames[-1][1]) == (first, last)
+    # frame times keep their irregular spacing
+    expected = [made.times[i] - made.times[first] for i in range(first, last + 1)]
+    assert [t for t, _ in frames] == pytest.approx(expected, abs=2e-3)
+
+
+def test_what_cannot_be_copied_is_re_encoded_with_a_note(tmp_path: Path) -> None:
+    made = make_video(tmp_path / "clip.mp4", duration=3.0, fps=25)
+    webm = cut(made.path, Span(1.0, 2.0), tmp_path / "out.webm", mode="fast")
+    assert webm.mode == "exact" and "WebM cannot hold h264" in (webm.note or "")
+    assert painted(webm.path)[0][1] == 25
+    raw = make_video(tmp_path / "raw.h264", container="h264", duration=3.0, fps=25)
+    clip = cut(raw.path, Span(1.5, 2.0), tmp_path / "raw.mp4", mode="fast")
+    assert clip.mode == "exact" and "keyframes are not known" in (clip.note or "")
+    frames = painted(clip.path)
+    assert (frames[0][1], frames[-1][1]) == (37, 49)
+
+
+def test_bad_requests_are_clear_errors(toned: Source, tmp_path: Path) -> None:
+    with pytest.raises(OptionsError, match="after the end of the video"):
+        cut(toned.path, Span(10.0, 11.0), tmp_path / "x.mp4")
+    with pytest.raises(OptionsError, match="cannot write a clip as .gif"):
+        cut(toned.path, Span(1.0, 2.0), tmp_path / "x.gif")
+    with pytest.raises(OptionsError, match="--pad"):
+        cut(toned.path, Span(1.0, 2.0), tmp_path / "x.mp4", pad=-1)
+
+
+def test_cut_many_names_clips_by_span(toned: Source, tmp_path: Path) -> None:
+    clips = cut_many(toned.path, [Span(0.5, 1.0), Span(2.0, 2.5)], tmp_path / "out")
+    assert [c.path.name for c in clips] == ["toned_clip01_00-00-00.500.mp4",
+                                            "toned_clip02_00-00-02.000.mp4"]
+
+
+def test_cli_cut_from_a_result_and_from_spans(toned: Source, tmp_path: Path) -> None:
+    result = {"segments": [{"start": 0.5, "end": 1.0}, {"start": 2.0, "end": 2.5}],
+              "video": {"duration": 4.0, "fps": 25.0}}
+    (tmp_path / "r.json").write_text(json.dumps(result))
+    out = subprocess.run([sys.executable, "-m", "vidground", "cut", str(toned.path), "--from",
+                          "r.json", "--span", "00:00:01.500-00:00:02.300", "--fast", "--json",
+                          "--out", "clips"], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    clips = json.loads(out.stdout)
+    assert [c["mode"] for c in clips] == ["fast"] * 3
+    assert [c["starts_earlier_s"] for c in clips] == [0.5, 0.5, 0.0]
+    assert "starts 0.500 s before the span (keyframe)" in out.stderr
+    assert all((tmp_path / "clips" / Path(c["path"]).name).exists() for c in clips)
+    bad = subprocess.run([sys.executable, "-m", "vidground", "cut", str(toned.path), "--span",
+                          "3-2"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert bad.returncode == 2 and "ends before it starts" in bad.stderr
