@@ -34,6 +34,12 @@ Behaviour knobs (constructor keywords; change later with ``srv.configure(**knobs
   answer=None             a fixed answer text instead of looking at the frames
   api_key=None            when set, requests need ``Authorization: Bearer <api_key>`` (else 401)
   models=None             ids listed at /v1/models (default: [model])
+  events=None             {name: (r, g, b)}: several coloured objects. A prompt that asks to list
+                          the events (it begins "List the events that happen in this video",
+                          or its Chinese form) gets one line per contiguous run of each object,
+                          in time order: ``1.0 - 1.96 seconds: the blue square is visible``;
+                          any other prompt naming one of them (``Event: the blue square is
+                          visible``) is answered about that object's colour.
 Nothing here needs anything but the standard library and Pillow.
 """
 
@@ -66,6 +72,7 @@ class RequestRecord:
     present: list[bool] = field(default_factory=list)
     image_sizes: list[tuple[int, int]] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)  # "text:<...>" / "image" / "video" in order
+    colors: dict[str, list[bool]] = field(default_factory=dict)  # per ``events`` object
     status: int = 200
 
 
@@ -96,6 +103,38 @@ def describe(times: list[float], present: list[bool], name: str) -> str:
         return f"The {name} does not appear in the video."
     spans = " and ".join(f"from {_fmt(a)} to {_fmt(b)} seconds" for a, b in runs)
     return f"The {name} is visible {spans}."
+
+
+#: How a prompt asking for the list of events begins (lower case), in English and Chinese.
+LIST_EVENTS_LEADS = ("list the events that happen in this video",
+                     "请按时间顺序列出视频中发生的所有事件")
+
+
+def _runs(times: list[float], present: list[bool]) -> list[tuple[float, float]]:
+    """(first, last) frame time of every contiguous run of frames showing the object."""
+    runs: list[tuple[float, float]] = []
+    start: float | None = None
+    last: float | None = None
+    for t, p in sorted(zip(times, present, strict=False), key=lambda tp: tp[0]):
+        if p and start is None:
+            start = t
+        if not p and start is not None:
+            runs.append((start, last if last is not None else start))
+            start = None
+        last = t
+    if start is not None:
+        runs.append((start, last if last is not None else start))
+    return runs
+
+
+def list_events(times: list[float], colors: dict[str, list[bool]]) -> str:
+    """A dense-captioning answer: one ``a - b seconds: the <name> is visible`` line per run."""
+    lines = sorted((a, b, name) for name, present in colors.items()
+                   for a, b in _runs(times, present))
+    if not lines:
+        return "Answer: NOT FOUND"
+    return "\n".join(f"{_fmt(a)} - {_fmt(b)} seconds: the {name} is visible"
+                     for a, b, name in lines)
 
 
 def _fmt(t: float) -> str:
@@ -129,6 +168,7 @@ class FakeOpenAIServer:
         self.answer: str | None = None
         self.api_key: str | None = None
         self.models: list[str] | None = None
+        self.events: dict[str, tuple[int, int, int]] | None = None
         self.configure(**knobs)
         self.requests: list[RequestRecord] = []
         self.chat_count = 0
@@ -229,6 +269,9 @@ class FakeOpenAIServer:
         record.times.append(t)
         record.present.append(object_fraction(image, self.color) >= self.min_fraction)
         record.image_sizes.append(image.size)
+        for name, color in (self.events or {}).items():
+            record.colors.setdefault(name, []).append(
+                object_fraction(image, color) >= self.min_fraction)
 
     def _add_video(self, record: RequestRecord, url: str, body: dict[str, Any]) -> None:
         header, _, payload = url.partition(",")
@@ -246,6 +289,13 @@ class FakeOpenAIServer:
         if self.answer is not None:
             return self.answer
         times = [t if t is not None else float(i) for i, t in enumerate(record.times)]
+        if self.events:
+            text = " ".join(p[5:] for p in record.parts if p.startswith("text:"))
+            if any(lead in text.lower() for lead in LIST_EVENTS_LEADS):
+                return list_events(times, record.colors)
+            for name in sorted(self.events, key=len, reverse=True):
+                if name in text.lower():
+                    return describe(times, record.colors.get(name, []), name)
         return describe(times, record.present, self.object_name)
 
 
@@ -255,7 +305,8 @@ class _Server(ThreadingHTTPServer):
 
 
 _KNOBS = {"delay_s", "stream_chunk_delay_s", "fail_429_times", "retry_after", "always_500",
-          "fail_status", "fail_message", "garbage", "empty", "answer", "api_key", "models"}
+          "fail_status", "fail_message", "garbage", "empty", "answer", "api_key", "models",
+          "events"}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -394,4 +445,4 @@ def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
                       "total_tokens": len(text.split())}}
 
 
-__all__ = ["FakeOpenAIServer", "RequestRecord", "describe", "object_fraction"]
+__all__ = ["FakeOpenAIServer", "RequestRecord", "describe", "list_events", "object_fraction"]

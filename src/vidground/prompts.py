@@ -181,3 +181,36 @@ def build_verify_prompt(query: str, language: str = "auto") -> Prompt:
                   "preceded by its time as <t seconds>.")
         user = f"Is the following event happening in this clip: {event}? Answer yes or no."
     return Prompt(system=system, user=user, language=lang)
+
+
+#: The first words of the describe prompt's instruction (a fake model recognises it by them).
+DESCRIBE_LEAD = {"en": "List the events that happen in this video",
+                 "zh": "请按时间顺序列出视频中发生的所有事件"}
+
+
+def build_describe_prompt(*, language: str = "en", duration: float | None = None) -> Prompt:
+    """Dense captioning: every event the model sees, one ``start - end seconds: what``
+    line each, in time order (parsed by :func:`vidground.outputs.describe.parse_events`).
+
+    >>> build_describe_prompt(duration=30).user.splitlines()[0]
+    'List the events that happen in this video, in time order.'
+    """
+    lang = resolve_language("", language if language != "auto" else "en")
+    if lang == "zh":
+        lines = [f"{DESCRIBE_LEAD['zh']}。每个事件写一行，给出开始和结束时间（秒）和一句简短描述，"
+                 "格式严格如下：", "12.5 - 18.0 秒：一个人打开门"]
+        if duration is not None:
+            lines.append(f"视频总长 {duration:.1f} 秒，"
+                         f"给出的时间必须在 0 到 {duration:.1f} 秒之间。")
+        lines.append("只写这些行，不要写其他内容。"
+                     f"如果什么都没有发生，请严格写：答案：{NOT_FOUND_ZH}")
+    else:
+        lines = [f"{DESCRIBE_LEAD['en']}, in time order.",
+                 "Write one line per event with its start and end time in seconds and a short "
+                 "description, exactly like:", "12.5 - 18.0 seconds: a man opens the door"]
+        if duration is not None:
+            lines.append(f"The video is {duration:.1f} seconds long; every time must be between "
+                         f"0 and {duration:.1f}.")
+        lines.append("Write only these lines. If nothing happens, write exactly: "
+                     f"Answer: {NOT_FOUND_EN}")
+    return Prompt(system=_system_text(lang), user="\n".join(lines), language=lang)
