@@ -19,6 +19,17 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# The job-store and worker tests start a real PostgreSQL server (Debian's postgresql package).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing postgresql for the job-store tests..."
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "postgresql is missing: install it (apt-get install postgresql) to run the job-store tests" >&2
+    exit 1
+  fi
+fi
+
 export VIDGROUND_NO_SKIPS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
 python -m ruff check src tests benchmarks
 python -m pytest "$@"

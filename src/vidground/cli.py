@@ -237,6 +237,40 @@ def serve(
     _run(lambda: run_server(settings))
 
 
+@app.command()
+def worker(
+    media_root: Annotated[Path | None, typer.Option(
+        help="folder that video_path is resolved in: the same (shared) folder as the servers'"
+    )] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="the servers' (shared) data dir: uploads are read from <data-dir>/uploads")] = None,
+    job_store: Annotated[str | None, typer.Option(
+        help="postgresql://user:password@host/db (default VIDGROUND_JOB_STORE, else the "
+             "SQLite file in the data dir)")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="jobs run at once by this process (default VIDGROUND_WORKERS, 1)")] = None,
+    preload: Annotated[bool, typer.Option(help="load the model at start")] = True,
+    drain_s: Annotated[float, typer.Option(
+        help="on SIGTERM, wait this long for running jobs")] = 30.0,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    openai_base_url: BaseUrlOpt = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Run queued jobs from the job store, without serving HTTP (scale out: N workers)."""
+    import logging
+
+    from .worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    settings = _run(lambda: _settings(
+        media_root=media_root, data_dir=data_dir, job_store=job_store, workers=workers,
+        preload_model=preload, backend=backend, model=model, openai_base_url=openai_base_url,
+        device=device))
+    _run(lambda: run_worker(settings, drain_s=drain_s))
+
+
 cache_app = typer.Typer(help="The disk cache of decoded frames and visual features.",
                         no_args_is_help=True)
 app.add_typer(cache_app, name="cache")

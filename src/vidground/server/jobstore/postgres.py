@@ -53,6 +53,13 @@ class PostgresJobStore(JobStore):
                                  ) from None
         self._where = (f"PostgreSQL database {info.get('dbname', '?')} on "
                        f"{info.get('host', 'localhost')}:{info.get('port', 5432)}")
+        try:  # one direct attempt first: its error says why (refused, auth, no database)
+            psycopg.connect(url, connect_timeout=max(1, int(connect_timeout_s))).close()
+        except psycopg.OperationalError as exc:
+            reason = " ".join(str(exc).split()) or "no reason given"
+            raise JobStoreUnavailableError(
+                f"cannot connect to the job store ({self._where}): {reason} (check the server "
+                "and the URL in VIDGROUND_JOB_STORE)") from None
         self._pool = ConnectionPool(
             url, min_size=1, max_size=max(2, pool_size), open=False, name="vidground-jobs",
             kwargs={"autocommit": True, "row_factory": dict_row}, timeout=connect_timeout_s)
