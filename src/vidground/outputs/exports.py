@@ -59,6 +59,10 @@ FORMATS: dict[str, tuple[str, str]] = {  # name -> (file suffix, media type)
 }
 #: Frame rate used for the one-frame length of point cues when a result has none.
 FALLBACK_FPS = 25.0
+#: Frame rates an editor timeline (EDL, OTIO) can be written at.
+MIN_FPS, MAX_FPS = 1.0, 1000.0
+#: Longest source an EDL can address: timecode wraps after 24 hours.
+EDL_MAX_S = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,8 @@ def cues(results: Iterable[Result]) -> list[Cue]:
     """Every span of every result as a cue, in time order; a point lasts one frame."""
     out: list[Cue] = []
     for result in results:
-        frame_s = 1.0 / (result.fps or FALLBACK_FPS)
+        fps = result.fps if result.fps and MIN_FPS <= result.fps <= MAX_FPS else FALLBACK_FPS
+        frame_s = 1.0 / fps
         for number, span in enumerate(result.spans, 1):
             end = span.end if span.end > span.start else span.start + frame_s
             out.append(Cue(span.start, end, _one_paragraph(result.text_of(span, number)),
@@ -296,9 +301,10 @@ def timeline(results: list[Result], *, name: str | None = None) -> otio.schema.T
     track = otio.schema.Track(name="V", kind=otio.schema.TrackKind.Video)
     tl.tracks.append(track)
     for result in results:
-        if not result.fps:
-            raise OptionsError(f"the result for {result.title!r} has no frame rate; editor "
-                               "timelines are in frames (give the video's fps)")
+        if not result.fps or not MIN_FPS <= result.fps <= MAX_FPS:
+            raise OptionsError(f"the result for {result.title!r} has no usable frame rate "
+                               f"({result.fps}); editor timelines are in frames at "
+                               f"{MIN_FPS:g} to {MAX_FPS:g} fps")
         rate = result.fps
         available = None
         if result.duration:
@@ -344,6 +350,8 @@ def to_edl(results: list[Result]) -> str:
     if not items:
         return f"TITLE: {_edl_title(results)}\nFCM: NON-DROP FRAME\n\n"
     rate = items[0].fps
+    if any(s.end >= EDL_MAX_S for r in items for s in r.spans):
+        raise OptionsError("an EDL's timecode stops at 24 hours; a span here ends later")
     tl = timeline(items, name=_edl_title(results))
     text = str(otio.adapters.write_to_string(tl, "cmx_3600", rate=rate))
     fcm = "FCM: DROP FRAME" if rate and is_drop_frame(rate) else "FCM: NON-DROP FRAME"

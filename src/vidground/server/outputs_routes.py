@@ -1,0 +1,327 @@
+"""Outputs over HTTP: exports of a job, a batch or a posted result; ``describe``; evidence
+frames and clips of a video with download links (see docs/outputs.md).
+
+Wired into the app by ``app.include_router(outputs_router)`` (after the other routers, before
+the ``/api`` fallback). Every route needs the API key when one is set. Files made here live
+under ``<data_dir>/outputs/<32 hex>/`` and are served by ``GET /api/v1/outputs/{id}/{name}``.
+
+The page can call :func:`export_response` (a result dict -> file text) and
+:func:`attach_outputs` (adds clip and evidence links to an inference response) directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import secrets
+import threading
+from pathlib import Path as FilePath
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import NotFoundError, OptionsError
+from ..options import LocateOptions
+from ..outputs.exports import FORMATS, check_format, export, media_type, suffix
+from ..outputs.results import Result, results_from_json
+from ..timecode import Span
+from .routes import JOB_ID_PATTERN, require_api_key, service
+from .schemas import ERROR_RESPONSES
+from .storage import probe_checked
+
+if TYPE_CHECKING:
+    from .app import Service
+
+OUTPUT_ID_PATTERN = r"^[0-9a-f]{32}$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,150}$"
+MAX_SPANS = 50
+MAX_CLIPS = 20
+#: Clips and evidence encode and decode on the CPU: at most this many requests at once.
+HEAVY_AT_ONCE = 2
+_heavy = threading.BoundedSemaphore(HEAVY_AT_ONCE)
+
+Format = Literal["srt", "vtt", "chapters", "csv", "jsonl", "edl", "otio", "youtube"]
+FORMAT_QUERY = Query(description=f"one of {', '.join(FORMATS)}")
+
+outputs_router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)],
+                           responses=ERROR_RESPONSES, tags=["outputs"])
+
+
+class OutputNotFoundError(NotFoundError):
+    code = "output_not_found"
+
+
+class JobNotDoneError(OptionsError):
+    code = "job_not_finished"
+    http_status = 409
+
+
+# -- bodies ----------------------------------------------------------------------------------
+
+class SpanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: float = Field(ge=0, le=1e7, description="seconds from the first frame")
+    end: float = Field(ge=0, le=1e7, description="seconds, after start (exclusive)")
+    label: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SpanIn:
+        if not (math.isfinite(self.start) and math.isfinite(self.end)) or self.end < self.start:
+            raise ValueError("end must not be before start")
+        return self
+
+    def span(self) -> Span:
+        return Span(self.start, self.end, self.label)
+
+
+class VideoRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    video_path: str | None = Field(default=None, max_length=4096,
+                                   description="path relative to the media root")
+    video_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$",
+                                 description="id of an uploaded video")
+
+    @model_validator(mode="after")
+    def _one_video(self) -> VideoRef:
+        if (self.video_path is None) == (self.video_id is None):
+            raise ValueError("give exactly one of video_path or video_id")
+        return self
+
+    def stored(self) -> dict[str, Any]:
+        return {"video_path": self.video_path} if self.video_path is not None else {
+            "video_id": self.video_id}
+
+
+class ExportBody(BaseModel):
+    """A result to export: the response of ``POST /api/v1/inference`` (or ``/describe``), a
+    job object, or a list of them, with the question and video name when the result lacks
+    them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    result: dict[str, Any] | list[dict[str, Any]] = Field(description="response(s) or job(s)")
+    query: str | None = Field(default=None, max_length=4000)
+    video: str | None = Field(default=None, max_length=4096)
+
+
+class EvidenceRequest(VideoRef):
+    spans: list[SpanIn] = Field(min_length=1, max_length=MAX_SPANS)
+
+
+class ClipsRequest(VideoRef):
+    spans: list[SpanIn] = Field(min_length=1, max_length=MAX_CLIPS)
+    pad: float = Field(default=0.0, ge=0, le=60, description="seconds added each side")
+    mode: Literal["exact", "fast"] = "exact"
+
+
+class DescribeOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    frame_sampling_rate: float | None = Field(default=None, gt=0, le=60)
+    max_frames: int | None = Field(default=None, ge=2, le=4096)
+    max_windows: int | None = Field(default=None, ge=1, le=1024)
+    refine: bool | None = None
+    max_refine_calls: int | None = Field(default=None, ge=0, le=256)
+    language: Literal["en", "zh"] | None = None
+    max_new_tokens: int | None = Field(default=None, ge=1, le=32768)
+
+
+class DescribeRequest(VideoRef):
+    options: DescribeOptions | None = None
+
+
+# -- helpers the page can call too -------------------------------------------------------
+
+def export_response(results: list[Result], fmt: str, filename: str) -> Response:
+    """The export of ``results`` as a download (``Content-Disposition: attachment``)."""
+    name = check_format(fmt)
+    text = export(results, name)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", filename)[:100] or "result"
+    return Response(text.encode("utf-8"), media_type=f"{media_type(name)}; charset=utf-8",
+                    headers={"Content-Disposition":
+                             f'attachment; filename="{safe}{suffix(name)}"'})
+
+
+def outputs_dir(svc: Service) -> FilePath:
+    return FilePath(svc.data_dir) / "outputs"
+
+
+def new_output(svc: Service) -> tuple[str, FilePath]:
+    output_id = secrets.token_hex(16)
+    folder = outputs_dir(svc) / output_id
+    folder.mkdir(parents=True, exist_ok=False)
+    return output_id, folder
+
+
+def output_url(output_id: str, path: FilePath) -> str:
+    return f"/api/v1/outputs/{output_id}/{path.name}"
+
+
+def make_evidence(svc: Service, video: FilePath, spans: list[Span], title: str | None
+                  ) -> dict[str, Any]:
+    """Evidence JPEGs and a contact sheet of ``spans`` in a new output folder, with URLs."""
+    from ..outputs.evidence import write_evidence
+
+    output_id, folder = new_output(svc)
+    with _heavy:
+        frames, sheet = write_evidence(video, spans, folder, title=title)
+    return {"output_id": output_id,
+            "frames": [f.to_dict() | {"path": None, "url": output_url(output_id, f.path)}
+                       for f in frames if f.path is not None],
+            "contact_sheet": output_url(output_id, sheet) if sheet else None}
+
+
+def make_clips(svc: Service, video: FilePath, spans: list[Span], *, pad: float = 0.0,
+               mode: Literal["exact", "fast"] = "exact") -> dict[str, Any]:
+    """One clip per span in a new output folder, with URLs."""
+    from ..outputs.clips import cut_many
+
+    output_id, folder = new_output(svc)
+    with _heavy:
+        clips = cut_many(video, spans, folder, pad=pad, mode=mode, stem="clip")
+    return {"output_id": output_id,
+            "clips": [c.to_dict() | {"path": None, "url": output_url(output_id, c.path)}
+                      for c in clips]}
+
+
+def attach_outputs(svc: Service, response: dict[str, Any], video: FilePath, *,
+                   clips: bool = False, evidence: bool = False) -> dict[str, Any]:
+    """``response`` (an inference response) with ``clips`` and/or ``evidence`` links added
+    for its segments (what an inference option ``clips: true`` would return)."""
+    spans = [Span(s["start"], s["end"], s.get("label")) for s in response.get("segments", [])]
+    out = dict(response)
+    if clips:
+        out["clips"] = make_clips(svc, video, spans)["clips"] if spans else []
+    if evidence:
+        out["evidence"] = (make_evidence(svc, video, spans, None) if spans
+                           else {"frames": [], "contact_sheet": None})
+    return out
+
+
+def _checked_video(svc: Service, ref: dict[str, Any]) -> FilePath:
+    path = svc.video_file(ref)
+    probe_checked(path, max_duration_s=svc.settings.max_video_duration_s,
+                  max_pixels=svc.settings.max_video_pixels)
+    return path
+
+
+def _finished_job(svc: Service, job_id: str) -> dict[str, Any]:
+    job = svc.store.get(job_id)
+    if job["status"] != "succeeded":
+        raise JobNotDoneError(f"job {job_id} is {job['status']}; only a job that succeeded "
+                              "has a result")
+    return job
+
+
+# -- routes ------------------------------------------------------------------------------
+
+@outputs_router.get("/jobs/{job_id}/export", response_class=Response)
+def export_job(request: Request, job_id: str = Path(pattern=JOB_ID_PATTERN),
+               format: Format = FORMAT_QUERY) -> Response:  # noqa: A002 - the API's name
+    """A finished job's spans as a file: srt, vtt, chapters, csv, jsonl, edl, otio, youtube."""
+    job = _finished_job(service(request), job_id)
+    return export_response([Result.from_job(job)], format, f"job_{job_id}")
+
+
+@outputs_router.get("/batches/{batch_id}/export", response_class=Response)
+def export_batch(request: Request, batch_id: str = Path(pattern=JOB_ID_PATTERN),
+                 format: Format = FORMAT_QUERY) -> Response:  # noqa: A002
+    """Every succeeded job of a batch in one file (404 when the batch has none)."""
+    jobs, _ = service(request).store.list(limit=1000, offset=0, status="succeeded",
+                                          batch_id=batch_id)
+    if not jobs:
+        raise OutputNotFoundError(f"batch {batch_id} has no job that succeeded")
+    return export_response([Result.from_job(j) for j in reversed(jobs)], format,
+                           f"batch_{batch_id}")
+
+
+@outputs_router.post("/export", response_class=Response)
+def export_result(body: ExportBody, format: Format = FORMAT_QUERY) -> Response:  # noqa: A002
+    """Export a result you hold (a sync response, a describe response or jobs) as a file."""
+    results = results_from_json(body.result)
+    if body.query or body.video:
+        results = [Result(r.spans, r.fps, r.duration, body.query or r.query,
+                          body.video or r.video, r.model, r.answer) for r in results]
+    if not results:
+        raise OptionsError("the result holds nothing to export")
+    return export_response(results, format, "result")
+
+
+@outputs_router.post("/describe")
+async def describe_video(request: Request, body: DescribeRequest) -> JSONResponse:
+    """What happens when: the model lists the events of the whole video (labelled spans, the
+    inference response's shape, ``kind: "describe"``). Waits in the shared model queue."""
+    from ..outputs.describe import describe
+
+    svc = service(request)
+    path = _checked_video(svc, body.stored())
+    values = body.options.model_dump(exclude_none=True) if body.options else {}
+    options = LocateOptions.from_mapping({"max_new_tokens": 1024} | values)
+    future = svc.executor.submit(lambda: describe(svc.grounder, path, options).to_response())
+    return JSONResponse(await asyncio.wrap_future(future))
+
+
+@outputs_router.post("/evidence")
+async def evidence(request: Request, body: EvidenceRequest) -> dict[str, Any]:
+    """The first, middle and last frame of each span (JPEG URLs) and a contact sheet."""
+    svc = service(request)
+    path = _checked_video(svc, body.stored())
+    spans = [s.span() for s in body.spans]
+    return await run_in_threadpool(make_evidence, svc, path, spans, None)
+
+
+@outputs_router.post("/clips")
+async def clips(request: Request, body: ClipsRequest) -> dict[str, Any]:
+    """A clip per span (``exact``: re-encoded on the span's frames; ``fast``: copied from the
+    keyframe before), with download URLs."""
+    svc = service(request)
+    path = _checked_video(svc, body.stored())
+    spans = [s.span() for s in body.spans]
+    return await run_in_threadpool(lambda: make_clips(svc, path, spans, pad=body.pad,
+                                                      mode=body.mode))
+
+
+@outputs_router.get("/jobs/{job_id}/evidence")
+async def job_evidence(request: Request, job_id: str = Path(pattern=JOB_ID_PATTERN)
+                       ) -> dict[str, Any]:
+    """Evidence frames of a finished job's spans."""
+    svc = service(request)
+    job = _finished_job(svc, job_id)
+    result = Result.from_job(job)
+    path = _checked_video(svc, job["request"])
+    return await run_in_threadpool(make_evidence, svc, path, list(result.spans), result.query)
+
+
+@outputs_router.post("/jobs/{job_id}/clips")
+async def job_clips(request: Request, job_id: str = Path(pattern=JOB_ID_PATTERN),
+                    pad: float = Query(0.0, ge=0, le=60),
+                    mode: Literal["exact", "fast"] = "exact") -> dict[str, Any]:
+    """A clip of each span of a finished job."""
+    svc = service(request)
+    job = _finished_job(svc, job_id)
+    spans = list(Result.from_job(job).spans)[:MAX_CLIPS]
+    path = _checked_video(svc, job["request"])
+    return await run_in_threadpool(lambda: make_clips(svc, path, spans, pad=pad, mode=mode))
+
+
+@outputs_router.get("/outputs/{output_id}/{name}", response_class=FileResponse)
+def download(request: Request, output_id: str = Path(pattern=OUTPUT_ID_PATTERN),
+             name: str = Path(pattern=NAME_PATTERN)) -> FileResponse:
+    """A clip, evidence frame or contact sheet made by the routes above."""
+    root = outputs_dir(service(request)).resolve()
+    path = (root / output_id / name).resolve()
+    if root not in path.parents or not path.is_file():
+        raise OutputNotFoundError(f"no output {output_id}/{name}")
+    return FileResponse(path, filename=name)
+
+
+__all__ = ["ExportBody", "attach_outputs", "export_response", "make_clips", "make_evidence",
+           "outputs_router"]
+
+

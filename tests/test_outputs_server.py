@@ -1,0 +1,175 @@
+"""The outputs router over real HTTP (uvicorn on 127.0.0.1, the app from ``create_app`` with
+the router included as the lead will wire it): a job's and a posted result's exports read back
+by independent readers, describe through the fake model, evidence and clip download links,
+the API key, and clear 4xx errors."""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import srt
+import uvicorn
+import webvtt
+from fake_openai_server import FakeOpenAIServer
+from media import make_video, read_painted_index
+from PIL import Image
+from test_outputs_describe import EVENTS, make_two_events
+
+from vidground.config import Settings
+from vidground.grounding import Grounder
+from vidground.server.app import create_app
+from vidground.server.outputs_routes import outputs_router
+
+KEY = "outputs-test-key"
+
+
+def with_outputs(settings: Settings, grounder: Grounder):  # noqa: ANN201 - FastAPI app
+    """``create_app`` plus the outputs router, placed before the ``/api`` fallback (what
+    ``app.include_router(outputs_router)`` next to the other routers does)."""
+    app = create_app(settings, grounder)
+    before = len(app.router.routes)
+    app.include_router(outputs_router)
+    added = app.router.routes[before:]
+    del app.router.routes[before:]
+    fallback = next(i for i, r in enumerate(app.router.routes)
+                    if getattr(r, "name", None) == "api_fallback")
+    app.router.routes[fallback:fallback] = added
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Path]]:
+    base = tmp_path_factory.mktemp("outputs_server")
+    media = base / "media"
+    media.mkdir()
+    make_video(media / "red.mp4", duration=4.0, fps=25, intervals=[(1.0, 2.0)])
+    make_two_events(media / "two.mp4")
+    with FakeOpenAIServer(events=EVENTS) as fake:
+        settings = Settings(backend="openai", openai_base_url=fake.base_url,
+                            openai_model=fake.model, openai_max_retries=0, media_root=media,
+                            data_dir=base / "data", enable_ui=False, api_key=KEY)
+        port = free_port()
+        app = with_outputs(settings, Grounder(settings=settings))
+        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                            log_level="warning"))
+        thread = threading.Thread(target=srv.run, daemon=True)
+        thread.start()
+        for _ in range(200):
+            if srv.started:
+                break
+            time.sleep(0.05)
+        assert srv.started, "the test server did not start"
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                              headers={"Authorization": f"Bearer {KEY}"})
+        try:
+            yield client, base
+        finally:
+            client.close()
+            srv.should_exit = True
+            thread.join(10)
+
+
+def finished_job(client: httpx.Client, video: str, query: str) -> str:
+    created = client.post("/api/v1/jobs", json={"video_path": video, "query": query,
+                                                "options": {"frame_sampling_rate": 2.0}})
+    assert created.status_code == 202, created.text
+    job_id = created.json()["job_id"]
+    for _ in range(600):
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            assert job["status"] == "succeeded", job
+            return job_id
+        time.sleep(0.05)
+    raise AssertionError("the job did not finish")
+
+
+def test_job_export_reads_back(server: tuple[httpx.Client, Path]) -> None:
+    client, _ = server
+    job_id = finished_job(client, "red.mp4", "When is the red square visible?")
+    got = client.get(f"/api/v1/jobs/{job_id}/export", params={"format": "srt"})
+    assert got.status_code == 200, got.text
+    assert got.headers["content-disposition"] == f'attachment; filename="job_{job_id}.srt"'
+    sub = next(srt.parse(got.text))
+    assert (sub.start.total_seconds(), sub.end.total_seconds()) == (1.0, 2.0)
+    assert sub.content == "When is the red square visible?"
+    edl = client.get(f"/api/v1/jobs/{job_id}/export", params={"format": "edl"})
+    assert "001  red      V     C        00:00:01:00 00:00:02:00" in edl.text
+    bad = client.get(f"/api/v1/jobs/{job_id}/export", params={"format": "docx"})
+    assert bad.status_code == 422 and set(bad.json()) == {"error"}
+    missing = client.get(f"/api/v1/jobs/{'0' * 24}/export", params={"format": "srt"})
+    assert missing.status_code == 404
+
+
+def test_posted_result_exports_and_needs_the_key(server: tuple[httpx.Client, Path]) -> None:
+    client, _ = server
+    body = {"result": {"segments": [{"start": 1.5, "end": 2.25, "label": "goal"}],
+                       "video": {"duration": 10.0, "fps": 25.0}}, "query": "q"}
+    got = client.post("/api/v1/export", params={"format": "vtt"}, json=body)
+    assert got.status_code == 200, got.text
+    cue = webvtt.from_string(got.text).captions[0]
+    assert (cue.start, cue.end, cue.text) == ("00:00:01.500", "00:00:02.250", "goal")
+    anonymous = httpx.post(str(client.base_url) + "/api/v1/export", params={"format": "vtt"},
+                           json=body)
+    assert anonymous.status_code == 401
+    broken = client.post("/api/v1/export", params={"format": "srt"},
+                         json={"result": {"segments": [{"start": "x", "end": 1}]}})
+    assert broken.status_code == 422
+    assert "'start' must be a finite number" in broken.json()["error"]["message"]
+
+
+def test_describe_over_http(server: tuple[httpx.Client, Path]) -> None:
+    client, _ = server
+    got = client.post("/api/v1/describe", json={"video_path": "two.mp4",
+                                                "options": {"frame_sampling_rate": 2.0}})
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert [(s["start"], s["end"], s["label"]) for s in body["segments"]] == [
+        (1.0, 2.0, "the red square is visible"), (2.5, 3.5, "the blue square is visible")]
+    chapters = client.post("/api/v1/export", params={"format": "chapters"},
+                           json={"result": body})
+    assert len(webvtt.from_string(chapters.text).captions) == 2
+    outside = client.post("/api/v1/describe", json={"video_path": "../etc/passwd"})
+    assert outside.status_code in (400, 403)
+
+
+def test_evidence_and_clip_links_download(server: tuple[httpx.Client, Path]) -> None:
+    client, _ = server
+    got = client.post("/api/v1/evidence", json={"video_path": "red.mp4",
+                                                "spans": [{"start": 1.0, "end": 2.0}]})
+    assert got.status_code == 200, got.text
+    frames = got.json()["frames"]
+    assert [f["role"] for f in frames] == ["first", "middle", "last"]
+    for frame, expected in zip(frames, (25, 37, 49), strict=True):
+        jpeg = client.get(frame["url"])
+        assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg"
+        image = np.asarray(Image.open(io.BytesIO(jpeg.content)))
+        assert read_painted_index(image) == expected
+    assert client.get(got.json()["contact_sheet"]).status_code == 200
+
+    clip = client.post("/api/v1/clips", json={"video_path": "red.mp4", "mode": "exact",
+                                              "spans": [{"start": 1.0, "end": 2.0}]})
+    assert clip.status_code == 200, clip.text
+    [made] = clip.json()["clips"]
+    assert made["frames"] == 25 and made["path"] is None
+    video = client.get(made["url"])
+    assert video.status_code == 200 and len(video.content) > 1000
+    job_id = finished_job(client, "red.mp4", "When is the red square visible?")
+    from_job = client.get(f"/api/v1/jobs/{job_id}/evidence")
+    assert [f["frame_time"] for f in from_job.json()["frames"]] == [1.0, 1.48, 1.96]
+    for path in ("/api/v1/outputs/" + "0" * 32 + "/x.jpg",
+                 made["url"].rsplit("/", 1)[0] + "/..%2F..%2Fjobs.sqlite3"):
+        assert client.get(path).status_code in (404, 422)
