@@ -202,3 +202,28 @@ def test_predictions_file_round_trip_and_other_tools_forms(tmp_path: Path) -> No
     bad.write_text('{"query": "q", "pred": []}\n')
     with pytest.raises(EvaluationError, match="needs an 'id'"):
         read_predictions(bad)
+
+
+def test_timelens_own_output_lines_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "charades-timelens.jsonl"
+    path.write_text(json.dumps({"AO8RW.mp4>>>A person puts a book away>>>[0.0, 6.0]": {
+        "timestamps": [[1.0, 6.0]], "answers": "The event happens in 1.0 - 6.0 seconds.",
+        "duration": 33.67}}) + "\n")
+    _, preds = read_predictions(path)
+    assert preds[0].video == "AO8RW" and preds[0].query == "A person puts a book away"
+    assert preds[0].spans == ((1.0, 6.0),) and preds[0].duration == 33.67
+
+
+def test_limit_draws_the_same_samples_for_the_same_seed(tmp_path: Path) -> None:
+    from vidground.evaluation.runner import select_samples
+
+    ann = tmp_path / "charades_sta_test.txt"
+    ann.write_text("".join(f"V{i:03d} 0 1##query {i}\n" for i in range(50)))
+    samples = read_annotations("charades-sta", ann)
+    first = select_samples(samples, 10, seed=1)
+    assert [s.id for s in first] == [s.id for s in select_samples(samples, 10, seed=1)]
+    assert [s.id for s in first] != [s.id for s in select_samples(samples, 10, seed=2)]
+    assert first == sorted(first, key=samples.index)          # kept in file order
+    assert select_samples(samples, None) == samples
+    with pytest.raises(EvaluationError, match="at least 1"):
+        select_samples(samples, 0)

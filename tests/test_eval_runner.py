@@ -263,3 +263,21 @@ def test_tiny_random_qwen_run_completes(videos: Path, tmp_path: Path,
     rescored = score_predictions(report["runs"][0]["predictions"],
                                  tmp_path / "mine.jsonl")["runs"][0]["scores"]
     assert rescored == report["runs"][0]["scores"]
+
+
+def test_a_failing_backend_stops_the_run_and_a_rerun_asks_again(
+        videos: Path, tmp_path: Path, fake_model: FakeOpenAIServer) -> None:
+    data = load_dataset("timelens", write_annotations("timelens", tmp_path, repeat=3), videos)
+    grounder = Grounder(settings=fake_settings(fake_model))
+    runs = plan_runs(protocol="timelens")
+    fake_model.configure(always_500=True)
+    try:
+        with pytest.raises(EvaluationError, match="5 backend failures in a row"):
+            evaluate(data, grounder, runs, tmp_path / "out")
+    finally:
+        fake_model.configure(always_500=False)
+    _, kept = read_predictions(tmp_path / "out" / "timelens.predictions.jsonl")
+    assert len(kept) == 5 and all(p.error and p.error.startswith("BackendError") for p in kept)
+    report = evaluate(data, grounder, runs, tmp_path / "out")
+    run = report["runs"][0]
+    assert run["resumed"] == 0 and run["asked"] == 9 and run["errors"] == 0

@@ -231,8 +231,10 @@ def _show(report: dict[str, Any], metrics: str | None, kind: str, as_json: bool,
     if as_json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return
+    # a pipe or a file gets wide lines: run names are not wrapped into the score columns
+    console = stdout if stdout.is_terminal else Console(highlight=False, width=200)
     for table in tables(report, chosen):
-        stdout.print(table)
+        console.print(table)
     errors = sum(r["errors"] for r in report["runs"])
     if errors:
         stderr.print(f"[yellow]{errors} answer(s) failed (counted as misses); a re-run asks "

@@ -8,8 +8,10 @@ line per sample::
 
 ``vidground eval score`` also reads other tools' files in the same simple form: a line needs
 ``pred`` (or ``timestamps``, or QVHighlights' ``pred_relevant_windows`` with scores as the third
-element) and either ``id``/``qid`` or ``video`` + ``query``. A later line for the same id replaces
-an earlier one (a retried failure). A half-written last line (a killed run) is ignored.
+element) and either ``id``/``qid`` or ``video`` + ``query``; and the lines TimeLens'
+``eval_dataloader.py`` writes (``{"VIDEO.mp4>>>query>>>[s, e]": {"timestamps": ...}}``).
+A later line for the same id replaces an earlier one (a retried failure). A half-written last
+line (a killed run) is ignored.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ def read_predictions(path: str | Path) -> tuple[dict[str, Any] | None, list[Pred
 
 def prediction_from_dict(entry: dict[str, Any], where: str) -> Prediction:
     """One line of a predictions file (ours, or the simple form of another tool)."""
+    if len(entry) == 1 and ">>>" in next(iter(entry)):
+        return _timelens_dump(entry, where)
     raw_id = entry.get("id", entry.get("qid"))
     video = str(entry.get("video", entry.get("vid", "")))
     query = str(entry.get("query", ""))
@@ -84,6 +88,23 @@ def prediction_from_dict(entry: dict[str, Any], where: str) -> Prediction:
         error=entry.get("error"), video=video, query=query,
         timings={k: float(v) for k, v in (entry.get("timings") or {}).items()
                  if isinstance(v, (int, float))})
+
+
+def _timelens_dump(entry: dict[str, Any], where: str) -> Prediction:
+    """A line of TimeLens' eval_dataloader.py output:
+    ``{"VIDEO.mp4>>>query>>>[s, e]": {"timestamps": [[s, e]], "answers": "...", "duration"}}``
+    (matched to samples by video id and query)."""
+    key, value = next(iter(entry.items()))
+    video_name, _, rest = key.partition(">>>")
+    query = rest.rpartition(">>>")[0]
+    if not isinstance(value, dict) or not query:
+        raise EvaluationError(f"{where}: not a TimeLens prediction line")
+    video = Path(video_name).stem
+    spans = tuple(_pair(s, where) for s in value.get("timestamps") or [])
+    duration = value.get("duration")
+    return Prediction(id=f"{video}\x00{query}", spans=spans, answer=str(value.get("answers", "")),
+                      duration=float(duration) if duration is not None else None, video=video,
+                      query=query)
 
 
 def _pair(value: Any, where: str) -> Pair:

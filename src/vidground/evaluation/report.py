@@ -138,7 +138,7 @@ def tables(report: dict[str, Any], metrics: Sequence[str]):  # -> list[rich.tabl
         columns = TABLE_COLUMNS[protocol]
         table = Table(title=f"{report.get('dataset', '')} · {protocol} metrics "
                             f"({_reference(protocol)})", title_justify="left")
-        table.add_column("run")
+        table.add_column("run", no_wrap=True)
         table.add_column("n", justify="right")
         for column in columns:
             table.add_column(column, justify="right")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BackendError, VidgroundError
+from ..errors import VidgroundError
 from .grid import RunSpec
 from .predictions import PredictionWriter, read_predictions
 from .records import EvaluationError, Prediction, Sample
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 #: Stop a run after this many backend failures in a row (the server is down, the model gone).
 MAX_CONSECUTIVE_BACKEND_FAILURES = 5
+#: Errors that say the backend itself is failing (a request too large for it is the sample's).
+BACKEND_DOWN = ("BackendError", "ModelNotAvailableError")
 
 ProgressFn = Callable[["RunProgress"], None]
 
@@ -103,8 +105,8 @@ def run_predictions(grounder: Grounder, samples: Sequence[Sample], spec: RunSpec
             writer.write(prediction)
             done[sample.id] = prediction
             failed += not prediction.ok
-            streak = streak + 1 if prediction.error and prediction.error.startswith(
-                "BackendError") else 0
+            down = bool(prediction.error and prediction.error.startswith(BACKEND_DOWN))
+            streak = streak + 1 if down else 0
             report()
             if streak >= MAX_CONSECUTIVE_BACKEND_FAILURES:
                 raise EvaluationError(
@@ -165,7 +167,6 @@ def _predict(grounder: Grounder, spec: RunSpec, sample: Sample) -> Prediction:
     try:
         return spec.protocol.predict(grounder, sample)
     except VidgroundError as exc:
-        kind = "BackendError" if isinstance(exc, BackendError) else type(exc).__name__
         return Prediction(id=sample.id, video=sample.video, query=sample.query, spans=(),
-                          error=f"{kind}: {exc.message}", duration=sample.duration,
+                          error=f"{type(exc).__name__}: {exc.message}", duration=sample.duration,
                           timings={"total_s": round(time.perf_counter() - started, 4)})
