@@ -173,3 +173,18 @@ def test_evidence_and_clip_links_download(server: tuple[httpx.Client, Path]) -> 
     for path in ("/api/v1/outputs/" + "0" * 32 + "/x.jpg",
                  made["url"].rsplit("/", 1)[0] + "/..%2F..%2Fjobs.sqlite3"):
         assert client.get(path).status_code in (404, 422)
+
+
+def test_old_output_folders_are_swept(tmp_path: Path) -> None:
+    import os
+
+    from vidground.server.outputs_routes import sweep_outputs
+
+    old, new = tmp_path / ("a" * 32), tmp_path / ("b" * 32)
+    for folder in (old, new):
+        folder.mkdir()
+        (folder / "clip.mp4").write_bytes(b"x")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    (tmp_path / "keep-me").mkdir()
+    assert sweep_outputs(tmp_path, 3600) == 1
+    assert not old.exists() and new.exists() and (tmp_path / "keep-me").exists()

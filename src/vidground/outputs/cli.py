@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..timecode import Span
     from .results import Result
 
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 stdout = Console(highlight=False, soft_wrap=True)
 
 ExportOpt = Annotated[list[str] | None, typer.Option(

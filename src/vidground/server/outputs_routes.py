@@ -15,7 +15,9 @@ import asyncio
 import math
 import re
 import secrets
+import shutil
 import threading
+import time
 from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -42,6 +44,8 @@ MAX_SPANS = 50
 MAX_CLIPS = 20
 #: Clips and evidence encode and decode on the CPU: at most this many requests at once.
 HEAVY_AT_ONCE = 2
+#: Output folders older than this are deleted (checked whenever a new one is made).
+OUTPUT_RETENTION_S = 24 * 3600.0
 _heavy = threading.BoundedSemaphore(HEAVY_AT_ONCE)
 
 Format = Literal["srt", "vtt", "chapters", "csv", "jsonl", "edl", "otio", "youtube"]
@@ -153,10 +157,29 @@ def outputs_dir(svc: Service) -> FilePath:
 
 
 def new_output(svc: Service) -> tuple[str, FilePath]:
+    """A fresh output folder (older ones past ``OUTPUT_RETENTION_S`` are deleted first)."""
+    sweep_outputs(outputs_dir(svc), OUTPUT_RETENTION_S)
     output_id = secrets.token_hex(16)
     folder = outputs_dir(svc) / output_id
     folder.mkdir(parents=True, exist_ok=False)
     return output_id, folder
+
+
+def sweep_outputs(root: FilePath, max_age_s: float) -> int:
+    """Delete output folders under ``root`` last changed more than ``max_age_s`` ago."""
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - max_age_s
+    removed = 0
+    for folder in root.iterdir():
+        try:
+            if folder.is_dir() and re.fullmatch(r"[0-9a-f]{32}", folder.name) \
+                    and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def output_url(output_id: str, path: FilePath) -> str:
@@ -322,6 +345,6 @@ def download(request: Request, output_id: str = Path(pattern=OUTPUT_ID_PATTERN),
 
 
 __all__ = ["ExportBody", "attach_outputs", "export_response", "make_clips", "make_evidence",
-           "outputs_router"]
+           "outputs_router", "sweep_outputs"]
 
 
