@@ -202,20 +202,20 @@ def test_api_key_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch,
     from fastapi.testclient import TestClient
 
     from vidground.config import Settings
-    from vidground.server import routes
+    from vidground.server import http
     from vidground.server.app import create_app
 
     calls: list[tuple[bytes, bytes]] = []
-    real = routes.hmac.compare_digest
+    real = http.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(routes.hmac, "compare_digest", spy)
+    monkeypatch.setattr(http.hmac, "compare_digest", spy)
     app = create_app(Settings(api_key="k", enable_ui=False, backend="openai",
                               data_dir=tmp_path, media_root=tmp_path))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.get("/api/v1/jobs", headers={"Authorization": "Bearer x"}
                           ).status_code == 401
         assert client.get("/api/v1/jobs", headers={"Authorization": "Bearer k"}
@@ -233,7 +233,7 @@ def test_api_errors_stay_json_with_the_web_page_mounted(tmp_path: Path) -> None:
 
     app = create_app(Settings(backend="openai", data_dir=tmp_path, media_root=tmp_path,
                               enable_ui=True))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.get("/").status_code == 200
         assert client.get("/api/v1/health").json()["status"] == "ok"
         r = client.get("/api/v1/nope")

@@ -164,6 +164,28 @@ CASES: dict[str, tuple[Callable[[Env], requests.Response], set[int]]] = {
     "jobs-empty-batch": (lambda e: post_json(e, {"requests": []}, "/api/v1/jobs"), {422}),
     "jobs-hostile-in-batch": (lambda e: post_json(e, {"requests": [
         {"video_path": "/etc/passwd", "query": QUERY}]}, "/api/v1/jobs"), {403}),
+    # text JSON can spell but UTF-8 cannot store: refused at the door, never stored
+    "query-lone-surrogate": (raw(b'{"video_path": "ok.mp4", "query": "\\ud800"}'), {422}),
+    "path-lone-surrogate": (raw(b'{"video_path": "\\ud800.mp4", "query": "q"}'), {422}),
+    "option-lone-surrogate": (raw(b'{"video_path": "ok.mp4", "query": "q", '
+                                  b'"options": {"language": "\\udfff"}}'), {422}),
+    "key-lone-surrogate": (raw(b'{"video_path": "ok.mp4", "query": "q", '
+                               b'"options": {"\\ud800": 1}}'), {422}),
+    "jobs-lone-surrogate": (raw(b'{"video_path": "ok.mp4", "query": "\\ud800"}',
+                                path="/api/v1/jobs"), {422}),
+    "batch-lone-surrogate": (raw(b'{"requests": [{"video_path": "ok.mp4", "query": "q"}, '
+                                 b'{"video_path": "ok.mp4", "query": "\\udbff"}]}',
+                                 path="/api/v1/jobs"), {422}),
+    "upload-boundary-over-256": (raw(b"--" + b"b" * 300 + b"\r\nContent-Disposition: "
+                                     b'form-data; name="file"\r\n\r\nabc',
+                                     "multipart/form-data; boundary=" + "b" * 300,
+                                     "/api/v1/videos"), {400}),
+    "upload-junk-field": (lambda e: requests.post(
+        e.srv.url("/api/v1/videos"), data={"junk": "x" * 200_000}, timeout=30,
+        files={"file": ("ok.mp4", (e.srv.media_root / "ok.mp4").read_bytes(), "video/mp4")}),
+        {400}),
+    "video-id-trailing-newline": (lambda e: post_json(e, {"video_id": "a" * 32 + "\n",
+                                                          "query": QUERY}), {404}),
     "unknown-route": (lambda e: requests.get(e.srv.url("/api/v1/nothing"), timeout=10), {404}),
     "wrong-method": (lambda e: requests.put(e.srv.url("/api/v1/inference"), timeout=10),
                      {405}),
@@ -197,3 +219,48 @@ def test_server_still_healthy_after_the_table(env: Env) -> None:
     uploads = env.srv.data_dir / "uploads"
     assert not list(uploads.glob("*.part"))
     assert len(list(uploads.glob("*.video"))) == len(list(uploads.glob("*.json")))
+
+
+def test_upload_limit_messages_name_what_the_user_sent(env: Env) -> None:
+    """413 for a too-large video names the file as the client sent it, never the stored
+    ``<id>.video`` file."""
+    big = (env.srv.media_root / "big.mp4").read_bytes()
+    r = requests.post(env.srv.url("/api/v1/videos"), timeout=30,
+                      files={"file": ("holiday.mp4", big, "video/mp4")})
+    assert r.status_code == 413, r.text
+    message = r.json()["error"]["message"]
+    assert "holiday.mp4" in message and ".video" not in message and ".part" not in message
+
+
+def test_stored_invalid_text_cannot_break_the_job_api(env: Env) -> None:
+    """A job holding a lone surrogate (stored by an older version) still lists, reads and
+    cancels: responses escape it instead of failing to encode."""
+    from vidground.config import Settings
+    from vidground.server.jobstore import open_store
+
+    store = open_store(Settings(data_dir=env.srv.data_dir), env.srv.data_dir)
+    try:
+        _, (job_id,) = store.create([{"video_path": "\ud800.mp4", "query": "\ud800",
+                                      "options": {}}], max_attempts=1)
+    finally:
+        store.close()
+    r = requests.get(env.srv.url(f"/api/v1/jobs/{job_id}"), timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.json()["request"]["query"] == "\ud800"
+    r = requests.get(env.srv.url("/api/v1/jobs?limit=500"), timeout=10)
+    assert r.status_code == 200 and job_id in {j["job_id"] for j in r.json()["jobs"]}
+    assert requests.delete(env.srv.url(f"/api/v1/jobs/{job_id}"), timeout=10).status_code in (
+        200, 409)
+
+
+def test_video_ids_are_matched_whole(tmp_path: Path) -> None:
+    """An id with a trailing newline is not an id (``re.match`` with ``$`` took it)."""
+    from vidground.errors import VideoNotFoundError
+    from vidground.server.storage import UploadStore
+
+    store = UploadStore(tmp_path, max_bytes=1 << 20, max_duration_s=60, max_pixels=1 << 20)
+    (tmp_path / ("a" * 32 + ".video")).write_bytes(b"x")
+    assert store.video_path("a" * 32) == tmp_path / ("a" * 32 + ".video")
+    for bad in ("a" * 32 + "\n", "a" * 31, "A" * 32, "\n" + "a" * 32):
+        with pytest.raises(VideoNotFoundError, match="32 lowercase hex"):
+            store.video_path(bad)

@@ -38,6 +38,7 @@ SAMPLING_FPS = 5  # what the test sets in the page's options
 TOLERANCE = 1.0 / SAMPLING_FPS + 0.05  # the fake model can only name sampled frame times
 QUERY = "When is the red square visible?"
 TIMEOUT_MS = 60_000
+LOCAL = "http://127.0.0.1"  # the server answers loopback Host names only
 
 needs_browser = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)),
@@ -302,11 +303,13 @@ def test_media_route_serves_only_registered_files(tmp_path: Path) -> None:
     assert registry.register(video) == token
     assert registry.get(token) == video.resolve()
 
+    from vidground.server.app import Service
+
     app = FastAPI()
     original = ui.MediaRegistry
     ui.MediaRegistry = lambda: registry  # type: ignore[assignment]
     try:
-        ui.mount_ui(app, grounder=None, settings=Settings(media_root=tmp_path))  # type: ignore[arg-type]
+        ui.mount_ui(app, Service(Settings(media_root=tmp_path), grounder=None))  # type: ignore[arg-type]
     finally:
         ui.MediaRegistry = original  # type: ignore[assignment]
     with TestClient(app) as client:
@@ -357,7 +360,7 @@ def _app(tmp_path: Path, **changes):
 def test_page_needs_the_api_key_when_one_is_set(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    with TestClient(_app(tmp_path, api_key="sekret")) as client:
+    with TestClient(_app(tmp_path, api_key="sekret"), base_url=LOCAL) as client:
         assert client.get("/config").status_code == 401
         assert client.post("/login", data={"username": "me", "password": "nope"}
                            ).status_code >= 400
@@ -372,7 +375,7 @@ def test_page_upload_takes_videos_larger_than_a_json_request(tmp_path: Path) -> 
     from fastapi.testclient import TestClient
 
     size = 1024 * 1024 + 4096
-    with TestClient(_app(tmp_path, max_request_kb=1024)) as client:
+    with TestClient(_app(tmp_path, max_request_kb=1024), base_url=LOCAL) as client:
         reply = client.post("/gradio_api/upload",
                             files={"files": ("big.mp4", b"\0" * size, "video/mp4")})
         assert reply.status_code == 200, reply.text

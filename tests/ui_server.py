@@ -52,10 +52,11 @@ def build_app(settings: Any):
     from fastapi import FastAPI
 
     from vidground.grounding import Grounder
+    from vidground.server.app import Service
     from vidground.server.ui import mount_ui
 
     app = FastAPI()
-    mount_ui(app, Grounder(settings=settings), settings)
+    mount_ui(app, Service(settings, Grounder(settings=settings)))
     return app
 
 

@@ -62,6 +62,19 @@ class Settings(BaseSettings):
         default=None, description="decoded frames and visual features (default <data_dir>/cache)")
     cache_max_gb: float = Field(
         default=10.0, ge=0, description="most disk space the cache may use (0 turns it off)")
+    # who may talk to the server (DNS rebinding, CSRF, slow clients, key guessing)
+    allowed_hosts: str = Field(
+        default="", description="comma-separated Host names served besides the loopback "
+        "names and the bind address; '*' serves any (needed behind a proxy on 0.0.0.0)")
+    allowed_origins: str = Field(
+        default="", description="comma-separated origins (https://app.example.com) whose "
+        "pages may send state-changing requests; the server's own origin always may")
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="close connections whose request headers are not "
+        "complete after this long")
+    auth_max_failures: int = Field(
+        default=20, ge=1, description="failed logins / wrong API keys per client address per "
+        "minute before it gets 429")
     # job store and workers (issue 16)
     job_store: str | None = Field(
         default=None, description="where jobs live: unset = <data_dir>/jobs.sqlite3; "
@@ -73,3 +86,8 @@ class Settings(BaseSettings):
     run_jobs: bool = Field(
         default=True, description="`vidground serve` also runs queued jobs (false: a front "
         "end only; `vidground worker` processes run them)")
+
+    def list_setting(self, name: str) -> list[str]:
+        """A comma-separated setting as a list of its non-empty items."""
+        return [item.strip() for item in str(getattr(self, name) or "").split(",")
+                if item.strip()]

@@ -89,6 +89,10 @@ class LocateOptions:
             )
         return cls(**values)
 
+    def to_mapping(self) -> dict[str, Any]:
+        """Every option as a plain mapping (the API's ``options`` object)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     def updated(self, **changes: Any) -> LocateOptions:
         return replace(self, **changes)
 

@@ -11,33 +11,36 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..config import Settings
 from ..errors import ModelNotAvailableError, VidgroundError
-from ..grounding import Grounder
+from ..grounding import Grounder, Grounding
 from ..options import LocateOptions, check_query
 from ..progress import ProgressEvent
 from .executor import BoundedExecutor
+from .http import (
+    AuthThrottle,
+    BodyLimit,
+    HostOriginGuard,
+    SafeJSONResponse,
+    allowed_hosts,
+    error_json,
+    install_error_handlers,
+)
 from .jobs import JobRunner, JobStore, open_store
 from .storage import UploadStore, probe_checked, resolve_media_path
 
 log = logging.getLogger("vidground.server")
-
-STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
-                413: "request_too_large", 415: "unsupported_media_type",
-                422: "invalid_request", 429: "too_many_requests"}
 
 
 class Service:
@@ -143,9 +146,31 @@ class Service:
         LocateOptions.from_mapping(request.get("options"))
         self.video_file(request)
 
-    def infer(self, request: dict[str, Any], progress: Callable[[ProgressEvent], None]
-              ) -> dict[str, Any]:
-        """Run one inference request (in an executor worker) and return the API response."""
+    def submit(self, request: dict[str, Any], progress: Callable[[ProgressEvent], None], *,
+               as_grounding: bool = False) -> Future[Any]:
+        """Check ``request`` now, then queue it on the shared executor (429 past the queue
+        limit). The one way to the model for ``POST /api/v1/inference`` and the web page
+        (``as_grounding``: the future holds the :class:`Grounding`, not the API's dict); jobs
+        take the same :meth:`locate` from the job runner."""
+        self.validate(request)
+        submitted = time.perf_counter()
+
+        def work() -> Any:
+            waited = time.perf_counter() - submitted
+            grounding = self.locate(request, progress)
+            grounding.timings["queue_s"] = round(waited, 4)
+            return grounding if as_grounding else grounding.to_response()
+
+        return self.executor.submit(work)
+
+    def adopt_upload(self, path: Path, filename: str | None) -> dict[str, Any]:
+        """Take a file the web page received into the upload store (checked like an API
+        upload: probed, size and video limits) and return its ``{video_id, video, ...}``."""
+        return self.uploads.adopt(path, filename)
+
+    def locate(self, request: dict[str, Any], progress: Callable[[ProgressEvent], None]
+               ) -> Grounding:
+        """Run one inference request (in an executor worker)."""
         path = self.video_file(request)
         probe_checked(path, max_duration_s=self.settings.max_video_duration_s,
                       max_pixels=self.settings.max_video_pixels)
@@ -158,7 +183,12 @@ class Service:
         if self.model_state != "loaded":
             with self._state_lock:
                 self.model_state, self.model_error = "loaded", None
-        return grounding.to_response()
+        return grounding
+
+    def infer(self, request: dict[str, Any], progress: Callable[[ProgressEvent], None]
+              ) -> dict[str, Any]:
+        """Run one inference request (in an executor worker) and return the API response."""
+        return self.locate(request, progress).to_response()
 
     def model_loaded(self) -> bool:
         """The backend exists and (for local models) its weights are in memory."""
@@ -198,115 +228,6 @@ class Service:
         }
 
 
-def error_json(status: int, code: str, message: str,
-               headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
-                        headers=headers)
-
-
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:8]:
-        kind = err.get("type", "")
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        if kind == "json_invalid":
-            parts.append("the request body is not valid JSON")
-            continue
-        msg = str(err.get("msg", "invalid"))
-        if kind == "extra_forbidden":
-            msg = "unknown field"
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    text = "; ".join(dict.fromkeys(parts)) or "invalid request"
-    return text[:1000]
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(VidgroundError)
-    async def vidground_error(request: Request, exc: VidgroundError) -> JSONResponse:
-        headers = None
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            headers = {"Retry-After": str(int(retry_after))}
-        if exc.http_status == 401:
-            headers = {"WWW-Authenticate": "Bearer"}
-        return error_json(exc.http_status, exc.code, exc.message, headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_json(422, "invalid_request", _validation_message(exc))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = STATUS_CODES.get(exc.status_code, "http_error")
-        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        if exc.status_code == 404 and message == "Not Found":
-            message = f"no such endpoint: {request.method} {request.url.path}"
-        return error_json(exc.status_code, code, message, dict(exc.headers or {}) or None)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error_json(500, "internal_error", "internal server error; see the server log")
-
-
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes (413 JSON), except on the upload routes
-    (the API's and the web page's), which enforce ``max_upload_mb`` themselves while
-    streaming."""
-
-    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...]) -> None:
-        self.app = app
-        self.limit = limit
-        self.exempt = exempt
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path", "") in self.exempt:
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        too_big = error_json(413, "request_too_large",
-                             f"the request body is larger than {self.limit // 1024} KB")
-        try:
-            if length is not None and int(length) > self.limit:
-                await _drain_receive(receive, self.limit * 4)
-                await too_big(scope, receive, send)
-                return
-        except ValueError:
-            await error_json(400, "bad_request", "bad Content-Length")(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
-            await too_big(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _drain_receive(receive: Receive, cap: int) -> None:
-    seen = 0
-    while seen <= cap:
-        message = await receive()
-        if message["type"] != "http.request":
-            return
-        seen += len(message.get("body", b""))
-        if not message.get("more_body"):
-            return
-
-
 FALLBACK_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>vidground</title>
 </head><body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
 <h1>vidground</h1><p>The REST API is running at <code>/api/v1</code>
@@ -334,6 +255,7 @@ def create_app(settings: Settings | None = None, grounder: Grounder | None = Non
             svc.stop()
 
     app = FastAPI(title="vidground", version=__version__, lifespan=lifespan,
+                  default_response_class=SafeJSONResponse,
                   description="Find when things happen in a video, with Qwen3-VL. "
                               "See docs/api.md.")
     app.state.service = svc
@@ -342,10 +264,16 @@ def create_app(settings: Settings | None = None, grounder: Grounder | None = Non
     install_error_handlers(app)
     app.include_router(public)
     app.include_router(router)
+    # added last = outermost: the Host/Origin guard sees every request first
     app.add_middleware(BodyLimit, limit=settings.max_request_kb * 1024,
                        exempt=("/api/v1/videos", "/gradio_api/upload"))
+    app.add_middleware(AuthThrottle, max_failures=settings.auth_max_failures)
+    app.add_middleware(HostOriginGuard,
+                       hosts=allowed_hosts(settings.list_setting("allowed_hosts"),
+                                           settings.host),
+                       origins=settings.list_setting("allowed_origins"))
     _add_api_fallback(app)
-    _add_ui(app, grounder, settings)
+    _add_ui(app, svc)
     return app
 
 
@@ -369,7 +297,8 @@ def _add_api_fallback(app: FastAPI) -> None:
                           f"no such endpoint: {request.method} {request.url.path}")
 
 
-def _add_ui(app: FastAPI, grounder: Grounder, settings: Settings) -> None:
+def _add_ui(app: FastAPI, svc: Service) -> None:
+    settings = svc.settings
     reason = ""
     if settings.enable_ui:
         try:
@@ -378,7 +307,7 @@ def _add_ui(app: FastAPI, grounder: Grounder, settings: Settings) -> None:
             mount_ui = None  # type: ignore[assignment]
         if mount_ui is not None and importlib.util.find_spec("gradio") is not None:
             try:
-                mount_ui(app, grounder, settings)
+                mount_ui(app, svc)
                 return
             except Exception as exc:  # noqa: BLE001 - the API must start without the page
                 log.warning("the web UI could not be mounted (%s: %s); serving the API only",
@@ -401,6 +330,9 @@ def run_server(settings: Settings) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
+    from .protocol import HeaderTimeoutH11Protocol
+
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
-                timeout_graceful_shutdown=10, access_log=False)
+                timeout_graceful_shutdown=10, access_log=False,
+                http=HeaderTimeoutH11Protocol.with_timeout(settings.header_timeout_s))

@@ -90,6 +90,7 @@ class BoundedExecutor:
         with self._cond:
             if self._stopping:
                 raise ShuttingDownError("the server is shutting down")
+            self._prune_locked()
             if len(self._queue) >= self.queue_limit:
                 self.rejected += 1
                 raise QueueFullError(
@@ -102,6 +103,20 @@ class BoundedExecutor:
             self._cond.notify()
         return future
 
+    def discard(self, future: Future[Any]) -> bool:
+        """Cancel a waiting task and free its place in the queue at once (its client hung up);
+        False when it already runs or ran."""
+        with self._cond:
+            if not future.cancel():
+                return False
+            self._prune_locked()
+            return True
+
+    def _prune_locked(self) -> None:
+        """Drop cancelled tasks from the queue: they would never run but held a place."""
+        if any(f.cancelled() for _, f in self._queue):
+            self._queue = deque(item for item in self._queue if not item[1].cancelled())
+
     def notify_jobs(self) -> None:
         """Wake a worker: new jobs were queued."""
         with self._cond:
@@ -111,7 +126,9 @@ class BoundedExecutor:
     # -- state -----------------------------------------------------------------------------
     @property
     def waiting(self) -> int:
-        return len(self._queue)
+        with self._cond:
+            self._prune_locked()
+            return len(self._queue)
 
     @property
     def running(self) -> int:
@@ -132,6 +149,8 @@ class BoundedExecutor:
             with self._cond:
                 if self._stopping:
                     return None
+                while self._queue and self._queue[0][1].cancelled():
+                    self._queue.popleft()
                 if self._queue:
                     fn, future = self._queue.popleft()
                     self._running += 1

@@ -8,20 +8,18 @@ Health stays open so load balancers and the web page can probe it; it reveals no
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import VidgroundError
 from ..progress import ProgressEvent
+from .http import SafeJSONResponse, UnauthorizedError, key_matches
 from .schemas import (
     ERROR_RESPONSES,
     BatchCreated,
@@ -39,18 +37,17 @@ from .storage import BadUploadError, UploadTooLargeError
 if TYPE_CHECKING:
     from .app import Service
 
+# (pydantic checks path patterns with Rust regex, where ``$`` is the very end: no trailing
+# newline gets through; storage.py uses ``fullmatch`` for ids that come in JSON bodies)
 JOB_ID_PATTERN = r"^[0-9a-f]{24}$"
 VIDEO_ID_PATTERN = r"^[0-9a-f]{32}$"
 DRAIN_LIMIT = 64 * 1024 * 1024
+#: Most bytes of multipart parts other than the file (their headers and values together).
+OTHER_PARTS_LIMIT = 64 * 1024
 #: How often a waiting sync request checks that its client is still connected (seconds).
 DISCONNECT_POLL_S = 0.25
 
 log = logging.getLogger("vidground.server")
-
-
-class UnauthorizedError(VidgroundError):
-    code = "unauthorized"
-    http_status = 401
 
 
 class TooManyJobsError(VidgroundError):
@@ -66,15 +63,9 @@ def service(request: Request) -> Service:
 def require_api_key(request: Request) -> None:
     """Refuse the request unless it carries the configured API key (when one is set)."""
     key = service(request).settings.api_key
-    if not key:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    # Hash both sides so the comparison's time depends on neither key's length or content.
-    ok = hmac.compare_digest(hashlib.sha256(given.strip().encode("utf-8", "replace")).digest(),
-                             hashlib.sha256(key.encode("utf-8")).digest())
-    if scheme.lower() != "bearer" or not ok:
+    if key and not key_matches(request, key):
         raise UnauthorizedError("missing or wrong API key: send 'Authorization: Bearer <key>'")
+
 
 
 public = APIRouter(prefix="/api/v1", tags=["health"])
@@ -96,33 +87,24 @@ async def inference(body: InferenceRequest, request: Request) -> Response:
     Waits in the shared queue (one model, ``workers`` at a time); 429 with ``Retry-After``
     when more than ``queue_limit`` requests already wait."""
     svc = service(request)
-    stored = body.stored()
-    svc.validate(stored)
-    submitted = time.perf_counter()
     client_gone = threading.Event()
 
     def stop_when_gone(event: ProgressEvent) -> None:
         if client_gone.is_set():
             raise ClientGone()
 
-    def work() -> dict[str, Any]:
-        waited = time.perf_counter() - submitted
-        result = svc.infer(stored, stop_when_gone)
-        result.setdefault("timings", {})["queue_s"] = round(waited, 4)
-        return result
-
-    future = svc.executor.submit(work)
+    future = svc.submit(body.stored(), stop_when_gone)
     waiting = asyncio.wrap_future(future)
     while not (await asyncio.wait({waiting}, timeout=DISCONNECT_POLL_S))[0]:
         if await request.is_disconnected():
             # nobody will read the answer: a queued request never runs, a running one stops
             # at its next progress event (the model call in progress finishes first)
             client_gone.set()
-            future.cancel()
+            svc.executor.discard(future)  # a queued one leaves the queue at once
             waiting.add_done_callback(_ignore_outcome)
             log.info("client disconnected; its inference request was dropped")
             return Response(status_code=499)
-    return JSONResponse(waiting.result())
+    return SafeJSONResponse(waiting.result())
 
 
 class ClientGone(Exception):
@@ -142,7 +124,7 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
 
 @router.post("/videos", response_model=VideoResponse, status_code=201, tags=["videos"],
              openapi_extra=UPLOAD_BODY)
-async def upload_video(request: Request) -> JSONResponse:
+async def upload_video(request: Request) -> SafeJSONResponse:
     """Upload a video (multipart field ``file``). Streamed to disk in chunks; 413 past the size
     limit. The content is probed (not the extension): anything that is not a readable video is
     refused (415) and deleted. Use the returned ``video_id`` in inference requests."""
@@ -153,7 +135,7 @@ async def upload_video(request: Request) -> JSONResponse:
     except UploadTooLargeError:
         await _drain(request)
         raise
-    return JSONResponse(meta, status_code=201)
+    return SafeJSONResponse(meta, status_code=201)
 
 
 @router.get("/videos/{video_id}", response_model=VideoResponse, tags=["videos"])
@@ -174,7 +156,7 @@ def delete_video(request: Request, video_id: str = Path(pattern=VIDEO_ID_PATTERN
 
 
 @router.post("/jobs", response_model=JobCreated | BatchCreated, status_code=202, tags=["jobs"])
-def create_jobs(body: InferenceRequest | BatchRequest, request: Request) -> JSONResponse:
+def create_jobs(body: InferenceRequest | BatchRequest, request: Request) -> SafeJSONResponse:
     """Queue one request (-> ``{job_id}``) or ``{"requests": [...]}`` (-> ``{batch_id,
     job_ids}``). Every request is checked now (path, video_id, query, options); jobs are stored
     in SQLite and survive restarts."""
@@ -192,8 +174,8 @@ def create_jobs(body: InferenceRequest | BatchRequest, request: Request) -> JSON
                                      batch=isinstance(body, BatchRequest))
     svc.executor.notify_jobs()
     if batch_id is not None:
-        return JSONResponse({"batch_id": batch_id, "job_ids": ids}, status_code=202)
-    return JSONResponse({"job_id": ids[0]}, status_code=202)
+        return SafeJSONResponse({"batch_id": batch_id, "job_ids": ids}, status_code=202)
+    return SafeJSONResponse({"job_id": ids[0]}, status_code=202)
 
 
 @router.get("/jobs", response_model=JobList, tags=["jobs"])
@@ -201,7 +183,7 @@ def list_jobs(request: Request, limit: int = Query(50, ge=1, le=500),
               offset: int = Query(0, ge=0, le=10**9),
               status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None
               = None,
-              batch_id: str | None = Query(None, pattern=r"^[0-9a-f]{24}$")) -> dict[str, Any]:
+              batch_id: str | None = Query(None, pattern=JOB_ID_PATTERN)) -> dict[str, Any]:
     """Jobs, newest first, ``limit`` at a time from ``offset``; filter by status or batch."""
     jobs, total = service(request).store.list(limit=limit, offset=offset, status=status,
                                               batch_id=batch_id)
@@ -209,19 +191,19 @@ def list_jobs(request: Request, limit: int = Query(50, ge=1, le=500),
 
 
 @router.get("/jobs/{job_id}", response_model=Job, tags=["jobs"])
-def get_job(request: Request, job_id: str = Path(pattern=JOB_ID_PATTERN)) -> JSONResponse:
+def get_job(request: Request, job_id: str = Path(pattern=JOB_ID_PATTERN)) -> SafeJSONResponse:
     """A job's status, progress (fraction + stage), and its result or error."""
-    return JSONResponse(service(request).store.get(job_id))
+    return SafeJSONResponse(service(request).store.get(job_id))
 
 
 @router.delete("/jobs/{job_id}", response_model=Job, tags=["jobs"])
-def cancel_job(request: Request, job_id: str = Path(pattern=JOB_ID_PATTERN)) -> JSONResponse:
+def cancel_job(request: Request, job_id: str = Path(pattern=JOB_ID_PATTERN)) -> SafeJSONResponse:
     """Cancel a job: a queued job is cancelled at once; a running job is flagged and stops at
     its next progress event (the model call in progress finishes first). 409 when it has
     already finished."""
     svc = service(request)
     job = svc.store.cancel(job_id)
-    return JSONResponse(job)
+    return SafeJSONResponse(job)
 
 
 async def _drain(request: Request) -> None:
@@ -252,16 +234,25 @@ class _MultipartFile:
             raise BadUploadError("send the video as multipart/form-data with a 'file' field")
         out: list[bytes] = []
         state: dict[str, Any] = {"field": b"", "value": b"", "headers": {}, "in_file": False,
-                                 "seen": False, "done": False}
+                                 "seen": False, "done": False, "other": 0}
+
+        def count_other(n: int) -> None:
+            state["other"] += n
+            if state["other"] > OTHER_PARTS_LIMIT:
+                raise BadUploadError(
+                    f"the multipart parts besides 'file' are larger than "
+                    f"{OTHER_PARTS_LIMIT // 1024} KB; send only the 'file' field")
 
         def on_part_begin() -> None:
             state["headers"] = {}
             state["in_file"] = False
 
         def on_header_field(data: bytes, start: int, end: int) -> None:
+            count_other(end - start)
             state["field"] += data[start:end]
 
         def on_header_value(data: bytes, start: int, end: int) -> None:
+            count_other(end - start)
             state["value"] += data[start:end]
 
         def on_header_end() -> None:
@@ -278,17 +269,22 @@ class _MultipartFile:
         def on_part_data(data: bytes, start: int, end: int) -> None:
             if state["in_file"]:
                 out.append(bytes(data[start:end]))
+            else:
+                count_other(end - start)
 
         def on_part_end() -> None:
             if state["in_file"]:
                 state["in_file"] = False
                 state["done"] = True
 
-        parser = MultipartParser(boundary, {
-            "on_part_begin": on_part_begin, "on_header_field": on_header_field,
-            "on_header_value": on_header_value, "on_header_end": on_header_end,
-            "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
-            "on_part_end": on_part_end})
+        try:
+            parser = MultipartParser(boundary, {
+                "on_part_begin": on_part_begin, "on_header_field": on_header_field,
+                "on_header_value": on_header_value, "on_header_end": on_header_end,
+                "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
+                "on_part_end": on_part_end})
+        except Exception as exc:  # noqa: BLE001 - e.g. a boundary longer than RFC 2046 allows
+            raise BadUploadError(f"unusable multipart boundary ({exc})") from None
         try:
             async for chunk in self.request.stream():
                 parser.write(chunk)

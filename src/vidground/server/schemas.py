@@ -54,6 +54,27 @@ def _options_model() -> type[BaseModel]:
 InferenceOptions = _options_model()
 
 
+def refuse_invalid_text(value: Any, where: str = "") -> None:
+    """Raise ``ValueError`` when ``value`` (any JSON value) holds text that is not valid
+    Unicode — a lone surrogate such as ``"\\ud800"``, which JSON can spell but UTF-8 cannot
+    store."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"{path or 'a value'} holds text that is not valid Unicode "
+                                 "(a lone surrogate); send UTF-8 text") from None
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                refuse_invalid_text(key, f"{path}.<key>" if path else "a field name")
+                stack.append((sub, f"{path}.{key}" if path else str(key)))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((sub, f"{path}[{i}]") for i, sub in enumerate(item))
+
+
 class InferenceRequest(BaseModel):
     """One question about one video: give ``video_path`` (inside the media root) or
     ``video_id`` (from ``POST /api/v1/videos``), not both."""
@@ -69,6 +90,12 @@ class InferenceRequest(BaseModel):
     video_id: str | None = Field(default=None, description="id of an uploaded video")
     query: str = Field(description="what to find, in plain language (en or zh)")
     options: InferenceOptions | None = None  # type: ignore[valid-type]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        refuse_invalid_text(data)
+        return data
 
     @model_validator(mode="after")
     def _one_video(self) -> InferenceRequest:

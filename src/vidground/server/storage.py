@@ -12,6 +12,8 @@ import json
 import os
 import re
 import secrets
+import shutil
+import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePosixPath
@@ -20,7 +22,7 @@ from typing import Any
 from ..errors import VideoError, VideoNotFoundError, VideoTooLargeError, VidgroundError
 from ..video.probe import VideoInfo, probe
 
-VIDEO_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+VIDEO_ID_RE = re.compile(r"[0-9a-f]{32}")
 URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://|^(data|file|javascript):", re.ASCII)
 MAX_PATH_CHARS = 4096
 CHUNK = 1024 * 1024
@@ -140,7 +142,7 @@ class UploadStore:
 
     def video_path(self, video_id: str) -> Path:
         """The stored file of ``video_id`` (404 when unknown, 400 when not an id)."""
-        if not isinstance(video_id, str) or not VIDEO_ID_RE.match(video_id):
+        if not isinstance(video_id, str) or not VIDEO_ID_RE.fullmatch(video_id):
             raise VideoNotFoundError("unknown video_id: ids are 32 lowercase hex characters "
                                      "returned by POST /api/v1/videos")
         path = self.directory / f"{video_id}.video"
@@ -182,7 +184,7 @@ class UploadStore:
             except OSError:
                 continue
             idle = used < cutoff
-            if idle and video_id not in in_use and VIDEO_ID_RE.match(video_id):
+            if idle and video_id not in in_use and VIDEO_ID_RE.fullmatch(video_id):
                 self._remove(video_id)
                 removed.append(video_id)
         return removed
@@ -230,25 +232,67 @@ class UploadStore:
         except BaseException:
             part.unlink(missing_ok=True)
             raise
+        return await run_sync(self._keep, video_id, final, size, filename())
+
+    def adopt(self, source: Path, filename: str | None) -> dict[str, Any]:
+        """Store a copy of ``source`` (a regular file the web page received) as a new upload,
+        checked like one sent to ``POST /api/v1/videos``: size limit, then probed; the copy
+        is a hard link when ``source`` lies on the same file system."""
+        st = os.lstat(source)
+        if not stat.S_ISREG(st.st_mode):
+            raise BadUploadError("the uploaded file is not a regular file")
+        if st.st_size > self.max_bytes:
+            raise UploadTooLargeError(
+                f"the upload is larger than {self.max_bytes // (1024 * 1024)} MB "
+                "(VIDGROUND_MAX_UPLOAD_MB)")
+        if st.st_size == 0:
+            raise BadUploadError("the uploaded file is empty")
+        video_id = secrets.token_hex(16)
+        part = self.directory / f"{video_id}.part"
+        final = self.directory / f"{video_id}.video"
         try:
-            info = await run_sync(self._probe, final)
+            try:
+                os.link(source, part)
+            except OSError:
+                shutil.copyfile(source, part)
+            os.replace(part, final)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        return self._keep(video_id, final, st.st_size, filename)
+
+    def _keep(self, video_id: str, final: Path, size: int, filename: str | None
+              ) -> dict[str, Any]:
+        """Probe a stored upload; keep it (with its sidecar) when it is a usable video."""
+        name = _safe_name(filename)
+        try:
+            info = self._probe(final, name)
         except BaseException:
             final.unlink(missing_ok=True)
             raise
-        meta = {"video": info.summary(), "filename": _safe_name(filename()), "size_bytes": size,
+        meta = {"video": info.summary(), "filename": name, "size_bytes": size,
                 "created_at": time.time()}
         (self.directory / f"{video_id}.json").write_text(json.dumps(meta), encoding="utf-8")
         return {"video_id": video_id, **meta}
 
-    def _probe(self, path: Path) -> VideoInfo:
+    def _probe(self, path: Path, name: str | None = None) -> VideoInfo:
+        """Probe with the server's limits; messages name what the user sent, never the
+        stored file."""
+        shown = repr(name) if name else "the uploaded file"
         try:
             return probe_checked(path, max_duration_s=self.max_duration_s,
                                  max_pixels=self.max_pixels)
-        except VideoTooLargeError:
-            raise
+        except VideoTooLargeError as exc:
+            raise VideoTooLargeError(_rename(exc.message, path, shown)) from None
         except VideoError as exc:
-            message = exc.message.replace(path.name, "the uploaded file")
-            raise UnsupportedMediaError(message) from None
+            raise UnsupportedMediaError(_rename(exc.message, path, shown)) from None
+
+
+def _rename(message: str, path: Path, shown: str) -> str:
+    """``message`` with the stored file's path and name replaced by what the user sent."""
+    for text in (str(path), path.name):
+        message = message.replace(text, shown)
+    return message
 
 
 def _safe_name(filename: str | None) -> str | None:

@@ -1,8 +1,13 @@
 """The web page: upload or pick a video, ask when something happens, see it on a timeline.
 
-A Gradio Blocks app mounted at ``/`` of the FastAPI app (``mount_ui``). Every question goes
-through :meth:`vidground.grounding.Grounder.locate` — the same call the HTTP API makes — and the
-result is shown with the API's own formatting (:meth:`Grounding.to_response`).
+A Gradio Blocks app mounted at ``/`` of the FastAPI app (``mount_ui``). The page is a shell over
+the server's :class:`~vidground.server.app.Service`, exactly like ``POST /api/v1/inference``:
+an upload is taken into the same upload store (probed, size and video limits), a pick from the
+media list goes through the same media-root confinement, and every question is validated and
+queued on the same bounded executor, so the page gets the API's limits, queue and errors
+(translated on the Chinese page). Gradio's own "was this file really uploaded?" check is on
+(``has_launched``; ``gr.mount_gradio_app`` leaves it off), and the upload handler accepts only
+regular files inside Gradio's upload folder.
 
 The video player is a plain HTML5 ``<video id="vg-player">`` fed by ``GET /ui-media/{token}``,
 a route that serves only files this page registered (uploads it received, files picked from the
@@ -17,25 +22,32 @@ import html
 import logging
 import math
 import os
+import queue
 import secrets
+import stat
 import threading
 import time
 from collections import OrderedDict
-from pathlib import Path, PurePosixPath
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+# at module level: FastAPI reads the route's annotations from this module's globals
+from starlette.requests import Request  # noqa: E402
 
 from ..errors import OptionsError, VideoError, VideoNotFoundError, VidgroundError  # noqa: E402
 from ..options import LocateOptions  # noqa: E402
 from ..progress import ProgressEvent  # noqa: E402
 from ..timecode import OUTPUT_FORMATS  # noqa: E402
+from .storage import probe_checked, resolve_media_path  # noqa: E402
 
 if TYPE_CHECKING:
     import fastapi
 
-    from ..config import Settings
-    from ..grounding import Grounder, Grounding
+    from ..grounding import Grounding
+    from .app import Service
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +174,25 @@ TEXTS: dict[str, dict[str, str]] = {
     },
 }
 
+#: What each API error code means, for the Chinese page (the API's own message follows).
+ERROR_TEXTS_ZH: dict[str, str] = {
+    "video_too_large": "视频超出了服务器的限制",
+    "upload_too_large": "上传的文件超出了大小限制",
+    "unsupported_media": "上传的文件不是可读取的视频",
+    "invalid_upload": "上传失败",
+    "invalid_video": "无法使用该视频",
+    "video_not_found": "找不到该视频",
+    "invalid_path": "视频路径无效",
+    "path_not_allowed": "只能使用媒体目录中的文件",
+    "invalid_query": "问题无效",
+    "invalid_options": "选项无效",
+    "invalid_request": "请求无效",
+    "queue_full": "服务器正忙，请稍后再试",
+    "shutting_down": "服务器正在关闭",
+    "model_not_available": "模型不可用",
+    "backend_error": "模型后端出错",
+}
+
 LANG_CHOICES = [("中文", "zh"), ("English", "en")]
 
 # Which part of the progress bar each stage fills.
@@ -190,6 +221,35 @@ def _lang(value: str | None) -> str:
     return value if value in TEXTS else "en"
 
 
+def error_text(exc: VidgroundError, lang: str) -> str:
+    """The message the API gives for ``exc``; on the Chinese page after a Chinese summary."""
+    if lang == "zh":
+        summary = ERROR_TEXTS_ZH.get(exc.code, "出错了")
+        return f"{summary}：{exc.message}"
+    return exc.message
+
+
+def uploaded_file(value: Any, upload_folder: Path) -> Path:
+    """The file Gradio's upload route stored for this event, or an error: it must be a regular
+    file (not a FIFO, device or symlink) inside Gradio's upload folder — never a path a client
+    made up."""
+    raw = value if isinstance(value, str) else getattr(value, "path", None) or getattr(
+        value, "name", None)
+    if not isinstance(raw, str) or not raw or "\x00" in raw:
+        raise VideoError("the upload did not arrive; upload the video again")
+    try:
+        folder = Path(upload_folder).resolve(strict=True)
+        path = Path(raw)
+        st = os.lstat(path)
+        real = path.resolve(strict=True)
+        real.relative_to(folder)
+    except (OSError, ValueError, RuntimeError):
+        raise VideoError("the page accepts only videos uploaded through it") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise VideoError("the page accepts only videos uploaded through it")
+    return real
+
+
 # -- files the page may serve -----------------------------------------------------------------
 
 
@@ -200,9 +260,12 @@ class MediaRegistry:
         self._limit = limit
         self._by_token: OrderedDict[str, Path] = OrderedDict()
         self._by_path: dict[Path, str] = {}
+        self._suffix: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def register(self, path: Path) -> str:
+    def register(self, path: Path, suffix: str | None = None) -> str:
+        """A token for ``path``; ``suffix`` (``.mp4``) says its type when the file's own name
+        does not (uploads are stored as ``<id>.video``)."""
         path = Path(path).resolve()
         with self._lock:
             token = self._by_path.get(path)
@@ -212,10 +275,16 @@ class MediaRegistry:
             token = secrets.token_urlsafe(16)
             self._by_token[token] = path
             self._by_path[path] = token
+            self._suffix[token] = (suffix or path.suffix).lower()
             while len(self._by_token) > self._limit:
-                _, old = self._by_token.popitem(last=False)
+                old_token, old = self._by_token.popitem(last=False)
                 self._by_path.pop(old, None)
+                self._suffix.pop(old_token, None)
             return token
+
+    def suffix(self, token: str) -> str:
+        with self._lock:
+            return self._suffix.get(token, "")
 
     def get(self, token: str) -> Path | None:
         with self._lock:
@@ -258,48 +327,15 @@ def list_media(root: Path, limit: int = MEDIA_LIST_LIMIT, max_depth: int = MEDIA
 
 
 def resolve_media(root: Path, relative: str) -> Path:
-    """The file ``relative`` names inside ``root``; refuses absolute paths, ``..``, symlinks
-    out of the root and files that are not videos."""
+    """The video file ``relative`` names inside ``root``, through the API's own gate
+    (:func:`~vidground.server.storage.resolve_media_path`: no absolute paths, ``..`` or
+    symlinks out of the root); and only files with a video extension, as listed."""
     if not isinstance(relative, str) or not relative.strip():
         raise VideoNotFoundError("no video was chosen from the media root")
-    rel = PurePosixPath(relative.strip())
-    if rel.is_absolute() or ".." in rel.parts or "\\" in relative or "\x00" in relative:
-        raise VideoError(f"{relative!r} is not a path inside the media root")
-    try:
-        base = Path(root).expanduser().resolve(strict=True)
-        path = (base / Path(*rel.parts)).resolve(strict=True)
-        path.relative_to(base)
-    except FileNotFoundError:
-        raise VideoNotFoundError(f"{relative} is not in the media root") from None
-    except (OSError, ValueError):
-        raise VideoError(f"{relative!r} is not a path inside the media root") from None
-    if not path.is_file():
-        raise VideoNotFoundError(f"{relative} is not a file in the media root")
+    path = resolve_media_path(root, relative.strip())
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         raise VideoError(f"{relative} is not a video file ({', '.join(VIDEO_EXTENSIONS)})")
     return path
-
-
-def _resolve_choice(root: Path, relative: str) -> Path:
-    """The media-root file the dropdown named, through the API's own gate when it exists."""
-    path = resolve_media(root, relative)
-    try:
-        from .storage import resolve_media_path
-    except ImportError:
-        return path
-    return resolve_media_path(root, relative)
-
-
-def _probe_checked(path: Path, settings: Settings):
-    """Probe a chosen video with the API's limits (duration, pixels) when they are available."""
-    try:
-        from .storage import probe_checked
-    except ImportError:
-        from ..video.probe import probe
-
-        return probe(path)
-    return probe_checked(path, max_duration_s=float(settings.max_video_duration_s),
-                         max_pixels=int(settings.max_video_pixels))
 
 
 def _file_key(path: Path) -> str:
@@ -500,11 +536,13 @@ def _theme():
     )
 
 
-def build_blocks(grounder: Grounder, settings: Settings, registry: MediaRegistry):
+def build_blocks(svc: Service, registry: MediaRegistry):
     """The Gradio Blocks of the page (not yet mounted)."""
     import gradio as gr
+    from gradio.utils import get_upload_folder
 
-    media_root = Path(settings.media_root)
+    settings = svc.settings
+    media_root = svc.media_root
     default = LocateOptions()
     lang0 = "en"
 
@@ -587,22 +625,20 @@ def build_blocks(grounder: Grounder, settings: Settings, registry: MediaRegistry
                     timeline_html(g, fmt_value, lang_value))
 
         def choose_video(sess: dict[str, Any], path: Path, name: str, key: str,
+                         source: dict[str, str], duration: float | None,
                          lang_value: str) -> tuple[Any, ...]:
-            token = registry.register(path)
+            """Make ``path`` the session's video; ``source`` is how requests name it
+            (``{"video_id": ...}`` or ``{"video_path": ...}``, as in the API)."""
+            token = registry.register(path, Path(name).suffix)
             video = {"path": str(path), "name": name, "key": key, "token": token,
-                     "duration": None}
+                     "duration": duration, "source": source}
             sess["video"] = video
             sess["current"] = None
-            kind, text = "info", ""
-            try:
-                info = _probe_checked(path, settings)
-                video["duration"] = float(info.duration)
-                text = _t(lang_value, "ready", name=name, duration=_duration_text(info.duration))
-            except VidgroundError as exc:
-                kind, text = "error", exc.message
-            except Exception:  # the question will report it with a proper message
-                log.exception("probing %s failed", path)
+            if duration is not None:
+                text = _t(lang_value, "ready", name=name, duration=_duration_text(duration))
+            else:
                 text = _t(lang_value, "ready_unknown", name=name)
+            kind = "info"
             sess["status"] = (kind, text)
             return (sess, player_html(video, lang_value), status_html(kind, text),
                     *result_outputs(sess, None, "HH:MM:SS.sss", lang_value),
@@ -610,18 +646,33 @@ def build_blocks(grounder: Grounder, settings: Settings, registry: MediaRegistry
 
         video_outputs = [sess_state, player, status, answer, ranges, reasoning, timeline, history]
 
+        def refuse(sess: dict[str, Any], exc: VidgroundError, lang_value: str
+                   ) -> tuple[Any, ...]:
+            text = error_text(exc, lang_value)
+            sess["status"] = ("error", text)
+            return (sess, gr.skip(), status_html("error", text), *(gr.skip(),) * 6)
+
         def on_upload(file: Any, sess: Any, lang_value: str):
             sess = _session(sess)
             lang_value = _lang(lang_value)
             if not file:
                 return (gr.skip(),) * (len(video_outputs) + 1)
-            path = Path(file if isinstance(file, str) else getattr(file, "name", str(file)))
-            name = path.name
             try:
+                path = uploaded_file(file, Path(get_upload_folder()))
                 key = _file_key(path)
+                # into the API's upload store: probed with the API's limits, same video_id
+                meta = svc.adopt_upload(path, path.name)
+                stored = svc.uploads.video_path(meta["video_id"])
+            except VidgroundError as exc:
+                return (*refuse(sess, exc, lang_value), gr.skip())
             except OSError:
-                key = "upload:" + str(path)
-            return (*choose_video(sess, path, name, key, lang_value), gr.update(value=None))
+                log.exception("taking the page's upload failed")
+                return (*refuse(sess, VideoError("the upload could not be read; upload it "
+                                                 "again"), lang_value), gr.skip())
+            name = meta.get("filename") or path.name
+            return (*choose_video(sess, stored, name, key, {"video_id": meta["video_id"]},
+                                  float(meta["video"]["duration"]), lang_value),
+                    gr.update(value=None))
 
         def on_pick(rel: str | None, sess: Any, lang_value: str):
             sess = _session(sess)
@@ -629,12 +680,13 @@ def build_blocks(grounder: Grounder, settings: Settings, registry: MediaRegistry
             if not rel:
                 return (gr.skip(),) * (len(video_outputs) + 1)
             try:
-                path = _resolve_choice(media_root, rel)
+                path = resolve_media(media_root, rel)
+                info = probe_checked(path, max_duration_s=settings.max_video_duration_s,
+                                     max_pixels=settings.max_video_pixels)
             except VidgroundError as exc:
-                sess["status"] = ("error", exc.message)
-                return (sess, gr.skip(), status_html("error", exc.message),
-                        *(gr.skip(),) * 6)
-            return (*choose_video(sess, path, rel, "media:" + rel, lang_value),
+                return (*refuse(sess, exc, lang_value), gr.skip())
+            return (*choose_video(sess, path, rel, "media:" + rel, {"video_path": rel},
+                                  float(info.duration), lang_value),
                     gr.update(value=None))
 
         def on_refresh():
@@ -648,7 +700,9 @@ def build_blocks(grounder: Grounder, settings: Settings, registry: MediaRegistry
             lang_value = _lang(lang_value)
             video = sess.get("video")
 
-            def fail(message: str):
+            def fail(message: str | VidgroundError):
+                if isinstance(message, VidgroundError):
+                    message = error_text(message, lang_value)
                 sess["status"] = ("error", message)
                 return (sess, status_html("error", message), gr.skip(), gr.skip(), gr.skip(),
                         gr.skip(), gr.skip())
@@ -668,11 +722,12 @@ def build_blocks(grounder: Grounder, settings: Settings, registry: MediaRegistry
             except (TypeError, ValueError) as exc:
                 return fail(str(exc))
             except VidgroundError as exc:
-                return fail(exc.message)
+                return fail(exc)
 
             progress(0.0, desc=_t(lang_value, "stage_probe"))
+            events: queue.SimpleQueue[ProgressEvent] = queue.SimpleQueue()
 
-            def on_progress(event: ProgressEvent) -> None:
+            def show(event: ProgressEvent) -> None:
                 lo, hi = STAGE_SPANS.get(event.stage, (0.5, 0.5))
                 frac = event.fraction
                 if frac is None:
@@ -688,10 +743,22 @@ def build_blocks(grounder: Grounder, settings: Settings, registry: MediaRegistry
                     log.debug("progress update failed", exc_info=True)
 
             started = time.perf_counter()
+            request = {**video["source"], "query": query_value or "",
+                       "options": opts.to_mapping()}
             try:
-                g = grounder.locate(video["path"], query_value or "", opts, progress=on_progress)
+                # the API's own path: validated, queued on the shared executor, same limits
+                future = svc.submit(request, events.put, as_grounding=True)
+                while True:
+                    try:
+                        g = future.result(timeout=0.1)
+                        break
+                    except FutureTimeout:
+                        pass
+                    finally:
+                        while not events.empty():
+                            show(events.get())
             except VidgroundError as exc:
-                return fail(exc.message)
+                return fail(exc)
             except Exception as exc:
                 log.exception("locate failed in the web page")
                 return fail(_t(lang_value, "unexpected", error=f"{type(exc).__name__}: {exc}"))
@@ -795,29 +862,54 @@ def build_blocks(grounder: Grounder, settings: Settings, registry: MediaRegistry
         # Follow the browser's language on load (and fill the media list).
         demo.load(on_language, [lang, sess_state, fmt], language_outputs, js=DETECT_LANGUAGE_JS,
                   api_visibility="undocumented")
-    demo.queue(default_concurrency_limit=max(1, int(getattr(settings, "workers", 1) or 1)),
-               max_size=max(1, int(getattr(settings, "queue_limit", 64) or 64)))
+    # the shared executor bounds the model work; Gradio's queue only has to let questions
+    # reach it (and they get its 429 when it is full)
+    limit = max(1, int(settings.queue_limit or 64))
+    demo.queue(default_concurrency_limit=limit, max_size=limit)
     return demo
 
 
-def mount_ui(app: fastapi.FastAPI, grounder: Grounder, settings: Settings) -> None:
+def mount_ui(app: fastapi.FastAPI, svc: Service) -> None:
     """Mount the web page at ``/`` of ``app`` (call after the API routes are added), plus
-    ``GET /ui-media/{token}`` that streams the videos the page registered to its player."""
+    ``GET /ui-media/{token}`` that streams the videos the page registered to its player (with
+    an API key set: only to a logged-in page or a client sending the key)."""
     import gradio as gr
     from fastapi import HTTPException
     from fastapi.responses import FileResponse
 
+    from .http import UnauthorizedError, install_error_handlers, key_matches
+
+    settings = svc.settings
     registry = MediaRegistry()
+    page_app: dict[str, Any] = {}
+
+    def page_user_ok(request: Request) -> bool:
+        """No key configured, the right ``Authorization: Bearer`` key, or the cookie of a
+        page that logged in."""
+        if not settings.api_key:
+            return True
+        if key_matches(request, settings.api_key):
+            return True
+        gradio_app = page_app.get("app")
+        if gradio_app is None:
+            return False
+        cookie_id = getattr(gradio_app, "cookie_id", "")
+        token = (request.cookies.get(f"access-token-{cookie_id}")
+                 or request.cookies.get(f"access-token-unsecure-{cookie_id}"))
+        return bool(token) and token in getattr(gradio_app, "tokens", {})
 
     @app.get(f"/{MEDIA_ROUTE}/{{token}}", include_in_schema=False)
-    def ui_media(token: str) -> FileResponse:
+    def ui_media(token: str, request: Request) -> FileResponse:
+        if not page_user_ok(request):
+            raise UnauthorizedError("log in to the page (or send 'Authorization: Bearer "
+                                    "<key>') to play its videos")
         path = registry.get(token)
         if path is None or not path.is_file():
             raise HTTPException(status_code=404, detail="unknown video")
-        return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix.lower(),
+        return FileResponse(path, media_type=MEDIA_TYPES.get(registry.suffix(token),
                                                              "application/octet-stream"))
 
-    demo = build_blocks(grounder, settings, registry)
+    demo = build_blocks(svc, registry)
     api_key = getattr(settings, "api_key", None)
     auth = None
     if api_key:
@@ -842,3 +934,14 @@ def mount_ui(app: fastapi.FastAPI, grounder: Grounder, settings: Settings) -> No
         auth_message=("Enter the server's API key (VIDGROUND_API_KEY) as the password; any user "
                       "name. / 请输入服务器的 API 密钥作为密码，用户名任意。") if auth else None,
     )
+    # Gradio checks that files named in events really came through its upload route only once
+    # the app "has launched"; mount_gradio_app never sets the flag, so set it here (the check
+    # is Gradio's own, in processing_utils._check_allowed).
+    demo.has_launched = True
+    for route in app.router.routes:
+        mounted = getattr(route, "app", None)
+        if getattr(mounted, "blocks", None) is demo:
+            page_app["app"] = mounted
+            # the page's own routes answer errors in our JSON shape too (with Gradio's
+            # ``detail`` key, which its client reads)
+            install_error_handlers(mounted, detail=True)
