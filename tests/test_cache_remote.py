@@ -92,3 +92,20 @@ def test_stats_for_the_health_endpoint(tmp_path: Path) -> None:
     assert {"hits", "misses", "bytes", "max_bytes", "corrupt", "evicted"} <= set(stats)
     off = cache_module.stats(Settings(cache_dir=tmp_path / "off", cache_max_gb=0))
     assert off["enabled"] is False and off["bytes"] == 0
+
+
+def test_adaptive_sampling_keeps_its_motion_pass(tmp_path: Path,
+                                                 fake_model: FakeOpenAIServer) -> None:
+    """The adaptive pass decodes the whole video (small grey frames): a second question reads
+    its motion curve from the cache, and the same times and frames follow."""
+    fake_model.configure(delay_s=0.0, answer=None)
+    video = make_video(tmp_path / "v.mp4", duration=6.0, fps=25, intervals=[(2.0, 2.4)])
+    grounder = _grounder(fake_model, cache_dir=tmp_path / "cache")
+    opts = LocateOptions(frame_sampling_rate="adaptive", refine=False, verify=False)
+    first = grounder.locate(video.path, "When is the red square visible?", opts)
+    second = grounder.locate(video.path, "When does the red square flash?", opts)
+    assert (first.timings["cache_hits"], first.timings["cache_misses"]) == (0, 2)
+    assert (second.timings["cache_hits"], second.timings["cache_misses"]) == (2, 0)
+    assert second.motion == first.motion and second.frame_times == first.frame_times
+    kinds = cache_module.info(Settings(cache_dir=tmp_path / "cache"))["kinds"]
+    assert kinds["motion"]["entries"] == 1 and kinds["frames"]["entries"] == 1

@@ -21,6 +21,7 @@ from .backends import Backend, create_backend
 from .backends.base import Prompt
 from .cache import DiskCache, open_cache, track
 from .cache.frames import cached_decode
+from .cache.motion import cached_motion_curve
 from .config import Settings
 from .options import LocateOptions, check_query
 from .phases import phase_question, split_phases
@@ -29,7 +30,7 @@ from .prompts import build_prompt, detect_language
 from .refine import CallCounter, Refiner, RefineSettings
 from .timecode import OutputFormat, Span, format_time
 from .video.decode import Frame, keyframe_times
-from .video.motion import MotionCurve, adaptive_times, motion_curve
+from .video.motion import MotionCurve, adaptive_times
 from .video.probe import VideoInfo, probe
 from .video.resize import frame_size_for, tokens_per_frame
 from .video.sampling import sample_times, snap_to_keyframes
@@ -152,7 +153,8 @@ class Grounder:
         report(ProgressEvent("probe", 0, 1, "reading the video"))
         info = probe(video)
         report(ProgressEvent("probe", 1, 1, "reading the video"))
-        plan = plan_sampling(info, opts, getattr(self.backend, "max_frames_per_request", None))
+        plan = plan_sampling(info, opts, getattr(self.backend, "max_frames_per_request", None),
+                             cache=self.cache)
         language = detect_language(text) if opts.language == "auto" else opts.language
         phases = split_phases(text) if opts.split_phases and opts.enable_temporal_grounding \
             else []
@@ -311,11 +313,13 @@ class SamplingPlan:
 
 
 def plan_sampling(info: VideoInfo, opts: LocateOptions,
-                  backend_max_frames: int | None = None) -> SamplingPlan:
+                  backend_max_frames: int | None = None, *,
+                  cache: DiskCache | None = None) -> SamplingPlan:
     """Fixed-rate or adaptive times, the frame size for the model, and the windows.
 
     One window holds at most ``max_frames`` frames, what fits in ``max_context_length`` tokens,
-    and what the backend takes in one request (``backend_max_frames``)."""
+    and what the backend takes in one request (``backend_max_frames``). ``cache`` keeps the
+    adaptive pass's motion curve between questions."""
     width, height = info.display_size
     size = frame_size_for(width, height, opts.max_frames,
                           max_pixels_per_frame=opts.max_pixels_per_frame,
@@ -325,7 +329,7 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
     limit = per_call * opts.max_windows
     motion = None
     if opts.frame_sampling_rate == "adaptive":
-        motion = motion_curve(info)
+        motion = cached_motion_curve(cache, info)
         budget = max(opts.min_frames, min(limit, math.ceil(info.duration)))
         times = adaptive_times(motion, budget)
     else:

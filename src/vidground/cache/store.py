@@ -176,8 +176,14 @@ class DiskCache:
                 return found[0], True
             self._count(kind, "misses")
             value = create()
-            meta, payload = encode(value)
-            self.put(kind, key, meta, payload)
+            try:
+                meta, payload = encode(value)
+            except Exception as exc:  # noqa: BLE001 - a value we cannot store is still good
+                self._count(kind, "write_errors")
+                log.warning("cache: could not encode a %s entry (%s: %s); not stored", kind,
+                            type(exc).__name__, exc)
+            else:
+                self.put(kind, key, meta, payload)
         return value, False
 
     def _lookup(self, kind: str, key: str, decode: Callable[[Entry], T]) -> tuple[T] | None:

@@ -32,6 +32,9 @@ from .probe import VideoInfo
 MotionMethod = Literal["auto", "packets", "pixels"]
 PIXEL_PASS_MAX_FRAMES = 20_000
 CHANGE_THRESHOLD = 0.35
+#: Part of the motion cache's key (:mod:`vidground.cache.motion`): bump it when a change here
+#: alters the curve a video gets.
+MOTION_VERSION = 1
 
 
 @dataclass(frozen=True)
