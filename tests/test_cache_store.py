@@ -247,3 +247,33 @@ def test_entries_are_written_atomically(tmp_path: Path) -> None:
     assert cache.stats()["corrupt"] == 0
     leftovers = [p for p in cache.path("blob", key).parent.iterdir() if p.suffix != SUFFIX]
     assert leftovers == []
+
+
+def test_cache_info_and_clear_commands(tmp_path: Path) -> None:
+    import json
+
+    root = tmp_path / "cache"
+    cache = DiskCache(root, 10**9)
+    old, new = make_key("frames", {"i": 0}), make_key("frames", {"i": 1})
+    cache.put("frames", old, {}, bytes(1000))
+    cache.put("frames", new, {}, bytes(2000))
+    os.utime(cache.path("frames", old), (time.time() - 3 * 86400, time.time() - 3 * 86400))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "vidground", "cache", *args,
+                               "--cache-dir", str(root)], capture_output=True, text=True,
+                              timeout=120)
+
+    info = cli("info", "--json")
+    assert info.returncode == 0, info.stderr
+    facts = json.loads(info.stdout)
+    assert facts["entries"] == 2 and facts["kinds"]["frames"]["entries"] == 2
+    assert facts["bytes"] > 3000
+    cleared = cli("clear", "--older-than", "2d")
+    assert cleared.returncode == 0 and "deleted 1 entries" in cleared.stdout
+    assert cache.get("frames", old) is None and cache.get("frames", new) is not None
+    bad = cli("clear", "--older-than", "soon")
+    assert bad.returncode == 2 and "cannot read the age" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert "deleted 1 entries" in cli("clear").stdout
+    assert json.loads(cli("info", "--json").stdout)["entries"] == 0
