@@ -252,6 +252,47 @@ def test_not_a_video_shows_error_and_page_keeps_working(open_page, model, not_a_
 
 @pytest.mark.slow
 @needs_browser
+def test_page_keeps_the_api_limits_and_shows_the_api_message(browser, model, media_root: Path,
+                                                             tmp_path: Path) -> None:
+    """The page goes through the API's service: a 4 s video on a server that accepts 3 s is
+    refused at upload and when picked from the media root, with the API's own message (after
+    a Chinese summary on the Chinese page), and the model is never asked."""
+    import requests
+
+    settings = settings_for(model.base_url, media_root, tmp_path / "data",
+                            max_video_duration_s=3.0)
+    calls = model.chat_count
+    with UIServer(settings) as srv:
+        api = requests.post(srv.url + "api/v1/inference", timeout=30, json={
+            "video_path": "red_square.mp4", "query": QUERY})
+        assert api.status_code == 413
+        api_message = api.json()["error"]["message"]
+        for locale, summary in (("en-US", ""), ("zh-CN", "视频超出了服务器的限制")):
+            ctx = browser.new_context(locale=locale, viewport={"width": 1280, "height": 1000})
+            try:
+                page = ctx.new_page()
+                page.set_default_timeout(TIMEOUT_MS)
+                page.goto(srv.url)
+                page.wait_for_selector("#vg-locate")
+                upload(page, media_root / "red_square.mp4")
+                message = wait_status(page, "error")
+                assert api_message in message, (message, api_message)
+                assert summary in message
+                page.locator("#vg-media input").click()
+                page.locator("[role=option]", has_text="red_square.mp4").click()
+                page.wait_for_function(
+                    "document.querySelector('#vg-status .vg-error') !== null && "
+                    "document.querySelector('#vg-status .vg-error').innerText.includes("
+                    "'VIDGROUND_MAX_VIDEO_DURATION_S')")
+                ask(page, QUERY)
+                wait_status(page, "error")
+            finally:
+                ctx.close()
+    assert model.chat_count == calls, "the page asked the model about a refused video"
+
+
+@pytest.mark.slow
+@needs_browser
 def test_language_follows_browser_and_switch_relabels(open_page) -> None:
     page = open_page("zh-CN")
     page.wait_for_function("document.querySelector('#vg-locate').innerText.trim() === '定位'")

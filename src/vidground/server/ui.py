@@ -650,7 +650,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                    ) -> tuple[Any, ...]:
             text = error_text(exc, lang_value)
             sess["status"] = ("error", text)
-            return (sess, gr.skip(), status_html("error", text), *(gr.skip(),) * 6)
+            return (sess, gr.skip(), status_html("error", text), *(gr.skip(),) * 5)
 
         def on_upload(file: Any, sess: Any, lang_value: str):
             sess = _session(sess)
