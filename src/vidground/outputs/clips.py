@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Iterator, Sequence
@@ -212,60 +213,73 @@ class _Source:
             yield (None if frame.pts is None else self.seconds(int(frame.pts))), frame
 
 
-def _span_frames(source: _Source, span: Span
-                 ) -> tuple[list[tuple[float, av.VideoFrame]], float]:
-    """The frames a clip of ``span`` shows (the one on screen at its start up to the last one
-    shown before its end; at least one) and the clip's end time (the next frame's time)."""
-    kept: list[tuple[float, av.VideoFrame]] = []
-    end_time: float | None = None
+@dataclass
+class _Cut:
+    """What :func:`_span_frames` found: frames given out, the clip's end (exclusive)."""
+
+    frames: int = 0
+    end: float | None = None
+
+
+def _span_frames(source: _Source, span: Span, cut: _Cut
+                 ) -> Iterator[tuple[float, av.VideoFrame]]:
+    """The frames a clip of ``span`` shows, one at a time (the one on screen at its start up to
+    the last one shown before its end; at least one); ``cut.end`` is then the next frame's
+    time."""
+    pending: tuple[float, av.VideoFrame] | None = None
     for t, frame in source.frames_from(span.start):
-        if t <= span.start + SLACK_S:
-            kept = [(t, frame)]  # a later frame still shown at the start replaces it
+        if pending is None or t <= span.start + SLACK_S:
+            pending = (t, frame)  # a later frame still shown at the start replaces it
             continue
-        if t < span.end - SLACK_S or not kept:
-            kept.append((t, frame))
-            continue
-        end_time = t
-        break
-    if not kept:
+        if t >= span.end - SLACK_S:
+            cut.end = t
+            break
+        cut.frames += 1
+        yield pending
+        pending = (t, frame)
+    if pending is None:
         raise VideoError(f"{Path(source.info.path).name}: no frame could be decoded at "
                          f"{format_time(span.start)}")
-    if end_time is None:
-        last = kept[-1][0]
+    cut.frames += 1
+    yield pending
+    if cut.end is None:
         step = 1.0 / source.info.fps if source.info.fps > 0 else 0.04
-        end_time = max(last + step, min(source.info.duration, span.end))
-    return kept, end_time
+        cut.end = max(pending[0] + step, min(source.info.duration, span.end))
 
 
 # -- exact: re-encode ----------------------------------------------------------------------
 
 def _reencode(info: VideoInfo, span: Span, path: Path) -> Clip:
-    source = _Source(info, audio=False)
-    try:
-        frames, end_time = _span_frames(source, span)
-        time_base = source.time_base
-    finally:
-        source.close()
-    start = frames[0][0]
-    audio = _audio_samples(info, start, end_time) if info.has_audio else None
+    """Decode and encode frame by frame (memory stays a few frames), then the audio."""
     ext = path.suffix.lower()
+    audio_format = _audio_format(info) if info.has_audio else None
+    source = _Source(info, audio=False)
+    cut = _Cut()
     try:
+        frames = _span_frames(source, span, cut)
+        start, first = next(frames)
+        time_base = source.time_base
         with av.open(str(path), mode="w", format=CONTAINERS[ext]) as out:
-            vstream = _video_encoder(out, ext, frames[0][1], info, time_base)
-            astream = _audio_encoder(out, ext, audio) if audio is not None else None
-            for t, frame in frames:
+            vstream = _video_encoder(out, ext, first, info, time_base)
+            astream = (_audio_encoder(out, ext, *audio_format) if audio_format is not None
+                       else None)
+            for t, frame in itertools.chain([(start, first)], frames):
                 picture = frame.reformat(width=vstream.width, height=vstream.height,
                                          format=vstream.pix_fmt)
                 picture.pts = int(round((t - start) / time_base))
                 picture.time_base = time_base
                 out.mux(vstream.encode(picture))
             out.mux(vstream.encode())
-            if astream is not None and audio is not None:
+            end = cut.end if cut.end is not None else start
+            if astream is not None and audio_format is not None:
+                audio = _audio_samples(info, start, end) or _silence(start, end, *audio_format)
                 _encode_audio(out, astream, audio)
     except av.FFmpegError as exc:
         path.unlink(missing_ok=True)
         raise VideoError(f"writing the clip {path.name} failed: {exc}") from exc
-    return Clip(path, "exact", span, start, end_time, len(frames), audio is not None)
+    finally:
+        source.close()
+    return Clip(path, "exact", span, start, end, cut.frames, astream is not None)
 
 
 def _video_encoder(out: av.container.OutputContainer, ext: str, first: av.VideoFrame,
@@ -346,15 +360,34 @@ def _audio_samples(info: VideoInfo, start: float, end: float) -> _Audio | None:
     return _Audio(np.ascontiguousarray(piece, dtype=np.float32), rate, layout)
 
 
-def _audio_encoder(out: av.container.OutputContainer, ext: str, audio: _Audio
+def _audio_format(info: VideoInfo) -> tuple[int, str] | None:
+    """The source audio's sample rate and layout (mono or stereo), or None."""
+    try:
+        with av.open(info.path, metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                return None
+            ctx = container.streams.audio[0].codec_context
+            rate = int(ctx.sample_rate or 48000)
+            return rate, "mono" if (ctx.channels or 1) == 1 else "stereo"
+    except av.FFmpegError:
+        return None
+
+
+def _silence(start: float, end: float, rate: int, layout: str) -> _Audio:
+    channels = 1 if layout == "mono" else 2
+    n = max(1, int(round((end - start) * rate)))
+    return _Audio(np.zeros((channels, n), np.float32), rate, layout)
+
+
+def _audio_encoder(out: av.container.OutputContainer, ext: str, rate: int, layout: str
                    ) -> av.AudioStream:
     name = AUDIO_ENCODERS.get(ext, "aac")
     if name not in av.codecs_available:
         name = "aac"
-    if name == "libopus" and audio.rate not in OPUS_RATES:
-        audio.samples, audio.rate = _resample(audio, 48000), 48000
-    stream = out.add_stream(name, rate=audio.rate)
-    stream.codec_context.layout = audio.layout
+    if name == "libopus" and rate not in OPUS_RATES:
+        rate = 48000
+    stream = out.add_stream(name, rate=rate)
+    stream.codec_context.layout = layout
     return stream
 
 
@@ -368,6 +401,8 @@ def _resample(audio: _Audio, rate: int) -> np.ndarray:
 def _encode_audio(out: av.container.OutputContainer, stream: av.AudioStream,
                   audio: _Audio) -> None:
     ctx = stream.codec_context
+    if ctx.sample_rate and ctx.sample_rate != audio.rate:  # Opus takes 48 kHz, not 44.1
+        audio = _Audio(_resample(audio, ctx.sample_rate), ctx.sample_rate, audio.layout)
     fmt = ctx.format.name if ctx.format is not None else "fltp"
     size = ctx.frame_size or 1024
     total = audio.samples.shape[1]
