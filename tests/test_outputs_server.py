@@ -29,6 +29,7 @@ from vidground.server.app import create_app
 from vidground.server.outputs_routes import outputs_router
 
 KEY = "outputs-test-key"
+Server = tuple[httpx.Client, FakeOpenAIServer]
 
 
 def with_outputs(settings: Settings, grounder: Grounder):  # noqa: ANN201 - FastAPI app
@@ -52,7 +53,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Path]]:
+def server(tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[httpx.Client, FakeOpenAIServer]]:
     base = tmp_path_factory.mktemp("outputs_server")
     media = base / "media"
     media.mkdir()
@@ -76,7 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cli
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
                               headers={"Authorization": f"Bearer {KEY}"})
         try:
-            yield client, base
+            yield client, fake
         finally:
             client.close()
             srv.should_exit = True
@@ -97,7 +99,7 @@ def finished_job(client: httpx.Client, video: str, query: str) -> str:
     raise AssertionError("the job did not finish")
 
 
-def test_job_export_reads_back(server: tuple[httpx.Client, Path]) -> None:
+def test_job_export_reads_back(server: Server) -> None:
     client, _ = server
     job_id = finished_job(client, "red.mp4", "When is the red square visible?")
     got = client.get(f"/api/v1/jobs/{job_id}/export", params={"format": "srt"})
@@ -114,7 +116,7 @@ def test_job_export_reads_back(server: tuple[httpx.Client, Path]) -> None:
     assert missing.status_code == 404
 
 
-def test_posted_result_exports_and_needs_the_key(server: tuple[httpx.Client, Path]) -> None:
+def test_posted_result_exports_and_needs_the_key(server: Server) -> None:
     client, _ = server
     body = {"result": {"segments": [{"start": 1.5, "end": 2.25, "label": "goal"}],
                        "video": {"duration": 10.0, "fps": 25.0}}, "query": "q"}
@@ -131,7 +133,7 @@ def test_posted_result_exports_and_needs_the_key(server: tuple[httpx.Client, Pat
     assert "'start' must be a finite number" in broken.json()["error"]["message"]
 
 
-def test_describe_over_http(server: tuple[httpx.Client, Path]) -> None:
+def test_describe_over_http(server: Server) -> None:
     client, _ = server
     got = client.post("/api/v1/describe", json={"video_path": "two.mp4",
                                                 "options": {"frame_sampling_rate": 2.0}})
@@ -146,7 +148,20 @@ def test_describe_over_http(server: tuple[httpx.Client, Path]) -> None:
     assert outside.status_code in (400, 403)
 
 
-def test_evidence_and_clip_links_download(server: tuple[httpx.Client, Path]) -> None:
+def test_describe_stops_when_the_client_hangs_up(server: Server) -> None:
+    client, fake = server
+    fake.configure(delay_s=1.0)
+    fake.reset_stats()
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            client.post("/api/v1/describe", json={"video_path": "two.mp4"}, timeout=0.4)
+        time.sleep(2.5)  # the window call ends; a describe still running would refine now
+        assert fake.chat_count == 1
+    finally:
+        fake.configure(delay_s=0.0)
+
+
+def test_evidence_and_clip_links_download(server: Server) -> None:
     client, _ = server
     got = client.post("/api/v1/evidence", json={"video_path": "red.mp4",
                                                 "spans": [{"start": 1.0, "end": 2.0}]})

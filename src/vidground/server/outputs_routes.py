@@ -22,7 +22,7 @@ from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
@@ -30,8 +30,10 @@ from ..errors import NotFoundError, OptionsError
 from ..options import LocateOptions
 from ..outputs.exports import FORMATS, check_format, export, media_type, suffix
 from ..outputs.results import Result, results_from_json
+from ..progress import ProgressEvent
 from ..timecode import Span
-from .routes import JOB_ID_PATTERN, require_api_key, service
+from .http import SafeJSONResponse
+from .routes import DISCONNECT_POLL_S, JOB_ID_PATTERN, ClientGone, require_api_key, service
 from .schemas import ERROR_RESPONSES
 from .storage import probe_checked
 
@@ -277,17 +279,37 @@ def export_result(body: ExportBody, format: Format = FORMAT_QUERY) -> Response: 
 
 
 @outputs_router.post("/describe")
-async def describe_video(request: Request, body: DescribeRequest) -> JSONResponse:
+async def describe_video(request: Request, body: DescribeRequest) -> Response:
     """What happens when: the model lists the events of the whole video (labelled spans, the
-    inference response's shape, ``kind: "describe"``). Waits in the shared model queue."""
+    inference response's shape, ``kind: "describe"``). Waits in the shared model queue (429
+    past its limit); dropped when the client hangs up, like ``/inference``."""
     from ..outputs.describe import describe
 
     svc = service(request)
     path = _checked_video(svc, body.stored())
     values = body.options.model_dump(exclude_none=True) if body.options else {}
     options = LocateOptions.from_mapping({"max_new_tokens": 1024} | values)
-    future = svc.executor.submit(lambda: describe(svc.grounder, path, options).to_response())
-    return JSONResponse(await asyncio.wrap_future(future))
+    client_gone = threading.Event()
+
+    def stop_when_gone(event: ProgressEvent) -> None:
+        if client_gone.is_set():
+            raise ClientGone()
+
+    future = svc.executor.submit(
+        lambda: describe(svc.grounder, path, options, progress=stop_when_gone).to_response())
+    waiting = asyncio.wrap_future(future)
+    while not (await asyncio.wait({waiting}, timeout=DISCONNECT_POLL_S))[0]:
+        if await request.is_disconnected():
+            client_gone.set()
+            svc.executor.discard(future)
+            waiting.add_done_callback(_ignore_outcome)
+            return Response(status_code=499)
+    return SafeJSONResponse(waiting.result())
+
+
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 @outputs_router.post("/evidence")
