@@ -169,3 +169,18 @@ def test_second_question_about_a_video_skips_decoding_and_the_vision_tower(
     assert reference.timings["cache_hits"] == reference.timings["cache_misses"] == 0
     assert second.raw_answer == reference.raw_answer
     assert second.frame_times == reference.frame_times
+
+
+def test_a_transformers_without_precomputed_features_gets_the_pixels(
+        tmp_path: Path, model_dirs: tuple[Path, Path]) -> None:
+    """Where ``forward`` takes no ``mm_encoder_outputs`` (transformers 4.x), the backend passes
+    the pixels as before: same tokens, nothing cached."""
+    cache = DiskCache(tmp_path / "cache", 10**9)
+    backend = _backend(model_dirs[0], cache)
+    frames = _frames(UNIFORM)
+    expected = _plain_generate(backend, frames)
+    backend._takes_features = False  # what load() finds on such a release
+    with track() as tally:
+        assert backend.generate_ids(frames, PROMPT, max_new_tokens=TOKENS) == expected
+    assert (tally.hits, tally.misses) == (0, 0)
+    assert "features" not in cache.info()["kinds"]

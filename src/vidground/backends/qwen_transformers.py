@@ -22,13 +22,16 @@ close in time (see DESIGN.md).
 Visual features
 ---------------
 The vision tower runs apart from ``generate`` (``get_video_features``) and its output is handed
-to ``generate`` as ``mm_encoder_outputs``; with a cache (:mod:`.vision_cache`) a set of frames the
-backend has seen is not encoded again. Both paths give bit-identical tokens to
-``generate(pixel_values_videos=...)`` (``tests/test_cache_features.py``).
+to ``generate`` as ``mm_encoder_outputs`` (transformers 5.x; with an older release whose
+``forward`` does not take it, the pixels go to ``generate`` as before, uncached); with a cache
+(:mod:`.vision_cache`) a set of frames the backend has seen is not encoded again. Both paths
+give bit-identical tokens to ``generate(pixel_values_videos=...)``
+(``tests/test_cache_features.py``).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -221,6 +224,7 @@ class QwenTransformersBackend:
         self._model_ref = str(model) if model else default_model()
         self.cache = cache  # visual features (None: the vision tower runs for every call)
         self._fingerprint: dict[str, Any] | None = None
+        self._takes_features = False
         self._device_setting = device
         self._dtype_setting = dtype
         self._source = normalize_source(model_source)
@@ -293,6 +297,8 @@ class QwenTransformersBackend:
             ) from exc
         model.eval()
         self._fingerprint = model_fingerprint(self._model_ref, model_dir)
+        # transformers 5.x takes precomputed visual features; older releases get the pixels
+        self._takes_features = "mm_encoder_outputs" in inspect.signature(model.forward).parameters
         self._processor, self.device, self.dtype = processor, device, dtype
         self._model = model
         self.load_count += 1
@@ -341,10 +347,10 @@ class QwenTransformersBackend:
         """``inputs`` with the video's pixels replaced by its visual features (from the cache,
         or computed by the vision tower), as ``generate`` and ``forward`` take them. Call with
         the run lock held, under ``torch.inference_mode()``."""
-        kwargs = {k: v for k, v in inputs.items() if k != "pixel_values_videos"}
         pixels = inputs.get("pixel_values_videos")
-        if pixels is None:
-            return kwargs
+        if pixels is None or not self._takes_features:
+            return dict(inputs)
+        kwargs = {k: v for k, v in inputs.items() if k != "pixel_values_videos"}
         started = time.perf_counter()
         grid = inputs["video_grid_thw"]
         parts = None
