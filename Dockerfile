@@ -1,0 +1,63 @@
+# syntax=docker/dockerfile:1
+# The vidground image: the web page + REST API (`vidground serve`, the default) or a job worker
+# (`vidground worker`). Build variants (VARIANT):
+#   gpu     (default) torch with CUDA wheels, runs the model in the container
+#   cpu     torch CPU wheels (the 2B model on CPU: slow, for trying it out)
+#   remote  no torch at all: the model runs on a vLLM/SGLang/DashScope server (VIDGROUND_BACKEND=openai)
+#
+#   docker build -t vidground .
+#   docker build -t vidground:cpu --build-arg VARIANT=cpu .
+#   docker run --gpus all -p 7860:7860 -v ./videos:/app/videos \
+#       -v ~/.cache/huggingface:/app/cache/huggingface vidground
+#
+# The weights are not baked in: mount a Hugging Face cache (above) or use a remote backend
+# (-e VIDGROUND_BACKEND=openai -e VIDGROUND_OPENAI_BASE_URL=http://vllm:8000/v1). Jobs and
+# uploads live in /app/data (mount a volume to keep them). See docs/scaling-out.md and compose.yaml.
+ARG PYTHON_VERSION=3.11
+FROM python:${PYTHON_VERSION}-slim
+
+ARG VARIANT=gpu
+# the pair the project's tests pin; CUDA wheels from this PyTorch index (gpu variant)
+ARG TORCH_VERSION=2.14.1
+ARG TORCHVISION_VERSION=0.29.1
+ARG TORCH_CUDA=cu128
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HOME=/app/cache/huggingface \
+    VIDGROUND_HOST=0.0.0.0 \
+    VIDGROUND_PORT=7860 \
+    VIDGROUND_MEDIA_ROOT=/app/videos \
+    VIDGROUND_DATA_DIR=/app/data
+
+WORKDIR /src
+RUN case "$VARIANT" in \
+      gpu) pip install --index-url "https://download.pytorch.org/whl/${TORCH_CUDA}" \
+             "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" ;; \
+      cpu) pip install --index-url https://download.pytorch.org/whl/cpu \
+             "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" ;; \
+      remote) ;; \
+      *) echo "VARIANT must be gpu, cpu or remote, not '$VARIANT'" >&2; exit 1 ;; \
+    esac
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN if [ "$VARIANT" = remote ]; then extras="server,postgres"; else extras="local,server,postgres"; fi \
+    && pip install ".[${extras}]" \
+    && python -c "import vidground, vidground.server.app, psycopg"
+
+COPY docker/entrypoint.sh /usr/local/bin/vidground-entrypoint
+COPY docker/healthcheck.py /usr/local/lib/vidground-healthcheck.py
+RUN useradd --create-home --uid 1000 vidground \
+    && mkdir -p /app/videos /app/data /app/cache/huggingface \
+    && chown -R vidground:vidground /app \
+    && chmod 0755 /usr/local/bin/vidground-entrypoint
+USER vidground
+WORKDIR /app
+VOLUME ["/app/data"]
+EXPOSE 7860
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s \
+    CMD ["python", "/usr/local/lib/vidground-healthcheck.py"]
+ENTRYPOINT ["vidground-entrypoint"]
+CMD ["serve"]
