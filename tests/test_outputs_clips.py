@@ -15,11 +15,19 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import ENCODERS, _encoder_options, draw_frame, make_video, read_painted_index
+from media import (
+    ENCODERS,
+    _encoder_options,
+    draw_frame,
+    encoder_available,
+    make_video,
+    read_painted_index,
+)
 
 from vidground.errors import OptionsError
 from vidground.outputs.clips import cut, cut_many
 from vidground.timecode import Span
+from vidground.video.decode import keyframe_times
 from vidground.video.probe import probe
 
 TONE = (1.8, 2.6)  # seconds of the source where a 1 kHz tone plays (silence elsewhere)
@@ -157,6 +165,38 @@ def test_other_containers_cut_exact_and_fast(tmp_path: Path, name: str, codec: s
     assert fast.mode == "fast", fast.note
     assert painted(fast.path)[0][1] == 25
     assert probe(fast.path).has_audio
+
+
+@pytest.mark.parametrize(("name", "options", "copies"), [
+    ("hevc.mp4", {"codec": "hevc", "bframes": True}, True),
+    ("mpeg2.ts", {"codec": "mpeg2", "bframes": True}, True),  # open GOP: key after B-frames
+    ("mjpeg.avi", {"codec": "mjpeg"}, True),
+    ("prores.mov", {"codec": "prores"}, True),
+    ("h264.flv", {"codec": "h264"}, True),
+    ("rotated.mp4", {"codec": "h264", "rotation": 90}, True),
+    ("late_start.mkv", {"codec": "h264", "start_time": 2.0}, True),
+    ("h264_bframes.avi", {"codec": "h264", "bframes": True}, False),  # AVI: no pts to copy
+    ("av1.mkv", {"codec": "av1"}, False),  # PyAV has no template for libdav1d's streams
+])
+def test_codecs_and_containers(tmp_path: Path, name: str, options: dict[str, object],
+                               copies: bool) -> None:
+    if not encoder_available(str(options["codec"])):
+        pytest.skip(f"this FFmpeg cannot encode {options['codec']}")
+    made = make_video(tmp_path / name, duration=3.0, fps=25, gop=25, **options)  # type: ignore[arg-type]
+    span = Span(1.5, 2.3)
+    exact = painted(cut(made.path, span, tmp_path / f"exact_{name}").path)
+    assert (exact[0][1], exact[-1][1]) == (37, 57)
+    fast = cut(made.path, span, tmp_path / f"fast_{name}", mode="fast")
+    frames = painted(fast.path)
+    if copies:
+        key = max(k for k in keyframe_times(made.path) or [] if k <= span.start + 1e-6)
+        assert fast.mode == "fast" and fast.note is None
+        assert fast.starts_earlier_s == pytest.approx(span.start - key, abs=1e-6)
+        assert frames[0][1] == made.frame_at(key)
+        assert frames[-1][1] >= 57
+    else:
+        assert fast.mode == "exact" and fast.note and "re-encoded instead of copied" in fast.note
+        assert (frames[0][1], frames[-1][1]) == (37, 57)
 
 
 def test_exact_clip_of_a_variable_frame_rate_video(tmp_path: Path) -> None:

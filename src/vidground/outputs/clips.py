@@ -155,6 +155,8 @@ class _Source:
         self._open()
         self.time_base: Fraction = self.video.time_base or Fraction(1, 1_000_000)
         self.start_pts = round(info.start_time / self.time_base)
+        self.counted = (self.container.format.name == "avi"
+                        and info.codec in ("h264", "hevc"))
 
     def _open(self) -> None:
         self.container = av.open(self.info.path, metadata_errors="ignore")
@@ -185,9 +187,11 @@ class _Source:
     def frames_from(self, t: float) -> Iterator[tuple[float, av.VideoFrame]]:
         """Decoded frames in display order with their times, starting no later than the frame
         shown at ``t`` (a seek that lands late is retried further back, then from the start).
-        Frames without timestamps (raw streams) are numbered at the stream's rate."""
+        Frames without timestamps (raw streams), and H.264/HEVC in AVI (whose timestamps
+        FFmpeg guesses, wrongly with B-frames), are numbered in output order at the stream's
+        rate, from the start."""
         back = 0.0
-        for _ in range(SEEK_RETRIES if t > 0 else 0):
+        for _ in range(SEEK_RETRIES if t > 0 and not self.counted else 0):
             try:
                 self.seek(max(0.0, t - back))
             except av.FFmpegError:  # a raw stream cannot seek
@@ -205,7 +209,7 @@ class _Source:
         self._open()
         fps = self.info.fps if self.info.fps > 0 else 25.0
         for number, (when, frame) in enumerate(self._timed(self.container.decode(self.video))):
-            yield (number / fps if when is None else when), frame
+            yield (number / fps if when is None or self.counted else when), frame
 
     def _timed(self, frames: Iterator[av.VideoFrame]
                ) -> Iterator[tuple[float | None, av.VideoFrame]]:
@@ -470,13 +474,18 @@ def _seek_before(source: _Source, key_pts: int) -> int:
 def _copy_packets(source: _Source, info: VideoInfo, span: Span, key: float, key_pts: int,
                   seek_pts: int, path: Path) -> Clip:
     vin, ain = source.video, source.audio
-    end_pts = source.pts_at(span.end) if span.end > span.start else key_pts + 1
+    # the first pts at or after the span's end: every frame that starts before it is shown
+    end_pts = (source.start_pts + math.ceil((span.end - SLACK_S) / source.time_base)
+               if span.end > span.start else key_pts + 1)
     offset_abs = info.start_time + key
     frames = 0
     last_pts = key_pts
     with av.open(str(path), mode="w", format=CONTAINERS[path.suffix.lower()]) as out:
-        vout = out.add_stream_from_template(vin)
-        aout = out.add_stream_from_template(ain) if ain is not None else None
+        try:
+            vout = out.add_stream_from_template(vin)
+            aout = out.add_stream_from_template(ain) if ain is not None else None
+        except av.codec.codec.UnknownCodecError as exc:  # e.g. AV1 decoded by libdav1d
+            raise ValueError(f"PyAV cannot stream-copy what its {exc} decoder reads") from exc
         a_offset = int(round(offset_abs / ain.time_base)) if ain is not None else 0
         a_end = (info.start_time + span.end) / ain.time_base if ain is not None else 0
         source.container.seek(seek_pts, stream=vin, backward=True)
