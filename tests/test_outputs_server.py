@@ -5,6 +5,7 @@ the API key, and clear 4xx errors."""
 
 from __future__ import annotations
 
+import csv
 import io
 import socket
 import threading
@@ -29,6 +30,7 @@ from vidground.server.app import create_app
 from vidground.server.outputs_routes import outputs_router
 
 KEY = "outputs-test-key"
+SERVICES: list = []  # the running app's Service, for the pure helpers the page calls
 Server = tuple[httpx.Client, FakeOpenAIServer]
 
 
@@ -66,6 +68,7 @@ def server(tmp_path_factory: pytest.TempPathFactory
                             data_dir=base / "data", enable_ui=False, api_key=KEY)
         port = free_port()
         app = with_outputs(settings, Grounder(settings=settings))
+        SERVICES.append(app.state.service)
         srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                             log_level="warning"))
         thread = threading.Thread(target=srv.run, daemon=True)
@@ -89,7 +92,10 @@ def finished_job(client: httpx.Client, video: str, query: str) -> str:
     created = client.post("/api/v1/jobs", json={"video_path": video, "query": query,
                                                 "options": {"frame_sampling_rate": 2.0}})
     assert created.status_code == 202, created.text
-    job_id = created.json()["job_id"]
+    return wait_for(client, created.json()["job_id"])
+
+
+def wait_for(client: httpx.Client, job_id: str) -> str:
     for _ in range(600):
         job = client.get(f"/api/v1/jobs/{job_id}").json()
         if job["status"] in ("succeeded", "failed", "cancelled"):
@@ -97,6 +103,43 @@ def finished_job(client: httpx.Client, video: str, query: str) -> str:
             return job_id
         time.sleep(0.05)
     raise AssertionError("the job did not finish")
+
+
+def test_batch_export_holds_every_job(server: Server) -> None:
+    client, _ = server
+    one = {"video_path": "red.mp4", "query": "When is the red square visible?",
+           "options": {"frame_sampling_rate": 2.0}}
+    created = client.post("/api/v1/jobs", json={"requests": [one, one | {
+        "video_path": "two.mp4", "query": "When is the blue square visible?"}]})
+    assert created.status_code == 202, created.text
+    for job_id in created.json()["job_ids"]:
+        wait_for(client, job_id)
+    got = client.get(f"/api/v1/batches/{created.json()['batch_id']}/export",
+                     params={"format": "csv"})
+    assert got.status_code == 200, got.text
+    rows = list(csv.DictReader(io.StringIO(got.text)))
+    assert [(r["video"], float(r["start"]), float(r["end"])) for r in rows] == [
+        ("red.mp4", 1.0, 2.0), ("two.mp4", 2.5, 3.5)]
+    assert client.get(f"/api/v1/batches/{'0' * 24}/export",
+                      params={"format": "csv"}).status_code == 404
+
+
+def test_attach_outputs_adds_clip_and_evidence_links(server: Server, tmp_path: Path) -> None:
+    from vidground.server.outputs_routes import attach_outputs
+
+    client, _ = server
+    [svc] = SERVICES
+    response = {"segments": [{"start": 1.0, "end": 2.0, "label": None}]}
+    video = svc.media_root / "red.mp4"
+    out = attach_outputs(svc, response, video, clips=True, evidence=True)
+    assert out["segments"] == response["segments"] and "clips" not in response
+    [clip] = out["clips"]
+    assert (clip["start"], clip["end"], clip["frames"]) == (1.0, 2.0, 25)
+    assert client.get(clip["url"]).status_code == 200
+    assert [f["role"] for f in out["evidence"]["frames"]] == ["first", "middle", "last"]
+    assert client.get(out["evidence"]["contact_sheet"]).status_code == 200
+    empty = attach_outputs(svc, {"segments": []}, video, clips=True, evidence=True)
+    assert empty["clips"] == [] and empty["evidence"]["frames"] == []
 
 
 def test_job_export_reads_back(server: Server) -> None:
