@@ -139,7 +139,7 @@ class Grounder:
             grounding = self._locate(video, query, options, progress)
         grounding.timings.update({
             "cache_hits": float(tally.hits), "cache_misses": float(tally.misses),
-            "vision_s": round(tally.vision_s, 4),
+            "vision_s": round(tally.vision_s, 4), "prep_s": round(tally.prep_s, 4),
             "total_s": round(time.perf_counter() - started, 4)})
         return grounding
 

@@ -324,6 +324,7 @@ class QwenTransformersBackend:
         if not frames:
             raise BackendError("no frames to show the model")
         self.load()
+        started = time.perf_counter()
         processor = self._processor
         temporal = int(getattr(processor.video_processor, "temporal_patch_size", 2) or 2)
         times = [float(f.time) for f in frames]
@@ -341,7 +342,11 @@ class QwenTransformersBackend:
             raise BackendError(f"Qwen3-VL preprocessing failed: {type(exc).__name__}: "
                                f"{_short(exc)}") from exc
         digest = pixels_digest(inputs["pixel_values_videos"]) if self.cache is not None else ""
-        return inputs.to(self._model.device), digest
+        inputs = inputs.to(self._model.device)
+        current = tally.current()
+        if current is not None:
+            current.add_prep(time.perf_counter() - started)
+        return inputs, digest
 
     def _with_features(self, inputs, digest: str) -> dict[str, Any]:
         """``inputs`` with the video's pixels replaced by its visual features (from the cache,

@@ -1,5 +1,6 @@
-"""Per-request cache accounting: hits, misses and the seconds spent decoding and in the vision
-tower, collected while one question is answered (``with track() as tally: ...``).
+"""Per-request cache accounting: hits, misses, and the seconds the local backend spent preparing
+pixels and in the vision tower, collected while one question is answered
+(``with track() as tally: ...``).
 
 A context variable carries the tally, so the cache and the backends add to the request that
 called them without passing it around; threads started with a copied context (``asyncio``'s
@@ -22,6 +23,7 @@ class Tally:
     hits: int = 0
     misses: int = 0
     vision_s: float = 0.0
+    prep_s: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, hit: bool) -> None:
@@ -34,6 +36,10 @@ class Tally:
     def add_vision(self, seconds: float) -> None:
         with self._lock:
             self.vision_s += seconds
+
+    def add_prep(self, seconds: float) -> None:
+        with self._lock:
+            self.prep_s += seconds
 
 
 _current: ContextVar[Tally | None] = ContextVar("vidground_cache_tally", default=None)
