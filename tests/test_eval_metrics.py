@@ -304,3 +304,34 @@ def test_timelens_frame_count_and_indices_match_qwen_vl_utils() -> None:
         assert smart_nframes(total, fps) == theirs, (total, fps)
         idx = torch.linspace(0, total - 1, theirs).round().long().tolist()
         assert linspace_indices(total, theirs) == idx, (total, fps)
+
+
+def test_timelens_frame_size_matches_qwen_vl_utils_fetch_video() -> None:
+    vision = pytest.importorskip("qwen_vl_utils.vision_process")
+    from vidground.evaluation.protocols import TimeLensProtocol
+    from vidground.video.probe import VideoInfo
+
+    proto = TimeLensProtocol()
+    for width, height, fps, frames in [(480, 360, 30.0, 900), (854, 480, 25.0, 4500),
+                                       (1920, 1080, 29.97, 60000), (320, 240, 24.0, 48)]:
+        info = VideoInfo(path="x.mp4", duration=frames / fps, fps=fps, frame_count=frames,
+                         width=width, height=height, codec="h264", container="mp4")
+        times, size = proto.frame_plan(info)
+        n = len(times)
+        # fetch_video with TimeLens' min_pixels / total_pixels and image_patch_size=16
+        min_pixels = 64 * 28 * 28
+        total_pixels = 14336 * 28 * 28
+        max_pixels = max(min(768 * 32 * 32, total_pixels / n * 2), int(min_pixels * 1.05))
+        h, w = vision.smart_resize(height, width, factor=32, min_pixels=min_pixels,
+                                   max_pixels=max_pixels)
+        assert size == (w, h), (width, height, n)
+        assert times[0] == 0.0 and times[-1] == pytest.approx((frames - 1) / fps, abs=1 / fps)
+
+
+def test_report_settings_hide_secrets() -> None:
+    from vidground.evaluation.report import redact
+
+    clean = redact({"openai_api_key": "sk-123", "api_key": None, "model": "m",
+                    "job_store": "postgresql://bob:hunter2@db/jobs", "port": 7860})
+    assert clean == {"openai_api_key": "***", "api_key": None, "model": "m",
+                     "job_store": "postgresql://***@db/jobs", "port": 7860}

@@ -15,7 +15,14 @@ from fake_openai_server import FakeOpenAIServer
 from media import make_video
 
 from vidground.config import Settings
-from vidground.evaluation import evaluate, load_dataset, plan_runs, score_predictions
+from vidground.evaluation import (
+    RunSpec,
+    TimeLensProtocol,
+    evaluate,
+    load_dataset,
+    plan_runs,
+    score_predictions,
+)
 from vidground.evaluation.predictions import read_predictions
 from vidground.evaluation.records import EvaluationError
 from vidground.evaluation.report import DEFAULT_METRICS
@@ -249,7 +256,9 @@ def test_tiny_random_qwen_run_completes(videos: Path, tmp_path: Path,
     data = load_dataset("jsonl", write_annotations("jsonl", tmp_path), videos)
     grounder = Grounder(settings=Settings(backend="transformers", model=str(model_dir),
                                           device="cpu"))
-    runs = plan_runs(["protocol=timelens,vidground"], base={"max_new_tokens": 48})
+    # TimeLens' 512 new tokens of random text take a minute on a busy 2-core machine: 48 here
+    runs = [RunSpec("timelens", "timelens", TimeLensProtocol(max_new_tokens=48)),
+            *plan_runs(base={"max_new_tokens": 48})]
     report = evaluate(data, grounder, runs, tmp_path / "out", limit=2)
     assert [r["name"] for r in report["runs"]] == ["timelens", "vidground"]
     for run in report["runs"]:

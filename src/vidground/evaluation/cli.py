@@ -146,6 +146,9 @@ def run_command(
                 raise EvaluationError(f"--set {item!r}: write KEY=VALUE")
             base[key.strip().replace("-", "_")] = parse_value(value)
         runs = plan_runs(grid or [], protocol=protocol, base=base)
+        if base and all(r.protocol.name == "timelens" for r in runs):
+            stderr.print("[yellow]note:[/] locate options do not apply to the timelens "
+                         "protocol (it has fixed settings of its own)", highlight=False)
         overrides = {"backend": backend, "model": model, "openai_base_url": openai_base_url,
                      "openai_model": openai_model, "device": device}
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})

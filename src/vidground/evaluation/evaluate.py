@@ -17,7 +17,7 @@ from .grid import RunSpec
 from .loaders import Dataset, guess_kind, read_annotations
 from .predictions import read_predictions
 from .records import EvaluationError
-from .report import environment, file_sha256, pair_up, run_entry, write_report
+from .report import environment, file_sha256, pair_up, redact, run_entry, write_report
 from .runner import ProgressFn, run_predictions, select_samples
 
 if TYPE_CHECKING:
@@ -57,11 +57,9 @@ def evaluate(dataset: Dataset, grounder: Grounder, runs: Sequence[RunSpec],
         "dataset": dataset.kind,
         "config": {
             **meta, "annotations_sha256": file_sha256(dataset.annotations),
-            "videos": str(dataset.samples[0].video_path.parent)
-            if dataset.samples and dataset.samples[0].video_path else None,
+            "videos": str(dataset.videos) if dataset.videos else None,
             "limit": limit, "seed": seed, "concurrency": concurrency,
-            "settings": grounder.settings.model_dump(mode="json", exclude={"openai_api_key",
-                                                                           "api_key"}),
+            "settings": redact(grounder.settings.model_dump(mode="json")),
             **(config or {}), "environment": environment()},
         "samples_total": dataset.total, "samples_selected": len(samples),
         "missing_videos": {"count": len(dataset.missing),

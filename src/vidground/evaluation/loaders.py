@@ -73,6 +73,7 @@ class Dataset:
     annotations: Path
     samples: list[Sample]
     missing: list[Sample] = field(default_factory=list)
+    videos: Path | None = None
 
     @property
     def total(self) -> int:
@@ -326,7 +327,7 @@ def load_dataset(kind: str, annotations: str | Path, videos: str | Path | None =
             missing.append(sample)
         else:
             found.append(sample.with_path(path))
-    return Dataset(kind, Path(annotations), found, missing)
+    return Dataset(kind, Path(annotations), found, missing, resolver.root)
 
 
 # -------------------------------------------------------------------------------- helpers

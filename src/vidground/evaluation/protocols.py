@@ -107,6 +107,11 @@ class TimeLensProtocol:
         """The frame times and the (width, height) qwen-vl-utils would give this video."""
         from ..video.resize import frame_size_for
 
+        if not info.fps or info.fps <= 0:
+            from .records import EvaluationError
+
+            raise EvaluationError(f"{info.path}: no frame rate, which the TimeLens protocol "
+                                  "needs (it samples by frame index)")
         total = int(info.frame_count or round(info.duration * info.fps))
         n = smart_nframes(total, info.fps, fps=self.fps, min_frames=self.min_frames,
                           max_frames=self.max_frames)

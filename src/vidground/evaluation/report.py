@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -68,6 +69,24 @@ def per_sample_rows(pairs: Sequence[tuple[Sample, Prediction]],
             row[f"{name}_iou"] = result.per_sample.get(sample.id, {}).get("iou")
         rows.append(row)
     return rows
+
+
+_SECRET_NAME = re.compile(r"key|secret|password|token", re.IGNORECASE)
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings fit for a report: secrets (API keys, passwords, tokens) and credentials in URLs
+    (``postgresql://user:pw@host``) replaced by ``***``."""
+    out: dict[str, Any] = {}
+    for name, value in settings.items():
+        if value is not None and _SECRET_NAME.search(name):
+            out[name] = "***"
+        elif isinstance(value, str):
+            out[name] = _URL_CREDENTIALS.sub("***@", value)
+        else:
+            out[name] = value
+    return out
 
 
 def environment() -> dict[str, Any]:
