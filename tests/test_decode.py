@@ -331,3 +331,14 @@ def test_runs_on_one_decoder_do_not_inherit_frame_skipping(tmp_path: Path) -> No
             frames = decode_frames(info, times, unique=False, threads=threads)
             assert [read_painted_index(f.image) for f in frames] == [made.frame_at(t)
                                                                      for t in times], times
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv"])
+def test_videos_with_an_audio_track_decode(tmp_path: Path, container: str) -> None:
+    """Other streams are discarded with PyAV's enum (PyAV 18 refuses the string "all", so
+    every video with sound failed)."""
+    from vidground.video.decode import decode_frames
+
+    made = make_video(tmp_path / f"sound.{container}", duration=2.0, fps=10, audio=True)
+    frames = decode_frames(made.path, [0.05, 1.05, 1.95])
+    assert [round(f.time, 3) for f in frames] == [0.0, 1.0, 1.9]

@@ -44,8 +44,10 @@ from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
+import av.stream
 import numpy as np
 
 from ..errors import VideoError
@@ -58,6 +60,9 @@ __all__ = ["DECODER_VERSION", "DecodeRun", "Frame", "decode_frames", "decode_thr
 
 ProgressFn = Callable[[int, int], None]
 log = logging.getLogger(__name__)
+#: "discard every packet" for streams we do not decode: an enum in PyAV >= 18 (which refuses
+#: the plain string), the string in older releases
+DISCARD_ALL: Any = getattr(getattr(av.stream, "Discard", None), "all", "all")
 
 #: Decoding threads (independent runs at once); ``VIDGROUND_DECODE_THREADS`` overrides.
 DEFAULT_DECODE_THREADS = min(4, os.cpu_count() or 1)
@@ -131,7 +136,7 @@ class _Decoder:
         stream = video_stream(container, Path(self.info.path))
         for other in container.streams:  # only this stream's packets are wanted
             if other.index != stream.index:
-                other.discard = "all"
+                other.discard = DISCARD_ALL
         stream.thread_type = "SLICE"
         return container, stream
 
