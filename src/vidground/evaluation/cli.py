@@ -86,8 +86,8 @@ def run_command(
                      ] = None,
     seed: Annotated[int, typer.Option(help="seed of the --limit draw")] = 0,
     out: Annotated[Path | None, typer.Option(
-        help="folder for predictions and report.json (default vidground-eval/<dataset>-<model>)"
-    )] = None,
+        help="folder for predictions and report.json "
+             "(default vidground-eval/<dataset>-<annotation file>-<model>)")] = None,
     protocol: Annotated[str, typer.Option(
         help="vidground (our pipeline with the locate options) or timelens (TimeLens' "
              "evaluation prompt and settings)")] = "vidground",
