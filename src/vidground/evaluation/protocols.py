@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..options import LocateOptions
-from .records import Pair, Prediction, Sample
+from .records import EvaluationError, Pair, Prediction, Sample
 
 if TYPE_CHECKING:
     from ..grounding import Grounder
@@ -108,8 +108,6 @@ class TimeLensProtocol:
         from ..video.resize import frame_size_for
 
         if not info.fps or info.fps <= 0:
-            from .records import EvaluationError
-
             raise EvaluationError(f"{info.path}: no frame rate, which the TimeLens protocol "
                                   "needs (it samples by frame index)")
         total = int(info.frame_count or round(info.duration * info.fps))
@@ -147,8 +145,6 @@ def smart_nframes(total_frames: int, video_fps: float, *, fps: float = 2.0,
     n = min(min(max(wanted, lo), hi), total_frames)
     n = math.floor(n / 2) * 2
     if not 2 <= n <= total_frames:
-        from .records import EvaluationError
-
         raise EvaluationError(f"a video of {total_frames} frames is too short for the TimeLens "
                               "protocol (qwen-vl-utils needs at least 2 frames)")
     return n
@@ -212,8 +208,6 @@ def _clock_seconds(text: str) -> float:
 
 def _path(sample: Sample) -> Path:
     if sample.video_path is None:
-        from .records import EvaluationError
-
         raise EvaluationError(f"sample {sample.id}: its video was not found")
     return sample.video_path
 
@@ -225,6 +219,4 @@ def make_protocol(name: str, options: LocateOptions | None = None) -> InferenceP
         return VidgroundProtocol(options or LocateOptions())
     if key == "timelens":
         return TimeLensProtocol()
-    from .records import EvaluationError
-
     raise EvaluationError(f"unknown protocol {name!r}; use one of {', '.join(PROTOCOL_NAMES)}")
