@@ -133,6 +133,7 @@ def test_cli_run_grid_report_and_score(videos: Path, tmp_path: Path,
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert "skipped 1 of 4 samples" in result.stderr and "NOVID" in result.stderr
+    assert "[vidground refine=true] 3/3 samples" in result.stderr      # progress, not a TTY
     for name in ("timelens", "vidground refine=true", "vidground refine=false"):
         assert name in result.stdout
     assert "R1@0.7" in result.stdout and "mIoU" in result.stdout
