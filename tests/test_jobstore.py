@@ -204,10 +204,12 @@ def test_a_heartbeat_keeps_the_lease(make_store: Factory) -> None:
     assert row is not None
     for _ in range(8):
         time.sleep(0.1)
-        assert runner.heartbeat() == 1
+        assert runner.heartbeat({row["run_token"]}) == 1
         assert other.reap() == (0, 0)
-    assert other.heartbeat() == 0  # leases belong to the instance that claimed
+    assert other.heartbeat({row["run_token"]}) == 0  # leases belong to the claiming instance
+    assert runner.heartbeat(set()) == 0 and runner.heartbeat({"stale"}) == 0
     assert runner.finish(row["id"], row["run_token"], "succeeded", result={})
+    assert runner.heartbeat({row["run_token"]}) == 0  # finished: nothing left to renew
 
 
 def test_recover_requeues_jobs_of_a_dead_process_on_this_host_at_once(
@@ -302,3 +304,35 @@ def test_an_unreachable_postgres_gives_a_clear_error() -> None:
         PostgresJobStore(url, connect_timeout_s=1.0)
     assert "cannot connect to the job store" in info.value.message
     assert "127.0.0.1" in info.value.message and "secret" not in info.value.message
+
+
+def test_a_job_longer_than_its_lease_is_kept_by_the_runners_heartbeat(
+        make_store: Factory) -> None:
+    from vidground.server.jobs import JobRunner
+
+    calls: list[str] = []
+
+    def slow_infer(request: dict, progress: Callable) -> dict:
+        calls.append(request["query"])
+        time.sleep(1.5)  # no progress events: only the heartbeat renews the lease
+        return {"answer": "done"}
+
+    runners = [JobRunner(make_store(lease_s=0.4), slow_infer) for _ in range(2)]
+    for runner in runners:
+        runner.start()
+    try:
+        _, (job_id,) = runners[0].store.create([REQ], max_attempts=3)
+        task = runners[0].next_task()
+        assert task is not None
+        thread = threading.Thread(target=task)
+        thread.start()
+        for _ in range(15):  # meanwhile the other runner keeps trying to claim
+            assert runners[1].next_task() is None
+            time.sleep(0.1)
+        thread.join(10)
+    finally:
+        for runner in runners:
+            runner.stop()
+    job = runners[1].store.get(job_id)
+    assert job["status"] == "succeeded" and job["attempts"] == 1, job
+    assert job["result"] == {"answer": "done"} and calls == ["when?"]

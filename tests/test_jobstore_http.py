@@ -95,6 +95,8 @@ def test_a_damaged_job_store_is_kept_aside_and_reported(
         assert r.status_code == 404
         new = requests.post(srv.url("/api/v1/jobs"), json=reqs[0], timeout=10)
         assert new.status_code == 202, new.text
+        if damage != "wal":
+            return  # what follows does not depend on how the store was damaged
         # still reported after another restart, while the damaged files lie there
         srv.stop()
         srv.start()

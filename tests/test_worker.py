@@ -124,7 +124,7 @@ def test_two_front_ends_and_two_workers_agree_on_every_job(
         assert up.status_code == 201, up.text
         video_id = up.json()["video_id"]
         ids = []
-        for n in range(16):
+        for n in range(10):
             body: dict[str, Any] = {"query": QUERY, "options": FAST}
             body.update({"video_path": "a.mp4"} if n % 2 else {"video_id": video_id})
             r = requests.post(fronts[n % 2].url("/api/v1/jobs"), json=body, timeout=10)
@@ -148,10 +148,10 @@ def test_two_front_ends_and_two_workers_agree_on_every_job(
         for f in fronts:
             f.stop()
     assert views[0] == views[1]
-    assert lists[0] == lists[1] and lists[0]["total"] == 16
-    assert counts[0] == counts[1] == {"queued": 0, "running": 0, "succeeded": 14, "failed": 0,
+    assert lists[0] == lists[1] and lists[0]["total"] == 10
+    assert counts[0] == counts[1] == {"queued": 0, "running": 0, "succeeded": 8, "failed": 0,
                                       "cancelled": 2}
-    assert [views[0][i]["status"] for i in ids] == ["succeeded"] * 14 + ["cancelled"] * 2
+    assert [views[0][i]["status"] for i in ids] == ["succeeded"] * 8 + ["cancelled"] * 2
     assert {views[0][i]["request"].get("video_id") for i in ids[::2]} == {video_id}
 
 

@@ -75,7 +75,8 @@ class JobRunner:
     """Turns claimed jobs into executor tasks (``executor.job_source = runner.next_task``).
 
     :meth:`start` runs the heartbeat thread: every third of the store's lease it renews the
-    leases of the jobs this process runs and re-queues jobs whose lease ran out elsewhere."""
+    leases of the jobs this runner is running (only those: a job whose outcome could not be
+    written is left to expire) and re-queues jobs whose lease ran out elsewhere."""
 
     def __init__(self, store: JobStore, infer: Infer, *, progress_interval_s: float = 0.25
                  ) -> None:
@@ -84,6 +85,8 @@ class JobRunner:
         self.progress_interval_s = progress_interval_s
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
+        self._active: set[str] = set()  # run tokens of the jobs running in this process
+        self._active_lock = threading.Lock()
 
     def start(self) -> None:
         if self._beat is None:
@@ -100,7 +103,9 @@ class JobRunner:
         interval = max(0.05, self.store.lease_s / 3)
         while not self._stop.wait(interval):
             try:
-                self.store.heartbeat()
+                with self._active_lock:
+                    tokens = set(self._active)
+                self.store.heartbeat(tokens)
                 requeued, failed = self.store.reap()
                 if requeued or failed:
                     log.warning("jobs whose lease ran out (their process stopped): %d queued "
@@ -115,12 +120,17 @@ class JobRunner:
         return lambda: self.run(row)
 
     def run(self, row: dict[str, Any]) -> None:
+        with self._active_lock:
+            self._active.add(row["run_token"])
         try:
             self._run(row)
         except Exception as exc:  # noqa: BLE001 - the store went away (shutdown, network)
             log.warning("job %s: its outcome could not be recorded (%s: %s); it stays running "
                         "and is re-run when its lease runs out", row["id"], type(exc).__name__,
                         exc)
+        finally:
+            with self._active_lock:
+                self._active.discard(row["run_token"])
 
     def _finish(self, row: dict[str, Any], status: str, **kw: Any) -> None:
         if self.store.finish(row["id"], row["run_token"], status, **kw):

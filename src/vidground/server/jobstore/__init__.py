@@ -45,7 +45,7 @@ def open_store(settings: Settings, data_dir: Path | None = None) -> JobStore:
         from .postgres import PostgresJobStore
 
         return PostgresJobStore(str(target), queue_limit=limit, lease_s=settings.job_lease_s,
-                                pool_size=settings.workers + 4)
+                                pool_size=max(10, settings.workers + 4))
     if target:
         path = Path(str(target).removeprefix("sqlite://")).expanduser()
     else:

@@ -23,7 +23,7 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -191,11 +191,15 @@ class JobStore:
         """Jobs whose lease expired (their process died or hung): queued again or failed."""
         return self._tx(lambda q: self._requeue_dead(q, "lease_until < $NOW", ()))
 
-    def heartbeat(self) -> int:
-        """Renew the lease of every job this store instance runs; returns how many."""
+    def heartbeat(self, tokens: Collection[str]) -> int:
+        """Renew the leases of the runs ``tokens`` (jobs this instance is running now);
+        returns how many it still holds."""
+        if not tokens:
+            return 0
+        marks = ", ".join("?" for _ in tokens)
         return self._tx(lambda q: q(
-            "UPDATE jobs SET lease_until=$NOW + ? WHERE owner=? AND status='running'",
-            (self.lease_s, self.owner)).rowcount)
+            "UPDATE jobs SET lease_until=$NOW + ? WHERE owner=? AND status='running' "
+            f"AND run_token IN ({marks})", (self.lease_s, self.owner, *tokens)).rowcount)
 
     # -- writing ---------------------------------------------------------------------------
     def create(self, requests: list[dict[str, Any]], *, max_attempts: int,
