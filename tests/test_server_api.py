@@ -102,7 +102,7 @@ def test_upload_then_infer_by_video_id(server: ServerProcess, tmp_path: Path) ->
 def test_health_docs_and_page(server: ServerProcess) -> None:
     h = requests.get(server.url("/api/v1/health"), timeout=10).json()
     assert h["status"] == "ok" and h["backend"] == "openai"
-    assert h["model_state"] in ("not_loaded", "loaded")
+    assert h["model_state"] in ("not_loaded", "ready")
     assert set(h["queue"]) >= {"waiting", "running", "depth", "limit", "workers"}
     assert set(h["jobs"]) == {"queued", "running", "succeeded", "failed", "cancelled"}
     assert requests.get(server.url("/docs"), timeout=10).status_code == 200

@@ -348,3 +348,40 @@ def test_a_locked_job_store_answers_503_with_retry_after(tmp_path: Path, fake_mo
         r = requests.post(srv.url("/api/v1/jobs"), json={"video_path": "ok.mp4",
                                                           "query": QUERY}, timeout=30)
         assert r.status_code == 202, r.text
+
+
+# -- what the server tells its operator (issue 11) -----------------------------------------------
+
+
+def test_server_logs_its_setup_and_one_line_per_request(page: Page) -> None:
+    srv = page.srv
+    r = requests.get(srv.url("/api/v1/health"), headers={"X-Request-ID": "trace-me-42"},
+                     timeout=10)
+    assert r.headers["X-Request-ID"] == "trace-me-42"
+    generated = requests.get(srv.url("/api/v1/nothing"), timeout=10).headers["X-Request-ID"]
+    assert len(generated) >= 8
+    r = requests.post(srv.url("/api/v1/inference"), json={"video_path": "../x.mp4",
+                                                          "query": QUERY}, timeout=10)
+    assert r.status_code == 403 and str(srv.media_root.resolve()) in r.json()["error"]["message"]
+    log_file = srv.data_dir / f"server-{srv.starts}.log"  # whole (srv.log() is its tail)
+    log = wait_for(lambda: (lambda text: text if "rid=trace-me-42" in text else None)(
+        log_file.read_text(errors="replace")), timeout_s=10)
+    assert str(srv.media_root.resolve()) in log and str(srv.data_dir) in log
+    assert "backend openai" in log and "http://127.0.0.1:" in log
+    line = next(x for x in log.splitlines() if "rid=trace-me-42" in x)
+    assert "GET /api/v1/health 200" in line and " ms " in line
+    assert f"rid={generated}" in log and "GET /api/v1/nothing 404" in log
+    assert "POST /api/v1/inference -> 403 path_not_allowed" in log  # the error, with its cause
+
+
+def test_health_is_not_ok_when_the_model_failed_to_load(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path, env={"VIDGROUND_BACKEND": "transformers",
+                                       "VIDGROUND_MODEL": str(tmp_path / "no-such-model"),
+                                       "VIDGROUND_PRELOAD_MODEL": "true"})
+    with srv:
+        health = wait_for(lambda: (lambda h: h if h["model_state"] != "loading" and
+                                   h["model_state"] != "not_loaded" else None)(
+            requests.get(srv.url("/api/v1/health"), timeout=10).json()), timeout_s=60)
+        assert health["model_state"] == "error", health
+        assert health["status"] == "unavailable"
+        assert "does not exist" in health["model_error"]

@@ -293,6 +293,42 @@ def test_page_keeps_the_api_limits_and_shows_the_api_message(browser, model, med
 
 @pytest.mark.slow
 @needs_browser
+def test_page_loads_clean_and_the_api_docs_render_offline(open_page, server) -> None:
+    """No Gradio update object shown as text at load (the time-range box showed
+    ``{'__type__': 'update'}``); ``/docs`` and ``/redoc`` render from files in the package,
+    with nothing fetched from the internet (Swagger UI came from a CDN: a blank page)."""
+    for locale in ("en-US", "zh-CN"):
+        page = open_page(locale)
+        page.wait_for_timeout(500)  # the load event has filled the page
+        leaked = page.evaluate(
+            "Array.from(document.querySelectorAll('body *')).filter(e => "
+            "(e.value || '').includes('__type__') || (e.children.length === 0 && "
+            "(e.textContent || '').includes('__type__'))).map(e => e.outerHTML.slice(0, 200))")
+        assert leaked == [], leaked
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"ui-load-{locale}.png"), full_page=True)
+        # the language switch lies on one line
+        boxes = page.evaluate("Array.from(document.querySelectorAll('#vg-lang label'))"
+                              ".map(l => l.getBoundingClientRect().top)")
+        assert len(boxes) == 2 and abs(boxes[0] - boxes[1]) < 4, boxes
+        assert page.external_requests == []
+    page.goto(server.url + "docs")
+    page.wait_for_selector(".opblock", timeout=30_000)
+    paths = page.evaluate("Array.from(document.querySelectorAll('.opblock-summary-path'))"
+                          ".map(e => e.textContent)")
+    assert any("/api/v1/inference" in p for p in paths), paths
+    page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
+    assert page.external_requests == [], page.external_requests
+    page.goto(server.url + "redoc")
+    page.wait_for_function("document.body.innerText.includes('/api/v1/inference')",
+                           timeout=30_000)
+    # ReDoc renders offline; its bundle only asks for its own "powered by" logo
+    assert all(u.startswith("https://cdn.redoc.ly/") for u in page.external_requests), \
+        page.external_requests
+
+
+@pytest.mark.slow
+@needs_browser
 def test_language_follows_browser_and_switch_relabels(open_page) -> None:
     page = open_page("zh-CN")
     page.wait_for_function("document.querySelector('#vg-locate').innerText.trim() === '定位'")
@@ -315,8 +351,13 @@ def test_media_listing_stays_inside_the_root(tmp_path: Path) -> None:
     (root / ".hidden").mkdir()
     outside = tmp_path / "outside.mp4"
     outside.write_bytes(b"x")
-    for rel in ("one.mp4", "a/two.MKV", "a/b/three.webm", ".hidden/four.mp4", "notes.txt"):
-        (root / rel).write_bytes(b"x")
+    mp4_head = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+    mkv_head = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01webm"
+    for rel, head in (("one.mp4", mp4_head), ("a/two.MKV", mkv_head),
+                      ("a/b/three.webm", mkv_head), (".hidden/four.mp4", mp4_head),
+                      ("notes.txt", b"notes"), ("text.mp4", b"just some notes, not a video"),
+                      ("empty.mkv", b"")):
+        (root / rel).write_bytes(head)
     (root / "link.mp4").symlink_to(outside)
     assert list_media(root) == ["a/b/three.webm", "a/two.MKV", "one.mp4"]
     assert len(list_media(root, limit=1)) == 1

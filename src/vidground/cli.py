@@ -264,6 +264,7 @@ def worker(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per model request
     settings = _run(lambda: _settings(
         media_root=media_root, data_dir=data_dir, job_store=job_store, workers=workers,
         preload_model=preload, backend=backend, model=model, openai_base_url=openai_base_url,
@@ -321,12 +322,6 @@ def cache_clear(
 from .evaluation.cli import eval_app  # noqa: E402
 
 app.add_typer(eval_app, name="eval")
-
-
-# `vidground export`, `cut` and `describe` (results people can use: docs/outputs.md).
-from .outputs.cli import register as _register_outputs  # noqa: E402
-
-_register_outputs(app, _run, _settings)
 
 
 # `vidground export`, `cut` and `describe` (results people can use: docs/outputs.md).

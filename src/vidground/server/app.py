@@ -20,8 +20,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from .. import __version__
+from ..cache import stats as cache_stats
 from ..config import Settings
 from ..errors import ModelNotAvailableError, VidgroundError
 from ..grounding import Grounder, Grounding
@@ -29,6 +31,7 @@ from ..options import LocateOptions, check_query
 from ..progress import ProgressEvent
 from .executor import BoundedExecutor
 from .http import (
+    AccessLog,
     AuthThrottle,
     BodyLimit,
     HostOriginGuard,
@@ -38,6 +41,7 @@ from .http import (
     install_error_handlers,
 )
 from .jobs import JobRunner, JobStore, open_store
+from .outputs_routes import outputs_router
 from .storage import UploadStore, probe_checked, resolve_media_path
 
 log = logging.getLogger("vidground.server")
@@ -128,7 +132,7 @@ class Service:
                                   "see the server log")
         else:
             with self._state_lock:
-                self.model_state, self.model_error = "loaded", None
+                self.model_state, self.model_error = "ready", None
 
     def _set_model_error(self, message: str) -> None:
         with self._state_lock:
@@ -180,9 +184,17 @@ class Service:
         except ModelNotAvailableError as exc:
             self._set_model_error(exc.message)
             raise
-        if self.model_state != "loaded":
+        except VidgroundError:
+            raise
+        except Exception as exc:
+            if not self.model_loaded():  # it failed while loading the model
+                log.exception("loading the model failed")
+                self._set_model_error(f"loading the model failed ({type(exc).__name__}); "
+                                      "see the server log")
+            raise
+        if self.model_state != "ready":
             with self._state_lock:
-                self.model_state, self.model_error = "loaded", None
+                self.model_state, self.model_error = "ready", None
         return grounding
 
     def infer(self, request: dict[str, Any], progress: Callable[[ProgressEvent], None]
@@ -206,13 +218,17 @@ class Service:
                      else None) or self.settings.model
         state = self.model_state
         if ready and state in ("not_loaded", "error"):
-            state = "loaded"
-        elif not ready and state == "loaded":
+            state = "ready"
+        elif not ready and state == "ready":
             state = "not_loaded"
         counts = self.store.counts() if self.store is not None else {}
         integrity = self.store.integrity if self.store is not None else {"ok": True}
+        # "unavailable": inference cannot work now (the model failed to load); "degraded":
+        # it works, but something needs a person (a damaged job store was set aside)
+        status = ("unavailable" if state == "error" else
+                  "degraded" if not integrity["ok"] else "ok")
         return {
-            "status": "ok" if integrity["ok"] else "degraded",
+            "status": status,
             "job_store": integrity,
             "version": __version__,
             "backend": self.settings.backend,
@@ -225,6 +241,7 @@ class Service:
                       + counts.get("queued", 0),
                       "limit": self.executor.queue_limit, "workers": self.executor.workers},
             "jobs": counts,
+            "cache": cache_stats(self.settings),
         }
 
 
@@ -247,23 +264,31 @@ def create_app(settings: Settings | None = None, grounder: Grounder | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc.start()
-        log.info("vidground API ready (backend %s, %d worker(s), queue limit %d)",
-                 settings.backend, svc.executor.workers, svc.executor.queue_limit)
+        model = (settings.openai_model if settings.backend == "openai" else None) \
+            or settings.model or "default (4B with a GPU, 2B on CPU)"
+        where = (f" at {settings.openai_base_url}" if settings.backend == "openai" else "")
+        log.info("vidground %s on http://%s:%d — media root %s, data dir %s, backend %s%s, "
+                 "model %s, %d worker(s), queue limit %d", __version__, settings.host,
+                 settings.port, svc.media_root, svc.data_dir, settings.backend, where, model,
+                 svc.executor.workers, svc.executor.queue_limit)
         try:
             yield
         finally:
             svc.stop()
 
-    app = FastAPI(title="vidground", version=__version__, lifespan=lifespan,
-                  default_response_class=SafeJSONResponse,
-                  description="Find when things happen in a video, with Qwen3-VL. "
-                              "See docs/api.md.")
+    # FastAPIOffline: /docs and /redoc from files in the package, not from a CDN (they work
+    # on a closed network)
+    app = FastAPIOffline(title="vidground", version=__version__, lifespan=lifespan,
+                         default_response_class=SafeJSONResponse,
+                         description="Find when things happen in a video, with Qwen3-VL. "
+                                     "See docs/api.md.")
     app.state.service = svc
     app.state.settings = settings
     app.state.grounder = grounder
     install_error_handlers(app)
     app.include_router(public)
     app.include_router(router)
+    app.include_router(outputs_router)  # exports, clips, evidence, describe
     # added last = outermost: the Host/Origin guard sees every request first
     app.add_middleware(BodyLimit, limit=settings.max_request_kb * 1024,
                        exempt=("/api/v1/videos", "/gradio_api/upload"))
@@ -272,6 +297,7 @@ def create_app(settings: Settings | None = None, grounder: Grounder | None = Non
                        hosts=allowed_hosts(settings.list_setting("allowed_hosts"),
                                            settings.host),
                        origins=settings.list_setting("allowed_origins"))
+    app.add_middleware(AccessLog)
     _add_api_fallback(app)
     _add_ui(app, svc)
     return app

@@ -13,9 +13,11 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import sqlite3
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -30,6 +32,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import VidgroundError
 
 log = logging.getLogger("vidground.server")
+access_log = logging.getLogger("vidground.access")
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
@@ -92,6 +96,9 @@ def install_error_handlers(app: FastAPI, *, detail: bool = False) -> None:
 
     @app.exception_handler(VidgroundError)
     async def vidground_error(request: Request, exc: VidgroundError) -> JSONResponse:
+        log.log(logging.WARNING if exc.http_status >= 500 else logging.INFO,
+                "%s %s -> %d %s: %s", request.method, request.url.path, exc.http_status,
+                exc.code, exc.message)
         headers = None
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
@@ -141,6 +148,44 @@ def key_matches(request: Request, key: str) -> bool:
     ok = hmac.compare_digest(hashlib.sha256(given.strip().encode("utf-8", "replace")).digest(),
                              hashlib.sha256(key.encode("utf-8")).digest())
     return scheme.lower() == "bearer" and ok
+
+
+# -- one line per request -------------------------------------------------------------------------
+
+
+class AccessLog:
+    """One log line per request — method, path, status, duration, client, request id — and the
+    request id in the ``X-Request-ID`` response header (the client's own, when it sent a
+    usable one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if REQUEST_ID_RE.fullmatch(given) else uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = rid
+        started = time.perf_counter()
+        status = 0
+
+        async def tagged(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message = {**message, "headers": [*message.get("headers", ()),
+                                                  (b"x-request-id", rid.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tagged)
+        finally:
+            client = (scope.get("client") or ("-", 0))[0]
+            access_log.info("%s %s %s %.1f ms client=%s rid=%s", scope.get("method"),
+                            scope.get("path"), status or "-",
+                            (time.perf_counter() - started) * 1000, client, rid)
 
 
 # -- request bodies -------------------------------------------------------------------------------

@@ -222,10 +222,12 @@ class Health(BaseModel):
     backend: str
     model: str | None
     model_loaded: bool
-    model_state: Literal["not_loaded", "loading", "loaded", "error"]
+    model_state: Literal["not_loaded", "loading", "ready", "error"]
     model_error: str | None
     queue: dict[str, int]
     jobs: dict[str, int]
+    job_store: dict[str, Any] | None = None
+    cache: dict[str, Any] | None = None
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

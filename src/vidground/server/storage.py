@@ -84,16 +84,17 @@ def resolve_media_path(media_root: Path, video_path: str) -> Path:
     root = Path(media_root).expanduser().resolve()
     parts = PurePosixPath(video_path.replace("\\", "/")).parts
     if ".." in parts:
-        raise PathNotAllowedError("video_path may not contain '..'; it must stay inside the "
-                                  "media root")
+        raise PathNotAllowedError(f"video_path may not contain '..'; it must stay inside the "
+                                  f"media root ({root})")
     candidate = root / video_path  # an absolute video_path replaces root; checked below
     try:
         resolved = candidate.resolve()
     except (OSError, RuntimeError, ValueError) as exc:  # symlink loops, odd names
         raise InvalidPathError(f"video_path cannot be resolved: {type(exc).__name__}") from None
     if not resolved.is_relative_to(root):
-        raise PathNotAllowedError("video_path points outside the media root; only files inside "
-                                  "the configured media root can be used")
+        raise PathNotAllowedError(f"video_path points outside the media root; only files "
+                                  f"inside the media root ({root}, VIDGROUND_MEDIA_ROOT) can "
+                                  "be used")
     try:
         if not resolved.exists():
             raise VideoNotFoundError(f"No such video in the media root: {video_path}")

@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import queue
+import re
 import secrets
 import stat
 import threading
@@ -221,12 +222,36 @@ def _lang(value: str | None) -> str:
     return value if value in TEXTS else "en"
 
 
+_FLAG_RE = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)(?:[ =]((?!--)[^\s;,)]+))?")
+_OR_SET_RE = re.compile(r"\s*\(or set VIDGROUND_[A-Z_]+=[^)]*\)")
+
+
+def server_advice(message: str) -> str:
+    """``message`` for a page user: command-line flags that are server settings become the
+    ``VIDGROUND_*`` settings the server is started with (``--backend openai`` ->
+    ``VIDGROUND_BACKEND=openai``); other flags (of other tools' commands) stay."""
+    from ..config import Settings
+
+    names = set(Settings.model_fields)
+
+    def setting(match: re.Match[str]) -> str:
+        name = match.group(1).replace("-", "_")
+        if name not in names:
+            return match.group(0)
+        value = match.group(2)
+        return f"VIDGROUND_{name.upper()}" + (f"={value}" if value else "")
+
+    return _FLAG_RE.sub(setting, _OR_SET_RE.sub("", message))
+
+
 def error_text(exc: VidgroundError, lang: str) -> str:
-    """The message the API gives for ``exc``; on the Chinese page after a Chinese summary."""
+    """The message the API gives for ``exc`` (with server settings instead of command-line
+    flags); on the Chinese page after a Chinese summary."""
+    message = server_advice(exc.message)
     if lang == "zh":
         summary = ERROR_TEXTS_ZH.get(exc.code, "出错了")
-        return f"{summary}：{exc.message}"
-    return exc.message
+        return f"{summary}：{message}"
+    return message
 
 
 def uploaded_file(value: Any, upload_folder: Path) -> Path:
@@ -291,9 +316,36 @@ class MediaRegistry:
             return self._by_token.get(token)
 
 
+def looks_like_video(path: Path) -> bool:
+    """Do the file's first bytes look like a video container or stream this page can take
+    (MP4/MOV/3GP, Matroska/WebM, AVI, MPEG-TS/PS, FLV, raw H.264/HEVC)? Cheap enough for a
+    listing of hundreds of files; the probe decides for real when one is picked."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    if len(head) < 8:
+        return False
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"):
+        return True  # ISO base media (MP4, MOV, 3GP, M4V)
+    if head.startswith((b"\x1a\x45\xdf\xa3", b"FLV")):
+        return True  # Matroska / WebM, Flash video
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return True
+    if head.startswith(b"\x00\x00\x01\xba") or head.startswith(b"\x00\x00\x01\xb3"):
+        return True  # MPEG program stream, MPEG-1/2 video
+    if len(head) > 188 and head[0] == 0x47 and head[188] == 0x47:
+        return True  # MPEG transport stream (188-byte packets)
+    if len(head) > 196 and head[4] == 0x47 and head[196] == 0x47:
+        return True  # M2TS (192-byte packets behind a 4-byte time code)
+    return head.startswith((b"\x00\x00\x00\x01", b"\x00\x00\x01"))  # raw H.264 / HEVC
+
+
 def list_media(root: Path, limit: int = MEDIA_LIST_LIMIT, max_depth: int = MEDIA_LIST_DEPTH,
                max_dirs: int = MEDIA_LIST_DIRS) -> list[str]:
-    """Video files under ``root`` as relative POSIX paths, sorted; hidden folders, symlinks
+    """Video files under ``root`` as relative POSIX paths, sorted (a video extension and the
+    first bytes of a video, :func:`looks_like_video`); hidden folders, symlinks
     leading outside ``root`` and anything deeper than ``max_depth`` are skipped, and at most
     ``limit`` files from ``max_dirs`` folders are listed (a huge root stays quick)."""
     try:
@@ -319,7 +371,7 @@ def list_media(root: Path, limit: int = MEDIA_LIST_LIMIT, max_depth: int = MEDIA
                 real.relative_to(base)
             except (OSError, ValueError):
                 continue
-            if real.is_file():
+            if real.is_file() and looks_like_video(real):
                 found.append((rel_dir / name).as_posix())
             if len(found) >= limit:
                 return sorted(found)
@@ -557,7 +609,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             header = gr.Markdown(f"# {_t(lang0, 'title')}\n{_t(lang0, 'subtitle')}",
                                  elem_classes=["vg-header"])
             lang = gr.Radio(LANG_CHOICES, value=lang0, label=_t(lang0, "lang"),
-                            elem_id="vg-lang", scale=0, min_width=200)
+                            elem_id="vg-lang", scale=0, min_width=240)
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
                 player = gr.HTML(player_html(None, lang0), elem_id="vg-player-box",
@@ -590,7 +642,8 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                                                elem_id="vg-max-frames")
                     with gr.Row():
                         fmt = gr.Dropdown(list(OUTPUT_FORMATS), value=default.output_format,
-                                          label=_t(lang0, "format"), elem_id="vg-format")
+                                          label=_t(lang0, "format"), elem_id="vg-format",
+                                          min_width=190)
                         reasoning_on = gr.Checkbox(value=default.return_reasoning,
                                                    label=_t(lang0, "reasoning_on"),
                                                    elem_id="vg-reasoning-on")
@@ -828,9 +881,10 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                 gr.update(value=_t(lv, "locate")),
                 status_html(kind, text) if kind != "error" else gr.skip(),
                 gr.update(label=_t(lv, "answer")),
+                # (no nested gr.skip(): Gradio would show it as text in the box)
                 gr.update(label=_t(lv, "range"),
-                          value=ranges_text(entry["grounding"], fmt_value, lv)
-                          if entry else gr.skip()),
+                          value=ranges_text(entry["grounding"], fmt_value, lv))
+                if entry else gr.update(label=_t(lv, "range")),
                 gr.update(label=_t(lv, "reasoning")),
                 gr.update(label=_t(lv, "history"), choices=_history_choices(sess, lv)),
                 tl,
