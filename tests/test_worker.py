@@ -208,3 +208,24 @@ def test_the_worker_refuses_to_start_without_its_media_root_or_job_store(tmp_pat
     assert "cannot connect to the job store" in text and "Connection refused" in text
     assert "Traceback" not in text
     assert time.monotonic() - started < 45
+
+
+def test_a_worker_shares_the_default_sqlite_store_with_a_server_on_one_machine(
+        tmp_path: Path, model: FakeOpenAIServer) -> None:
+    media, data = tmp_path / "media", tmp_path / "data"
+    media.mkdir()
+    make_video(media / "a.mp4", duration=2.0, fps=5, intervals=[(0.5, 1.0)])
+    env = openai_env(model, VIDGROUND_JOB_LEASE_S="2")  # no VIDGROUND_JOB_STORE: SQLite
+    front = ServerProcess(_dir(tmp_path / "front"), env={**env, "VIDGROUND_RUN_JOBS": "false"},
+                          media_root=media, data_dir=data)
+    with front, WorkerProcess(tmp_path / "w", env=env, media_root=media, data_dir=data) as w:
+        reqs = [{"video_path": "a.mp4", "query": QUERY, "options": FAST}] * 4
+        ids = requests.post(front.url("/api/v1/jobs"), json={"requests": reqs},
+                            timeout=10).json()["job_ids"]
+        jobs = wait_for(lambda: (lambda js: js if all(j["status"] in FINAL for j in js)
+                                 else None)([requests.get(front.url(f"/api/v1/jobs/{i}"),
+                                                          timeout=10).json() for i in ids]),
+                        60, 0.2)
+        assert "SQLite file" in w.log()
+    assert [j["status"] for j in jobs] == ["succeeded"] * 4
+    assert sorted(w.recorded("succeeded")) == sorted(ids)

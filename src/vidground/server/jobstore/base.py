@@ -101,6 +101,16 @@ def to_api(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _host_id() -> str:
+    """This host as an owner id names it: the host name, plus the PID namespace on Linux (two
+    containers may share a host name, and both run their main process as pid 1)."""
+    name = socket.gethostname().replace(":", "_")
+    try:
+        return f"{name}~{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return name
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -125,7 +135,7 @@ class JobStore:
                  lease_s: float = DEFAULT_LEASE_S) -> None:
         self.queue_limit = queue_limit
         self.lease_s = float(lease_s)
-        self.host = socket.gethostname()
+        self.host = _host_id()
         self.owner = f"{self.host}:{os.getpid()}:{secrets.token_hex(4)}"
         #: ``{"ok", "message", "kept_aside"}``: what the integrity check at open found.
         self.integrity: dict[str, Any] = {"ok": True, "message": None, "kept_aside": []}
