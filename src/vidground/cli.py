@@ -330,12 +330,6 @@ from .outputs.cli import register as _register_outputs  # noqa: E402
 _register_outputs(app, _run, _settings)
 
 
-# `vidground export`, `cut` and `describe` (results people can use: docs/outputs.md).
-from .outputs.cli import register as _register_outputs  # noqa: E402
-
-_register_outputs(app, _run, _settings)
-
-
 def main() -> None:
     """Console entry point."""
     try:
