@@ -87,6 +87,9 @@ def test_a_damaged_job_store_is_kept_aside_and_reported(
         assert health["status"] == "degraded", health
         assert "DAMAGED" in srv.log()
         aside = sorted(p.name for p in srv.data_dir.glob("jobs.sqlite3*.damaged-*"))
+        store = health["job_store"]
+        assert store["ok"] is False and "kept aside" in store["message"], store
+        assert sorted(Path(p).name for p in store["kept_aside"]) == aside
         assert any(name.startswith("jobs.sqlite3.damaged-") for name in aside), aside
         if damage == "wal":
             assert any(name.startswith("jobs.sqlite3-wal.damaged-") for name in aside), aside
@@ -106,7 +109,8 @@ def test_a_damaged_job_store_is_kept_aside_and_reported(
         for path in srv.data_dir.glob("jobs.sqlite3*.damaged-*"):
             path.unlink()
         srv.start()
-        assert requests.get(srv.url("/api/v1/health"), timeout=10).json()["status"] == "ok"
+        health = requests.get(srv.url("/api/v1/health"), timeout=10).json()
+        assert health["status"] == "ok" and health["job_store"]["ok"] is True, health
     finally:
         srv.stop()
 
