@@ -329,6 +329,64 @@ def test_page_loads_clean_and_the_api_docs_render_offline(open_page, server) -> 
 
 @pytest.mark.slow
 @needs_browser
+def test_page_downloads_exports_and_shows_evidence_frames(open_page, media_root: Path,
+                                                          tmp_path: Path) -> None:
+    """After an answer: an SRT download whose cue times are the segment's to the millisecond
+    (read back by the ``srt`` library), a WebVTT one after switching the format, and under the
+    timeline the first/middle/last frames of the segment at their times; clicking one seeks
+    the player there."""
+    import srt
+    import webvtt
+
+    page = open_page("en-US")
+    upload(page, media_root / "red_square.mp4")
+    wait_ready(page)
+    page.click("#vg-options button, #vg-options .label-wrap", timeout=5_000)
+    page.fill("#vg-fps input", str(SAMPLING_FPS))
+    page.locator("#vg-fps input").press("Tab")
+    ask(page, QUERY)
+    wait_status(page, "ok")
+    (start, end), = shown_ranges(page)
+
+    with page.expect_download() as dl:
+        page.click("#vg-export")
+    path = tmp_path / dl.value.suggested_filename
+    dl.value.save_as(path)
+    assert path.name == "red_square.srt"
+    (cue,) = list(srt.parse(path.read_text(encoding="utf-8")))
+    assert abs(cue.start.total_seconds() - start) < 0.0015
+    assert abs(cue.end.total_seconds() - end) < 0.0015
+
+    page.locator("#vg-export-format input").click()
+    page.locator("[role=option]", has_text="vtt").first.click()
+    page.wait_for_timeout(800)
+    with page.expect_download() as dl:
+        page.click("#vg-export")
+    path = tmp_path / dl.value.suggested_filename
+    dl.value.save_as(path)
+    assert path.suffix == ".vtt"
+    (caption,) = list(webvtt.read(str(path)))
+    assert abs(parse_timecode(caption.start) - start) < 0.0015
+    assert abs(parse_timecode(caption.end) - end) < 0.0015
+
+    thumbs = page.locator("#vg-evidence .vg-thumb")
+    thumbs.first.wait_for()
+    assert thumbs.count() == 3
+    roles = [thumbs.nth(i).get_attribute("data-vg-role") for i in range(3)]
+    times = [float(thumbs.nth(i).get_attribute("data-vg-start")) for i in range(3)]
+    assert roles == ["first", "middle", "last"]
+    assert start - 1e-6 <= times[0] <= times[1] <= times[2] < end
+    assert page.evaluate("document.querySelector('#vg-evidence img').naturalWidth") > 0
+    page.evaluate("document.getElementById('vg-player').currentTime = 0")
+    wait_current_time_near(page, 0.0, 0.05)
+    thumbs.nth(1).click()
+    wait_current_time_near(page, times[1])
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-evidence.png"), full_page=True)
+
+
+@pytest.mark.slow
+@needs_browser
 def test_language_follows_browser_and_switch_relabels(open_page) -> None:
     page = open_page("zh-CN")
     page.wait_for_function("document.querySelector('#vg-locate').innerText.trim() === '定位'")

@@ -17,8 +17,11 @@ the player to the segment start and play it.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 import html
+import io
 import logging
 import math
 import os
@@ -26,6 +29,7 @@ import queue
 import re
 import secrets
 import stat
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -36,12 +40,14 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 # at module level: FastAPI reads the route's annotations from this module's globals
+from PIL import Image  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 
 from ..errors import OptionsError, VideoError, VideoNotFoundError, VidgroundError  # noqa: E402
 from ..options import LocateOptions  # noqa: E402
+from ..outputs.exports import FORMATS as EXPORT_FORMATS  # noqa: E402
 from ..progress import ProgressEvent  # noqa: E402
-from ..timecode import OUTPUT_FORMATS  # noqa: E402
+from ..timecode import OUTPUT_FORMATS, format_time  # noqa: E402
 from .storage import probe_checked, resolve_media_path  # noqa: E402
 
 if TYPE_CHECKING:
@@ -125,6 +131,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "stage_refine": "Refining the boundaries",
         "stage_done": "Done",
         "media_empty": "(no videos in the media root)",
+        "evidence": "Evidence: the first, middle and last frame of each segment (click to jump)",
+        "export_format": "Export format",
+        "export": "⬇ Download the result",
     },
     "zh": {
         "title": "vidground — 找出事件发生的**时间**",
@@ -172,6 +181,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "stage_refine": "正在精修边界",
         "stage_done": "完成",
         "media_empty": "（媒体目录中没有视频）",
+        "evidence": "证据：每个片段的首帧、中间帧和末帧（点击跳转）",
+        "export_format": "导出格式",
+        "export": "⬇ 下载结果",
     },
 }
 
@@ -536,6 +548,66 @@ def _duration_text(seconds: float | None) -> str:
     return f"{_clock(seconds, 0.5 if seconds < 60 else 1)}"
 
 
+EVIDENCE_SPANS = 12  # evidence frames are shown for at most this many segments
+EVIDENCE_WIDTH = 160
+
+
+def evidence_html(grounding: Grounding, lang: str) -> str:
+    """A strip of thumbnails under the timeline: the first, middle and last frame of each
+    segment, at their exact times (``vidground.outputs.evidence``); a click jumps there."""
+    from ..outputs.evidence import evidence_frames
+
+    spans = list(grounding.spans)[:EVIDENCE_SPANS]
+    if not spans:
+        return ""
+    try:
+        frames = evidence_frames(grounding.video, spans, width=EVIDENCE_WIDTH)
+    except Exception:  # noqa: BLE001 - the result stands without its pictures
+        log.exception("evidence frames failed")
+        return ""
+    rows: dict[int, list[str]] = {}
+    for frame in frames:
+        buf = io.BytesIO()
+        Image.fromarray(frame.image).save(buf, "JPEG", quality=80)
+        data = base64.b64encode(buf.getvalue()).decode("ascii")
+        when = format_time(frame.frame_time)
+        rows.setdefault(frame.span_index, []).append(
+            f'<figure class="vg-thumb" role="button" tabindex="0" '
+            f'data-vg-start="{frame.frame_time:.6f}" data-vg-end="{frame.span.end:.6f}" '
+            f'data-vg-role="{_esc(frame.role)}" title="{_esc(when)}">'
+            f'<img alt="{_esc(frame.role)} {_esc(when)}" src="data:image/jpeg;base64,{data}">'
+            f"<figcaption>{_esc(when)}</figcaption></figure>")
+    parts = [f'<div class="vg-evidence" id="vg-evidence"><div class="vg-timeline-title">'
+             f'{_esc(_t(lang, "evidence"))}</div>']
+    for index, thumbs in rows.items():
+        parts.append(f'<div class="vg-evidence-row"><span class="vg-muted">'
+                     f'{_esc(_t(lang, "segment"))} {index}</span>{"".join(thumbs)}</div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+EXPORT_DIR = Path(tempfile.gettempdir()) / "vidground-page-exports"
+EXPORT_KEEP_S = 3600.0
+
+
+def export_path(grounding: Grounding, fmt: str, name: str | None = None) -> str:
+    """Write ``grounding`` in ``fmt`` (``vidground.outputs.exports``) for the page's download
+    button and return the file (in the temp folder, where Gradio may take files from; files
+    older than an hour are removed)."""
+    from ..outputs.exports import export_file, suffix
+
+    EXPORT_DIR.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in EXPORT_DIR.glob("*/*"):
+        with contextlib.suppress(OSError):
+            if now - old.stat().st_mtime > EXPORT_KEEP_S:
+                old.unlink()
+                old.parent.rmdir()
+    folder = Path(tempfile.mkdtemp(dir=EXPORT_DIR))
+    stem = Path(name or grounding.video.path or "vidground").stem or "vidground"
+    return str(export_file(grounding, fmt, folder / f"{stem}{suffix(fmt)}"))
+
+
 # -- session state ---------------------------------------------------------------------------
 
 
@@ -665,6 +737,13 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                                    interactive=False, elem_id="vg-reasoning", scale=6)
             history = gr.Radio([], value=None, label=_t(lang0, "history"), elem_id="vg-history",
                                scale=5)
+        evidence = gr.HTML("", elem_id="vg-evidence-box", js_on_load=None)
+        with gr.Row(equal_height=True):
+            export_fmt = gr.Dropdown(list(EXPORT_FORMATS), value="srt",
+                                     label=_t(lang0, "export_format"),
+                                     elem_id="vg-export-format", scale=1, min_width=180)
+            export_btn = gr.DownloadButton(_t(lang0, "export"), value=None,
+                                           elem_id="vg-export", scale=2, interactive=False)
 
         # -- handlers ---------------------------------------------------------------------
 
@@ -676,6 +755,17 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             g = entry["grounding"]
             return (g.answer or "", ranges_text(g, fmt_value, lang_value), g.reasoning or "",
                     timeline_html(g, fmt_value, lang_value))
+
+        def output_values(entry: dict[str, Any] | None, export_value: str,
+                          lang_value: str) -> tuple[Any, ...]:
+            """(evidence strip, download button) for ``entry`` (None: cleared)."""
+            if entry is None:
+                return "", gr.update(value=None, interactive=False)
+            if "evidence" not in entry:
+                entry["evidence"] = evidence_html(entry["grounding"], lang_value)
+            return entry["evidence"], gr.update(
+                value=export_path(entry["grounding"], export_value, entry.get("name")),
+                interactive=True)
 
         def choose_video(sess: dict[str, Any], path: Path, name: str, key: str,
                          source: dict[str, str], duration: float | None,
@@ -695,15 +785,18 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             sess["status"] = (kind, text)
             return (sess, player_html(video, lang_value), status_html(kind, text),
                     *result_outputs(sess, None, "HH:MM:SS.sss", lang_value),
-                    gr.update(choices=_history_choices(sess, lang_value), value=None))
+                    gr.update(choices=_history_choices(sess, lang_value), value=None),
+                    *output_values(None, "srt", lang_value))
 
-        video_outputs = [sess_state, player, status, answer, ranges, reasoning, timeline, history]
+        video_outputs = [sess_state, player, status, answer, ranges, reasoning, timeline, history,
+                         evidence, export_btn]
 
         def refuse(sess: dict[str, Any], exc: VidgroundError, lang_value: str
                    ) -> tuple[Any, ...]:
             text = error_text(exc, lang_value)
             sess["status"] = ("error", text)
-            return (sess, gr.skip(), status_html("error", text), *(gr.skip(),) * 5)
+            return (sess, gr.skip(), status_html("error", text),
+                    *(gr.skip(),) * (len(video_outputs) - 3))
 
         def on_upload(file: Any, sess: Any, lang_value: str):
             sess = _session(sess)
@@ -748,6 +841,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
         def on_locate(sess: Any, query_value: str, sampling_value: str, fps_value: Any,
                       max_frames_value: Any, fmt_value: str, reasoning_value: bool,
                       all_value: bool, refine_value: bool, lang_value: str,
+                      export_value: str,
                       progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
             sess = _session(sess)
             lang_value = _lang(lang_value)
@@ -757,8 +851,8 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                 if isinstance(message, VidgroundError):
                     message = error_text(message, lang_value)
                 sess["status"] = ("error", message)
-                return (sess, status_html("error", message), gr.skip(), gr.skip(), gr.skip(),
-                        gr.skip(), gr.skip())
+                return (sess, status_html("error", message),
+                        *(gr.skip(),) * (len(locate_outputs) - 2))
 
             if not video:
                 return fail(_t(lang_value, "need_video"))
@@ -817,6 +911,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                 return fail(_t(lang_value, "unexpected", error=f"{type(exc).__name__}: {exc}"))
             elapsed = time.perf_counter() - started
             entry = {"id": sess["next_id"], "video_key": video["key"], "query": g.query,
+                     "name": video["name"],
                      "fmt": fmt_value, "grounding": g, "at": time.time()}
             sess["next_id"] += 1
             sess["history"].insert(0, entry)
@@ -829,18 +924,28 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             sess["status"] = (kind, text)
             return (sess, status_html(kind, text), *result_outputs(sess, entry, fmt_value,
                                                                     lang_value),
-                    gr.update(choices=_history_choices(sess, lang_value), value=str(entry["id"])))
+                    gr.update(choices=_history_choices(sess, lang_value), value=str(entry["id"])),
+                    *output_values(entry, export_value, lang_value))
 
-        def on_history(entry_id: Any, sess: Any, fmt_value: str, lang_value: str):
+        def on_history(entry_id: Any, sess: Any, fmt_value: str, lang_value: str,
+                       export_value: str):
             sess = _session(sess)
             lang_value = _lang(lang_value)
             entry = _find_entry(sess, entry_id)
             if entry is None:
-                return (sess, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+                return (sess, *(gr.skip(),) * 8)
             sess["current"] = entry["id"]
             sess["status"] = ("info", _t(lang_value, "reopened"))
             return (sess, status_html("info", _t(lang_value, "reopened")),
-                    *result_outputs(sess, entry, fmt_value, lang_value), entry["query"])
+                    *result_outputs(sess, entry, fmt_value, lang_value), entry["query"],
+                    *output_values(entry, export_value, lang_value))
+
+        def on_export_format(export_value: str, sess: Any):
+            entry = _find_entry(_session(sess), _session(sess).get("current"))
+            if entry is None or export_value not in EXPORT_FORMATS:
+                return gr.skip()
+            return gr.update(value=export_path(entry["grounding"], export_value,
+                                               entry.get("name")), interactive=True)
 
         def on_format(fmt_value: str, sess: Any, lang_value: str):
             sess = _session(sess)
@@ -888,11 +993,14 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                 gr.update(label=_t(lv, "reasoning")),
                 gr.update(label=_t(lv, "history"), choices=_history_choices(sess, lv)),
                 tl,
+                gr.update(label=_t(lv, "export_format")),
+                gr.update(label=_t(lv, "export")),
             )
 
         language_outputs = [lang, header, player, upload, media, refresh, query, options_box,
                             sampling, fps, max_frames, fmt, reasoning_on, all_occ, refine,
-                            locate_btn, status, answer, ranges, reasoning, history, timeline]
+                            locate_btn, status, answer, ranges, reasoning, history, timeline,
+                            export_fmt, export_btn]
 
         upload.upload(on_upload, [upload, sess_state, lang], [*video_outputs, media],
                       api_visibility="undocumented")
@@ -900,15 +1008,19 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                     api_visibility="undocumented")
         refresh.click(on_refresh, None, media, api_visibility="undocumented")
         locate_inputs = [sess_state, query, sampling, fps, max_frames, fmt, reasoning_on,
-                         all_occ, refine, lang]
-        locate_outputs = [sess_state, status, answer, ranges, reasoning, timeline, history]
+                         all_occ, refine, lang, export_fmt]
+        locate_outputs = [sess_state, status, answer, ranges, reasoning, timeline, history,
+                          evidence, export_btn]
         locate_btn.click(on_locate, locate_inputs, locate_outputs, api_visibility="undocumented",
                          show_progress_on=[status], concurrency_id="locate")
         query.submit(on_locate, locate_inputs, locate_outputs, api_visibility="undocumented",
                      show_progress_on=[status], concurrency_id="locate")
-        history.input(on_history, [history, sess_state, fmt, lang],
-                      [sess_state, status, answer, ranges, reasoning, timeline, query],
+        history.input(on_history, [history, sess_state, fmt, lang, export_fmt],
+                      [sess_state, status, answer, ranges, reasoning, timeline, query,
+                       evidence, export_btn],
                       api_visibility="undocumented")
+        export_fmt.input(on_export_format, [export_fmt, sess_state], export_btn,
+                         api_visibility="undocumented")
         fmt.input(on_format, [fmt, sess_state, lang], [ranges, timeline],
                   api_visibility="undocumented")
         lang.input(on_language, [lang, sess_state, fmt], language_outputs,
