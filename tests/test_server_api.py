@@ -240,3 +240,46 @@ def test_api_errors_stay_json_with_the_web_page_mounted(tmp_path: Path) -> None:
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
         r = client.put("/api/v1/inference")
         assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_inference_can_return_clips_and_evidence_links(server: ServerProcess) -> None:
+    """``outputs: {clips, evidence}``: the answer links a clip of each segment (its frames, its
+    length) and the segment's evidence JPEGs — for a sync request and for a job."""
+    import io
+
+    from PIL import Image
+
+    from vidground.video.probe import probe
+
+    body = {"video_path": "basketball_game.mp4", "query": QUERY,
+            "outputs": {"clips": True, "evidence": True}}
+    r = requests.post(server.url("/api/v1/inference"), json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    result = r.json()
+    (segment,) = result["segments"]
+    (clip,) = result["clips"]
+    data = requests.get(server.url(clip["url"]), timeout=30)
+    assert data.status_code == 200
+    path = server.base / "clip.mp4"
+    path.write_bytes(data.content)
+    length = segment["end"] - segment["start"]
+    assert abs(probe(path).duration - length) <= 0.1 + 1e-6  # one frame at 10 fps
+    frames = result["evidence"]["frames"]
+    assert [f["role"] for f in frames] == ["first", "middle", "last"]
+    for frame in frames:
+        picture = requests.get(server.url(frame["url"]), timeout=30)
+        assert Image.open(io.BytesIO(picture.content)).format == "JPEG"
+        assert segment["start"] - 1e-6 <= frame["frame_time"] < segment["end"]
+    assert requests.get(server.url(result["evidence"]["contact_sheet"]), timeout=30).ok
+
+    job = requests.post(server.url("/api/v1/jobs"), json=body, timeout=30).json()["job_id"]
+    from server_utils import wait_for
+
+    done = wait_for(lambda: (lambda j: j if j["status"] in ("succeeded", "failed") else None)(
+        requests.get(server.url(f"/api/v1/jobs/{job}"), timeout=10).json()), timeout_s=120)
+    assert done["status"] == "succeeded", done
+    assert len(done["result"]["clips"]) == 1 and done["result"]["evidence"]["frames"]
+    # without the field nothing is made
+    plain = requests.post(server.url("/api/v1/inference"), json={**body, "outputs": None},
+                          timeout=120).json()
+    assert plain.get("clips") is None and plain.get("evidence") is None

@@ -41,7 +41,7 @@ from .http import (
     install_error_handlers,
 )
 from .jobs import JobRunner, JobStore, open_store
-from .outputs_routes import outputs_router
+from .outputs_routes import attach_outputs, outputs_router
 from .storage import UploadStore, probe_checked, resolve_media_path
 
 log = logging.getLogger("vidground.server")
@@ -163,7 +163,7 @@ class Service:
             waited = time.perf_counter() - submitted
             grounding = self.locate(request, progress)
             grounding.timings["queue_s"] = round(waited, 4)
-            return grounding if as_grounding else grounding.to_response()
+            return grounding if as_grounding else self.respond(request, grounding)
 
         return self.executor.submit(work)
 
@@ -200,7 +200,18 @@ class Service:
     def infer(self, request: dict[str, Any], progress: Callable[[ProgressEvent], None]
               ) -> dict[str, Any]:
         """Run one inference request (in an executor worker) and return the API response."""
-        return self.locate(request, progress).to_response()
+        return self.respond(request, self.locate(request, progress))
+
+    def respond(self, request: dict[str, Any], grounding: Grounding) -> dict[str, Any]:
+        """The API's response for ``grounding``, with the files ``request["outputs"]`` asks
+        for (clips, evidence frames) made and linked."""
+        response = grounding.to_response()
+        wanted = request.get("outputs") or {}
+        if wanted.get("clips") or wanted.get("evidence"):
+            response = attach_outputs(self, response, Path(grounding.video.path),
+                                      clips=bool(wanted.get("clips")),
+                                      evidence=bool(wanted.get("evidence")))
+        return response
 
     def model_loaded(self) -> bool:
         """The backend exists and (for local models) its weights are in memory."""

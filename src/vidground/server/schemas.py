@@ -75,6 +75,18 @@ def refuse_invalid_text(value: Any, where: str = "") -> None:
             stack.extend((sub, f"{path}[{i}]") for i, sub in enumerate(item))
 
 
+class OutputsRequest(BaseModel):
+    """Files made from the answer, returned as download links (``GET /api/v1/outputs/…``,
+    kept for a day)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    clips: bool = Field(default=False, description="one clip per segment, re-encoded to start "
+                        "and end on the segment's frames (audio kept); links in `clips`")
+    evidence: bool = Field(default=False, description="the first, middle and last frame of each "
+                           "segment as JPEGs plus a contact sheet; links in `evidence`")
+
+
 class InferenceRequest(BaseModel):
     """One question about one video: give ``video_path`` (inside the media root) or
     ``video_id`` (from ``POST /api/v1/videos``), not both."""
@@ -90,6 +102,8 @@ class InferenceRequest(BaseModel):
     video_id: str | None = Field(default=None, description="id of an uploaded video")
     query: str = Field(description="what to find, in plain language (en or zh)")
     options: InferenceOptions | None = None  # type: ignore[valid-type]
+    outputs: OutputsRequest | None = Field(
+        default=None, description="files to make from the answer: clips, evidence frames")
 
     @model_validator(mode="before")
     @classmethod
@@ -111,6 +125,8 @@ class InferenceRequest(BaseModel):
     def stored(self) -> dict[str, Any]:
         """The request as stored with a job (nulls dropped)."""
         out: dict[str, Any] = {"query": self.query, "options": self.options_dict()}
+        if self.outputs is not None and (self.outputs.clips or self.outputs.evidence):
+            out["outputs"] = self.outputs.model_dump()
         if self.video_path is not None:
             out["video_path"] = self.video_path
         else:
@@ -151,6 +167,8 @@ class Motion(BaseModel):
 
 class InferenceResponse(BaseModel):
     response: str
+    raw_answer: str | None = Field(default=None, description="the model's own text, before "
+                                   "its times were replaced by the final ones")
     timestamp_range: list[str | float | int] | None
     reasoning: str | None
     segments: list[Segment]
@@ -158,6 +176,11 @@ class InferenceResponse(BaseModel):
     model: str
     timings: dict[str, float]
     motion: Motion | None = None
+    clips: list[dict[str, Any]] | None = Field(
+        default=None, description="with outputs.clips: one {url, start, end, ...} per segment")
+    evidence: dict[str, Any] | None = Field(
+        default=None, description="with outputs.evidence: {frames: [{url, span, role, time, "
+        "frame_time}], contact_sheet}")
 
 
 class VideoResponse(BaseModel):
