@@ -254,7 +254,7 @@ def test_inference_can_return_clips_and_evidence_links(server: ServerProcess) ->
     body = {"video_path": "basketball_game.mp4", "query": QUERY,
             "outputs": {"clips": True, "evidence": True}}
     r = requests.post(server.url("/api/v1/inference"), json=body, timeout=120)
-    assert r.status_code == 200, r.text
+    assert r.status_code == 200, r.text + server.log()
     result = r.json()
     (segment,) = result["segments"]
     (clip,) = result["clips"]

@@ -387,6 +387,41 @@ def test_page_downloads_exports_and_shows_evidence_frames(open_page, media_root:
 
 @pytest.mark.slow
 @needs_browser
+def test_page_lists_what_happens_when(browser, tmp_path: Path) -> None:
+    """"What happens when?" lists every event of the video with its times (the fake model
+    sees a red square at 1.0-2.0 s and a blue one at 2.5-3.5 s), on the timeline and in the
+    download."""
+    from test_outputs_describe import BLUE_AT, EVENTS, RED_AT, make_two_events
+
+    root = tmp_path / "media"
+    root.mkdir()
+    make_two_events(root / "two.mp4")
+    with FakeOpenAIServer(events=EVENTS) as events_model, UIServer(
+            settings_for(events_model.base_url, root, tmp_path / "data")) as srv:
+        ctx = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 1000})
+        try:
+            page = ctx.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(srv.url)
+            page.wait_for_selector("#vg-describe")
+            upload(page, root / "two.mp4")
+            wait_ready(page)
+            page.click("#vg-describe")
+            wait_status(page, "ok")
+            spans = shown_ranges(page)
+            assert len(spans) == 2, spans
+            for (start, end), (true_start, true_end) in zip(spans, (RED_AT, BLUE_AT),
+                                                            strict=True):
+                assert abs(start - true_start) <= 0.11 and abs(end - true_end) <= 0.11, spans
+            answer = page.input_value("#vg-answer textarea")
+            assert "red square" in answer and "blue square" in answer
+            assert page.locator(".vg-track .vg-seg").count() == 2
+        finally:
+            ctx.close()
+
+
+@pytest.mark.slow
+@needs_browser
 def test_language_follows_browser_and_switch_relabels(open_page) -> None:
     page = open_page("zh-CN")
     page.wait_for_function("document.querySelector('#vg-locate').innerText.trim() === '定位'")

@@ -167,6 +167,20 @@ class Service:
 
         return self.executor.submit(work)
 
+    def submit_describe(self, request: dict[str, Any],
+                        progress: Callable[[ProgressEvent], None]) -> Future[Any]:
+        """Queue "what happens when?" for the video ``request`` names (checked like an
+        inference request; its ``options`` apply) on the shared executor; the future holds
+        the :class:`~vidground.outputs.describe.Description`."""
+        from ..outputs.describe import describe
+
+        path = self.video_file(request)
+        probe_checked(path, max_duration_s=self.settings.max_video_duration_s,
+                      max_pixels=self.settings.max_video_pixels)
+        options = LocateOptions.from_mapping(request.get("options"))
+        return self.executor.submit(
+            lambda: describe(self.grounder, path, options, progress=progress))
+
     def adopt_upload(self, path: Path, filename: str | None) -> dict[str, Any]:
         """Take a file the web page received into the upload store (checked like an API
         upload: probed, size and video limits) and return its ``{video_id, video, ...}``."""

@@ -132,6 +132,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "stage_done": "Done",
         "media_empty": "(no videos in the media root)",
         "evidence": "Evidence: the first, middle and last frame of each segment (click to jump)",
+        "describe": "What happens when?",
+        "described": "(every event in the video)",
         "export_format": "Export format",
         "export": "⬇ Download the result",
     },
@@ -182,6 +184,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "stage_done": "完成",
         "media_empty": "（媒体目录中没有视频）",
         "evidence": "证据：每个片段的首帧、中间帧和末帧（点击跳转）",
+        "describe": "视频里发生了什么？",
+        "described": "（视频中的所有事件）",
         "export_format": "导出格式",
         "export": "⬇ 下载结果",
     },
@@ -548,6 +552,30 @@ def _duration_text(seconds: float | None) -> str:
     return f"{_clock(seconds, 0.5 if seconds < 60 else 1)}"
 
 
+class DescribedVideo:
+    """A description of the whole video (``vidground.outputs.describe``) as the page shows an
+    answer: its events are the spans; the renderers and exporters read it like a Grounding."""
+
+    motion = None
+    reasoning = None
+
+    def __init__(self, description: Any, query: str) -> None:
+        self.description = description
+        self.query = query
+        self.spans = tuple(description.events)
+        self.video = description.video
+        self.model = description.model
+        self.timings = description.timings
+        self.answer = description.summary()
+
+    def to_response(self, output_format: str = "HH:MM:SS.sss") -> dict[str, Any]:
+        return self.description.to_response(output_format)  # type: ignore[no-any-return]
+
+    def timestamp_range(self, output_format: str = "HH:MM:SS.sss") -> tuple[Any, Any] | None:
+        rng = self.to_response(output_format)["timestamp_range"]
+        return (rng[0], rng[1]) if rng else None
+
+
 EVIDENCE_SPANS = 12  # evidence frames are shown for at most this many segments
 EVIDENCE_WIDTH = 160
 
@@ -723,8 +751,11 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                                               label=_t(lang0, "all"), elem_id="vg-all")
                         refine = gr.Checkbox(value=default.refine, label=_t(lang0, "refine"),
                                              elem_id="vg-refine")
-                locate_btn = gr.Button(_t(lang0, "locate"), variant="primary", size="lg",
-                                       elem_id="vg-locate")
+                with gr.Row(equal_height=True):
+                    locate_btn = gr.Button(_t(lang0, "locate"), variant="primary", size="lg",
+                                           elem_id="vg-locate", scale=3)
+                    describe_btn = gr.Button(_t(lang0, "describe"), variant="secondary",
+                                             size="lg", elem_id="vg-describe", scale=2)
                 status = gr.HTML("", elem_id="vg-status", js_on_load=None)
                 answer = gr.Textbox(label=_t(lang0, "answer"), lines=2, max_lines=8,
                                     interactive=False, elem_id="vg-answer", buttons=["copy"])
@@ -843,6 +874,25 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                       all_value: bool, refine_value: bool, lang_value: str,
                       export_value: str,
                       progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+            return ask_model(sess, query_value, sampling_value, fps_value, max_frames_value,
+                             fmt_value, reasoning_value, all_value, refine_value, lang_value,
+                             export_value, progress, describing=False)
+
+        def on_describe(sess: Any, query_value: str, sampling_value: str, fps_value: Any,
+                        max_frames_value: Any, fmt_value: str, reasoning_value: bool,
+                        all_value: bool, refine_value: bool, lang_value: str,
+                        export_value: str,
+                        progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+            return ask_model(sess, query_value, sampling_value, fps_value, max_frames_value,
+                             fmt_value, reasoning_value, all_value, refine_value, lang_value,
+                             export_value, progress, describing=True)
+
+        def ask_model(sess: Any, query_value: str, sampling_value: str, fps_value: Any,
+                      max_frames_value: Any, fmt_value: str, reasoning_value: bool,
+                      all_value: bool, refine_value: bool, lang_value: str,
+                      export_value: str, progress: Any, *, describing: bool):
+            """A question (``Locate``), or "what happens when?" (``describing``: every event
+            of the video, labelled), through the server's service like the API."""
             sess = _session(sess)
             lang_value = _lang(lang_value)
             video = sess.get("video")
@@ -894,7 +944,10 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                        "options": opts.to_mapping()}
             try:
                 # the API's own path: validated, queued on the shared executor, same limits
-                future = svc.submit(request, events.put, as_grounding=True)
+                if describing:
+                    future = svc.submit_describe(request, events.put)
+                else:
+                    future = svc.submit(request, events.put, as_grounding=True)
                 while True:
                     try:
                         g = future.result(timeout=0.1)
@@ -910,8 +963,10 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                 log.exception("locate failed in the web page")
                 return fail(_t(lang_value, "unexpected", error=f"{type(exc).__name__}: {exc}"))
             elapsed = time.perf_counter() - started
+            if describing:
+                g = DescribedVideo(g, _t(lang_value, "described"))
             entry = {"id": sess["next_id"], "video_key": video["key"], "query": g.query,
-                     "name": video["name"],
+                     "name": video["name"], "describe": describing,
                      "fmt": fmt_value, "grounding": g, "at": time.time()}
             sess["next_id"] += 1
             sess["history"].insert(0, entry)
@@ -937,7 +992,8 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             sess["current"] = entry["id"]
             sess["status"] = ("info", _t(lang_value, "reopened"))
             return (sess, status_html("info", _t(lang_value, "reopened")),
-                    *result_outputs(sess, entry, fmt_value, lang_value), entry["query"],
+                    *result_outputs(sess, entry, fmt_value, lang_value),
+                    gr.skip() if entry.get("describe") else entry["query"],
                     *output_values(entry, export_value, lang_value))
 
         def on_export_format(export_value: str, sess: Any):
@@ -995,12 +1051,13 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                 tl,
                 gr.update(label=_t(lv, "export_format")),
                 gr.update(label=_t(lv, "export")),
+                gr.update(value=_t(lv, "describe")),
             )
 
         language_outputs = [lang, header, player, upload, media, refresh, query, options_box,
                             sampling, fps, max_frames, fmt, reasoning_on, all_occ, refine,
                             locate_btn, status, answer, ranges, reasoning, history, timeline,
-                            export_fmt, export_btn]
+                            export_fmt, export_btn, describe_btn]
 
         upload.upload(on_upload, [upload, sess_state, lang], [*video_outputs, media],
                       api_visibility="undocumented")
@@ -1015,6 +1072,9 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                          show_progress_on=[status], concurrency_id="locate")
         query.submit(on_locate, locate_inputs, locate_outputs, api_visibility="undocumented",
                      show_progress_on=[status], concurrency_id="locate")
+        describe_btn.click(on_describe, locate_inputs, locate_outputs,
+                           api_visibility="undocumented", show_progress_on=[status],
+                           concurrency_id="locate")
         history.input(on_history, [history, sess_state, fmt, lang, export_fmt],
                       [sess_state, status, answer, ranges, reasoning, timeline, query,
                        evidence, export_btn],
