@@ -7,7 +7,8 @@ The models are random-weight Qwen3-VLs: the tiny one the tests build (tests/tiny
 models with the exact architecture of Qwen3-VL-2B, 4B and 8B-Instruct, their config values
 written below (nothing is downloaded). Time and memory do not depend on the weights' values;
 the tokenizer is the tests' byte-level one (so the question and the ``<t seconds>`` labels
-cost a few hundred more text tokens than the real tokenizer's, next to 10^5 visual tokens),
+cost one token per byte, a few thousand, two to four times what the real tokenizer spends,
+next to 10^5 visual tokens),
 and since random weights never stop, every answer is exactly ``--tokens`` new tokens
 (``min_new_tokens`` = ``max_new_tokens``; the ``new tok`` column counts the forward calls).
 
@@ -28,7 +29,8 @@ and vision (which include the cache's work).
 
     python benchmarks/gpu.py                       # CUDA: tiny, 2b, 4b, 8b; CPU: tiny, short clip
     python benchmarks/gpu.py --models 2b,8b --fps 1,2 --attn sdpa,eager --tokens 32
-    python benchmarks/gpu.py --shapes              # parameter counts of the built shapes (meta)
+    python benchmarks/gpu.py --shapes              # only the shapes' parameter counts (meta
+                                                   # device; every run prints them first)
 
 On CUDA the defaults are a 5-minute 1280x720 25 fps H.264 clip at 1 and 2 fps with the
 per-frame pixel budget at its default (768 tokens' worth, 1152x640 here); on the CPU a 6 s
