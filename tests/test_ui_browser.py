@@ -478,7 +478,7 @@ def test_media_route_serves_only_registered_files(tmp_path: Path) -> None:
     assert registry.register(video) == token
     assert registry.get(token) == video.resolve()
 
-    from vidground.server.app import Service
+    from vidground.server.service import Service
 
     app = FastAPI()
     original = ui.MediaRegistry

@@ -52,7 +52,7 @@ def build_app(settings: Any):
     from fastapi import FastAPI
 
     from vidground.grounding import Grounder
-    from vidground.server.app import Service
+    from vidground.server.service import Service
     from vidground.server.ui import mount_ui
 
     app = FastAPI()

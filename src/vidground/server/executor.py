@@ -19,23 +19,15 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from ..errors import VidgroundError
+from .errors import QueueFullError, ShuttingDownError
 
 log = logging.getLogger(__name__)
 
 
-class QueueFullError(VidgroundError):
-    code = "queue_full"
-    http_status = 429
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
-class ShuttingDownError(VidgroundError):
-    code = "shutting_down"
-    http_status = 503
+
+
 
 
 JobSource = Callable[[], "Callable[[], None] | None"]

@@ -135,9 +135,7 @@ def install_error_handlers(app: FastAPI, *, detail: bool = False) -> None:
 # -- who may talk to us: keys ----------------------------------------------------------------------
 
 
-class UnauthorizedError(VidgroundError):
-    code = "unauthorized"
-    http_status = 401
+
 
 
 def key_matches(request: Request, key: str) -> bool:

@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import VidgroundError
 from ..progress import ProgressEvent
-from .http import SafeJSONResponse, UnauthorizedError, key_matches
+from .errors import UnauthorizedError, UploadTooLargeError
+from .http import SafeJSONResponse, key_matches
 from .schemas import (
     ERROR_RESPONSES,
     BatchCreated,
@@ -32,28 +31,23 @@ from .schemas import (
     JobList,
     VideoResponse,
 )
-from .storage import BadUploadError, UploadTooLargeError
+from .storage import MultipartFile
 
 if TYPE_CHECKING:
-    from .app import Service
+    from .service import Service
 
 # (pydantic checks path patterns with Rust regex, where ``$`` is the very end: no trailing
 # newline gets through; storage.py uses ``fullmatch`` for ids that come in JSON bodies)
 JOB_ID_PATTERN = r"^[0-9a-f]{24}$"
 VIDEO_ID_PATTERN = r"^[0-9a-f]{32}$"
 DRAIN_LIMIT = 64 * 1024 * 1024
-#: Most bytes of multipart parts other than the file (their headers and values together).
-OTHER_PARTS_LIMIT = 64 * 1024
 #: How often a waiting sync request checks that its client is still connected (seconds).
 DISCONNECT_POLL_S = 0.25
 
 log = logging.getLogger("vidground.server")
 
 
-class TooManyJobsError(VidgroundError):
-    code = "too_many_jobs"
-    http_status = 429
-    retry_after = 30
+
 
 
 def service(request: Request) -> Service:
@@ -129,7 +123,7 @@ async def upload_video(request: Request) -> SafeJSONResponse:
     limit. The content is probed (not the extension): anything that is not a readable video is
     refused (415) and deleted. Use the returned ``video_id`` in inference requests."""
     svc = service(request)
-    parser = _MultipartFile(request)
+    parser = MultipartFile(request)
     try:
         meta = await svc.uploads.save(parser.chunks(), lambda: parser.filename, run_in_threadpool)
     except UploadTooLargeError:
@@ -165,11 +159,6 @@ def create_jobs(body: InferenceRequest | BatchRequest, request: Request) -> Safe
     stored = [item.stored() for item in items]
     for one in stored:
         svc.validate(one)
-    queued = svc.store.counts()["queued"]
-    if queued + len(stored) > svc.settings.job_queue_limit:
-        raise TooManyJobsError(
-            f"{queued} jobs are already queued (limit {svc.settings.job_queue_limit}); "
-            "wait for some to finish")
     batch_id, ids = svc.store.create(stored, max_attempts=svc.settings.job_max_attempts,
                                      batch=isinstance(body, BatchRequest))
     svc.executor.notify_jobs()
@@ -216,91 +205,3 @@ async def _drain(request: Request) -> None:
                 break
     except Exception:  # noqa: BLE001 - client gone; nothing to answer
         pass
-
-
-class _MultipartFile:
-    """Streams the ``file`` field of a multipart body out of the request, chunk by chunk."""
-
-    def __init__(self, request: Request) -> None:
-        self.request = request
-        self.filename: str | None = None
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        from python_multipart.multipart import MultipartParser, parse_options_header
-
-        ctype, params = parse_options_header(self.request.headers.get("content-type", ""))
-        boundary = params.get(b"boundary")
-        if ctype != b"multipart/form-data" or not boundary:
-            raise BadUploadError("send the video as multipart/form-data with a 'file' field")
-        out: list[bytes] = []
-        state: dict[str, Any] = {"field": b"", "value": b"", "headers": {}, "in_file": False,
-                                 "seen": False, "done": False, "other": 0}
-
-        def count_other(n: int) -> None:
-            state["other"] += n
-            if state["other"] > OTHER_PARTS_LIMIT:
-                raise BadUploadError(
-                    f"the multipart parts besides 'file' are larger than "
-                    f"{OTHER_PARTS_LIMIT // 1024} KB; send only the 'file' field")
-
-        def on_part_begin() -> None:
-            state["headers"] = {}
-            state["in_file"] = False
-
-        def on_header_field(data: bytes, start: int, end: int) -> None:
-            count_other(end - start)
-            state["field"] += data[start:end]
-
-        def on_header_value(data: bytes, start: int, end: int) -> None:
-            count_other(end - start)
-            state["value"] += data[start:end]
-
-        def on_header_end() -> None:
-            state["headers"][state["field"].lower()] = state["value"]
-            state["field"], state["value"] = b"", b""
-
-        def on_headers_finished() -> None:
-            _, disp = parse_options_header(state["headers"].get(b"content-disposition", b""))
-            if disp.get(b"name") == b"file" and not state["seen"]:
-                state["in_file"] = state["seen"] = True
-                raw = disp.get(b"filename")
-                self.filename = raw.decode("utf-8", "replace") if raw else None
-
-        def on_part_data(data: bytes, start: int, end: int) -> None:
-            if state["in_file"]:
-                out.append(bytes(data[start:end]))
-            else:
-                count_other(end - start)
-
-        def on_part_end() -> None:
-            if state["in_file"]:
-                state["in_file"] = False
-                state["done"] = True
-
-        try:
-            parser = MultipartParser(boundary, {
-                "on_part_begin": on_part_begin, "on_header_field": on_header_field,
-                "on_header_value": on_header_value, "on_header_end": on_header_end,
-                "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
-                "on_part_end": on_part_end})
-        except Exception as exc:  # noqa: BLE001 - e.g. a boundary longer than RFC 2046 allows
-            raise BadUploadError(f"unusable multipart boundary ({exc})") from None
-        try:
-            async for chunk in self.request.stream():
-                parser.write(chunk)
-                if out:
-                    for piece in out:
-                        yield piece
-                    out.clear()
-            parser.finalize()
-        except VidgroundError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - malformed multipart from the client
-            raise BadUploadError(f"malformed multipart body ({type(exc).__name__})") from None
-        for piece in out:
-            yield piece
-        if not state["seen"]:
-            raise BadUploadError("no 'file' field in the multipart body")
-        if not state["done"]:
-            raise BadUploadError("the multipart body ended before the file did")
-

@@ -2,7 +2,8 @@
 
 ``resolve_media_path`` is the one gate between a client's ``video_path`` and the file system:
 the path must be relative text (no URL, no NUL byte, no ``..`` escape) and, once every symlink is
-resolved, must still lie inside the media root. ``UploadStore`` streams an upload to disk in
+resolved, must still lie inside the media root. ``MultipartFile`` streams the ``file`` part out
+of an upload request (the other parts capped); ``UploadStore`` writes an upload to disk in
 chunks, stops at the size limit, and keeps it only when :func:`probe` says it is a video.
 """
 
@@ -17,10 +18,21 @@ import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import VideoError, VideoNotFoundError, VideoTooLargeError, VidgroundError
 from ..video.probe import VideoInfo, probe
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+from .errors import (
+    BadUploadError,
+    InvalidPathError,
+    PathNotAllowedError,
+    UnsupportedMediaError,
+    UploadTooLargeError,
+    VideoInUseError,
+)
 
 VIDEO_ID_RE = re.compile(r"[0-9a-f]{32}")
 URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://|^(data|file|javascript):", re.ASCII)
@@ -28,40 +40,22 @@ MAX_PATH_CHARS = 4096
 CHUNK = 1024 * 1024
 
 
-class InvalidPathError(VidgroundError):
-    """``video_path`` is not a usable relative path (NUL byte, URL, empty, too long)."""
-
-    code = "invalid_path"
-    http_status = 400
 
 
-class PathNotAllowedError(VidgroundError):
-    """``video_path`` points outside the media root (``..``, absolute path, symlink)."""
-
-    code = "path_not_allowed"
-    http_status = 403
 
 
-class UploadTooLargeError(VidgroundError):
-    code = "upload_too_large"
-    http_status = 413
 
 
-class UnsupportedMediaError(VidgroundError):
-    """The uploaded bytes are not a video we can read."""
-
-    code = "unsupported_media"
-    http_status = 415
 
 
-class BadUploadError(VidgroundError):
-    code = "invalid_upload"
-    http_status = 400
 
 
-class VideoInUseError(VidgroundError):
-    code = "video_in_use"
-    http_status = 409
+
+
+
+
+
+
 
 
 def resolve_media_path(media_root: Path, video_path: str) -> Path:
@@ -302,3 +296,95 @@ def _safe_name(filename: str | None) -> str | None:
     name = PurePosixPath(filename.replace("\\", "/")).name
     name = "".join(ch for ch in name if ch.isprintable())[:255]
     return name or None
+
+
+#: Most bytes of multipart parts other than the file (their headers and values together).
+OTHER_PARTS_LIMIT = 64 * 1024
+
+
+class MultipartFile:
+    """Streams the ``file`` field of a multipart body out of the request, chunk by chunk."""
+
+    def __init__(self, request: Request) -> None:  # a starlette Request
+        self.request = request
+        self.filename: str | None = None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        from python_multipart.multipart import MultipartParser, parse_options_header
+
+        ctype, params = parse_options_header(self.request.headers.get("content-type", ""))
+        boundary = params.get(b"boundary")
+        if ctype != b"multipart/form-data" or not boundary:
+            raise BadUploadError("send the video as multipart/form-data with a 'file' field")
+        out: list[bytes] = []
+        state: dict[str, Any] = {"field": b"", "value": b"", "headers": {}, "in_file": False,
+                                 "seen": False, "done": False, "other": 0}
+
+        def count_other(n: int) -> None:
+            state["other"] += n
+            if state["other"] > OTHER_PARTS_LIMIT:
+                raise BadUploadError(
+                    f"the multipart parts besides 'file' are larger than "
+                    f"{OTHER_PARTS_LIMIT // 1024} KB; send only the 'file' field")
+
+        def on_part_begin() -> None:
+            state["headers"] = {}
+            state["in_file"] = False
+
+        def on_header_field(data: bytes, start: int, end: int) -> None:
+            count_other(end - start)
+            state["field"] += data[start:end]
+
+        def on_header_value(data: bytes, start: int, end: int) -> None:
+            count_other(end - start)
+            state["value"] += data[start:end]
+
+        def on_header_end() -> None:
+            state["headers"][state["field"].lower()] = state["value"]
+            state["field"], state["value"] = b"", b""
+
+        def on_headers_finished() -> None:
+            _, disp = parse_options_header(state["headers"].get(b"content-disposition", b""))
+            if disp.get(b"name") == b"file" and not state["seen"]:
+                state["in_file"] = state["seen"] = True
+                raw = disp.get(b"filename")
+                self.filename = raw.decode("utf-8", "replace") if raw else None
+
+        def on_part_data(data: bytes, start: int, end: int) -> None:
+            if state["in_file"]:
+                out.append(bytes(data[start:end]))
+            else:
+                count_other(end - start)
+
+        def on_part_end() -> None:
+            if state["in_file"]:
+                state["in_file"] = False
+                state["done"] = True
+
+        try:
+            parser = MultipartParser(boundary, {
+                "on_part_begin": on_part_begin, "on_header_field": on_header_field,
+                "on_header_value": on_header_value, "on_header_end": on_header_end,
+                "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
+                "on_part_end": on_part_end})
+        except Exception as exc:  # noqa: BLE001 - e.g. a boundary longer than RFC 2046 allows
+            raise BadUploadError(f"unusable multipart boundary ({exc})") from None
+        try:
+            async for chunk in self.request.stream():
+                parser.write(chunk)
+                if out:
+                    for piece in out:
+                        yield piece
+                    out.clear()
+            parser.finalize()
+        except VidgroundError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - malformed multipart from the client
+            raise BadUploadError(f"malformed multipart body ({type(exc).__name__})") from None
+        for piece in out:
+            yield piece
+        if not state["seen"]:
+            raise BadUploadError("no 'file' field in the multipart body")
+        if not state["done"]:
+            raise BadUploadError("the multipart body ended before the file did")
+

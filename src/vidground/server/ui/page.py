@@ -1,0 +1,514 @@
+"""The Gradio Blocks of the page and its event handlers: thin shells over the server's
+:class:`~vidground.server.service.Service` (the same validation, limits, queue and errors as
+``POST /api/v1/inference``)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...errors import OptionsError, VideoError, VidgroundError
+from ...options import LocateOptions
+from ...outputs.exports import FORMATS as EXPORT_FORMATS
+from ...progress import ProgressEvent
+from ...timecode import OUTPUT_FORMATS
+from ..storage import probe_checked
+from .media import (
+    VIDEO_EXTENSIONS,
+    MediaRegistry,
+    _file_key,
+    list_media,
+    resolve_media,
+    uploaded_file,
+)
+from .outputs import DescribedVideo, evidence_html, export_path
+from .render import _duration_text, player_html, ranges_text, status_html, timeline_html
+from .texts import LANG_CHOICES, TEXTS, _lang, _t, error_text
+
+if TYPE_CHECKING:
+    from ..service import Service
+
+log = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 50
+# Which part of the progress bar each stage fills.
+STAGE_SPANS = {
+    "probe": (0.0, 0.05),
+    "decode": (0.05, 0.5),
+    "model": (0.5, 0.92),
+    "refine": (0.92, 1.0),
+    "done": (1.0, 1.0),
+}
+
+DETECT_LANGUAGE_JS = """
+(lang, sess, fmt) => {
+  const l = ((navigator.languages && navigator.languages[0]) || navigator.language || "en");
+  return [l.toLowerCase().startsWith("zh") ? "zh" : "en", sess, fmt];
+}
+"""
+
+
+
+# -- session state ---------------------------------------------------------------------------
+
+
+def _new_session() -> dict[str, Any]:
+    return {"video": None, "history": [], "current": None, "next_id": 1, "status": ("", "")}
+
+
+def _session(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) and "history" in value else _new_session()
+
+
+def _history_for(sess: dict[str, Any]) -> list[dict[str, Any]]:
+    video = sess.get("video")
+    if not video:
+        return []
+    return [e for e in sess["history"] if e["video_key"] == video["key"]]
+
+
+def _history_choices(sess: dict[str, Any], lang: str) -> list[tuple[str, str]]:
+    choices = []
+    for e in _history_for(sess):
+        g = e["grounding"]
+        rng = g.timestamp_range(e["fmt"])
+        shown = f"{rng[0]} – {rng[1]}" if rng else _t(lang, "none")
+        query = e["query"] if len(e["query"]) <= 60 else e["query"][:57] + "…"
+        choices.append((f"{query}  →  {shown}", str(e["id"])))
+    return choices
+
+
+def _find_entry(sess: dict[str, Any], entry_id: Any) -> dict[str, Any] | None:
+    for e in sess["history"]:
+        if str(e["id"]) == str(entry_id):
+            return e
+    return None
+
+
+# -- the page -----------------------------------------------------------------------------------
+
+
+def _theme():
+    import gradio as gr
+
+    # System fonts only: the default theme would fetch Google fonts from the internet.
+    return gr.themes.Soft(
+        primary_hue="orange",
+        font=[gr.themes.Font("system-ui"), gr.themes.Font("-apple-system"),
+              gr.themes.Font("Segoe UI"), gr.themes.Font("Noto Sans CJK SC"), "sans-serif"],
+        font_mono=[gr.themes.Font("ui-monospace"), gr.themes.Font("SFMono-Regular"),
+                   gr.themes.Font("Menlo"), "monospace"],
+    )
+
+
+def build_blocks(svc: Service, registry: MediaRegistry):
+    """The Gradio Blocks of the page (not yet mounted)."""
+    import gradio as gr
+    from gradio.utils import get_upload_folder
+
+    settings = svc.settings
+    media_root = svc.media_root
+    default = LocateOptions()
+    lang0 = "en"
+
+    def media_choices() -> list[str]:
+        return list_media(media_root)
+
+    # uploads live in Gradio's cache: files older than a day are removed (checked hourly)
+    with gr.Blocks(title="vidground", analytics_enabled=False,
+                   delete_cache=(3600, 24 * 3600)) as demo:
+        sess_state = gr.State(None)
+        with gr.Row(equal_height=False):
+            header = gr.Markdown(f"# {_t(lang0, 'title')}\n{_t(lang0, 'subtitle')}",
+                                 elem_classes=["vg-header"])
+            lang = gr.Radio(LANG_CHOICES, value=lang0, label=_t(lang0, "lang"),
+                            elem_id="vg-lang", scale=0, min_width=240)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5):
+                player = gr.HTML(player_html(None, lang0), elem_id="vg-player-box",
+                                 js_on_load=None)
+                upload = gr.File(label=_t(lang0, "upload"), file_types=list(VIDEO_EXTENSIONS),
+                                 file_count="single", type="filepath", elem_id="vg-upload",
+                                 height=110)
+                with gr.Row(equal_height=True):
+                    media = gr.Dropdown(choices=[], value=None, label=_t(lang0, "media"),
+                                        elem_id="vg-media", scale=4, allow_custom_value=False)
+                    refresh = gr.Button(_t(lang0, "refresh"), scale=1, size="sm",
+                                        elem_id="vg-refresh")
+            with gr.Column(scale=6):
+                query = gr.Textbox(label=_t(lang0, "query"), placeholder=_t(lang0, "query_ph"),
+                                   lines=2, max_lines=6, elem_id="vg-query")
+                with gr.Accordion(_t(lang0, "options"), open=False,
+                                  elem_id="vg-options") as options_box:
+                    with gr.Row():
+                        sampling = gr.Radio(
+                            [(_t(lang0, "sampling_fps"), "fps"),
+                             (_t(lang0, "sampling_adaptive"), "adaptive")],
+                            value="fps", label=_t(lang0, "sampling"), elem_id="vg-sampling")
+                        fps = gr.Number(value=float(default.frame_sampling_rate)
+                                        if default.frame_sampling_rate != "adaptive" else 2.0,
+                                        minimum=0.01, maximum=60, step=0.5,
+                                        label=_t(lang0, "fps"), elem_id="vg-fps")
+                        max_frames = gr.Number(value=default.max_frames, minimum=2, maximum=4096,
+                                               precision=0, step=16,
+                                               label=_t(lang0, "max_frames"),
+                                               elem_id="vg-max-frames")
+                    with gr.Row():
+                        fmt = gr.Dropdown(list(OUTPUT_FORMATS), value=default.output_format,
+                                          label=_t(lang0, "format"), elem_id="vg-format",
+                                          min_width=190)
+                        reasoning_on = gr.Checkbox(value=default.return_reasoning,
+                                                   label=_t(lang0, "reasoning_on"),
+                                                   elem_id="vg-reasoning-on")
+                        all_occ = gr.Checkbox(value=default.all_occurrences,
+                                              label=_t(lang0, "all"), elem_id="vg-all")
+                        refine = gr.Checkbox(value=default.refine, label=_t(lang0, "refine"),
+                                             elem_id="vg-refine")
+                with gr.Row(equal_height=True):
+                    locate_btn = gr.Button(_t(lang0, "locate"), variant="primary", size="lg",
+                                           elem_id="vg-locate", scale=3)
+                    describe_btn = gr.Button(_t(lang0, "describe"), variant="secondary",
+                                             size="lg", elem_id="vg-describe", scale=2)
+                status = gr.HTML("", elem_id="vg-status", js_on_load=None)
+                answer = gr.Textbox(label=_t(lang0, "answer"), lines=2, max_lines=8,
+                                    interactive=False, elem_id="vg-answer", buttons=["copy"])
+                ranges = gr.Textbox(label=_t(lang0, "range"), lines=1, max_lines=10,
+                                    interactive=False, elem_id="vg-range", buttons=["copy"])
+        timeline = gr.HTML(timeline_html(None, "HH:MM:SS.sss", lang0), elem_id="vg-timeline-box",
+                           js_on_load=None)
+        with gr.Row(equal_height=False):
+            reasoning = gr.Textbox(label=_t(lang0, "reasoning"), lines=3, max_lines=12,
+                                   interactive=False, elem_id="vg-reasoning", scale=6)
+            history = gr.Radio([], value=None, label=_t(lang0, "history"), elem_id="vg-history",
+                               scale=5)
+        evidence = gr.HTML("", elem_id="vg-evidence-box", js_on_load=None)
+        with gr.Row(equal_height=True):
+            export_fmt = gr.Dropdown(list(EXPORT_FORMATS), value="srt",
+                                     label=_t(lang0, "export_format"),
+                                     elem_id="vg-export-format", scale=1, min_width=180)
+            export_btn = gr.DownloadButton(_t(lang0, "export"), value=None,
+                                           elem_id="vg-export", scale=2, interactive=False)
+
+        # -- handlers ---------------------------------------------------------------------
+
+        def result_outputs(sess: dict[str, Any], entry: dict[str, Any] | None, fmt_value: str,
+                           lang_value: str) -> tuple[Any, ...]:
+            """(answer, ranges, reasoning, timeline) for ``entry`` (None: cleared)."""
+            if entry is None:
+                return "", "", "", timeline_html(None, fmt_value, lang_value)
+            g = entry["grounding"]
+            return (g.answer or "", ranges_text(g, fmt_value, lang_value), g.reasoning or "",
+                    timeline_html(g, fmt_value, lang_value))
+
+        def output_values(entry: dict[str, Any] | None, export_value: str,
+                          lang_value: str) -> tuple[Any, ...]:
+            """(evidence strip, download button) for ``entry`` (None: cleared)."""
+            if entry is None:
+                return "", gr.update(value=None, interactive=False)
+            if "evidence" not in entry:
+                entry["evidence"] = evidence_html(entry["grounding"], lang_value)
+            return entry["evidence"], gr.update(
+                value=export_path(entry["grounding"], export_value, entry.get("name")),
+                interactive=True)
+
+        def choose_video(sess: dict[str, Any], path: Path, name: str, key: str,
+                         source: dict[str, str], duration: float | None,
+                         lang_value: str) -> tuple[Any, ...]:
+            """Make ``path`` the session's video; ``source`` is how requests name it
+            (``{"video_id": ...}`` or ``{"video_path": ...}``, as in the API)."""
+            token = registry.register(path, Path(name).suffix)
+            video = {"path": str(path), "name": name, "key": key, "token": token,
+                     "duration": duration, "source": source}
+            sess["video"] = video
+            sess["current"] = None
+            if duration is not None:
+                text = _t(lang_value, "ready", name=name, duration=_duration_text(duration))
+            else:
+                text = _t(lang_value, "ready_unknown", name=name)
+            kind = "info"
+            sess["status"] = (kind, text)
+            return (sess, player_html(video, lang_value), status_html(kind, text),
+                    *result_outputs(sess, None, "HH:MM:SS.sss", lang_value),
+                    gr.update(choices=_history_choices(sess, lang_value), value=None),
+                    *output_values(None, "srt", lang_value))
+
+        video_outputs = [sess_state, player, status, answer, ranges, reasoning, timeline, history,
+                         evidence, export_btn]
+
+        def refuse(sess: dict[str, Any], exc: VidgroundError, lang_value: str
+                   ) -> tuple[Any, ...]:
+            text = error_text(exc, lang_value)
+            sess["status"] = ("error", text)
+            return (sess, gr.skip(), status_html("error", text),
+                    *(gr.skip(),) * (len(video_outputs) - 3))
+
+        def on_upload(file: Any, sess: Any, lang_value: str):
+            sess = _session(sess)
+            lang_value = _lang(lang_value)
+            if not file:
+                return (gr.skip(),) * (len(video_outputs) + 1)
+            try:
+                path = uploaded_file(file, Path(get_upload_folder()))
+                key = _file_key(path)
+                # into the API's upload store: probed with the API's limits, same video_id
+                meta = svc.adopt_upload(path, path.name)
+                stored = svc.uploads.video_path(meta["video_id"])
+            except VidgroundError as exc:
+                return (*refuse(sess, exc, lang_value), gr.skip())
+            except OSError:
+                log.exception("taking the page's upload failed")
+                return (*refuse(sess, VideoError("the upload could not be read; upload it "
+                                                 "again"), lang_value), gr.skip())
+            name = meta.get("filename") or path.name
+            return (*choose_video(sess, stored, name, key, {"video_id": meta["video_id"]},
+                                  float(meta["video"]["duration"]), lang_value),
+                    gr.update(value=None))
+
+        def on_pick(rel: str | None, sess: Any, lang_value: str):
+            sess = _session(sess)
+            lang_value = _lang(lang_value)
+            if not rel:
+                return (gr.skip(),) * (len(video_outputs) + 1)
+            try:
+                path = resolve_media(media_root, rel)
+                info = probe_checked(path, max_duration_s=settings.max_video_duration_s,
+                                     max_pixels=settings.max_video_pixels)
+            except VidgroundError as exc:
+                return (*refuse(sess, exc, lang_value), gr.skip())
+            return (*choose_video(sess, path, rel, "media:" + rel, {"video_path": rel},
+                                  float(info.duration), lang_value),
+                    gr.update(value=None))
+
+        def on_refresh():
+            return gr.update(choices=media_choices())
+
+        def on_locate(sess: Any, query_value: str, sampling_value: str, fps_value: Any,
+                      max_frames_value: Any, fmt_value: str, reasoning_value: bool,
+                      all_value: bool, refine_value: bool, lang_value: str,
+                      export_value: str,
+                      progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+            return ask_model(sess, query_value, sampling_value, fps_value, max_frames_value,
+                             fmt_value, reasoning_value, all_value, refine_value, lang_value,
+                             export_value, progress, describing=False)
+
+        def on_describe(sess: Any, query_value: str, sampling_value: str, fps_value: Any,
+                        max_frames_value: Any, fmt_value: str, reasoning_value: bool,
+                        all_value: bool, refine_value: bool, lang_value: str,
+                        export_value: str,
+                        progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+            return ask_model(sess, query_value, sampling_value, fps_value, max_frames_value,
+                             fmt_value, reasoning_value, all_value, refine_value, lang_value,
+                             export_value, progress, describing=True)
+
+        def ask_model(sess: Any, query_value: str, sampling_value: str, fps_value: Any,
+                      max_frames_value: Any, fmt_value: str, reasoning_value: bool,
+                      all_value: bool, refine_value: bool, lang_value: str,
+                      export_value: str, progress: Any, *, describing: bool):
+            """A question (``Locate``), or "what happens when?" (``describing``: every event
+            of the video, labelled), through the server's service like the API."""
+            sess = _session(sess)
+            lang_value = _lang(lang_value)
+            video = sess.get("video")
+
+            def fail(message: str | VidgroundError):
+                if isinstance(message, VidgroundError):
+                    message = error_text(message, lang_value)
+                sess["status"] = ("error", message)
+                return (sess, status_html("error", message),
+                        *(gr.skip(),) * (len(locate_outputs) - 2))
+
+            if not video:
+                return fail(_t(lang_value, "need_video"))
+            try:
+                rate: Any = "adaptive" if sampling_value == "adaptive" else float(fps_value)
+                try:
+                    frames = int(max_frames_value)
+                except (TypeError, ValueError):
+                    raise OptionsError("max frames must be a whole number") from None
+                opts = LocateOptions(frame_sampling_rate=rate, max_frames=frames,
+                                     output_format=fmt_value,
+                                     return_reasoning=bool(reasoning_value),
+                                     all_occurrences=bool(all_value), refine=bool(refine_value))
+            except (TypeError, ValueError) as exc:
+                return fail(str(exc))
+            except VidgroundError as exc:
+                return fail(exc)
+
+            progress(0.0, desc=_t(lang_value, "stage_probe"))
+            events: queue.SimpleQueue[ProgressEvent] = queue.SimpleQueue()
+
+            def show(event: ProgressEvent) -> None:
+                lo, hi = STAGE_SPANS.get(event.stage, (0.5, 0.5))
+                frac = event.fraction
+                if frac is None:
+                    done = max(0.0, float(event.done or 0))
+                    frac = min(0.95, done / (done + 200.0))
+                desc = _t(lang_value, f"stage_{event.stage}") if f"stage_{event.stage}" in \
+                    TEXTS["en"] else (event.message or event.stage)
+                if event.total and event.stage in ("decode", "refine"):
+                    desc += f" {int(event.done)}/{int(event.total)}"
+                try:
+                    progress(lo + (hi - lo) * frac, desc=desc)
+                except Exception:  # a closed page must not break the work
+                    log.debug("progress update failed", exc_info=True)
+
+            started = time.perf_counter()
+            request = {**video["source"], "query": query_value or "",
+                       "options": opts.to_mapping()}
+            try:
+                # the API's own path: validated, queued on the shared executor, same limits
+                if describing:
+                    future = svc.submit_describe(request, events.put)
+                else:
+                    future = svc.submit(request, events.put, as_grounding=True)
+                while True:
+                    try:
+                        g = future.result(timeout=0.1)
+                        break
+                    except FutureTimeout:
+                        pass
+                    finally:
+                        while not events.empty():
+                            show(events.get())
+            except VidgroundError as exc:
+                return fail(exc)
+            except Exception as exc:
+                log.exception("locate failed in the web page")
+                return fail(_t(lang_value, "unexpected", error=f"{type(exc).__name__}: {exc}"))
+            elapsed = time.perf_counter() - started
+            if describing:
+                g = DescribedVideo(g, _t(lang_value, "described"))
+            entry = {"id": sess["next_id"], "video_key": video["key"], "query": g.query,
+                     "name": video["name"], "describe": describing,
+                     "fmt": fmt_value, "grounding": g, "at": time.time()}
+            sess["next_id"] += 1
+            sess["history"].insert(0, entry)
+            del sess["history"][HISTORY_LIMIT:]
+            sess["current"] = entry["id"]
+            if g.spans:
+                kind, text = "ok", _t(lang_value, "done", seconds=elapsed, n=len(g.spans))
+            else:
+                kind, text = "info", _t(lang_value, "not_found")
+            sess["status"] = (kind, text)
+            return (sess, status_html(kind, text), *result_outputs(sess, entry, fmt_value,
+                                                                    lang_value),
+                    gr.update(choices=_history_choices(sess, lang_value), value=str(entry["id"])),
+                    *output_values(entry, export_value, lang_value))
+
+        def on_history(entry_id: Any, sess: Any, fmt_value: str, lang_value: str,
+                       export_value: str):
+            sess = _session(sess)
+            lang_value = _lang(lang_value)
+            entry = _find_entry(sess, entry_id)
+            if entry is None:
+                return (sess, *(gr.skip(),) * 8)
+            sess["current"] = entry["id"]
+            sess["status"] = ("info", _t(lang_value, "reopened"))
+            return (sess, status_html("info", _t(lang_value, "reopened")),
+                    *result_outputs(sess, entry, fmt_value, lang_value),
+                    gr.skip() if entry.get("describe") else entry["query"],
+                    *output_values(entry, export_value, lang_value))
+
+        def on_export_format(export_value: str, sess: Any):
+            entry = _find_entry(_session(sess), _session(sess).get("current"))
+            if entry is None or export_value not in EXPORT_FORMATS:
+                return gr.skip()
+            return gr.update(value=export_path(entry["grounding"], export_value,
+                                               entry.get("name")), interactive=True)
+
+        def on_format(fmt_value: str, sess: Any, lang_value: str):
+            sess = _session(sess)
+            entry = _find_entry(sess, sess.get("current"))
+            if entry is None:
+                return gr.skip(), gr.skip()
+            g = entry["grounding"]
+            try:
+                return (ranges_text(g, fmt_value, _lang(lang_value)),
+                        timeline_html(g, fmt_value, _lang(lang_value)))
+            except ValueError:
+                return gr.skip(), gr.skip()
+
+        def on_language(lang_value: str, sess: Any, fmt_value: str):
+            lv = _lang(lang_value)
+            sess = _session(sess)
+            entry = _find_entry(sess, sess.get("current"))
+            kind, text = sess.get("status") or ("", "")
+            tl = timeline_html(entry["grounding"] if entry else None, fmt_value, lv)
+            return (
+                gr.update(value=lv, label=_t(lv, "lang")),
+                f"# {_t(lv, 'title')}\n{_t(lv, 'subtitle')}",
+                player_html(sess.get("video"), lv),
+                gr.update(label=_t(lv, "upload")),
+                gr.update(label=_t(lv, "media"), choices=media_choices()),
+                gr.update(value=_t(lv, "refresh")),
+                gr.update(label=_t(lv, "query"), placeholder=_t(lv, "query_ph")),
+                gr.update(label=_t(lv, "options")),
+                gr.update(label=_t(lv, "sampling"),
+                          choices=[(_t(lv, "sampling_fps"), "fps"),
+                                   (_t(lv, "sampling_adaptive"), "adaptive")]),
+                gr.update(label=_t(lv, "fps")),
+                gr.update(label=_t(lv, "max_frames")),
+                gr.update(label=_t(lv, "format")),
+                gr.update(label=_t(lv, "reasoning_on")),
+                gr.update(label=_t(lv, "all")),
+                gr.update(label=_t(lv, "refine")),
+                gr.update(value=_t(lv, "locate")),
+                status_html(kind, text) if kind != "error" else gr.skip(),
+                gr.update(label=_t(lv, "answer")),
+                # (no nested gr.skip(): Gradio would show it as text in the box)
+                gr.update(label=_t(lv, "range"),
+                          value=ranges_text(entry["grounding"], fmt_value, lv))
+                if entry else gr.update(label=_t(lv, "range")),
+                gr.update(label=_t(lv, "reasoning")),
+                gr.update(label=_t(lv, "history"), choices=_history_choices(sess, lv)),
+                tl,
+                gr.update(label=_t(lv, "export_format")),
+                gr.update(label=_t(lv, "export")),
+                gr.update(value=_t(lv, "describe")),
+            )
+
+        language_outputs = [lang, header, player, upload, media, refresh, query, options_box,
+                            sampling, fps, max_frames, fmt, reasoning_on, all_occ, refine,
+                            locate_btn, status, answer, ranges, reasoning, history, timeline,
+                            export_fmt, export_btn, describe_btn]
+
+        upload.upload(on_upload, [upload, sess_state, lang], [*video_outputs, media],
+                      api_visibility="undocumented")
+        media.input(on_pick, [media, sess_state, lang], [*video_outputs, upload],
+                    api_visibility="undocumented")
+        refresh.click(on_refresh, None, media, api_visibility="undocumented")
+        locate_inputs = [sess_state, query, sampling, fps, max_frames, fmt, reasoning_on,
+                         all_occ, refine, lang, export_fmt]
+        locate_outputs = [sess_state, status, answer, ranges, reasoning, timeline, history,
+                          evidence, export_btn]
+        locate_btn.click(on_locate, locate_inputs, locate_outputs, api_visibility="undocumented",
+                         show_progress_on=[status], concurrency_id="locate")
+        query.submit(on_locate, locate_inputs, locate_outputs, api_visibility="undocumented",
+                     show_progress_on=[status], concurrency_id="locate")
+        describe_btn.click(on_describe, locate_inputs, locate_outputs,
+                           api_visibility="undocumented", show_progress_on=[status],
+                           concurrency_id="locate")
+        history.input(on_history, [history, sess_state, fmt, lang, export_fmt],
+                      [sess_state, status, answer, ranges, reasoning, timeline, query,
+                       evidence, export_btn],
+                      api_visibility="undocumented")
+        export_fmt.input(on_export_format, [export_fmt, sess_state], export_btn,
+                         api_visibility="undocumented")
+        fmt.input(on_format, [fmt, sess_state, lang], [ranges, timeline],
+                  api_visibility="undocumented")
+        lang.input(on_language, [lang, sess_state, fmt], language_outputs,
+                   api_visibility="undocumented")
+        # Follow the browser's language on load (and fill the media list).
+        demo.load(on_language, [lang, sess_state, fmt], language_outputs, js=DETECT_LANGUAGE_JS,
+                  api_visibility="undocumented")
+    # the shared executor bounds the model work; Gradio's queue only has to let questions
+    # reach it (and they get its 429 when it is full)
+    limit = max(1, int(settings.queue_limit or 64))
+    demo.queue(default_concurrency_limit=limit, max_size=limit)
+    return demo
+
+

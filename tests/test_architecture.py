@@ -1,0 +1,163 @@
+"""The shape of the code: no import cycles in ``src/vidground`` (module-level and function-local
+imports both count; only ``if TYPE_CHECKING:`` blocks, which never run, are left out), and the
+error-code table of docs/api.md lists exactly the codes the server can answer."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
+import vidground
+
+SRC = Path(vidground.__file__).resolve().parent
+DOCS = SRC.parent.parent / "docs"
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The vidground modules ``path`` imports (a ``from pkg import name`` of a submodule counts
+    as importing that submodule)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child):
+                for other in child.orelse:
+                    visit(other)
+                continue
+            if isinstance(child, ast.Import):
+                found.update(a.name for a in child.names if a.name.startswith("vidground"))
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:
+                    base = package.split(".")
+                    base = base[: len(base) - (child.level - 1)]
+                    target = ".".join(base + ([child.module] if child.module else []))
+                else:
+                    target = child.module or ""
+                if target.startswith("vidground"):
+                    found.add(target)
+                    for alias in child.names:
+                        if f"{target}.{alias.name}" in modules:
+                            found.add(f"{target}.{alias.name}")
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    resolved = set()
+    for target in found:
+        while target not in modules and "." in target:
+            target = target.rpartition(".")[0]
+        if target in modules and target != name:
+            resolved.add(target)
+    return resolved
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = sorted(SRC.rglob("*.py"))
+    modules = {_module_name(f) for f in files}
+    return {_module_name(f): _imports(f, modules) for f in files}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def strong(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            # a package imports its own submodules to re-export them: an edge down, never a
+            # cycle by itself, so edges from a submodule to its own package are left out
+            if v.startswith(w + "."):
+                continue
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            strong(v)
+    return out
+
+
+def test_no_import_cycles_in_the_package() -> None:
+    graph = import_graph()
+    assert "vidground.server.app" in graph and graph["vidground.server.app"]
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def _error_classes() -> list[type]:
+    for info in pkgutil.walk_packages(vidground.__path__, "vidground."):
+        if info.name.endswith("__main__"):
+            continue
+        try:
+            importlib.import_module(info.name)
+        except ImportError:  # an optional extra that is not installed (e.g. bitsandbytes)
+            continue
+    found, todo = [], [vidground.errors.VidgroundError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def test_docs_error_table_lists_every_code_the_server_answers() -> None:
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    table = text[text.index("## Errors"):text.index("## Security notes")]
+    documented: set[str] = set()
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and re.fullmatch(r"[0-9 /]+", cells[0]):
+            documented.update(re.findall(r"`([a-z_]+)`", cells[1]))
+    http_codes = {"bad_request", "not_found", "method_not_allowed", "request_too_large",
+                  "invalid_request", "internal_error", "host_not_allowed",
+                  "cross_origin_refused", "too_many_failed_logins", "store_busy"}
+    # errors the CLI meets but the server never answers (no HTTP request can cause them)
+    # (or that stop a server or worker from starting, before it answers anything)
+    cli_only = {"vidground_error", "event_not_found", "evaluation_error", "finetune_error",
+                "worker_setup", "job_store_too_new"}
+    raised = {cls.code for cls in _error_classes()} - cli_only
+    missing = raised - documented
+    assert not missing, f"codes the server answers but docs/api.md does not list: {missing}"
+    stale = documented - raised - http_codes
+    assert not stale, f"codes docs/api.md lists but nothing raises: {stale}"
