@@ -286,23 +286,22 @@ def build_blocks(svc: Service, registry: MediaRegistry):
         def on_refresh():
             return gr.update(choices=media_choices())
 
-        def on_locate(sess: Any, query_value: str, sampling_value: str, fps_value: Any,
-                      max_frames_value: Any, fmt_value: str, reasoning_value: bool,
-                      all_value: bool, refine_value: bool, lang_value: str,
-                      export_value: str,
-                      progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
-            return ask_model(sess, query_value, sampling_value, fps_value, max_frames_value,
-                             fmt_value, reasoning_value, all_value, refine_value, lang_value,
-                             export_value, progress, describing=False)
+        def question_handler(describing: bool) -> Any:
+            """The handler of ``Locate`` (a question) or of "what happens when?"."""
 
-        def on_describe(sess: Any, query_value: str, sampling_value: str, fps_value: Any,
+            def handler(sess: Any, query_value: str, sampling_value: str, fps_value: Any,
                         max_frames_value: Any, fmt_value: str, reasoning_value: bool,
                         all_value: bool, refine_value: bool, lang_value: str,
                         export_value: str,
                         progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
-            return ask_model(sess, query_value, sampling_value, fps_value, max_frames_value,
-                             fmt_value, reasoning_value, all_value, refine_value, lang_value,
-                             export_value, progress, describing=True)
+                return ask_model(sess, query_value, sampling_value, fps_value,
+                                 max_frames_value, fmt_value, reasoning_value, all_value,
+                                 refine_value, lang_value, export_value, progress,
+                                 describing=describing)
+
+            return handler
+
+        on_locate, on_describe = question_handler(False), question_handler(True)
 
         def ask_model(sess: Any, query_value: str, sampling_value: str, fps_value: Any,
                       max_frames_value: Any, fmt_value: str, reasoning_value: bool,
