@@ -34,6 +34,9 @@ Behaviour knobs (constructor keywords; change later with ``srv.configure(**knobs
   answer=None             a fixed answer text instead of looking at the frames
   api_key=None            when set, requests need ``Authorization: Bearer <api_key>`` (else 401)
   models=None             ids listed at /v1/models (default: [model])
+  max_body_bytes=None     when set, a chat request whose body is larger gets 413 (as vLLM
+                          behind a proxy's body limit); ``srv.body_sizes`` lists every chat
+                          body's size in bytes, refused ones included
   events=None             {name: (r, g, b)}: several coloured objects. A prompt that asks to list
                           the events (it begins "List the events that happen in this video",
                           or its Chinese form) gets one line per contiguous run of each object,
@@ -169,7 +172,9 @@ class FakeOpenAIServer:
         self.api_key: str | None = None
         self.models: list[str] | None = None
         self.events: dict[str, tuple[int, int, int]] | None = None
+        self.max_body_bytes: int | None = None
         self.configure(**knobs)
+        self.body_sizes: list[int] = []
         self.requests: list[RequestRecord] = []
         self.chat_count = 0
         self.models_count = 0
@@ -233,6 +238,7 @@ class FakeOpenAIServer:
         """Forget recorded requests and counters."""
         with self._lock:
             self.requests.clear()
+            self.body_sizes.clear()
             self.chat_count = 0
             self.models_count = 0
             self.max_in_flight = 0
@@ -306,7 +312,7 @@ class _Server(ThreadingHTTPServer):
 
 _KNOBS = {"delay_s", "stream_chunk_delay_s", "fail_429_times", "retry_after", "always_500",
           "fail_status", "fail_message", "garbage", "empty", "answer", "api_key", "models",
-          "events"}
+          "events", "max_body_bytes"}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -369,6 +375,7 @@ class _Handler(BaseHTTPRequestHandler):
             number = fake.chat_count
             fake.in_flight += 1
             fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+            fake.body_sizes.append(len(raw))
         try:
             self._chat(raw, number)
         finally:
@@ -378,6 +385,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _chat(self, raw: bytes, number: int) -> None:
         fake = self.fake
         if not self._authorized():
+            return
+        if fake.max_body_bytes is not None and len(raw) > fake.max_body_bytes:
+            self._error(413, f"request body of {len(raw)} bytes is over the limit of "
+                             f"{fake.max_body_bytes} bytes")
             return
         try:
             body = json.loads(raw)

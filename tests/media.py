@@ -109,8 +109,11 @@ def object_visible(image: np.ndarray, color: Sequence[int] = (255, 0, 0)) -> boo
 
 
 def draw_frame(size: tuple[int, int], index: int, show: bool, color: Sequence[int],
-               paint: bool = True, motion: bool = False) -> np.ndarray:
-    """One RGB picture of ``size`` (width, height)."""
+               paint: bool = True, motion: bool = False, noise: int = 0,
+               seed: int = 0) -> np.ndarray:
+    """One RGB picture of ``size`` (width, height). ``noise`` > 0 adds camera-like content
+    that compresses badly: a fixed texture plus fresh sensor noise in every frame, both of up
+    to ``noise`` grey levels (the square stays recognisable: keep ``noise`` <= 60)."""
     w, h = size
     image = np.empty((h, w, 3), dtype=np.uint8)
     image[:] = BACKGROUND
@@ -120,6 +123,10 @@ def draw_frame(size: tuple[int, int], index: int, show: bool, color: Sequence[in
     if show:
         y0, y1, x0, x1 = _square_box(h, w)
         image[y0:y1, x0:x1] = color
+    if noise:
+        texture = np.random.default_rng(seed).integers(-noise, noise + 1, (h, w, 3))
+        grain = np.random.default_rng((seed, index)).integers(-noise, noise + 1, (h, w, 3))
+        image[:] = np.clip(image.astype(np.int16) + (texture + grain) // 2, 0, 255)
     if paint:
         paint_index(image, index)
     return image
@@ -160,13 +167,15 @@ def make_video(path: str | Path, *, duration: float = 4.0, fps: float = 25,
                color: Sequence[int] = (255, 0, 0), start_time: float = 0.0, vfr: bool = False,
                gop: int | None = None, bframes: bool = False, paint_index: bool = True,
                rotation: int = 0, audio: bool = False, motion: bool = False, fast: bool = True,
-               seed: int = 0) -> MadeVideo:
+               seed: int = 0, noise: int = 0) -> MadeVideo:
     """Encode a synthetic test video and return what was written (see the module docstring).
 
     ``container`` defaults to the file suffix. ``vfr`` gives irregular frame durations on a
     millisecond time base; ``start_time`` offsets the first pts (seconds); ``gop`` forces a fixed
     keyframe interval (frames); ``bframes`` turns on B-frames (H.264/HEVC/MPEG-4); ``rotation``
-    writes a display-matrix rotation (counter-clockwise degrees).
+    writes a display-matrix rotation (counter-clockwise degrees); ``noise`` adds texture and
+    sensor noise of that many grey levels (camera-like frames that compress badly, see
+    :func:`draw_frame`).
     """
     path = Path(path)
     container = container or path.suffix.lstrip(".")
@@ -198,7 +207,8 @@ def make_video(path: str | Path, *, duration: float = 4.0, fps: float = 25,
         t = 0.0
         for i in range(n):
             times.append(round(t, 6))
-            image = draw_frame(size, i, _in_intervals(t, intervals), color, paint_index, motion)
+            image = draw_frame(size, i, _in_intervals(t, intervals), color, paint_index, motion,
+                               noise, seed)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = int(round((t + start_time) / time_base))
             frame.time_base = time_base

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidground.answer import ParsedAnswer, parse_answer, parse_yes_no
+from vidground.answer import ParsedAnswer, parse_answer, parse_yes_no, restate_times
 from vidground.timecode import OUTPUT_FORMATS, Span, format_time, parse_timecode
 
 S = tuple[float, float]
@@ -416,3 +416,59 @@ def test_never_crashes(text: str) -> None:
     parsed = parse_answer(text, duration=100.0)
     assert all(0 <= s.start <= s.end <= 100.0 for s in parsed.spans)
     assert not (parsed.not_found and parsed.spans)
+
+
+# -- restating the final times in the model's sentence (issue 11, item 2) -------------------------
+
+FINAL = [Span(5.0, 8.033)]
+
+
+@pytest.mark.parametrize(("text", "fmt", "language", "expected"), [
+    ("The dog jumps from 5.2 to 7.7 seconds.", "HH:MM:SS.sss", "en",
+     "The dog jumps from 00:00:05.000 to 00:00:08.033."),
+    ("The dog jumps from 5.2 to 7.7 seconds.", "seconds", "en",
+     "The dog jumps from 5.000 to 8.033 seconds."),
+    ("The dog jumps from 5.2 to 7.7 seconds.", "frames", "en",
+     "The dog jumps from frame 150 to frame 240."),
+    ("The dog jumps from 5.2 to 7.7 seconds.", "HH:MM:SS", "en",
+     "The dog jumps from 00:00:05 to 00:00:08."),
+    ("狗在5.2秒到7.7秒之间跳起。", "seconds", "zh", "狗在5.000秒到8.033秒之间跳起。"),
+    ("狗在第5.2秒到第7.7秒跳起。", "frames", "zh", "狗在第150帧到第240帧跳起。"),
+    ("**It starts at 5.2 s and ends at 7.7 s**", "HH:MM:SS.sss", "en",
+     "**It starts at 00:00:05.000 and ends at 00:00:08.033**"),
+    ("From 0:05 to 0:08, the dog jumps.", "seconds", "en",
+     "From 5.000 seconds to 8.033 seconds, the dog jumps."),
+    ("<5.2 seconds> - <7.7 seconds>", "HH:MM:SS.sss", "en", "00:00:05.000 - 00:00:08.033"),
+    ("5.2 - 7.7", "HH:MM:SS.sss", "en", "00:00:05.000 - 00:00:08.033"),
+    ("The dog jumps at 5.2 seconds.", "HH:MM:SS.sss", "en",
+     "The dog jumps at 00:00:05.000 - 00:00:08.033."),
+])
+def test_restate_writes_the_final_times_where_the_model_wrote_its_own(text, fmt, language,
+                                                                      expected):
+    out = restate_times(text, FINAL, fmt, fps=30.0, duration=20.0, language=language)
+    assert out == expected
+    # what the user reads parses back to the final span (frames aside: they need a unit)
+    if fmt in ("HH:MM:SS.sss", "seconds"):
+        first = parse_answer(out, fps=30.0).spans[0]
+        assert (first.start, first.end) == (pytest.approx(5.0, abs=1e-3),
+                                            pytest.approx(8.033, abs=1e-3))
+
+
+@pytest.mark.parametrize("text", [
+    '{"start": 5.2, "end": 7.7}',                                  # JSON: not rewritten
+    "The dog jumps in the first 8 seconds.",                        # a derived range
+    "From 5.2 to 7.7 seconds, and again from 15 to 16 seconds.",    # a span that was dropped
+    "The dog jumps.",                                               # no time named
+    "From 5.2 to 6 seconds and from 6.5 to 7.7 seconds.",           # two ranges, one span
+])
+def test_restate_refuses_what_it_cannot_rewrite_honestly(text):
+    assert restate_times(text, FINAL, "HH:MM:SS.sss", fps=30.0, duration=20.0) is None
+
+
+def test_restate_matches_each_range_to_its_own_span():
+    spans = [Span(1.0, 2.0), Span(10.0, 12.5)]
+    text = "First from 1.5 to 2 seconds, then from 9.5 to 12 seconds."
+    assert restate_times(text, spans, "seconds", tolerance=1.0) == (
+        "First from 1.000 to 2.000 seconds, then from 10.000 to 12.500 seconds.")
+    # a range too far from every span (more than the tolerance) is not forced onto one
+    assert restate_times("From 20 to 21 seconds.", spans, "seconds", tolerance=1.0) is None

@@ -4,6 +4,8 @@ readable line on stderr with exit code 2, never a traceback."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +14,13 @@ import pytest
 from fake_openai_server import FakeOpenAIServer
 from media import make_audio_only, make_empty, make_text_file, make_truncated, make_video
 
+README = Path(__file__).resolve().parents[1] / "README.md"
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+
+def run_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "vidground", *args], capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def test_locate_prints_the_span_answer_and_reasoning(tmp_path: Path,
@@ -82,7 +87,9 @@ def test_empty_query_and_bad_options_are_refused(tmp_path: Path) -> None:
     bad_fps = run_cli("locate", str(video.path), "when?", "--fps", "fast")
     assert bad_fps.returncode == 2 and "--fps" in bad_fps.stderr
     bad_format = run_cli("locate", str(video.path), "when?", "--format", "mm:ss")
-    assert bad_format.returncode == 2 and "output_format" in bad_format.stderr
+    # the message names the flag the user typed, not the API's option key
+    assert bad_format.returncode == 2 and "--format must be one of" in bad_format.stderr
+    assert "output_format" not in bad_format.stderr
 
 
 def test_unreachable_backend_is_explained(tmp_path: Path) -> None:
@@ -92,3 +99,149 @@ def test_unreachable_backend_is_explained(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "127.0.0.1:9" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+# -- issue 11, item 7: what the command promises and how it talks ----------------------------------
+
+
+def test_version_and_short_help() -> None:
+    from vidground import __version__
+
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"vidground {__version__}"
+    for args in (("-h",), ("locate", "-h"), ("cache", "clear", "-h")):
+        out = run_cli(*args)
+        assert out.returncode == 0, (args, out.stderr)
+        assert "Usage: vidground" in out.stdout
+
+
+def _commands() -> list[tuple[str, ...]]:
+    """Every command and sub-command path of ``vidground``."""
+    import typer
+
+    from vidground.cli import app
+
+    paths: list[tuple[str, ...]] = []
+
+    def walk(command, path: tuple[str, ...]) -> None:
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            paths.append((*path, name))
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    return paths
+
+
+def _help(*path: str) -> str:
+    out = run_cli(*path, "--help", env={"COLUMNS": "200"})
+    assert out.returncode == 0, (path, out.stderr)
+    return out.stdout
+
+
+def _readme_promises() -> dict[tuple[str, ...], set[str]]:
+    """Flags the README promises, by the command they belong to: every inline-code or
+    code-block ``vidground <command> ...`` line, the flags listed for ``locate`` in "Using it",
+    and the settings listed as flags under "Settings"."""
+    text = README.read_text()
+    commands = {path for path in _commands()}
+    promised: dict[tuple[str, ...], set[str]] = {}
+
+    def add(path: tuple[str, ...], flags: list[str]) -> None:
+        promised.setdefault(path, set()).update(flags)
+
+    snippets = re.findall(r"`([^`\n]+)`", text) + re.findall(r"^\$?\s*(vidground .+)$", text,
+                                                             re.M)
+    for snippet in snippets:
+        words = snippet.split()
+        if len(words) < 2 or words[0] != "vidground":
+            continue
+        path = tuple(words[1:3]) if tuple(words[1:3]) in commands else tuple(words[1:2])
+        if path in commands:
+            add(path, re.findall(r"--[a-z][a-z0-9-]+", snippet))
+    using = text.split("## Using it", 1)[1].split("From Python", 1)[0]
+    locate_part = using.split("`vidground info", 1)[0]
+    add(("locate",), re.findall(r"--[a-z][a-z0-9-]+", locate_part))
+    settings = text.split("### Settings", 1)[1].split("\n\n", 2)[1].split(";", 1)[0]
+    names = re.findall(r"`([A-Z][A-Z_]+)`", settings)
+    assert len(names) >= 10, names
+    add(("settings",), ["--" + n.lower().replace("_", "-") for n in names])
+    return promised
+
+
+def test_every_flag_the_readme_promises_is_in_the_help() -> None:
+    promised = _readme_promises()
+    assert {"--openai-model", "--openai-api-key", "--verify", "--no-verify", "--split-phases",
+            "--no-split-phases"} <= promised[("locate",)]
+    missing = []
+    for path, flags in promised.items():
+        if path == ("settings",):  # each setting is a flag of locate or serve
+            shown = _help("locate") + _help("serve")
+        else:  # a group (``eval DATASET ...``) offers its sub-commands' flags
+            subs = [c for c in _commands() if len(c) == len(path) + 1 and c[:-1] == path]
+            shown = _help(*path) + "".join(_help(*c) for c in subs)
+        missing += [f"vidground {' '.join(path)} {flag}" for flag in sorted(flags)
+                    if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", shown)]
+    assert not missing, missing
+
+
+def test_help_has_no_type_noise_on_flags() -> None:
+    for path in [(), *_commands()]:
+        assert "<bool>" not in _help(*path), path
+    assert "the end is exclusive" in re.sub(r"[\s│]+", " ", _help("locate"))
+
+
+def test_json_errors_are_json_on_stdout(tmp_path: Path) -> None:
+    missing = run_cli("locate", str(tmp_path / "nope.mp4"), "when?", "--json")
+    assert missing.returncode == 2
+    body = json.loads(missing.stdout)
+    assert body["error"]["code"] == "video_not_found"
+    assert "nope.mp4" in body["error"]["message"]
+    usage = run_cli("locate", str(tmp_path / "nope.mp4"), "when?", "--json",
+                    "--max-frames", "many")
+    assert usage.returncode == 2
+    assert "--max-frames" in json.loads(usage.stdout)["error"]["message"]
+    info = run_cli("info", str(tmp_path / "nope.mp4"), "--json")
+    assert info.returncode == 2 and json.loads(info.stdout)["error"]["code"] == "video_not_found"
+
+
+def test_messages_keep_brackets_and_long_commands_whole(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "clip.mp4", duration=2.0)
+    # Rich would read "[modelscope]" as markup and print "pip install 'vidground'"
+    hint = run_cli("locate", str(video.path), "when?", "--backend", "transformers",
+                   "--model-source", "modelscope", "--model", "Qwen/Qwen3-VL-2B-Instruct")
+    assert hint.returncode == 2
+    assert "pip install 'vidground[modelscope]'" in hint.stderr
+    # output to a pipe is not wrapped at 80 columns: the message stays one line
+    far = run_cli("locate", str(video.path), "when?", "--backend", "openai",
+                  "--openai-base-url", "http://127.0.0.1:9/v1")
+    lines = far.stderr.strip().splitlines()
+    assert len(lines) == 1 and len(lines[0]) > 100, lines
+    assert "`vllm serve Qwen/Qwen3-VL-4B-Instruct`" in lines[0]
+
+
+def test_answer_line_states_the_final_times(tmp_path: Path,
+                                            fake_model: FakeOpenAIServer) -> None:
+    video = make_video(tmp_path / "clip.mp4", duration=4.0, fps=25, intervals=[(1.08, 2.12)])
+    out = run_cli("locate", str(video.path), "When is the red square visible?", "--fps", "1",
+                  "--backend", "openai", "--openai-base-url", fake_model.base_url)
+    assert out.returncode == 0, out.stderr
+    first = out.stdout.splitlines()[0]
+    start, end = first.split(" - ")
+    answer = next(line for line in out.stdout.splitlines() if line.startswith("answer:"))
+    assert f"{start} to {end}" in answer, (first, answer)
+    json_out = run_cli("locate", str(video.path), "When is the red square visible?", "--fps",
+                       "1", "--json", "--format", "seconds", "--backend", "openai",
+                       "--openai-base-url", fake_model.base_url)
+    body = json.loads(json_out.stdout)
+    a, b = body["timestamp_range"]
+    assert f"from {a} to {b} seconds" in body["response"]
+    assert body["raw_answer"] and body["raw_answer"] != body["response"]
+
+
+def test_doctor_labels_checks_it_did_not_run_skip() -> None:
+    out = run_cli("doctor", "--backend", "openai", "--openai-base-url", "http://127.0.0.1:9/v1")
+    assert out.returncode == 1
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("FAIL  server reachable")
+    assert any(line.startswith("SKIP  model listed") for line in lines)
+    assert not any(line.startswith("FAIL  model listed") for line in lines)

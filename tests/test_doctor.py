@@ -124,3 +124,15 @@ def test_transformers_weights_in_a_local_directory(tmp_path):
     weights = named["weights found locally"]
     assert weights.ok, weights.detail
     assert str(model_dir) in weights.detail
+
+
+def test_checks_not_run_are_labelled_skip_not_fail():
+    port = closed_port()
+    checks = check_backend(openai_settings(f"http://127.0.0.1:{port}/v1"))
+    named = by_name(checks)
+    assert named["server reachable"].label == "FAIL"
+    assert named["model listed"].label == "SKIP" and named["model listed"].skipped
+    assert named["accepts an image"].label == "SKIP"
+    report = format_checks(checks)
+    assert "[SKIP] model listed" in report and "[FAIL] model listed" not in report
+    assert not all_ok(checks)  # a skipped check is still not a pass

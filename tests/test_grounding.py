@@ -128,8 +128,8 @@ def test_response_object_matches_the_api_contract(tmp_path: Path,
     g = fake_grounder.locate(video.path, "When is the red square visible?",
                              LocateOptions(output_format="seconds"))
     r = g.to_response()
-    assert set(r) == {"response", "timestamp_range", "reasoning", "segments", "video", "model",
-                      "timings", "motion"}
+    assert set(r) == {"response", "raw_answer", "timestamp_range", "reasoning", "segments",
+                      "video", "model", "timings", "motion"}
     assert r["motion"] is None  # fixed-rate sampling computes no motion curve
     seg = r["segments"][0]
     assert r["timestamp_range"] == [seg["start_text"], seg["end_text"]]
@@ -250,3 +250,112 @@ def test_messy_containers_end_to_end(tmp_path: Path, fake_grounder: Grounder, na
     span = g.spans[0]
     assert abs(span.start - 2.12) <= FRAME + 1e-6, span
     assert abs(span.end - 3.48) <= FRAME + 1e-6, span
+
+
+# -- requests sized to the server's cap (issue 11, item 1) ---------------------------------------
+
+
+def _capped_grounder(fake_model, cap_bytes: int) -> Grounder:
+    from vidground.config import Settings
+
+    fake_model.configure(max_body_bytes=cap_bytes)
+    fake_model.reset_stats()
+    return Grounder(settings=Settings(
+        backend="openai", openai_base_url=fake_model.base_url, openai_model=fake_model.model,
+        openai_max_retries=0, openai_max_request_mb=cap_bytes / 1024 / 1024))
+
+
+def test_default_settings_fit_noisy_frames_to_the_servers_request_cap(tmp_path: Path,
+                                                                       fake_model) -> None:
+    # camera-like frames (texture + sensor noise) compress badly: 16 frames at the default
+    # JPEG quality are ~0.7 MB, and the server refuses bodies over 60 kB (413). With every
+    # option at its default the pipeline must lower the quality and size, split the window
+    # into requests that fit, and still find the event.
+    video = make_video(tmp_path / "noisy.mp4", duration=8.0, fps=10, size=(320, 240),
+                       noise=40, intervals=[(3.0, 5.0)])
+    cap = 60_000
+    try:
+        g = _capped_grounder(fake_model, cap).locate(video.path, "When is the red square visible?")
+        sizes, statuses = list(fake_model.body_sizes), [r.status for r in fake_model.requests]
+    finally:
+        fake_model.configure(max_body_bytes=None)
+    assert sizes and max(sizes) <= cap, sizes
+    assert statuses and set(statuses) == {200}  # nothing was refused
+    assert len(g.spans) == 1
+    assert abs(g.spans[0].start - 3.0) <= 0.1 + 1e-6 and abs(g.spans[0].end - 5.0) <= 0.1 + 1e-6
+    t = g.timings
+    assert t["requests_split"] >= 1 and t["requests_refitted"] >= 1
+    assert t["fit_jpeg_quality"] == 50 and t["fit_image_side"] < 448
+    assert t["model_calls"] == t["windows"] + t["requests_split"] + t["refine_calls"]
+    assert len(sizes) == t["model_calls"]
+    assert all(isinstance(t[k], int) for k in ("requests_split", "requests_refitted",
+                                               "fit_jpeg_quality", "fit_image_side"))
+
+
+def test_a_cap_not_even_one_frame_fits_fails_naming_the_setting(tmp_path: Path,
+                                                                 fake_model) -> None:
+    from vidground.backends.fitting import RequestTooLargeError
+
+    video = make_video(tmp_path / "noisy.mp4", duration=2.0, fps=10, size=(320, 240),
+                       noise=40, intervals=[(0.5, 1.0)])
+    try:
+        grounder = _capped_grounder(fake_model, 4_000)
+        with pytest.raises(RequestTooLargeError, match="not even one frame") as caught:
+            grounder.locate(video.path, "When is the red square visible?")
+    finally:
+        fake_model.configure(max_body_bytes=None)
+    assert "VIDGROUND_OPENAI_MAX_REQUEST_MB" in caught.value.message
+    assert fake_model.chat_count == 0  # refused before sending anything
+
+
+# -- the answer states the final times (issue 11, item 2) ----------------------------------------
+
+
+def test_the_answer_states_the_refined_times_in_the_requested_format(
+        tmp_path: Path, fake_grounder: Grounder) -> None:
+    from vidground.answer import parse_answer
+
+    video = make_video(tmp_path / "a.mp4", duration=6.0, fps=FPS, intervals=[(2.12, 3.48)])
+    g = fake_grounder.locate(video.path, "When is the red square visible?",
+                             LocateOptions(frame_sampling_rate=1.0))
+    span = g.spans[0]
+    coarse = parse_answer(g.raw_answer).spans[0]
+    assert (coarse.start, coarse.end) != (span.start, span.end)  # refinement moved them
+    r = g.to_response()
+    assert r["response"] == g.answer
+    assert f"{g.format(span.start)} to {g.format(span.end)}" in r["response"]
+    stated = parse_answer(r["response"]).spans[0]
+    assert (stated.start, stated.end) == (pytest.approx(span.start, abs=1e-3),
+                                          pytest.approx(span.end, abs=1e-3))
+    assert r["raw_answer"] == g.raw_answer and "red square is visible from" in r["raw_answer"]
+    seconds = g.to_response("seconds")["response"]
+    assert f"from {span.start:.3f} to {span.end:.3f} seconds" in seconds
+    frames = g.answer_in("frames")
+    assert f"frame {g.format(span.start, 'frames')}" in frames
+
+
+def test_counts_are_integers_and_the_answer_uses_the_requested_format(
+        tmp_path: Path, fake_grounder: Grounder) -> None:
+    video = make_video(tmp_path / "a.mp4", duration=4.0, fps=FPS, intervals=[(1.0, 2.0)])
+    g = fake_grounder.locate(video.path, "When is the red square visible?",
+                             LocateOptions(output_format="seconds", refine=False, verify=False))
+    assert g.timings["frames"] == len(g.frame_times) and isinstance(g.timings["frames"], int)
+    assert all(isinstance(g.timings[k], int) for k in (
+        "windows", "model_calls", "refine_calls", "refine_frames", "cache_hits",
+        "cache_misses", "requests_split", "requests_refitted"))
+    assert '"frames": 8,' in __import__("json").dumps(g.to_response()["timings"])
+    assert g.to_response()["timestamp_range"][0] in g.answer
+
+
+def test_phase_answers_are_written_in_the_requested_format(
+        tmp_path: Path, fake_grounder: Grounder) -> None:
+    video = make_video(tmp_path / "a.mp4", duration=5.0, fps=FPS, intervals=[(1.0, 2.0)])
+    g = fake_grounder.locate(
+        video.path, "请识别视频中红色方块开始出现的时间点，以及完成消失的时间点",
+        LocateOptions(frame_sampling_rate=2.0, refine=False, verify=False,
+                      output_format="seconds"))
+    first = g.spans[0]
+    assert g.answer.splitlines()[0] == f"开始出现: {first.start:.3f} - {first.end:.3f}"
+    assert g.answer_in("HH:MM:SS.sss").splitlines()[0] == (
+        f"开始出现: {g.format(first.start, 'HH:MM:SS.sss')} - "
+        f"{g.format(first.end, 'HH:MM:SS.sss')}")

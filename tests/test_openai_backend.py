@@ -12,10 +12,14 @@ import pytest
 from fake_openai_server import FakeOpenAIServer
 
 from vidground.backends.base import Backend, Prompt
+from vidground.backends.fitting import track_fit
 from vidground.backends.openai_compat import (
+    MIN_FIT_QUALITY,
+    MIN_FIT_SCALE,
     OpenAICompatBackend,
     RequestTooLargeError,
     backoff_delay,
+    fit_steps,
     format_time_label,
     parse_sse_line,
     retry_after_seconds,
@@ -195,14 +199,56 @@ def test_too_many_frames_raise_before_sending(srv):
     assert backend.generate(make_frames([0, 1, 2, 3], None), PROMPT)
 
 
-def test_too_many_bytes_raise_before_sending(srv):
+def noisy_frames(count: int, side: int = 128) -> list[Frame]:
+    """Random pictures: JPEG cannot compress them much (about 17 kB of base64 each at 128 px)."""
     rng = np.random.default_rng(0)
-    noisy = [Frame(float(t), rng.integers(0, 255, (128, 128, 3), dtype=np.uint8))
-             for t in range(4)]
+    return [Frame(float(t), rng.integers(0, 255, (side, side, 3), dtype=np.uint8))
+            for t in range(count)]
+
+
+def test_a_request_over_the_byte_cap_is_encoded_smaller_until_it_fits(srv):
+    # 4 noisy frames are ~70 kB at quality 85: over a 20 kB cap the client lowers the JPEG
+    # quality, then the size, measured on the bytes it sends; the server refuses larger bodies
+    srv.configure(max_body_bytes=20_000)
     backend = fast_backend(srv, max_request_bytes=20_000)
-    with pytest.raises(RequestTooLargeError, match="request cap"):
-        backend.generate(noisy, PROMPT)
+    with track_fit() as fit:
+        backend.generate(noisy_frames(4), PROMPT)
+    assert srv.chat_count == 1 and srv.body_sizes[0] <= 20_000
+    assert srv.requests[-1].times == [0.0, 1.0, 2.0, 3.0]
+    assert fit.refitted == 1 and fit.split == 0
+    assert MIN_FIT_QUALITY <= fit.min_quality < 85
+    assert 128 * MIN_FIT_SCALE - 1 <= fit.min_side < 128
+    assert max(srv.requests[-1].image_sizes) == (fit.min_side, fit.min_side)
+    # what fits at the configured quality is sent at that quality
+    srv.configure(max_body_bytes=None)
+    with track_fit() as untouched:
+        fast_backend(srv, max_request_bytes=200_000).generate(noisy_frames(4), PROMPT)
+    assert untouched.refitted == 0 and srv.requests[-1].image_sizes[0] == (128, 128)
+
+
+def test_too_many_bytes_raise_before_sending_saying_how_many_frames_fit(srv):
+    backend = fast_backend(srv, max_request_bytes=10_000)
+    with pytest.raises(RequestTooLargeError, match="request cap") as caught:
+        backend.generate(noisy_frames(4), PROMPT)
+    assert caught.value.fits == 2
+    assert "at most 2 frames fit" in caught.value.message
+    assert "VIDGROUND_OPENAI_MAX_REQUEST_MB" in caught.value.message
     assert srv.chat_count == 0
+
+
+def test_not_even_one_frame_fitting_names_the_setting_to_change(srv):
+    backend = fast_backend(srv, max_request_bytes=3_000)
+    with pytest.raises(RequestTooLargeError, match="not even one frame") as caught:
+        backend.generate(noisy_frames(4), PROMPT)
+    assert caught.value.fits == 0
+    assert "VIDGROUND_OPENAI_MAX_REQUEST_MB" in caught.value.message
+    assert srv.chat_count == 0
+
+
+def test_fit_steps_never_raise_quality_or_size():
+    assert fit_steps(85, 640) == [(85, 640), (75, 640), (65, 640), (55, 640), (50, 640),
+                                  (50, 544), (50, 448)]
+    assert fit_steps(40, 100) == [(40, 100), (40, 85), (40, 70)]
 
 
 # -- failures -------------------------------------------------------------------------------------

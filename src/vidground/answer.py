@@ -41,7 +41,7 @@ from typing import Any
 
 from .timecode import Span, parse_timecode
 
-__all__ = ["ParsedAnswer", "parse_answer", "parse_yes_no"]
+__all__ = ["ParsedAnswer", "parse_answer", "parse_yes_no", "restate_times"]
 
 
 @dataclass(frozen=True)
@@ -366,10 +366,22 @@ class _Found:
         self.reasoning = self.reasoning or other.reasoning
 
 
-def _scan_text(text: str, *, fps: float | None, duration: float | None) -> _Found:
-    """Ranges and single times in prose (no JSON)."""
-    text = _normalize(text)
-    found = _Found()
+@dataclass(frozen=True)
+class _Mention:
+    """Where the text names a time: ``first`` .. ``last`` token, and what it means in seconds.
+
+    ``kind``: ``range`` (two tokens), ``point`` (one time) or ``derived`` (one token standing
+    for a range: "the first 5 seconds", "from 12 s to the end")."""
+
+    first: _Token
+    last: _Token
+    kind: str
+    pair: tuple[float, float]
+
+
+def _mentions(text: str, *, fps: float | None, duration: float | None) -> list[_Mention]:
+    """Every time the (normalised) prose names, in order: ranges and single times."""
+    out: list[_Mention] = []
     toks = _tokens(text)
     i, prev_end = 0, 0
     while i < len(toks):
@@ -379,35 +391,49 @@ def _scan_text(text: str, *, fps: float | None, duration: float | None) -> _Foun
             if not _is_length(text, a, prev_end):
                 pair = _range_seconds(a, b, fps)
                 if pair is not None:
-                    found.ranges.append(pair)
+                    out.append(_Mention(a, b, "range", pair))
             prev_end = b.end
             i += 2
             continue
         if a.timed:
-            _add_single(found, text, a, prev_end, fps=fps, duration=duration)
+            single = _single(text, a, prev_end, fps=fps, duration=duration)
+            if single is not None:
+                out.append(single)
         prev_end = a.end
         i += 1
+    return out
+
+
+def _scan_text(text: str, *, fps: float | None, duration: float | None) -> _Found:
+    """Ranges and single times in prose (no JSON)."""
+    found = _Found()
+    for mention in _mentions(_normalize(text), fps=fps, duration=duration):
+        if mention.kind == "point":
+            found.points.append(mention.pair[0])
+        else:
+            found.ranges.append(mention.pair)
     return found
 
 
-def _add_single(found: _Found, text: str, tok: _Token, prev_end: int, *, fps: float | None,
-                duration: float | None) -> None:
-    """One time on its own: a point, or a range when it says "first/last N s" or "to the end"."""
+def _single(text: str, tok: _Token, prev_end: int, *, fps: float | None,
+            duration: float | None) -> _Mention | None:
+    """One time on its own: a point, or a range when it says "first/last N s" or "to the end";
+    None for a length or a frame number without ``fps``."""
     t = _seconds(tok, fps)
     if t is None:
-        return
+        return None
     before = text[max(prev_end, tok.start - 12):tok.start]
     if _FIRST_BEFORE.search(before):
-        found.ranges.append((0.0, t))
-    elif _LAST_BEFORE.search(before):
-        if duration is not None:
-            found.ranges.append((max(0.0, duration - t), duration))
-    elif _is_length(text, tok, prev_end):
-        return
-    elif duration is not None and _TO_END_AFTER.match(text[tok.end:tok.end + 40]):
-        found.ranges.append((t, duration))
-    else:
-        found.points.append(t)
+        return _Mention(tok, tok, "derived", (0.0, t))
+    if _LAST_BEFORE.search(before):
+        if duration is None:
+            return None
+        return _Mention(tok, tok, "derived", (max(0.0, duration - t), duration))
+    if _is_length(text, tok, prev_end):
+        return None
+    if duration is not None and _TO_END_AFTER.match(text[tok.end:tok.end + 40]):
+        return _Mention(tok, tok, "derived", (t, duration))
+    return _Mention(tok, tok, "point", (t, t))
 
 
 def _range_seconds(a: _Token, b: _Token, fps: float | None) -> tuple[float, float] | None:
@@ -671,6 +697,144 @@ def parse_answer(text: str, *, duration: float | None = None,
     reasoning = "\n\n".join(p for p in reasoning_parts if p) or None
     return ParsedAnswer(spans=spans, answer=answer.strip(), reasoning=reasoning,
                         not_found=not_found)
+
+
+# --------------------------------------------------------------------------------------------
+# Restating the final times in the model's own sentence
+# --------------------------------------------------------------------------------------------
+
+_TAG = re.compile(r"<\s*(\d+(?:\.\d+)?)\s*(?:seconds?|secs?|s)\s*>", re.I)
+_SECONDS_UNIT = re.compile(rf"^{_SEC_UNIT}$", re.I)
+
+
+def _normalize_mapped(text: str) -> tuple[str, list[int], list[int]]:
+    """:func:`_normalize`, keeping for every character of the result the range of original
+    characters it came from (``starts[i]``, ``ends[i]``)."""
+    chars: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for i, ch in enumerate(text):
+        for out in unicodedata.normalize("NFKC", ch):
+            if out in "*`":
+                continue
+            chars.append(out)
+            starts.append(i)
+            ends.append(i + 1)
+    norm = "".join(chars)
+    pieces: list[str] = []
+    new_starts: list[int] = []
+    new_ends: list[int] = []
+    pos = 0
+    for m in _TAG.finditer(norm):
+        pieces.append(norm[pos:m.start()])
+        new_starts += starts[pos:m.start()]
+        new_ends += ends[pos:m.start()]
+        replacement = f" {m[1]} seconds "
+        pieces.append(replacement)
+        new_starts += [starts[m.start()]] * len(replacement)
+        new_ends += [ends[m.end() - 1]] * len(replacement)
+        pos = m.end()
+    pieces.append(norm[pos:])
+    new_starts += starts[pos:]
+    new_ends += ends[pos:]
+    return "".join(pieces), new_starts, new_ends
+
+
+def _gap(pair: tuple[float, float], span: Span) -> float:
+    """0 when ``pair`` and ``span`` overlap or touch, else the seconds between them."""
+    return max(0.0, span.start - pair[1], pair[0] - span.end)
+
+
+def _closest(pair: tuple[float, float], spans: tuple[Span, ...], tolerance: float) -> int | None:
+    """Index of the span ``pair`` most overlaps (or lies nearest), within ``tolerance`` s."""
+    best = min(range(len(spans)),
+               key=lambda k: (_gap(pair, spans[k]), -spans[k].intersection(Span(*sorted(pair)))))
+    return best if _gap(pair, spans[best]) <= tolerance else None
+
+
+def restate_times(text: str, spans: tuple[Span, ...] | list[Span], output_format: str, *,
+                  fps: float | None = None, duration: float | None = None,
+                  language: str = "en", tolerance: float = 1.0) -> str | None:
+    """``text`` (a model's answer) with every time it names replaced by the matching final
+    span's time, written in ``output_format``; ``None`` when that cannot be done honestly.
+
+    Each range the text names must match a different span of ``spans`` (overlapping it, or
+    within ``tolerance`` seconds), and every span must be named; a single time becomes the
+    span's nearer boundary (or the whole span, written ``start - end``, when the text names no
+    range). ``None`` for JSON answers, for "the first 5 seconds"-style phrases, for text that
+    names no time or times that match no span: the caller then writes the times itself.
+
+    >>> restate_times("The dog jumps from 5.2 to 7.7 seconds.", [Span(5.0, 8.033)], "HH:MM:SS.sss")
+    'The dog jumps from 00:00:05.000 to 00:00:08.033.'
+    >>> restate_times("狗在5.2秒到7.7秒之间跳起。", [Span(5.0, 8.033)], "seconds", language="zh")
+    '狗在5.000秒到8.033秒之间跳起。'
+    """
+    from .timecode import format_time
+
+    spans = tuple(spans)
+    if not spans or not text.strip():
+        return None
+    in_json, _ = _scan_json(text, fps=fps, duration=duration)
+    if in_json.ranges or in_json.points or in_json.not_found or in_json.answer:
+        return None
+    norm, starts, ends = _normalize_mapped(text)
+    mentions = _mentions(norm, fps=fps, duration=duration)
+    if not mentions and len(norm) <= 400 and _BARE_ANSWER.match(norm):
+        mentions = [_Mention(_Token(_number(m["a"]), m.start("a"), m.end("a"), False),
+                             _Token(_number(m["b"]), m.start("b"), m.end("b"), False),
+                             "range", (_number(m["a"]), _number(m["b"])))
+                    for m in _BARE_RANGE_ITEM.finditer(norm)]
+    if not mentions or any(m.kind == "derived" for m in mentions):
+        return None
+    matched = [_closest(m.pair, spans, tolerance) for m in mentions]
+    if any(k is None for k in matched):
+        return None
+    ranges = [k for m, k in zip(mentions, matched, strict=True) if m.kind == "range"]
+    named = set(ranges) if ranges else set(matched)
+    if len(ranges) != len(set(ranges)) or named != set(range(len(spans))):
+        return None
+
+    def write(seconds: float, tok: _Token) -> str:
+        original = text[starts[tok.start]:ends[tok.end - 1]]
+        if output_format == "frames":
+            frame = format_time(seconds, "frames", fps=fps)
+            if language == "zh":
+                return f"{frame}帧" if text[:starts[tok.start]].endswith("第") else f"第{frame}帧"
+            return f"frame {frame}"
+        value = format_time(seconds, output_format, fps=fps)
+        if output_format != "seconds":
+            return value
+        number = re.search(r"\d+(?:[.,]\d+)?", original)
+        unit = norm[tok.start:tok.end][len(number[0]) if number else 0:].strip() if tok.timed \
+            else ""
+        if number and tok.timed and not tok.frames and tok.scale == 1.0 and \
+                _SECONDS_UNIT.match(unit) and ":" not in original and "<" not in original:
+            return original[:number.start()] + value + original[number.end():]
+        if not tok.timed:
+            return value
+        return f"{value}秒" if language == "zh" else f"{value} seconds"
+
+    edits: list[tuple[int, int, str]] = []
+    for mention, k in zip(mentions, matched, strict=True):
+        span = spans[k]  # type: ignore[index]
+        if mention.kind == "range":
+            start_tok, end_tok = mention.first, mention.last
+            if mention.pair[0] > mention.pair[1]:
+                start_tok, end_tok = end_tok, start_tok
+            edits.append((start_tok.start, start_tok.end, write(span.start, start_tok)))
+            edits.append((end_tok.start, end_tok.end, write(span.end, end_tok)))
+        elif not ranges and span.duration > 0:
+            tok = mention.first
+            edits.append((tok.start, tok.end,
+                          f"{write(span.start, tok)} - {write(span.end, tok)}"))
+        else:
+            t = mention.pair[0]
+            nearer = span.start if abs(t - span.start) <= abs(t - span.end) else span.end
+            edits.append((mention.first.start, mention.first.end, write(nearer, mention.first)))
+    out = text
+    for n_start, n_end, replacement in sorted(edits, reverse=True):
+        out = out[:starts[n_start]] + replacement + out[ends[n_end - 1]:]
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The ``vidground`` command: a thin shell over the library (``locate``, ``info``, ``serve``,
-``doctor``). Results go to stdout, progress and errors to stderr; no raw tracebacks."""
+``doctor``). Results go to stdout, progress and errors to stderr; no raw tracebacks. With
+``--json`` an error is a JSON object on stdout too (``{"error": {"code", "message"}}``). Text
+given to Rich is escaped (``[modelscope]`` is not markup) and never hard-wrapped."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .config import Settings
@@ -27,9 +30,27 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-stderr = Console(stderr=True)
+# soft_wrap: lines are never broken by Rich (a command in a message stays one piece when the
+# output is a file or a pipe; a terminal wraps them visually)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 stdout = Console(highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"vidground {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool | None, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="print the version and exit")] = None) -> None:
+    """Find when things happen in a video, with Qwen3-VL."""
 
 T = TypeVar("T")
 
@@ -40,6 +61,22 @@ ModelOpt = Annotated[str | None, typer.Option(
 BaseUrlOpt = Annotated[str | None, typer.Option(
     "--openai-base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:1, mps")]
+ModelSourceOpt = Annotated[str | None, typer.Option(
+    "--model-source", help="where model ids are downloaded from: huggingface or modelscope")]
+DtypeOpt = Annotated[str | None, typer.Option(
+    "--dtype", help="local backend: auto, bfloat16, float16 or float32")]
+OpenAIModelOpt = Annotated[str | None, typer.Option(
+    "--openai-model", help="model name the OpenAI-compatible server serves (default: the "
+                           "first it lists)")]
+OpenAIKeyOpt = Annotated[str | None, typer.Option(
+    "--openai-api-key", help="API key of the OpenAI-compatible server (better: "
+                             "VIDGROUND_OPENAI_API_KEY, not seen in the process list)")]
+
+#: API option names -> the flags that set them, so messages name what a CLI user typed
+_FLAGS = {"output_format": "--format", "frame_sampling_rate": "--fps",
+          "max_frames": "--max-frames", "return_reasoning": "--reasoning",
+          "all_occurrences": "--all", "snap_to_keyframes": "--snap-keyframes",
+          "split_phases": "--split-phases", "max_refine_calls": "--max-refine-calls"}
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -47,23 +84,40 @@ def _settings(**overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def _run(action: Callable[[], T]) -> T:
-    """Run ``action``; turn our errors into a one-line message and exit code 2."""
+def _run(action: Callable[[], T], *, as_json: bool = False) -> T:
+    """Run ``action``; turn our errors into a readable message and exit code 2 (1 for an
+    internal error). With ``as_json`` the error is also printed as JSON on stdout."""
     try:
         return action()
     except VidgroundError as exc:
-        stderr.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        raise typer.Exit(2) from None
+        _fail(exc.code, exc.message, 2, as_json)
     except KeyboardInterrupt:
-        stderr.print("interrupted")
-        raise typer.Exit(130) from None
+        _fail("interrupted", "interrupted", 130, as_json)
     except Exception as exc:  # noqa: BLE001 - the last line of defence for the user
         if os.environ.get("VIDGROUND_DEBUG"):
             raise
-        stderr.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
-                     "Run again with VIDGROUND_DEBUG=1 for the traceback, and please report it.",
-                     highlight=False)
-        raise typer.Exit(1) from None
+        _fail("internal_error", f"{type(exc).__name__}: {exc}", 1, as_json,
+              hint="Run again with VIDGROUND_DEBUG=1 for the traceback, and please report it.")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _fail(code: str, message: str, exit_code: int, as_json: bool, hint: str = "") -> None:
+    """Print an error (stderr; with ``as_json`` a JSON object on stdout) and exit."""
+    if as_json:
+        print(json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False))
+    label = "internal error" if code == "internal_error" else "error"
+    text = f"[bold red]{label}:[/] {escape(message)}"
+    stderr.print(text + (f"\n{escape(hint)}" if hint else ""))
+    raise typer.Exit(exit_code)
+
+
+def _flag_names(message: str) -> str:
+    """``message`` with API option names replaced by the CLI flags that set them."""
+    import re
+
+    for key, flag in _FLAGS.items():
+        message = re.sub(rf"(?<![\w-]){key}(?!\w)", flag, message)
+    return message
 
 
 @contextmanager
@@ -108,15 +162,28 @@ def locate(
     max_frames: Annotated[int, typer.Option("--max-frames", help="most frames per model call")
                           ] = 768,
     output_format: Annotated[str, typer.Option(
-        "--format", help=f"time format: {', '.join(OUTPUT_FORMATS)}")] = "HH:MM:SS.sss",
+        "--format", help=f"time format: {', '.join(OUTPUT_FORMATS)} (frames: the first frame "
+                         "of the span, and the first frame after it: the end is exclusive)")
+    ] = "HH:MM:SS.sss",
     reasoning: Annotated[bool, typer.Option(help="ask for the model's reasoning")] = True,
     all_occurrences: Annotated[bool, typer.Option("--all", help="every occurrence")] = False,
     refine: Annotated[bool, typer.Option(help="re-ask around boundaries")] = True,
+    verify: Annotated[bool, typer.Option(
+        help="re-ask whether each span shows the event (its score); drop those that fail")
+    ] = True,
+    split_phases: Annotated[bool, typer.Option(
+        help="one labelled span per phase of a question about an action's phases")] = True,
+    max_refine_calls: Annotated[int, typer.Option(
+        "--max-refine-calls", help="most extra model calls for --refine and --verify")] = 8,
     snap_keyframes: Annotated[bool, typer.Option(
         help="sample keyframes when every sampling interval holds one (much faster)")] = True,
     backend: BackendOpt = None,
     model: ModelOpt = None,
+    model_source: ModelSourceOpt = None,
+    dtype: DtypeOpt = None,
     openai_base_url: BaseUrlOpt = None,
+    openai_model: OpenAIModelOpt = None,
+    openai_api_key: OpenAIKeyOpt = None,
     device: DeviceOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
     export: ExportOpt = None,
@@ -127,14 +194,20 @@ def locate(
     from .options import LocateOptions
 
     def work() -> None:
-        options = LocateOptions.from_mapping({
-            "frame_sampling_rate": _parse_rate(fps), "max_frames": max_frames,
-            "output_format": output_format, "return_reasoning": reasoning,
-            "all_occurrences": all_occurrences, "refine": refine,
-            "snap_to_keyframes": snap_keyframes,
-        })
+        try:
+            options = LocateOptions.from_mapping({
+                "frame_sampling_rate": _parse_rate(fps), "max_frames": max_frames,
+                "output_format": output_format, "return_reasoning": reasoning,
+                "all_occurrences": all_occurrences, "refine": refine, "verify": verify,
+                "split_phases": split_phases, "max_refine_calls": max_refine_calls,
+                "snap_to_keyframes": snap_keyframes,
+            })
+        except OptionsError as exc:
+            raise OptionsError(_flag_names(exc.message)) from None
         settings = _settings(backend=backend, model=model, openai_base_url=openai_base_url,
-                             device=device)
+                             device=device, model_source=model_source,
+                             dtype=dtype, openai_model=openai_model,
+                             openai_api_key=openai_api_key)
         grounder = Grounder(settings=settings)
         with _progress_display(not quiet and stderr.is_terminal) as report:
             result = grounder.locate(video, query, options, progress=report)
@@ -148,21 +221,23 @@ def locate(
 
             write_outputs(Result.from_grounding(result), export, evidence)
 
-    _run(work)
+    _run(work, as_json=as_json)
 
 
 def _print_grounding(result: Any) -> None:
+    """Spans, then the answer (stating the final times) and the reasoning; model text is
+    escaped, so brackets in it are printed as written."""
     if result.spans:
         for span in result.spans:
-            label = f"  ({span.label})" if span.label else ""
+            label = f"  ({escape(span.label)})" if span.label else ""
             stdout.print(f"{result.format(span.start)} - {result.format(span.end)}{label}")
     else:
         stdout.print("not found: the model did not place the event in this video")
-    stdout.print(f"\nanswer: {result.answer}")
+    stdout.print(f"\nanswer: {escape(result.answer)}")
     if result.reasoning:
-        stdout.print(f"reasoning: {result.reasoning}")
+        stdout.print(f"reasoning: {escape(result.reasoning)}")
     t = result.timings
-    stderr.print(f"[dim]{result.model} · {int(t.get('frames', 0))} frames · decode "
+    stderr.print(f"[dim]{escape(result.model)} · {int(t.get('frames', 0))} frames · decode "
                  f"{t.get('decode_s', 0):.2f}s · model {t.get('model_s', 0):.2f}s[/]")
 
 
@@ -180,32 +255,40 @@ def info(
         if as_json:
             print(json.dumps(facts.to_dict(), indent=2))
             return
-        stdout.print(f"{facts.path}\n  duration   {format_time(facts.duration)}"
+        stdout.print(f"{escape(str(facts.path))}\n  duration   {format_time(facts.duration)}"
                      f" ({facts.duration:.3f} s)\n  frames     {facts.frame_count} at "
                      f"{facts.fps:.3f} fps\n  size       {facts.width}x{facts.height}"
                      f" (rotation {facts.rotation})\n  codec      {facts.codec} in "
                      f"{facts.container}\n  start time {facts.start_time:.3f} s\n"
                      f"  audio      {'yes' if facts.has_audio else 'no'}")
 
-    _run(work)
+    _run(work, as_json=as_json)
 
 
 @app.command()
 def doctor(
     backend: BackendOpt = None,
     model: ModelOpt = None,
+    model_source: ModelSourceOpt = None,
+    device: DeviceOpt = None,
     openai_base_url: BaseUrlOpt = None,
+    openai_model: OpenAIModelOpt = None,
+    openai_api_key: OpenAIKeyOpt = None,
 ) -> None:
     """Check that the model backend works: reachable, model present, accepts images, latency."""
     from .doctor import check_backend
 
     def work() -> bool:
-        checks = check_backend(_settings(backend=backend, model=model,
-                                         openai_base_url=openai_base_url))
+        checks = check_backend(_settings(
+            backend=backend, model=model, model_source=model_source, device=device,
+            openai_base_url=openai_base_url, openai_model=openai_model,
+            openai_api_key=openai_api_key))
+        colours = {"ok": "green", "SKIP": "yellow", "FAIL": "red"}
         for check in checks:
-            mark = "[green]ok[/]" if check.ok else "[red]FAIL[/]"
+            label = check.label
             latency = f" ({check.latency_ms:.0f} ms)" if check.latency_ms is not None else ""
-            stdout.print(f"{mark}  {check.name}{latency}: {check.detail}")
+            stdout.print(f"[{colours[label]}]{label}[/]  {escape(check.name)}{latency}: "
+                         f"{escape(check.detail)}")
         return all(c.ok for c in checks)
 
     if not _run(work):
@@ -221,10 +304,21 @@ def serve(
     data_dir: Annotated[Path | None, typer.Option(help="uploads and the jobs database")] = None,
     api_key: Annotated[str | None, typer.Option(help="require 'Authorization: Bearer KEY'")
                        ] = None,
+    allowed_hosts: Annotated[str | None, typer.Option(
+        help="comma-separated Host names served besides loopback and the bind address "
+             "('*': any, behind a proxy)")] = None,
+    max_upload_mb: Annotated[int | None, typer.Option(help="largest upload (default 2048)")
+                             ] = None,
+    upload_retention_hours: Annotated[float | None, typer.Option(
+        help="delete uploads unused for this long (default 168; 0 keeps them)")] = None,
     preload: Annotated[bool, typer.Option(help="load the model at start")] = False,
     backend: BackendOpt = None,
     model: ModelOpt = None,
+    model_source: ModelSourceOpt = None,
+    dtype: DtypeOpt = None,
     openai_base_url: BaseUrlOpt = None,
+    openai_model: OpenAIModelOpt = None,
+    openai_api_key: OpenAIKeyOpt = None,
     device: DeviceOpt = None,
 ) -> None:
     """Serve the web page and the REST API (default http://127.0.0.1:7860)."""
@@ -232,8 +326,11 @@ def serve(
 
     settings = _run(lambda: _settings(
         host=host, port=port, media_root=media_root, data_dir=data_dir, api_key=api_key,
-        preload_model=preload or None, backend=backend, model=model,
-        openai_base_url=openai_base_url, device=device))
+        allowed_hosts=allowed_hosts, max_upload_mb=max_upload_mb,
+        upload_retention_hours=upload_retention_hours,
+        preload_model=preload or None, backend=backend, model=model, model_source=model_source,
+        dtype=dtype, openai_base_url=openai_base_url, openai_model=openai_model,
+        openai_api_key=openai_api_key, device=device))
     _run(lambda: run_server(settings))
 
 
@@ -293,7 +390,7 @@ def cache_info(
             print(json.dumps(facts, indent=2))
             return
         state = "on" if facts["enabled"] else "off (VIDGROUND_CACHE_MAX_GB=0)"
-        stdout.print(f"{facts['dir']}  ({state})\n  {facts['entries']} entries, "
+        stdout.print(f"{escape(str(facts['dir']))}  ({state})\n  {facts['entries']} entries, "
                      f"{facts['bytes'] / 1e6:.1f} MB of {facts['max_bytes'] / 1e9:g} GB")
         for kind, k in sorted(facts["kinds"].items()):
             stdout.print(f"  {kind:<9} {k['entries']:>6} entries  {k['bytes'] / 1e6:>10.1f} MB")
@@ -331,11 +428,38 @@ _register_outputs(app, _run, _settings)
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point: the Typer app, with flags shown without a ``<bool>`` type and
+    usage errors of a ``--json`` command as JSON on stdout."""
+    command = typer.main.get_command(app)
+    _plain_flags(command)
     try:
-        app()
-    except SystemExit as exc:
-        sys.exit(exc.code)
+        code = command.main(prog_name="vidground", standalone_mode=False)
+    except _USAGE_ERROR as exc:
+        if "--json" in sys.argv[1:]:
+            print(json.dumps({"error": {"code": "usage_error", "message": exc.format_message()}},
+                             ensure_ascii=False))
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        stderr.print("interrupted")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+#: Click's base exception for bad command lines, as Typer raises it (Typer may bundle Click)
+_USAGE_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _plain_flags(command: Any) -> None:
+    """No type column for on/off flags in ``--help`` (``--json <bool>`` says nothing)."""
+    help_option = command.get_help_option(typer.Context(
+        command, help_option_names=["-h", "--help"]))  # made once and kept by Click
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags(sub)
 
 
 if __name__ == "__main__":

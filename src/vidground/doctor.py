@@ -33,12 +33,24 @@ IMAGE_CHECK_TIMEOUT_S = 60.0
 
 @dataclass(frozen=True)
 class Check:
-    """One readiness check: ``ok`` and a ``detail`` a person can act on."""
+    """One readiness check: ``ok`` and a ``detail`` a person can act on. A check that could not
+    run because an earlier one failed is ``skipped`` (not ok, and labelled ``SKIP``)."""
 
     name: str
     ok: bool
     detail: str
     latency_ms: float | None = None
+    skipped: bool = False
+
+    @classmethod
+    def skip(cls, name: str, why: str) -> Check:
+        """A check not run because ``why`` (an earlier check failed)."""
+        return cls(name, False, f"skipped: {why}", skipped=True)
+
+    @property
+    def label(self) -> str:
+        """``ok``, ``SKIP`` or ``FAIL``."""
+        return "ok" if self.ok else "SKIP" if self.skipped else "FAIL"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,7 +77,7 @@ def format_checks(checks: list[Check]) -> str:
     lines = []
     for c in checks:
         latency = f" ({c.latency_ms:.0f} ms)" if c.latency_ms is not None else ""
-        lines.append(f"[{'ok' if c.ok else 'FAIL'}] {c.name}{latency}: {c.detail}")
+        lines.append(f"[{c.label}] {c.name}{latency}: {c.detail}")
     return "\n".join(lines)
 
 
@@ -89,17 +101,16 @@ def check_openai(settings: Settings) -> list[Check]:
     try:
         models = backend.list_models()
     except VidgroundError as exc:
-        skipped = "skipped: the server is not reachable"
+        why = "the server is not reachable"
         return [Check("server reachable", False, exc.message),
-                Check("model listed", False, skipped),
-                Check("accepts an image", False, skipped)]
+                Check.skip("model listed", why), Check.skip("accepts an image", why)]
     models_ms = _ms_since(start)
     checks = [Check("server reachable", True,
                     f"{backend.base_url} lists {len(models)} model(s)", models_ms)]
     model_check = _model_listed(settings.openai_model, models)
     checks.append(model_check)
     if not model_check.ok:
-        checks.append(Check("accepts an image", False, "skipped: no usable model"))
+        checks.append(Check.skip("accepts an image", "no usable model"))
         return checks
     image_check = _accepts_image(backend)
     checks.append(image_check)
@@ -188,6 +199,8 @@ def check_transformers(settings: Settings) -> list[Check]:
     checks.append(_transformers_check())
     if checks[0].ok:
         checks.append(_device_check(settings.device))
+    else:
+        checks.append(Check.skip("device", "torch is not importable"))
     checks.append(_weights_check(settings))
     return checks
 

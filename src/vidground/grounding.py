@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .answer import ParsedAnswer, parse_answer
+from .answer import ParsedAnswer, parse_answer, restate_times
 from .backends import Backend, create_backend
 from .backends.base import Prompt
+from .backends.fitting import FitTally, RequestTooLargeError, track_fit
 from .cache import DiskCache, open_cache, track
 from .cache.frames import cached_decode
 from .cache.motion import cached_motion_curve
@@ -28,7 +29,7 @@ from .phases import phase_question, split_phases
 from .progress import ProgressCallback, ProgressEvent, ignore_progress
 from .prompts import build_prompt, detect_language
 from .refine import CallCounter, Refiner, RefineSettings
-from .timecode import OutputFormat, Span, format_time
+from .timecode import OUTPUT_FORMATS, OutputFormat, Span, format_time
 from .video.decode import Frame, keyframe_times
 from .video.motion import MotionCurve, adaptive_times
 from .video.probe import VideoInfo, probe
@@ -42,8 +43,10 @@ class Grounding:
     """The answer to one question about one video.
 
     ``spans`` are in seconds from the first displayed frame, in time order; empty when the event
-    was not found. ``answer`` is the model's plain answer, ``reasoning`` its explanation (when
-    asked for), ``raw_answer`` the model's whole text.
+    was not found. ``answer`` is the answer to show: the model's sentence with the times it
+    named replaced by the final (refined) ones, written in ``options.output_format``
+    (:meth:`answer_in` gives it in another format); ``reasoning`` is the model's explanation
+    (when asked for), ``raw_answer`` the model's own, unedited text.
     """
 
     query: str
@@ -52,11 +55,12 @@ class Grounding:
     reasoning: str | None
     video: VideoInfo
     model: str
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float | int] = field(default_factory=dict)
     frame_times: tuple[float, ...] = ()
     raw_answer: str = ""
     options: LocateOptions = field(default_factory=LocateOptions)
     motion: MotionCurve | None = None
+    answers: dict[str, str] = field(default_factory=dict)  # the answer in every output format
 
     @property
     def found(self) -> bool:
@@ -65,6 +69,10 @@ class Grounding:
     def format(self, seconds: float, output_format: str | None = None) -> str:
         return format_time(seconds, output_format or self.options.output_format,
                            fps=self.video.fps)
+
+    def answer_in(self, output_format: str | None = None) -> str:
+        """The answer with its times written in ``output_format`` (default: the request's)."""
+        return self.answers.get(output_format or self.options.output_format, self.answer)
 
     def timestamp_range(self, output_format: str | None = None) -> tuple[str, str] | None:
         """The first span as formatted text, or ``None`` when nothing was found."""
@@ -78,7 +86,8 @@ class Grounding:
         fmt = output_format or self.options.output_format
         rng = self.timestamp_range(fmt)
         return {
-            "response": self.answer,
+            "response": self.answer_in(fmt),
+            "raw_answer": self.raw_answer,
             "timestamp_range": list(rng) if rng else None,
             "reasoning": self.reasoning,
             "segments": [s.to_dict(fmt, fps=self.video.fps) for s in self.spans],
@@ -134,17 +143,17 @@ class Grounder:
 
         A question about the phases of an action ("when does she start ..., and when does she
         finish?") gets one labelled span per phase, asked about the same decoded frames."""
-        with track() as tally:
+        with track() as tally, track_fit() as fit:
             started = time.perf_counter()
-            grounding = self._locate(video, query, options, progress)
+            grounding = self._locate(video, query, options, progress, fit)
         grounding.timings.update({
-            "cache_hits": float(tally.hits), "cache_misses": float(tally.misses),
+            "cache_hits": tally.hits, "cache_misses": tally.misses,
             "vision_s": round(tally.vision_s, 4), "prep_s": round(tally.prep_s, 4),
             "total_s": round(time.perf_counter() - started, 4)})
         return grounding
 
     def _locate(self, video: str | Path, query: str, options: LocateOptions | None,
-                progress: ProgressCallback | None) -> Grounding:
+                progress: ProgressCallback | None, fit: FitTally) -> Grounding:
         opts = options or LocateOptions()
         report = progress or ignore_progress
         text = check_query(query)
@@ -162,7 +171,7 @@ class Grounder:
         prompts = [build_prompt(q, language=language, return_reasoning=opts.return_reasoning,
                                 all_occurrences=opts.all_occurrences, duration=info.duration)
                    for q in questions]
-        coarse = self._ask_windows(info, plan, prompts, opts, report)
+        coarse = self._ask_windows(info, plan, prompts, opts, report, fit)
 
         refine_started = time.perf_counter()
         counter = CallCounter(opts.max_refine_calls)
@@ -172,23 +181,25 @@ class Grounder:
             spans.extend(s.with_(label=label) if label else s for s in found)
         refine_s = time.perf_counter() - refine_started
 
-        answer, reasoning = _summarise(coarse, spans, phases, language)
-        timings = {
+        answers, reasoning = _summarise(coarse, spans, phases, language, info,
+                                        tolerance=max(1.0, 2 * plan.interval))
+        timings: dict[str, float | int] = {
             "decode_s": round(sum(r.decode_s for r in coarse), 4),
             "model_s": round(sum(r.model_s for r in coarse), 4),
             "refine_s": round(refine_s, 4),
             "total_s": round(time.perf_counter() - started, 4),
-            "frames": float(len(plan.times)),
-            "windows": float(len(plan.windows)),
-            "model_calls": float(len(plan.windows) * len(prompts) + counter.calls),
-            "refine_calls": float(counter.calls),
-            "refine_frames": float(counter.frames),
+            "frames": len(plan.times),
+            "windows": len(plan.windows),
+            "model_calls": len(plan.windows) * len(prompts) + fit.split + counter.calls,
+            "refine_calls": counter.calls,
+            "refine_frames": counter.frames,
+            **fit.timings(),
         }
         report(ProgressEvent("done", 1, 1, "done"))
         return Grounding(
             query=text,
             spans=tuple(spans),
-            answer=answer,
+            answer=answers[opts.output_format],
             reasoning=reasoning if opts.return_reasoning else None,
             video=info,
             model=self.backend.model_name,
@@ -197,6 +208,7 @@ class Grounder:
             raw_answer="\n\n".join(raw for r in coarse for raw in r.raw),
             options=opts,
             motion=plan.motion,
+            answers=answers,
         )
 
     def _spans(self, info: VideoInfo, question: str, language: str, plan: SamplingPlan,
@@ -214,14 +226,15 @@ class Grounder:
         return spans
 
     def _ask_windows(self, info: VideoInfo, plan: SamplingPlan, prompts: Sequence[Prompt],
-                     opts: LocateOptions, report: ProgressCallback) -> list[_CoarseResult]:
+                     opts: LocateOptions, report: ProgressCallback,
+                     fit: FitTally) -> list[_CoarseResult]:
         """Decode each window's frames once (one window in memory at a time, or one batch of
         windows for backends that take several requests at once) and ask every prompt."""
         results = [_CoarseResult() for _ in prompts]
         batch_size = max(1, int(getattr(self.backend, "max_concurrency", 1) or 1))
-        generate_many = getattr(self.backend, "generate_many", None)
         total_frames = sum(len(w) for w in plan.windows)  # overlaps are decoded twice
         decoded = 0
+        fitting = _Pieces()
         for first in range(0, len(plan.windows), batch_size):
             batch = plan.windows[first:first + batch_size]
             decode_started = time.perf_counter()
@@ -239,19 +252,42 @@ class Grounder:
                 model_started = time.perf_counter()
                 report(ProgressEvent("model", first, len(plan.windows),
                                      f"asking {self.backend.model_name}"))
-                if len(windows) > 1 and callable(generate_many):
-                    texts = generate_many([(frames, prompt) for frames in windows],
-                                          max_new_tokens=opts.max_new_tokens)
-                else:
-                    texts = [self.backend.generate(frames, prompt,
-                                                   max_new_tokens=opts.max_new_tokens)
-                             for frames in windows]
+                texts = self._ask_fitting(windows, prompt, opts, fitting, fit)
                 result.model_s += time.perf_counter() - model_started
                 report(ProgressEvent("model", first + len(batch), len(plan.windows),
                                      f"asking {self.backend.model_name}"))
                 for text in texts:
                     result.add(text, parse_answer(text, duration=info.duration, fps=info.fps))
         return results
+
+    def _ask_fitting(self, windows: Sequence[Sequence[Frame]], prompt: Prompt,
+                     opts: LocateOptions, pieces: _Pieces, fit: FitTally) -> list[str]:
+        """The answers about ``windows``; a window too large for one request (the backend
+        says how many frames fit) is asked in overlapping pieces of that many frames, and so
+        are the later windows. Fails only when not even one frame fits."""
+        for _ in range(_MAX_FIT_ROUNDS):
+            requests = [piece for window in windows for piece in pieces.split(window)]
+            try:
+                texts = self._generate(requests, prompt, opts.max_new_tokens)
+            except RequestTooLargeError as exc:
+                if exc.fits < 1 or not pieces.lower(exc.fits):
+                    raise
+                continue
+            fit.add_split(len(requests) - len(windows))
+            return texts
+        raise RequestTooLargeError(  # pragma: no cover - each round lowers the piece size
+            f"the requests did not fit the server's cap after {_MAX_FIT_ROUNDS} splits; raise "
+            "VIDGROUND_OPENAI_MAX_REQUEST_MB or send smaller frames (max_pixels_per_frame)")
+
+    def _generate(self, requests: Sequence[Sequence[Frame]], prompt: Prompt,
+                  max_new_tokens: int) -> list[str]:
+        """One answer per request, several at once where the backend can."""
+        generate_many = getattr(self.backend, "generate_many", None)
+        if len(requests) > 1 and callable(generate_many):
+            return list(generate_many([(frames, prompt) for frames in requests],
+                                      max_new_tokens=max_new_tokens))
+        return [self.backend.generate(frames, prompt, max_new_tokens=max_new_tokens)
+                for frames in requests]
 
     def _refine(self, info: VideoInfo, query: str, language: str, plan: SamplingPlan,
                 spans: list[Span], opts: LocateOptions, counter: CallCounter,
@@ -277,6 +313,32 @@ class Grounder:
                 span = span.with_(score=None if score is None else round(score, 4))
             kept.append(span)
         return kept
+
+
+_MAX_FIT_ROUNDS = 16
+
+
+@dataclass
+class _Pieces:
+    """The most frames one request may carry, learned from the backend's size errors."""
+
+    most: int | None = None
+
+    def lower(self, fits: int) -> bool:
+        """Ask at most ``fits`` frames per request from now on; False if that is no lower."""
+        if self.most is not None and fits >= self.most:
+            return False
+        self.most = fits
+        return True
+
+    def split(self, frames: Sequence[Frame]) -> list[Sequence[Frame]]:
+        """``frames`` in pieces of at most ``most`` frames that overlap like windows do."""
+        if self.most is None or len(frames) <= self.most:
+            return [frames]
+        if self.most == 1:
+            return [[frame] for frame in frames]
+        index = split_windows(list(range(len(frames))), self.most)
+        return [[frames[i] for i in piece] for piece in index]
 
 
 @dataclass
@@ -351,22 +413,56 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
 
 
 def _summarise(coarse: Sequence[_CoarseResult], spans: Sequence[Span], phases: Sequence[str],
-               language: str) -> tuple[str, str | None]:
-    """The answer and reasoning to show: the model's own words for a plain question (or a
-    plain not-found when verification dropped its spans); one line per phase otherwise."""
+               language: str, info: VideoInfo, *, tolerance: float
+               ) -> tuple[dict[str, str], str | None]:
+    """The answer to show in every output format, and the reasoning.
+
+    A plain question: the model's own sentence with the times it named replaced by the final
+    spans' (or, where that cannot be done, the final times written out); a plain not-found
+    when verification dropped its spans. A phase question: one line per phase."""
+    fps = info.fps if info.fps and info.fps > 0 else None
+    formats = [f for f in OUTPUT_FORMATS if f != "frames" or fps]
     if not phases:
         result = coarse[0]
         if result.spans and not spans:
-            return not_found_answer(language), result.answer
-        return (result.answer or not_found_answer(language)), result.reasoning
-    lines = []
-    for phase in phases:
-        found = [s for s in spans if s.label == phase]
-        where = (", ".join(f"{format_time(s.start)} - {format_time(s.end)}" for s in found)
-                 if found else not_found_answer(language))
-        lines.append(f"{phase}: {where}")
+            return dict.fromkeys(formats, not_found_answer(language)), result.answer
+        if not spans:
+            return dict.fromkeys(formats, result.answer or not_found_answer(language)), \
+                result.reasoning
+        answers = {}
+        for fmt in formats:
+            restated = restate_times(result.answer, tuple(spans), fmt, fps=fps,
+                                     duration=info.duration, language=language,
+                                     tolerance=tolerance)
+            answers[fmt] = restated or _stated(result.answer, spans, fmt, fps, language)
+        return answers, result.reasoning
     reasons = [r.reasoning for r in coarse if r.reasoning]
-    return "\n".join(lines), "\n".join(reasons) or None
+    answers = {}
+    for fmt in formats:
+        lines = []
+        for phase in phases:
+            found = [s for s in spans if s.label == phase]
+            where = (", ".join(_range_text(s, fmt, fps) for s in found)
+                     if found else not_found_answer(language))
+            lines.append(f"{phase}: {where}")
+        answers[fmt] = "\n".join(lines)
+    return answers, "\n".join(reasons) or None
+
+
+def _range_text(span: Span, output_format: str, fps: float | None) -> str:
+    return (f"{format_time(span.start, output_format, fps=fps)} - "
+            f"{format_time(span.end, output_format, fps=fps)}")
+
+
+def _stated(answer: str, spans: Sequence[Span], output_format: str, fps: float | None,
+            language: str) -> str:
+    """The final times written out, when the model's sentence cannot be rewritten: after the
+    sentence when it names no time, instead of it when its times do not match the spans."""
+    times = "; ".join(_range_text(s, output_format, fps) for s in spans)
+    probe_text = parse_answer(answer)
+    if answer.strip() and not probe_text.spans:
+        return f"{answer.strip()} ({times})"
+    return f"出现在 {times}。" if language == "zh" else f"Found at {times}."
 
 
 def not_found_answer(language: str) -> str:

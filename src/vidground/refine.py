@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from .answer import parse_answer, parse_yes_no
 from .backends.base import Backend, Prompt
+from .backends.fitting import RequestTooLargeError
 from .cache import DiskCache
 from .cache.frames import cached_decode
 from .prompts import build_prompt, build_verify_prompt
@@ -26,6 +27,8 @@ from .video.decode import Frame
 from .video.probe import VideoInfo
 
 FrameSize = tuple[int, int]
+#: re-asks of one clip with fewer frames when the backend says its request is too large
+_MAX_FIT_TRIES = 4
 
 
 @dataclass(frozen=True)
@@ -180,17 +183,28 @@ class Refiner:
         None when the model did not place it there or the call budget is spent."""
         if not self.counter.take():
             return None
-        frames = cached_decode(self.cache, self.info,
-                               dense_times(self.info, lo, hi, self.settings.max_frames),
-                               size=self.size)
-        if len(frames) < 2:
+        count = self.settings.max_frames
+        for _ in range(_MAX_FIT_TRIES):
+            frames = cached_decode(self.cache, self.info,
+                                   dense_times(self.info, lo, hi, count), size=self.size)
+            if len(frames) < 2:
+                return None
+            prompt = build_prompt(self.query, language=self.language, return_reasoning=False,
+                                  all_occurrences=False, duration=float(len(frames)))
+            try:
+                text = self.backend.generate(on_virtual_clock(frames), prompt,
+                                             max_new_tokens=self.max_new_tokens)
+                break
+            except RequestTooLargeError as exc:  # fewer dense frames, as many as fit
+                if exc.fits < 1:
+                    raise
+                if exc.fits < 2:
+                    return None  # one frame shows no boundary: the coarse one stays
+                count = min(exc.fits, len(frames) - 1)
+        else:
             return None
         self.counter.frames += len(frames)
         self.on_call(self.counter.calls)
-        prompt = build_prompt(self.query, language=self.language, return_reasoning=False,
-                              all_occurrences=False, duration=float(len(frames)))
-        text = self.backend.generate(on_virtual_clock(frames), prompt,
-                                     max_new_tokens=self.max_new_tokens)
         parsed = parse_answer(text, duration=float(len(frames)))
         if not parsed.spans:
             return None
@@ -206,12 +220,26 @@ class Refiner:
         [0, 1] (the yes-probability where the backend gives one), or None when undecided."""
         if not self.counter.take():
             return None
-        frames = cached_decode(self.cache, self.info, _inside(span, max_frames), size=self.size)
-        if not frames:
+        prompt = build_verify_prompt(self.query, language=self.language)
+        for _ in range(_MAX_FIT_TRIES):
+            frames = cached_decode(self.cache, self.info, _inside(span, max_frames),
+                                   size=self.size)
+            if not frames:
+                return None
+            try:
+                score = self._verdict(frames, prompt, span)
+                break
+            except RequestTooLargeError as exc:  # fewer frames, as many as fit
+                if exc.fits < 1:
+                    raise
+                max_frames = min(exc.fits, len(frames) - 1)
+        else:
             return None
         self.counter.frames += len(frames)
         self.on_call(self.counter.calls)
-        prompt = build_verify_prompt(self.query, language=self.language)
+        return score
+
+    def _verdict(self, frames: Sequence[Frame], prompt: Prompt, span: Span) -> float | None:
         yes_probability = getattr(self.backend, "yes_probability", None)
         if callable(yes_probability):
             score = yes_probability(frames, prompt)

@@ -13,7 +13,11 @@ timestamps itself (one label per pair of frames, the pair's mean time). This nee
 enough to take ``media_io_kwargs`` per request and metadata for ``video/jpeg`` frame lists; it has
 only been checked against the fake server in ``tests/``. See ``docs/scaling-out.md``.
 
-Requests are bounded (frames per request, base64 bytes per request), retried with exponential
+Requests are sized to the caps (frames per request, bytes per request, measured on the body
+that is sent): a request over the byte cap is encoded again at a lower JPEG quality, then with
+smaller frames (:func:`fit_steps`, within ``MIN_FIT_QUALITY`` and ``MIN_FIT_SCALE``); past that
+:class:`RequestTooLargeError` says how many frames fit and the pipeline splits the window
+(:mod:`vidground.backends.fitting`). Requests are retried with exponential
 backoff and jitter on 429, 5xx, connection errors and timeouts (``Retry-After`` honoured), and
 never retried on other 4xx. :meth:`OpenAICompatBackend.generate` is safe to call from several
 threads; :meth:`OpenAICompatBackend.generate_many` runs many requests concurrently.
@@ -22,6 +26,7 @@ threads; :meth:`OpenAICompatBackend.generate_many` runs many requests concurrent
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import json
 import random
@@ -36,6 +41,7 @@ import httpx
 
 from ..errors import BackendError, ModelNotAvailableError
 from .base import Prompt, TokenCallback
+from .fitting import RequestTooLargeError, current_fit
 from .images import jpeg_base64
 
 if TYPE_CHECKING:
@@ -50,13 +56,15 @@ VIDEO_MODES = ("images", "video_url")
 #: virtual frame rate of the ``video_url`` metadata: ``frames_indices`` are milliseconds
 VIDEO_URL_FPS = 1000.0
 START_HINT = "start one, e.g. `vllm serve Qwen/Qwen3-VL-4B-Instruct`"
-
-
-class RequestTooLargeError(BackendError):
-    """One request would carry more frames or bytes than the configured caps allow."""
-
-    code = "request_too_large"
-    http_status = 413
+#: A request over the byte cap is re-encoded at these JPEG qualities (those below the configured
+#: one) down to ``MIN_FIT_QUALITY``, then with its frames' longest side scaled by these factors
+#: down to ``MIN_FIT_SCALE``; past that the request is split (see :mod:`.fitting`).
+FIT_QUALITIES = (75, 65, 55, 50)
+MIN_FIT_QUALITY = 50
+FIT_SCALES = (0.85, 0.7)
+MIN_FIT_SCALE = 0.7
+#: frames encoded to predict which re-encoding fits before encoding all of them
+_FIT_SAMPLE = 12
 
 
 class _Retryable(Exception):
@@ -93,19 +101,34 @@ def _encode_frames(frames: Sequence[Frame], quality: int, max_side: int | None) 
     return [jpeg_base64(frame.image, quality=quality, max_side=max_side) for frame in frames]
 
 
-def _check_size(n_frames: int, n_bytes: int, max_frames: int, max_bytes: int) -> None:
-    """Raise :class:`RequestTooLargeError` when a request exceeds the caps."""
-    if n_frames > max_frames:
-        raise RequestTooLargeError(
-            f"{n_frames} frames in one request exceed the cap of {max_frames}; split the video "
-            "into shorter windows (fewer frames each) or raise max_frames_per_request"
-        )
-    if n_bytes > max_bytes:
-        raise RequestTooLargeError(
-            f"{n_frames} frames encode to {n_bytes / 1e6:.1f} MB of base64, over the "
-            f"{max_bytes / 1e6:.1f} MB request cap; split the video into windows, send smaller "
-            "frames or a lower JPEG quality, or raise max_request_bytes"
-        )
+def fit_steps(quality: int, side: int, *, min_quality: int = MIN_FIT_QUALITY,
+              min_scale: float = MIN_FIT_SCALE) -> list[tuple[int, int]]:
+    """The (JPEG quality, longest side) encodings tried in turn to fit a request under the cap:
+    the configured ones first, then lower qualities down to ``min_quality``, then smaller sides
+    (at ``min_quality``) down to ``min_scale`` of ``side``. Never raises quality or size."""
+    floor_q = min(quality, min_quality)
+    steps = [(quality, side)]
+    steps += [(q, side) for q in FIT_QUALITIES if floor_q <= q < quality]
+    if steps[-1][0] != floor_q:
+        steps.append((floor_q, side))
+    for scale in FIT_SCALES:
+        if scale >= min_scale - 1e-9:
+            smaller = max(1, int(side * scale))
+            if smaller < steps[-1][1]:
+                steps.append((floor_q, smaller))
+    return steps
+
+
+def _longest_side(frames: Sequence[Frame], max_side: int | None) -> int:
+    """The longest side the frames are sent with (``max_side`` shrinks, never enlarges)."""
+    side = max((max(f.image.shape[:2]) for f in frames), default=1)
+    return min(side, max_side) if max_side else side
+
+
+def _body_bytes(body: dict[str, Any]) -> bytes:
+    """The exact bytes sent for ``body`` (measured against the cap before sending)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                      allow_nan=False).encode("utf-8")
 
 
 def image_parts(frames: Sequence[Frame], encoded: Sequence[str]) -> list[dict[str, Any]]:
@@ -267,6 +290,14 @@ class _Request:
 
     body: dict[str, Any]
     stream: bool
+    content: bytes = b""  # the body as sent (empty: serialise ``body``)
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _content(request: _Request) -> bytes:
+    return request.content or _body_bytes(request.body)
 
 
 class OpenAICompatBackend:
@@ -416,11 +447,47 @@ class OpenAICompatBackend:
 
     def prepare(self, frames: Sequence[Frame], prompt: Prompt, *, max_new_tokens: int = 512,
                 stream: bool = False) -> _Request:
-        """Encode the frames and build the request body, enforcing the size caps."""
-        _check_size(len(frames), 0, self.max_frames_per_request, self.max_request_bytes)
-        encoded = _encode_frames(frames, self.image_quality, self.max_image_side)
-        _check_size(len(frames), sum(len(b) for b in encoded), self.max_frames_per_request,
-                    self.max_request_bytes)
+        """Encode the frames and build the request body, sized to the caps.
+
+        A body over ``max_request_bytes`` (measured on the bytes that will be sent) is encoded
+        again at a lower JPEG quality, then with smaller frames, within the limits of
+        :func:`fit_steps`; what that cost is added to the question's fit tally. When even the
+        smallest encoding is too large, :class:`RequestTooLargeError` says how many frames fit.
+        """
+        if len(frames) > self.max_frames_per_request:
+            raise RequestTooLargeError(
+                f"{len(frames)} frames in one request exceed the cap of "
+                f"{self.max_frames_per_request}; send fewer frames per request or raise "
+                "VIDGROUND_OPENAI_MAX_FRAMES_PER_REQUEST", fits=self.max_frames_per_request)
+        side = _longest_side(frames, self.max_image_side)
+        steps = fit_steps(self.image_quality, side)
+        quality, step_side = steps[0]
+        request, size, encoded = self._build(frames, prompt, quality, step_side,
+                                             max_new_tokens=max_new_tokens, stream=stream)
+        if size <= self.max_request_bytes or not frames:
+            return request
+        overhead = size - sum(len(b) for b in encoded)
+        sample = list(frames[::max(1, -(-len(frames) // _FIT_SAMPLE))])
+        for i, (quality, step_side) in enumerate(steps[1:], start=2):
+            if i < len(steps):  # the last step is always tried in full
+                mean = sum(len(b) for b in _encode_frames(sample, quality, step_side)) / len(sample)
+                if overhead + mean * len(frames) > self.max_request_bytes:
+                    continue
+            request, size, encoded = self._build(frames, prompt, quality, step_side,
+                                                 max_new_tokens=max_new_tokens, stream=stream)
+            if size <= self.max_request_bytes:
+                tally = current_fit()
+                if tally is not None:
+                    tally.add_refit(quality, step_side)
+                return request
+        raise self._too_large(frames, prompt, encoded, size, quality, step_side)
+
+    def _build(self, frames: Sequence[Frame], prompt: Prompt, quality: int, side: int, *,
+               max_new_tokens: int, stream: bool) -> tuple[_Request, int, list[str]]:
+        """The request with frames encoded at ``quality`` and ``side``, its size in bytes and
+        the frames' base64 texts."""
+        max_side = side if side < _longest_side(frames, None) else None
+        encoded = _encode_frames(frames, quality, max_side)
         extra: dict[str, Any] = {}
         if self.video_mode == "video_url" and frames:
             part, extra = video_url_fields(frames, encoded)
@@ -429,7 +496,31 @@ class OpenAICompatBackend:
             media = image_parts(frames, encoded)
         body = build_payload(self.model_name, prompt, media, max_new_tokens=max_new_tokens,
                              stream=stream, temperature=self.temperature, extra=extra)
-        return _Request(body, stream)
+        content = _body_bytes(body)
+        return _Request(body, stream, content), len(content), encoded
+
+    def _too_large(self, frames: Sequence[Frame], prompt: Prompt, encoded: Sequence[str],
+                   size: int, quality: int, side: int) -> RequestTooLargeError:
+        """The error for a request that does not fit even at the smallest encoding: how many
+        frames would fit (at the largest frame's size), and which setting to change."""
+        empty = len(_body_bytes(build_payload(self.model_name, prompt, [], max_new_tokens=1,
+                                              stream=False, temperature=self.temperature)))
+        per_frame = (size - empty - sum(len(b) for b in encoded)) / len(frames)
+        largest = max(len(b) for b in encoded) + per_frame
+        fits = max(0, min(len(frames) - 1, int((self.max_request_bytes - empty) // largest)))
+        cap = f"{self.max_request_bytes / 1e6:.1f} MB request cap"
+        setting = (f"raise VIDGROUND_OPENAI_MAX_REQUEST_MB (now "
+                   f"{self.max_request_bytes / 1024 / 1024:g}) if the server takes more, or "
+                   "send smaller frames (max_pixels_per_frame, VIDGROUND_OPENAI_MAX_IMAGE_SIDE)")
+        if fits == 0:
+            return RequestTooLargeError(
+                f"one frame encodes to {largest / 1e6:.2f} MB of base64 even at JPEG quality "
+                f"{quality} and {side} px, so not even one frame per request fits the {cap}; "
+                f"{setting}", fits=0)
+        return RequestTooLargeError(
+            f"{len(frames)} frames encode to {size / 1e6:.1f} MB even at JPEG quality {quality} "
+            f"and {side} px, over the {cap}; at most {fits} frames fit in one request (vidground "
+            f"splits its windows by itself); {setting}", fits=fits)
 
     # -- transport --------------------------------------------------------------------------
 
@@ -477,8 +568,8 @@ class OpenAICompatBackend:
         emitted = [False]
         try:
             if request.stream:
-                return await self._stream(client, url, request.body, on_token, emitted)
-            return await asyncio.wait_for(self._post(client, url, request.body), self.timeout_s)
+                return await self._stream(client, url, request, on_token, emitted)
+            return await asyncio.wait_for(self._post(client, url, request), self.timeout_s)
         except httpx.ConnectError as exc:
             raise _Retryable(self._unreachable(exc)) from None
         except (httpx.TimeoutException, asyncio.TimeoutError):
@@ -494,17 +585,18 @@ class OpenAICompatBackend:
         except httpx.HTTPError as exc:
             raise BackendError(f"request to {url} failed: {exc}") from None
 
-    async def _post(self, client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> str:
+    async def _post(self, client: httpx.AsyncClient, url: str, request: _Request) -> str:
         """Non-streamed request: the whole answer."""
-        response = await client.post(url, json=body)
+        response = await client.post(url, content=_content(request), headers=_JSON)
         self._raise_for_status(response)
         return parse_completion(response.text, self.base_url)
 
-    async def _stream(self, client: httpx.AsyncClient, url: str, body: dict[str, Any],
+    async def _stream(self, client: httpx.AsyncClient, url: str, request: _Request,
                       on_token: TokenCallback | None, emitted: list[bool]) -> str:
         """Streamed request (SSE): pieces go to ``on_token`` as they arrive."""
         pieces: list[str] = []
-        async with client.stream("POST", url, json=body) as response:
+        async with client.stream("POST", url, content=_content(request),
+                                 headers=_JSON) as response:
             if response.status_code != 200:
                 await response.aread()
                 self._raise_for_status(response)
@@ -577,8 +669,10 @@ def _run_sync(factory: Callable[[], Awaitable[T]]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(factory())  # type: ignore[arg-type]
+    context = contextvars.copy_context()  # the question's fit tally goes along
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()  # type: ignore[arg-type]
+        return pool.submit(context.run, lambda: asyncio.run(factory())  # type: ignore[arg-type]
+                           ).result()
 
 
 __all__ = [
@@ -587,6 +681,7 @@ __all__ = [
     "VIDEO_MODES",
     "VIDEO_URL_FPS",
     "build_payload",
+    "fit_steps",
     "format_time_label",
     "parse_completion",
     "parse_sse_line",
