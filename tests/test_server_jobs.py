@@ -181,3 +181,19 @@ def test_job_interrupted_too_often_fails_with_a_reason(
         assert second["status"] == "succeeded", second
     finally:
         srv.stop()
+
+
+def test_a_failed_job_reports_whole_progress_and_the_failed_stage(
+        server: ServerProcess, fake_model: FakeOpenAIServer) -> None:
+    """A job that fails at the model call (after decoding) is finished: progress 1.0 and stage
+    ``failed`` — it used to stay at the fraction it had reached (0.35) as if still running."""
+    fake_model.configure(fail_status=400, fail_message="the model refused the request")
+    try:
+        r = requests.post(server.url("/api/v1/jobs"), json={
+            "video_path": "a.mp4", "query": QUERY, "options": FAST}, timeout=10)
+        (done,) = wait_final(server, [r.json()["job_id"]])
+    finally:
+        fake_model.configure(fail_status=None, fail_message="simulated failure")
+    assert done["status"] == "failed", done
+    assert done["progress"]["fraction"] == 1.0 and done["progress"]["stage"] == "failed", done
+    assert done["error"]["message"]

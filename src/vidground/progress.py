@@ -28,3 +28,10 @@ ProgressCallback = Callable[[ProgressEvent], None]
 
 def ignore_progress(event: ProgressEvent) -> None:
     """A progress callback that does nothing."""
+
+
+#: Where each pipeline stage sits in a request's overall progress (start, end fraction): one
+#: table for the jobs' ``progress.fraction`` and the page's progress bar.
+STAGE_SPANS: dict[str, tuple[float, float]] = {
+    "probe": (0.0, 0.05), "decode": (0.05, 0.35), "model": (0.35, 0.75),
+    "refine": (0.75, 0.99), "done": (1.0, 1.0)}

@@ -1,7 +1,6 @@
 """The errors the server adds to :mod:`vidground.errors`, in one place: each says what went
 wrong and what to do, and carries the HTTP status and the ``code`` of the JSON error body (the
-table in docs/api.md lists them all; a test keeps it in step). The job stores' own errors live
-with them, in :mod:`.jobstore.base`."""
+table in docs/api.md lists them all; a test keeps it in step)."""
 
 from __future__ import annotations
 
@@ -70,3 +69,43 @@ class OutputNotFoundError(NotFoundError):
 class JobNotDoneError(OptionsError):
     code = "job_not_finished"
     http_status = 409
+
+
+# -- jobs and job stores --------------------------------------------------------------------
+
+
+class JobNotFoundError(VidgroundError):
+    code = "job_not_found"
+    http_status = 404
+
+
+class JobFinishedError(VidgroundError):
+    code = "job_finished"
+    http_status = 409
+
+
+class JobQueueFullError(VidgroundError):
+    """More jobs than ``job_queue_limit`` would be queued (checked in the insert's transaction)."""
+
+    code = "too_many_jobs"
+    http_status = 429
+    retry_after = 30
+
+
+class JobStoreUnavailableError(VidgroundError):
+    code = "job_store_unavailable"
+    http_status = 503
+    retry_after = 5
+
+
+class JobStoreVersionError(VidgroundError):
+    code = "job_store_too_new"
+    http_status = 503
+
+
+class WorkerVideoError(VidgroundError):
+    """This process cannot read the job's video (a worker without the shared media/data path).
+    The attempt is given back to the queue, so a worker that can read it may take it."""
+
+    code = "video_not_on_worker"
+    http_status = 422

@@ -24,12 +24,6 @@ from .errors import QueueFullError, ShuttingDownError
 log = logging.getLogger(__name__)
 
 
-
-
-
-
-
-
 JobSource = Callable[[], "Callable[[], None] | None"]
 
 

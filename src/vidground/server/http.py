@@ -135,9 +135,6 @@ def install_error_handlers(app: FastAPI, *, detail: bool = False) -> None:
 # -- who may talk to us: keys ----------------------------------------------------------------------
 
 
-
-
-
 def key_matches(request: Request, key: str) -> bool:
     """Does ``request`` carry ``Authorization: Bearer <key>``? (constant time)"""
     header = request.headers.get("authorization", "")

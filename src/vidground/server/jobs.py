@@ -29,8 +29,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import BackendError, ModelNotAvailableError, VideoNotFoundError, VidgroundError
-from ..progress import ProgressEvent
+from ..errors import (
+    BackendError,
+    ModelNotAvailableError,
+    VideoNotFoundError,
+    VidgroundError,
+)
+from ..progress import STAGE_SPANS, ProgressEvent
+from .errors import WorkerVideoError
 from .jobstore import (  # noqa: F401 - re-exported: the names the server always used
     FINAL_STATES,
     STATES,
@@ -46,20 +52,10 @@ from .jobstore import (  # noqa: F401 - re-exported: the names the server always
 log = logging.getLogger(__name__)
 
 #: Where each pipeline stage sits in a job's overall progress (start, end).
-STAGE_SPANS = {"probe": (0.0, 0.05), "decode": (0.05, 0.35), "model": (0.35, 0.75),
-               "refine": (0.75, 0.99), "done": (1.0, 1.0)}
 
 
 class JobCancelled(Exception):
     """Raised from the progress callback to stop a job that was cancelled while running."""
-
-
-class WorkerVideoError(VidgroundError):
-    """This process cannot read the job's video (a worker without the shared media/data path).
-    The attempt is given back to the queue, so a worker that can read it may take it."""
-
-    code = "video_not_on_worker"
-    http_status = 422
 
 
 def overall_fraction(event: ProgressEvent) -> float:

@@ -57,12 +57,6 @@ outputs_router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_k
                            responses=ERROR_RESPONSES, tags=["outputs"])
 
 
-
-
-
-
-
-
 # -- bodies ----------------------------------------------------------------------------------
 
 class SpanIn(BaseModel):

@@ -47,9 +47,6 @@ DISCONNECT_POLL_S = 0.25
 log = logging.getLogger("vidground.server")
 
 
-
-
-
 def service(request: Request) -> Service:
     return request.app.state.service  # type: ignore[no-any-return]
 
@@ -59,7 +56,6 @@ def require_api_key(request: Request) -> None:
     key = service(request).settings.api_key
     if key and not key_matches(request, key):
         raise UnauthorizedError("missing or wrong API key: send 'Authorization: Bearer <key>'")
-
 
 
 public = APIRouter(prefix="/api/v1", tags=["health"])

@@ -40,24 +40,6 @@ MAX_PATH_CHARS = 4096
 CHUNK = 1024 * 1024
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def resolve_media_path(media_root: Path, video_path: str) -> Path:
     """The real file ``video_path`` names inside ``media_root``, or an error (400/403/404).
 

@@ -27,35 +27,16 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from ...errors import VidgroundError
+from ..errors import (  # noqa: F401 - defined with the server's other errors
+    JobFinishedError,
+    JobNotFoundError,
+    JobQueueFullError,
+    JobStoreUnavailableError,
+)
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 DEFAULT_LEASE_S = 60.0
-
-
-class JobNotFoundError(VidgroundError):
-    code = "job_not_found"
-    http_status = 404
-
-
-class JobFinishedError(VidgroundError):
-    code = "job_finished"
-    http_status = 409
-
-
-class JobQueueFullError(VidgroundError):
-    """More jobs than ``job_queue_limit`` would be queued (checked in the insert's transaction)."""
-
-    code = "too_many_jobs"
-    http_status = 429
-    retry_after = 30
-
-
-class JobStoreUnavailableError(VidgroundError):
-    code = "job_store_unavailable"
-    http_status = 503
-    retry_after = 5
 
 
 class Result(Protocol):
@@ -261,7 +242,9 @@ class JobStore:
     def finish(self, job_id: str, token: str, status: str, *, result: Any = None,
                error: dict[str, Any] | None = None) -> bool:
         """End the run ``token``; False (nothing written) when it no longer owns the job."""
-        done = "progress=1.0, stage='done', " if status == "succeeded" else ""
+        # a finished job's progress is whole whatever its outcome; the stage says which
+        done = "progress=1.0, stage='done', " if status == "succeeded" else \
+            f"progress=1.0, stage='{status}', " if status in ("failed", "cancelled") else ""
         return self._tx(lambda q: q(
             "UPDATE jobs SET status=?, result=?, error=?, run_token=NULL, owner=NULL, "
             f"lease_until=NULL, updated_at=$NOW, finished_at=$NOW, {done}message=? "

@@ -13,13 +13,7 @@ adds the lease: which process runs a job (``owner``) and until when its claim ho
 
 from __future__ import annotations
 
-from ...errors import VidgroundError
-
-
-class JobStoreVersionError(VidgroundError):
-    code = "job_store_too_new"
-    http_status = 503
-
+from ..errors import JobStoreVersionError  # noqa: F401 - defined with the server's other errors
 
 _V1_COLUMNS = """
     id TEXT NOT NULL UNIQUE,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import OptionsError, VideoError, VidgroundError
 from ...options import LocateOptions
 from ...outputs.exports import FORMATS as EXPORT_FORMATS
-from ...progress import ProgressEvent
+from ...progress import STAGE_SPANS, ProgressEvent
 from ...timecode import OUTPUT_FORMATS
 from ..storage import probe_checked
 from .media import (
@@ -36,13 +36,6 @@ log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 50
 # Which part of the progress bar each stage fills.
-STAGE_SPANS = {
-    "probe": (0.0, 0.05),
-    "decode": (0.05, 0.5),
-    "model": (0.5, 0.92),
-    "refine": (0.92, 1.0),
-    "done": (1.0, 1.0),
-}
 
 DETECT_LANGUAGE_JS = """
 (lang, sess, fmt) => {
