@@ -161,3 +161,36 @@ def test_docs_error_table_lists_every_code_the_server_answers() -> None:
     assert not missing, f"codes the server answers but docs/api.md does not list: {missing}"
     stale = documented - raised - http_codes
     assert not stale, f"codes docs/api.md lists but nothing raises: {stale}"
+
+
+def test_each_request_is_probed_once(tmp_path: Path, fake_model, monkeypatch) -> None:
+    """A sync request and a job each open the video to probe it exactly once (the request was
+    probed in the service and again in the Grounder)."""
+    from fastapi.testclient import TestClient
+    from media import make_video
+    from server_utils import wait_for
+
+    from vidground.config import Settings
+    from vidground.server.app import create_app
+
+    probe_module = importlib.import_module("vidground.video.probe")  # the module, not the function
+    make_video(tmp_path / "a.mp4", duration=2.0, fps=10, intervals=[(0.5, 1.0)])
+    opened: list[str] = []
+    real = probe_module._check_file
+    monkeypatch.setattr(probe_module, "_check_file",
+                        lambda file: (opened.append(Path(file).name), real(file))[1])
+    fake_model.configure(delay_s=0.0, answer=None)
+    app = create_app(Settings(backend="openai", openai_base_url=fake_model.base_url,
+                              openai_model=fake_model.model, openai_max_retries=0,
+                              media_root=tmp_path, data_dir=tmp_path / "data",
+                              enable_ui=False))
+    body = {"video_path": "a.mp4", "query": "When is the red square visible?",
+            "options": {"refine": False, "verify": False}}
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert client.post("/api/v1/inference", json=body).status_code == 200
+        assert opened == ["a.mp4"], opened
+        opened.clear()
+        job_id = client.post("/api/v1/jobs", json=body).json()["job_id"]
+        wait_for(lambda: client.get(f"/api/v1/jobs/{job_id}").json()["status"]
+                 == "succeeded", timeout_s=60)
+        assert opened == ["a.mp4"], opened

@@ -136,10 +136,12 @@ class Grounder:
     def backend_ready(self) -> bool:
         return self._backend is not None
 
-    def locate(self, video: str | Path, query: str, options: LocateOptions | None = None, *,
+    def locate(self, video: str | Path | VideoInfo, query: str,
+               options: LocateOptions | None = None, *,
                progress: ProgressCallback | None = None) -> Grounding:
-        """Find when ``query`` happens in ``video``. Raises :class:`VidgroundError` subclasses
-        with a readable message for bad input, missing models and backend failures.
+        """Find when ``query`` happens in ``video`` (a path, or the :class:`VideoInfo` of a
+        video already probed: it is not probed again). Raises :class:`VidgroundError`
+        subclasses with a readable message for bad input, missing models and backend failures.
 
         A question about the phases of an action ("when does she start ..., and when does she
         finish?") gets one labelled span per phase, asked about the same decoded frames."""
@@ -152,7 +154,7 @@ class Grounder:
             "total_s": round(time.perf_counter() - started, 4)})
         return grounding
 
-    def _locate(self, video: str | Path, query: str, options: LocateOptions | None,
+    def _locate(self, video: str | Path | VideoInfo, query: str, options: LocateOptions | None,
                 progress: ProgressCallback | None, fit: FitTally) -> Grounding:
         opts = options or LocateOptions()
         report = progress or ignore_progress
@@ -160,7 +162,7 @@ class Grounder:
         started = time.perf_counter()
 
         report(ProgressEvent("probe", 0, 1, "reading the video"))
-        info = probe(video)
+        info = video if isinstance(video, VideoInfo) else probe(video)
         report(ProgressEvent("probe", 1, 1, "reading the video"))
         plan = plan_sampling(info, opts, getattr(self.backend, "max_frames_per_request", None),
                              cache=self.cache)

@@ -176,11 +176,12 @@ class Service:
                ) -> Grounding:
         """Run one inference request (in an executor worker)."""
         path = self.video_file(request)
-        probe_checked(path, max_duration_s=self.settings.max_video_duration_s,
-                      max_pixels=self.settings.max_video_pixels)
+        # probed once, here, with the server's limits; the Grounder takes the result as it is
+        info = probe_checked(path, max_duration_s=self.settings.max_video_duration_s,
+                             max_pixels=self.settings.max_video_pixels)
         options = LocateOptions.from_mapping(request.get("options"))
         try:
-            grounding = self.grounder.locate(path, request["query"], options, progress=progress)
+            grounding = self.grounder.locate(info, request["query"], options, progress=progress)
         except ModelNotAvailableError as exc:
             self._set_model_error(exc.message)
             raise
