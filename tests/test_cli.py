@@ -245,3 +245,11 @@ def test_doctor_labels_checks_it_did_not_run_skip() -> None:
     assert lines[0].startswith("FAIL  server reachable")
     assert any(line.startswith("SKIP  model listed") for line in lines)
     assert not any(line.startswith("FAIL  model listed") for line in lines)
+
+
+def test_bad_setting_values_name_the_flag_or_variable() -> None:
+    flag = run_cli("serve", "--upload-retention-hours", "-1")
+    assert flag.returncode == 2 and "Traceback" not in flag.stderr
+    assert flag.stderr.startswith("error: --upload-retention-hours:"), flag.stderr
+    env = run_cli("doctor", env={"VIDGROUND_PORT": "abc"})
+    assert env.returncode == 2 and env.stderr.startswith("error: VIDGROUND_PORT:"), env.stderr

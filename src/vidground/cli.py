@@ -80,8 +80,20 @@ _FLAGS = {"output_format": "--format", "frame_sampling_rate": "--fps",
 
 
 def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment with the flags given; a bad value names its flag."""
+    from pydantic import ValidationError
+
     values = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "setting"
+            where = (f"--{name.replace('_', '-')}" if name in values
+                     else f"VIDGROUND_{name.upper()}")
+            problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+        raise OptionsError("; ".join(problems)) from None
 
 
 def _run(action: Callable[[], T], *, as_json: bool = False) -> T:

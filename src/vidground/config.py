@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     device: str = "auto"
     dtype: str = "auto"
     attn_implementation: str | None = None
+    adapter: str | None = Field(
+        default=None, description="local backend: a LoRA adapter folder from `vidground "
+        "finetune` (OUT/adapter; merged into the weights at load) or a merged checkpoint")
 
     openai_base_url: str = "http://127.0.0.1:8000/v1"
     openai_api_key: str | None = None

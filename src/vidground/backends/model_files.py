@@ -196,10 +196,47 @@ def _modelscope_snapshot(model_id: str, *, local_only: bool = False) -> Path:
         ) from exc
 
 
+def resolve_adapter(adapter: str) -> tuple[Path, str]:
+    """A fine-tune's output folder and its kind: ``"lora"`` (peft's ``adapter_config.json``,
+    from ``vidground finetune``) or ``"merged"`` (a full checkpoint, from ``vidground
+    finetune merge``). Local folders only."""
+    path = Path(adapter).expanduser()
+    if not path.is_dir():
+        raise ModelNotAvailableError(
+            f"adapter {adapter!r} is not a folder: pass the adapter folder `vidground finetune` "
+            "wrote (OUT/adapter, with adapter_config.json) or a merged checkpoint folder "
+            "(VIDGROUND_ADAPTER)")
+    if (path / "adapter_config.json").is_file():
+        return path, "lora"
+    if (path / "config.json").is_file():
+        return path, "merged"
+    raise ModelNotAvailableError(
+        f"adapter folder {adapter!r} holds neither adapter_config.json (a LoRA adapter) nor "
+        "config.json (a merged checkpoint); pass OUT/adapter of `vidground finetune`")
+
+
+def apply_adapter(model, adapter_dir: Path):  # -> the model with the LoRA weights merged in
+    """Load the LoRA adapter in ``adapter_dir`` onto ``model`` and merge it into the weights
+    (inference then costs what the base costs). Needs peft."""
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ModelNotAvailableError("loading a LoRA adapter needs peft: "
+                                     "pip install 'vidground[local]'") from exc
+    try:
+        return PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelNotAvailableError(
+            f"could not load the adapter in {adapter_dir} onto this model: "
+            f"{type(exc).__name__}: {_first_line(exc)}. Was it trained on this base model "
+            "(VIDGROUND_MODEL)?") from exc
+
+
 def _first_line(exc: BaseException) -> str:
     """The first line of an exception's text, for compact messages."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else "no details"
 
 
-__all__ = ["SOURCES", "hub_offline", "how_to_get", "normalize_source", "resolve_model_dir"]
+__all__ = ["SOURCES", "apply_adapter", "hub_offline", "how_to_get", "normalize_source",
+           "resolve_adapter", "resolve_model_dir"]

@@ -45,7 +45,7 @@ from ..cache import tally
 from ..config import DEFAULT_CPU_MODEL, DEFAULT_GPU_MODEL
 from ..errors import BackendError, ModelNotAvailableError
 from .base import Prompt, TokenCallback
-from .model_files import normalize_source, resolve_model_dir
+from .model_files import apply_adapter, normalize_source, resolve_adapter, resolve_model_dir
 from .vision_cache import feature_key_parts, model_fingerprint, pixels_digest, video_features
 
 if TYPE_CHECKING:
@@ -220,8 +220,9 @@ class QwenTransformersBackend:
     def __init__(self, model: str | None = None, *, device: str = "auto", dtype: str = "auto",
                  model_source: str = "huggingface",
                  attn_implementation: str | None = None,
-                 cache: DiskCache | None = None) -> None:
+                 cache: DiskCache | None = None, adapter: str | None = None) -> None:
         self._model_ref = str(model) if model else default_model()
+        self._adapter = str(adapter) if adapter else None  # a fine-tune (vidground finetune)
         self.cache = cache  # visual features (None: the vision tower runs for every call)
         self._fingerprint: dict[str, Any] | None = None
         self._takes_features = False
@@ -245,12 +246,13 @@ class QwenTransformersBackend:
         return cls(settings.model, device=settings.device, dtype=settings.dtype,
                    model_source=settings.model_source,
                    attn_implementation=settings.attn_implementation,
-                   cache=open_cache(settings))
+                   cache=open_cache(settings), adapter=settings.adapter)
 
     @property
     def model_name(self) -> str:
-        """The model id or local path this backend runs."""
-        return self._model_ref
+        """The model id or local path this backend runs (and its adapter, if any)."""
+        return f"{self._model_ref} + adapter {self._adapter}" if self._adapter \
+            else self._model_ref
 
     @property
     def is_loaded(self) -> bool:
@@ -275,7 +277,11 @@ class QwenTransformersBackend:
         except ImportError as exc:
             raise BackendError("the local backend needs torch and transformers: "
                                "pip install 'vidground[local]'") from exc
-        model_dir = resolve_model_dir(self._model_ref, self._source)
+        adapter_dir, adapter_kind = resolve_adapter(self._adapter) if self._adapter \
+            else (None, None)
+        # a merged fine-tune (`vidground finetune merge`) is a whole checkpoint of its own
+        model_dir = adapter_dir if adapter_dir is not None and adapter_kind == "merged" \
+            else resolve_model_dir(self._model_ref, self._source)
         device = resolve_device(self._device_setting)
         dtype = resolve_dtype(self._dtype_setting, device)
         kwargs: dict[str, Any] = {"dtype": dtype, "device_map": device}
@@ -295,8 +301,12 @@ class QwenTransformersBackend:
                 f"and that transformers is recent enough (installed: "
                 f"{transformers.__version__}).{attn}"
             ) from exc
+        if adapter_kind == "lora":
+            model = apply_adapter(model, adapter_dir)
         model.eval()
         self._fingerprint = model_fingerprint(self._model_ref, model_dir)
+        if adapter_dir is not None:  # the adapter's weights decide the features too
+            self._fingerprint["adapter"] = model_fingerprint(self._adapter, adapter_dir)
         # transformers 5.x takes precomputed visual features; older releases get the pixels
         self._takes_features = "mm_encoder_outputs" in inspect.signature(model.forward).parameters
         self._processor, self.device, self.dtype = processor, device, dtype
