@@ -193,6 +193,9 @@ def locate(
     model: ModelOpt = None,
     model_source: ModelSourceOpt = None,
     dtype: DtypeOpt = None,
+    adapter: Annotated[str | None, typer.Option(
+        "--adapter", help="local backend: a `vidground finetune` adapter folder (or merged "
+                          "checkpoint); env VIDGROUND_ADAPTER")] = None,
     openai_base_url: BaseUrlOpt = None,
     openai_model: OpenAIModelOpt = None,
     openai_api_key: OpenAIKeyOpt = None,
@@ -217,7 +220,7 @@ def locate(
         except OptionsError as exc:
             raise OptionsError(_flag_names(exc.message)) from None
         settings = _settings(backend=backend, model=model, openai_base_url=openai_base_url,
-                             device=device, model_source=model_source,
+                             device=device, adapter=adapter, model_source=model_source,
                              dtype=dtype, openai_model=openai_model,
                              openai_api_key=openai_api_key)
         grounder = Grounder(settings=settings)
@@ -431,6 +434,11 @@ def cache_clear(
 from .evaluation.cli import eval_app  # noqa: E402
 
 app.add_typer(eval_app, name="eval")
+
+# `vidground finetune` (LoRA/QLoRA, docs/finetune.md): imports only Typer and Rich until it runs.
+from .finetune.cli import finetune_app  # noqa: E402
+
+app.add_typer(finetune_app, name="finetune")
 
 
 # `vidground export`, `cut` and `describe` (results people can use: docs/outputs.md).
