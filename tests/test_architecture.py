@@ -194,3 +194,39 @@ def test_each_request_is_probed_once(tmp_path: Path, fake_model, monkeypatch) ->
         wait_for(lambda: client.get(f"/api/v1/jobs/{job_id}").json()["status"]
                  == "succeeded", timeout_s=60)
         assert opened == ["a.mp4"], opened
+
+
+def test_prompts_and_the_backend_contract_import_without_pyav() -> None:
+    """``Frame`` is a leaf value and ``Prompt`` lives with the prompts, so the prompts, the
+    answer parser and the backends' contract import where PyAV is missing."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['av'] = None\n"
+            "import vidground.prompts, vidground.answer, vidground.backends.base, vidground.frame\n"
+            "assert 'av' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+            "print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_a_backend_with_only_the_required_members_gets_the_declared_defaults() -> None:
+    from vidground.backends.base import BaseBackend, as_backend
+
+    class Minimal:
+        model_name = "minimal"
+
+        def generate(self, frames, prompt, *, max_new_tokens=512, on_token=None):  # noqa: ANN001
+            return f"{len(frames)} frames"
+
+    backend = as_backend(Minimal())
+    assert isinstance(backend, BaseBackend) and backend.model_name == "minimal"
+    assert (backend.max_concurrency, backend.max_frames_per_request) == (1, None)
+    assert backend.is_loaded and backend.load() is None
+    assert backend.yes_probability([], None) is None  # type: ignore[arg-type]
+    assert backend.generate_many([([], None), ([1, 2], None)]) == ["0 frames", "2 frames"]  # type: ignore[list-item]
+    import pytest
+
+    with pytest.raises(TypeError, match="model_name"):
+        as_backend(object())

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import numpy as np
 
+from .backends import backend_kind
 from .errors import VidgroundError
 
 if TYPE_CHECKING:
     from .config import Settings
 
-_OPENAI_NAMES = {"openai", "openai-compatible", "vllm", "sglang", "dashscope"}
-_LOCAL_NAMES = {"transformers", "local", "hf", "qwen"}
 #: the image request of the "accepts an image" check never waits longer than this
 IMAGE_CHECK_TIMEOUT_S = 60.0
 
@@ -58,10 +57,10 @@ class Check:
 
 def check_backend(settings: Settings) -> list[Check]:
     """Every readiness check for ``settings.backend``, in order; failures carry the fix."""
-    name = settings.backend.lower()
-    if name in _OPENAI_NAMES:
+    name = backend_kind(settings.backend)
+    if name == "openai":
         return check_openai(settings)
-    if name in _LOCAL_NAMES:
+    if name == "transformers":
         return check_transformers(settings)
     return [Check("backend", False, f"unknown backend {settings.backend!r}; use transformers "
                                     "or openai (VIDGROUND_BACKEND)")]
@@ -138,8 +137,8 @@ def _model_listed(wanted: str | None, models: list[str]) -> Check:
 
 def _accepts_image(backend: Any) -> Check:
     """A real chat request with one 64x64 image and ``max_tokens`` 5; HTTP 200 with choices."""
-    from .backends.base import Prompt
-    from .video.decode import Frame
+    from .frame import Frame
+    from .prompts import Prompt
 
     image = np.zeros((64, 64, 3), dtype=np.uint8)
     image[16:48, 16:48] = (220, 30, 30)
@@ -151,10 +150,10 @@ def _accepts_image(backend: Any) -> Check:
     url = f"{backend.base_url}/chat/completions"
     start = time.perf_counter()
     try:
-        with httpx.Client(timeout=backend._timeout(), headers=backend._headers()) as client:
+        with backend.http_client() as client:
             response = client.post(url, json=request.body)
     except httpx.ConnectError as exc:
-        return Check("accepts an image", False, backend._unreachable(exc))
+        return Check("accepts an image", False, backend.unreachable_message(exc))
     except httpx.TimeoutException:
         return Check("accepts an image", False,
                      f"no answer within {backend.timeout_s:g} s; the server may be overloaded "

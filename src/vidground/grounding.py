@@ -18,7 +18,7 @@ from typing import Any
 
 from .answer import ParsedAnswer, parse_answer, restate_times
 from .backends import Backend, create_backend
-from .backends.base import Prompt
+from .backends.base import as_backend
 from .backends.fitting import FitTally, RequestTooLargeError, track_fit
 from .cache import DiskCache, open_cache, track
 from .cache.frames import cached_decode
@@ -27,7 +27,7 @@ from .config import Settings
 from .options import LocateOptions, check_query
 from .phases import phase_question, split_phases
 from .progress import ProgressCallback, ProgressEvent, ignore_progress
-from .prompts import build_prompt, detect_language
+from .prompts import Prompt, build_prompt, detect_language
 from .refine import CallCounter, Refiner, RefineSettings
 from .timecode import OUTPUT_FORMATS, OutputFormat, Span, format_time
 from .video.decode import Frame, keyframe_times
@@ -107,7 +107,7 @@ class Grounder:
 
     def __init__(self, backend: Backend | None = None, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
-        self._backend = backend
+        self._backend = as_backend(backend) if backend is not None else None
         self._lock = threading.Lock()
         self._cache: DiskCache | None = None
         self._cache_opened = False
@@ -164,7 +164,7 @@ class Grounder:
         report(ProgressEvent("probe", 0, 1, "reading the video"))
         info = video if isinstance(video, VideoInfo) else probe(video)
         report(ProgressEvent("probe", 1, 1, "reading the video"))
-        plan = plan_sampling(info, opts, getattr(self.backend, "max_frames_per_request", None),
+        plan = plan_sampling(info, opts, self.backend.max_frames_per_request,
                              cache=self.cache)
         language = detect_language(text) if opts.language == "auto" else opts.language
         phases = split_phases(text) if opts.split_phases and opts.enable_temporal_grounding \
@@ -233,7 +233,7 @@ class Grounder:
         """Decode each window's frames once (one window in memory at a time, or one batch of
         windows for backends that take several requests at once) and ask every prompt."""
         results = [_CoarseResult() for _ in prompts]
-        batch_size = max(1, int(getattr(self.backend, "max_concurrency", 1) or 1))
+        batch_size = max(1, int(self.backend.max_concurrency or 1))
         total_frames = sum(len(w) for w in plan.windows)  # overlaps are decoded twice
         decoded = 0
         fitting = _Pieces()
@@ -284,10 +284,9 @@ class Grounder:
     def _generate(self, requests: Sequence[Sequence[Frame]], prompt: Prompt,
                   max_new_tokens: int) -> list[str]:
         """One answer per request, several at once where the backend can."""
-        generate_many = getattr(self.backend, "generate_many", None)
-        if len(requests) > 1 and callable(generate_many):
-            return list(generate_many([(frames, prompt) for frames in requests],
-                                      max_new_tokens=max_new_tokens))
+        if len(requests) > 1:
+            return list(self.backend.generate_many([(frames, prompt) for frames in requests],
+                                                   max_new_tokens=max_new_tokens))
         return [self.backend.generate(frames, prompt, max_new_tokens=max_new_tokens)
                 for frames in requests]
 

@@ -18,11 +18,20 @@ or, when the event does not happen, ``Answer: NOT FOUND``. In Chinese the labels
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
-from .backends.base import Prompt
-
 Language = Literal["en", "zh"]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What the model is asked. ``user`` comes after the frames in the user turn."""
+
+    system: str
+    user: str
+    language: str = "en"
+
 
 #: The fixed phrases a model is told to write when the event never happens.
 NOT_FOUND_EN = "NOT FOUND"

@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .answer import parse_answer, parse_yes_no
-from .backends.base import Backend, Prompt
+from .backends.base import Backend
 from .backends.fitting import RequestTooLargeError
 from .cache import DiskCache
 from .cache.frames import cached_decode
-from .prompts import build_prompt, build_verify_prompt
+from .prompts import Prompt, build_prompt, build_verify_prompt
 from .timecode import Span
 from .video.decode import Frame
 from .video.probe import VideoInfo
@@ -240,11 +240,9 @@ class Refiner:
         return score
 
     def _verdict(self, frames: Sequence[Frame], prompt: Prompt, span: Span) -> float | None:
-        yes_probability = getattr(self.backend, "yes_probability", None)
-        if callable(yes_probability):
-            score = yes_probability(frames, prompt)
-            if score is not None:
-                return float(score)
+        score = self.backend.yes_probability(frames, prompt)
+        if score is not None:
+            return float(score)
         text = self.backend.generate(frames, prompt, max_new_tokens=32)
         return _score_from_text(text, span)
 

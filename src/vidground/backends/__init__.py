@@ -16,9 +16,15 @@ _ALIASES = {"local": "transformers", "hf": "transformers", "qwen": "transformers
             "dashscope": "openai"}
 
 
+def backend_kind(name: str) -> str:
+    """``transformers`` or ``openai`` for a backend name or one of its aliases (``vllm``,
+    ``local``...); an unknown name is returned as given, lower case."""
+    return _ALIASES.get(name.lower(), name.lower())
+
+
 def create_backend(settings: Settings) -> Backend:
     """Build the backend ``settings.backend`` names. Heavy imports happen here, not at import."""
-    name = _ALIASES.get(settings.backend.lower(), settings.backend.lower())
+    name = backend_kind(settings.backend)
     if name == "transformers":
         from .qwen_transformers import QwenTransformersBackend
 

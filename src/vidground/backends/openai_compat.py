@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from ..errors import BackendError, ModelNotAvailableError
-from .base import Prompt, TokenCallback
+from .base import BaseBackend, Prompt, TokenCallback
 from .fitting import RequestTooLargeError, current_fit
 from .images import jpeg_base64
 
@@ -300,7 +300,7 @@ def _content(request: _Request) -> bytes:
     return request.content or _body_bytes(request.body)
 
 
-class OpenAICompatBackend:
+class OpenAICompatBackend(BaseBackend):
     """Qwen3-VL served by an OpenAI-compatible ``/v1/chat/completions`` endpoint.
 
     ``model=None`` asks the server's ``/v1/models`` and uses the first model listed (once).
@@ -536,6 +536,15 @@ class OpenAICompatBackend:
     def _client(self, connections: int) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         return httpx.AsyncClient(timeout=self._timeout(), headers=self._headers(), limits=limits)
+
+    def http_client(self) -> httpx.Client:
+        """A plain client with this backend's timeouts and headers (for checks such as
+        ``vidground doctor``)."""
+        return httpx.Client(timeout=self._timeout(), headers=self._headers())
+
+    def unreachable_message(self, exc: Exception) -> str:
+        """What to tell a person when the server cannot be reached."""
+        return self._unreachable(exc)
 
     def _unreachable(self, exc: Exception) -> str:
         return (f"the model server at {self.base_url} is not reachable ({exc}); {START_HINT} "

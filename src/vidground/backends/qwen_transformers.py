@@ -44,7 +44,7 @@ import numpy as np
 from ..cache import tally
 from ..config import DEFAULT_CPU_MODEL, DEFAULT_GPU_MODEL
 from ..errors import BackendError, ModelNotAvailableError
-from .base import Prompt, TokenCallback
+from .base import BaseBackend, Prompt, TokenCallback
 from .model_files import apply_adapter, normalize_source, resolve_adapter, resolve_model_dir
 from .vision_cache import feature_key_parts, model_fingerprint, pixels_digest, video_features
 
@@ -214,7 +214,7 @@ class _CallbackStreamer:
 # --------------------------------------------------------------------------- backend
 
 
-class QwenTransformersBackend:
+class QwenTransformersBackend(BaseBackend):
     """Qwen3-VL through transformers; implements :class:`~vidground.backends.base.Backend`."""
 
     def __init__(self, model: str | None = None, *, device: str = "auto", dtype: str = "auto",

@@ -159,7 +159,7 @@ def run_command(
         _say_missing(data)
         model_name = grounder.backend.model_name
         folder = out or Path("vidground-eval") / _slug(f"{kind}-{annotations.stem}-{model_name}")
-        workers = concurrency or int(getattr(grounder.backend, "max_concurrency", 1) or 1)
+        workers = concurrency or int(grounder.backend.max_concurrency or 1)
         stderr.print(f"[dim]{len(runs)} run(s) of {min(limit or data.total, len(data.samples))}"
                      f" samples with {model_name} ({settings.backend}), {workers} in flight; "
                      f"answers in {folder}[/]", highlight=False)

@@ -105,7 +105,7 @@ def describe(grounder: Grounder, video: str | Path, options: LocateOptions | Non
     info = probe(video)
     report(ProgressEvent("probe", 1, 1, "reading the video"))
     backend = grounder.backend
-    plan = plan_sampling(info, opts, getattr(backend, "max_frames_per_request", None))
+    plan = plan_sampling(info, opts, backend.max_frames_per_request)
     language = "en" if opts.language == "auto" else opts.language
     prompt = build_describe_prompt(language=language, duration=info.duration)
 

@@ -107,9 +107,7 @@ class Service:
         with self._state_lock:
             self.model_state = "loading"
         try:
-            load = getattr(self.grounder.backend, "load", None)
-            if callable(load):
-                load()
+            self.grounder.backend.load()
         except VidgroundError as exc:
             self._set_model_error(exc.message)
         except Exception as exc:  # noqa: BLE001 - reported by /health, details in the log
@@ -218,13 +216,13 @@ class Service:
         """The backend exists and (for local models) its weights are in memory."""
         if not self.grounder.backend_ready:
             return False
-        return bool(getattr(self.grounder.backend, "is_loaded", True))
+        return bool(self.grounder.backend.is_loaded)
 
     def health(self) -> dict[str, Any]:
         ready = self.model_loaded()
         model = None
         if self.grounder.backend_ready:
-            model = getattr(self.grounder.backend, "model_name", None)
+            model = self.grounder.backend.model_name
         if model is None:
             model = (self.settings.openai_model if self.settings.backend == "openai"
                      else None) or self.settings.model

@@ -41,7 +41,6 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ import av.stream
 import numpy as np
 
 from ..errors import VideoError
+from ..frame import Frame
 from .index import FrameIndex, cached_index, frame_numbers
 from .plan import TIME_SLACK, DecodeRun, plan_decode
 from .probe import VideoInfo, probe, video_stream
@@ -71,21 +71,6 @@ NONREF_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video", 
 #: Part of the frame cache's key (:mod:`vidground.cache.frames`): bump it when a change here
 #: alters which picture a time gets, its time or its pixels, so old cached frames are not used.
 DECODER_VERSION = 1
-
-
-@dataclass(frozen=True, eq=False)
-class Frame:
-    """One decoded picture. ``time`` is the frame's real presentation time in seconds from the
-    first displayed frame; ``image`` is RGB ``uint8`` of shape (H, W, 3); ``index`` is the frame's
-    position in display order when known."""
-
-    time: float
-    image: np.ndarray
-    index: int | None = None
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return int(self.image.shape[1]), int(self.image.shape[0])
 
 
 def _target_size(info: VideoInfo, size: tuple[int, int] | None) -> tuple[int, int] | None:
