@@ -230,3 +230,25 @@ def test_a_backend_with_only_the_required_members_gets_the_declared_defaults() -
 
     with pytest.raises(TypeError, match="model_name"):
         as_backend(object())
+
+
+def test_docstring_examples_run() -> None:
+    """Every ``>>>`` example in the package's docstrings runs and prints what it says."""
+    import doctest
+
+    finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    examples = 0
+    for info in pkgutil.walk_packages(vidground.__path__, "vidground."):
+        if info.name.endswith("__main__"):
+            continue
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:  # an optional extra that is not installed
+            continue
+        for test in finder.find(module, info.name):
+            if test.examples:
+                examples += len(test.examples)
+                runner.run(test)
+    assert runner.failures == 0, f"{runner.failures} docstring example(s) failed (see above)"
+    assert examples >= 20, examples
