@@ -253,3 +253,12 @@ def test_bad_setting_values_name_the_flag_or_variable() -> None:
     assert flag.stderr.startswith("error: --upload-retention-hours:"), flag.stderr
     env = run_cli("doctor", env={"VIDGROUND_PORT": "abc"})
     assert env.returncode == 2 and env.stderr.startswith("error: VIDGROUND_PORT:"), env.stderr
+
+
+def test_every_model_command_takes_the_same_model_flags() -> None:
+    flags = ["--backend", "--model", "--model-source", "--device", "--openai-base-url",
+             "--openai-model", "--openai-api-key"]
+    for command in ("locate", "serve", "worker", "doctor"):
+        shown = _help(command)
+        missing = [f for f in flags if not re.search(rf"(?<![\w-]){f}(?![\w-])", shown)]
+        assert not missing, (command, missing)

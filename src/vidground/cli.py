@@ -366,7 +366,11 @@ def worker(
         help="on SIGTERM, wait this long for running jobs")] = 30.0,
     backend: BackendOpt = None,
     model: ModelOpt = None,
+    model_source: ModelSourceOpt = None,
+    dtype: DtypeOpt = None,
     openai_base_url: BaseUrlOpt = None,
+    openai_model: OpenAIModelOpt = None,
+    openai_api_key: OpenAIKeyOpt = None,
     device: DeviceOpt = None,
 ) -> None:
     """Run queued jobs from the job store, without serving HTTP (scale out: N workers)."""
@@ -379,8 +383,9 @@ def worker(
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per model request
     settings = _run(lambda: _settings(
         media_root=media_root, data_dir=data_dir, job_store=job_store, workers=workers,
-        preload_model=preload, backend=backend, model=model, openai_base_url=openai_base_url,
-        device=device))
+        preload_model=preload, backend=backend, model=model, model_source=model_source,
+        dtype=dtype, openai_base_url=openai_base_url, openai_model=openai_model,
+        openai_api_key=openai_api_key, device=device))
     _run(lambda: run_worker(settings, drain_s=drain_s))
 
 
