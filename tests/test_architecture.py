@@ -252,3 +252,15 @@ def test_docstring_examples_run() -> None:
                 runner.run(test)
     assert runner.failures == 0, f"{runner.failures} docstring example(s) failed (see above)"
     assert examples >= 20, examples
+
+
+def test_every_option_is_described_once() -> None:
+    from dataclasses import fields
+
+    from vidground.options import OPTION_DOCS, LocateOptions
+    from vidground.server.schemas import InferenceOptions
+
+    names = {f.name for f in fields(LocateOptions)}
+    assert set(OPTION_DOCS) == names
+    schema = InferenceOptions.model_json_schema()["properties"]
+    assert {n: schema[n]["description"] for n in names} == OPTION_DOCS

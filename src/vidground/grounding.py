@@ -33,7 +33,7 @@ from .timecode import OUTPUT_FORMATS, OutputFormat, Span, format_time
 from .video.decode import Frame, keyframe_times
 from .video.motion import MotionCurve, adaptive_times
 from .video.probe import VideoInfo, probe
-from .video.resize import frame_size_for, tokens_per_frame
+from .video.resize import CONTEXT_SHARE, frame_size_for, tokens_per_frame
 from .video.sampling import sample_times, snap_to_keyframes
 from .windows import merge_spans, split_windows
 
@@ -387,7 +387,7 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
     size = frame_size_for(width, height, opts.max_frames,
                           max_pixels_per_frame=opts.max_pixels_per_frame,
                           max_context_tokens=opts.max_context_length)
-    fitting = int(opts.max_context_length * 0.9 / max(tokens_per_frame(*size), 0.5))
+    fitting = int(opts.max_context_length * CONTEXT_SHARE / max(tokens_per_frame(*size), 0.5))
     per_call = max(2, min(opts.max_frames, fitting, backend_max_frames or opts.max_frames))
     limit = per_call * opts.max_windows
     motion = None

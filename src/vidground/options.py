@@ -13,6 +13,30 @@ Sampling = float | Literal["adaptive"]
 MAX_QUERY_CHARS = 4000
 
 
+#: What each option means, in one line: the API's schema (``/docs``) and the CLI's help read
+#: these, so an option is described in one place.
+OPTION_DOCS = {
+    "enable_temporal_grounding": "find the time span(s); false returns only the answer",
+    "return_reasoning": "ask the model to explain its answer",
+    "output_format": "how times are written: HH:MM:SS.sss, HH:MM:SS, seconds or frames",
+    "frame_sampling_rate": "frames per second to show the model, or 'adaptive'",
+    "min_frames": "fewest frames one model call sees",
+    "max_frames": "most frames one model call sees",
+    "max_context_length": "token budget of one model call",
+    "max_pixels_per_frame": "cap on the size of each frame given to the model",
+    "refine": "re-ask around each boundary with dense frames",
+    "verify": "re-ask whether each span really shows the event (its score)",
+    "max_refine_calls": "most extra model calls for refine + verify",
+    "max_windows": "most windows a long video is split into",
+    "all_occurrences": "return every occurrence, not only the first",
+    "split_phases": "one labelled span per phase of a multi-phase question",
+    "snap_to_keyframes": "fixed rate: when every sampling interval holds a keyframe, "
+                         "sample the keyframes (only they are decoded: much faster)",
+    "max_new_tokens": "longest answer the model may write",
+    "language": "prompt language: auto, en or zh",
+}
+
+
 @dataclass(frozen=True)
 class LocateOptions:
     """How to look at the video and what to return.

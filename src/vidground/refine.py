@@ -59,7 +59,7 @@ class CallCounter:
 def dense_times(info: VideoInfo, lo: float, hi: float, max_frames: int) -> list[float]:
     """Times of (up to ``max_frames``) consecutive native frames covering ``[lo, hi]``."""
     lo, hi = max(0.0, lo), min(info.duration, hi)
-    step = 1.0 / info.fps if info.fps > 0 else 0.04
+    step = info.frame_s
     count = int((hi - lo) / step) + 1
     stride = max(1, -(-count // max_frames))
     return [lo + (i * stride + 0.5) * step for i in range((count + stride - 1) // stride)
@@ -124,7 +124,7 @@ class Refiner:
         self.coarse_times = sorted(coarse_times)
         self.max_new_tokens = max_new_tokens
         self.on_call = on_call or (lambda n: None)
-        self.frame_s = 1.0 / info.fps if info.fps > 0 else 0.04
+        self.frame_s = info.frame_s
 
     def refine(self, span: Span) -> Span:
         """``span`` with its start and end moved to the frames where the event really starts

@@ -57,8 +57,6 @@ log = logging.getLogger(__name__)
 
 #: Frame indices are milliseconds: the processor's ``index / fps`` is then the time in seconds.
 TIME_BASE = 1000
-#: Vision patch size x spatial merge size: frame sides must be multiples of this.
-SIDE_MULTIPLE = 32
 _DTYPES = {"float32": "float32", "fp32": "float32", "float": "float32",
            "float16": "float16", "fp16": "float16", "half": "float16",
            "bfloat16": "bfloat16", "bf16": "bfloat16"}

@@ -207,7 +207,7 @@ class _Source:
             back = max(1.0, back * 4)
         self.container.close()  # from the start: a fresh open, no seek (raw streams have none)
         self._open()
-        fps = self.info.fps if self.info.fps > 0 else 25.0
+        fps = self.info.safe_fps
         for number, (when, frame) in enumerate(self._timed(self.container.decode(self.video))):
             yield (number / fps if when is None or self.counted else when), frame
 
@@ -247,7 +247,7 @@ def _span_frames(source: _Source, span: Span, cut: _Cut
     cut.frames += 1
     yield pending
     if cut.end is None:
-        step = 1.0 / source.info.fps if source.info.fps > 0 else 0.04
+        step = source.info.frame_s
         cut.end = max(pending[0] + step, min(source.info.duration, span.end))
 
 
@@ -291,7 +291,7 @@ def _video_encoder(out: av.container.OutputContainer, ext: str, first: av.VideoF
     name = VIDEO_ENCODERS.get(ext, "libx264")
     if name not in av.codecs_available:
         name = "mpeg4"
-    rate = Fraction(info.fps if info.fps > 0 else 25.0).limit_denominator(1001)
+    rate = Fraction(info.safe_fps).limit_denominator(1001)
     options = {"libx264": {"crf": "18", "preset": "veryfast"},
                "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8", "crf": "32", "b": "0"},
                }.get(name, {})
@@ -526,7 +526,7 @@ def _copy_packets(source: _Source, info: VideoInfo, span: Span, key: float, key_
                 break
     if not frames:
         raise ValueError("no video packet was copied")
-    step = 1.0 / info.fps if info.fps > 0 else 0.04
+    step = info.frame_s
     end = max(span.end, source.seconds(last_pts) + step)
     probe(path)  # the copy must be a readable video; a failure falls back to re-encoding
     return Clip(path, "fast", span, key, min(end, info.duration + step), frames, ain is not None,

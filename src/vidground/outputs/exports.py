@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import OptionsError
 from ..timecode import Span, format_time
+from ..video.probe import FALLBACK_FPS
 from .results import Result, as_results, frame_of, frame_range
 
 if TYPE_CHECKING:
@@ -58,7 +59,6 @@ FORMATS: dict[str, tuple[str, str]] = {  # name -> (file suffix, media type)
     "youtube": (".youtube.txt", "text/plain"),
 }
 #: Frame rate used for the one-frame length of point cues when a result has none.
-FALLBACK_FPS = 25.0
 #: Frame rates an editor timeline (EDL, OTIO) can be written at.
 MIN_FPS, MAX_FPS = 1.0, 1000.0
 #: Longest source an EDL can address: timecode wraps after 24 hours.

@@ -5,7 +5,6 @@ an inference request's ``outputs: {clips, evidence}``."""
 
 from __future__ import annotations
 
-import re
 import secrets
 import shutil
 import threading
@@ -14,6 +13,7 @@ from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..timecode import Span
+from .ids import OUTPUT_ID_RE
 
 if TYPE_CHECKING:
     from .service import Service
@@ -46,7 +46,7 @@ def sweep_outputs(root: FilePath, max_age_s: float) -> int:
     removed = 0
     for folder in root.iterdir():
         try:
-            if folder.is_dir() and re.fullmatch(r"[0-9a-f]{32}", folder.name) \
+            if folder.is_dir() and OUTPUT_ID_RE.fullmatch(folder.name) \
                     and folder.stat().st_mtime < cutoff:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1

@@ -31,6 +31,7 @@ from ..progress import ProgressEvent
 from ..timecode import Span
 from .errors import JobNotDoneError, OutputNotFoundError
 from .http import SafeJSONResponse
+from .ids import JOB_ID_PATTERN, OUTPUT_ID_PATTERN, VIDEO_ID_PATTERN
 from .output_files import (
     attach_outputs,
     make_clips,
@@ -38,14 +39,13 @@ from .output_files import (
     outputs_dir,
     sweep_outputs,
 )
-from .routes import DISCONNECT_POLL_S, JOB_ID_PATTERN, ClientGone, require_api_key, service
+from .routes import DISCONNECT_POLL_S, ClientGone, require_api_key, service
 from .schemas import ERROR_RESPONSES
 from .storage import probe_checked
 
 if TYPE_CHECKING:
     from .service import Service
 
-OUTPUT_ID_PATTERN = r"^[0-9a-f]{32}$"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,150}$"
 MAX_SPANS = 50
 MAX_CLIPS = 20
@@ -81,7 +81,7 @@ class VideoRef(BaseModel):
 
     video_path: str | None = Field(default=None, max_length=4096,
                                    description="path relative to the media root")
-    video_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$",
+    video_id: str | None = Field(default=None, pattern=VIDEO_ID_PATTERN,
                                  description="id of an uploaded video")
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from ..progress import ProgressEvent
 from .errors import UnauthorizedError, UploadTooLargeError
 from .http import SafeJSONResponse, key_matches
+from .ids import JOB_ID_PATTERN, VIDEO_ID_PATTERN
 from .schemas import (
     ERROR_RESPONSES,
     BatchCreated,
@@ -36,10 +37,6 @@ from .storage import MultipartFile
 if TYPE_CHECKING:
     from .service import Service
 
-# (pydantic checks path patterns with Rust regex, where ``$`` is the very end: no trailing
-# newline gets through; storage.py uses ``fullmatch`` for ids that come in JSON bodies)
-JOB_ID_PATTERN = r"^[0-9a-f]{24}$"
-VIDEO_ID_PATTERN = r"^[0-9a-f]{32}$"
 DRAIN_LIMIT = 64 * 1024 * 1024
 #: How often a waiting sync request checks that its client is still connected (seconds).
 DISCONNECT_POLL_S = 0.25

@@ -33,8 +33,8 @@ from .errors import (
     UploadTooLargeError,
     VideoInUseError,
 )
+from .ids import VIDEO_ID_RE
 
-VIDEO_ID_RE = re.compile(r"[0-9a-f]{32}")
 URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://|^(data|file|javascript):", re.ASCII)
 MAX_PATH_CHARS = 4096
 CHUNK = 1024 * 1024

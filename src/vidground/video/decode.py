@@ -106,8 +106,7 @@ class _Decoder:
         self.untimed = self.index.untimed
         if self.untimed:
             self.index = frame_numbers(self.index)
-            self.time_base = 1 / Fraction(info.fps if info.fps > 0 else 25.0
-                                          ).limit_denominator(1001)
+            self.time_base = 1 / Fraction(info.safe_fps).limit_denominator(1001)
             self.start_pts = 0
             self.count_frames = True
         self.damaged = 0  # packets the decoder rejected (see _decode)
@@ -148,8 +147,7 @@ class _Decoder:
         keys = [self.seconds(p) for p in self.index.keyframes]
         known = self.index.complete and not self.count_frames
         frames = [self.seconds(p) for p in self.index.pts] if known else None
-        fps = self.info.fps if self.info.fps > 0 else 30.0
-        return plan_decode(keys, times, frame_times=frames, frame_duration=1 / fps)
+        return plan_decode(keys, times, frame_times=frames, frame_duration=self.info.frame_s)
 
     def image(self, frame: av.VideoFrame) -> np.ndarray:
         if self.out_size is None:

@@ -69,7 +69,7 @@ def motion_curve(info: VideoInfo, *, method: MotionMethod = "auto", bin_s: float
                  pixel_fps: float = 8.0) -> MotionCurve:
     """Measure how much changes in each ``bin_s`` of the video (see the module docstring)."""
     if method == "auto":
-        native_frames = info.frame_count or info.duration * (info.fps or 30.0)
+        native_frames = info.frame_count or info.duration * info.safe_fps
         method = "pixels" if native_frames <= PIXEL_PASS_MAX_FRAMES else "packets"
     if method == "packets":
         packets = _packet_sizes(info)

@@ -14,6 +14,8 @@ from ..errors import VideoError, VideoNotFoundError, VideoTooLargeError
 
 #: Largest picture we accept (width * height), like an 8K x 8K frame.
 MAX_PIXELS = 8192 * 8192
+#: The frame rate assumed where a stream states none (FFmpeg's own default).
+FALLBACK_FPS = 25.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,16 @@ class VideoInfo:
     rotation: int = 0
     has_audio: bool = False
     bit_rate: int | None = None
+
+    @property
+    def safe_fps(self) -> float:
+        """``fps``, or :data:`FALLBACK_FPS` where the stream states none."""
+        return self.fps if self.fps > 0 else FALLBACK_FPS
+
+    @property
+    def frame_s(self) -> float:
+        """How long one frame lasts at :attr:`safe_fps`."""
+        return 1.0 / self.safe_fps
 
     @property
     def display_size(self) -> tuple[int, int]:

@@ -20,9 +20,9 @@ import math
 from collections.abc import Sequence
 
 from .probe import VideoInfo
+from .resize import CONTEXT_SHARE
 
 #: Share of the context the frames may take (the rest is for the prompt and the answer).
-CONTEXT_SHARE = 0.9
 
 
 def frame_count_for(duration: float, *, fps: float = 2.0, min_frames: int = 4,
