@@ -193,8 +193,7 @@ def make_trainer(config: FinetuneConfig, model: Any, processor: Any, examples: l
         weight_decay=0.0, max_grad_norm=1.0, logging_steps=1, save_strategy="steps",
         save_steps=config.save_steps, save_total_limit=config.save_total_limit,
         report_to=[], remove_unused_columns=False, label_names=["labels"],
-        gradient_checkpointing=config.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False}, seed=config.seed,
+        **_checkpointing(TrainingArguments, config.gradient_checkpointing), seed=config.seed,
         data_seed=config.seed, dataloader_num_workers=0, disable_tqdm=True,
         use_cpu=not device.startswith("cuda"),
         optim="paged_adamw_8bit" if config.qlora else "adamw_torch",
@@ -213,6 +212,17 @@ def _warmup(arguments: type, ratio: float) -> dict[str, float]:
     if "warmup_ratio" in inspect.signature(arguments.__init__).parameters:
         return {"warmup_ratio": ratio}
     return {"warmup_steps": ratio}
+
+
+def _checkpointing(arguments: type, enabled: bool) -> dict[str, Any]:
+    """Gradient (activation) checkpointing, non-reentrant, under the name this transformers
+    release uses (5.x renamed ``gradient_checkpointing`` to ``activation_checkpointing``)."""
+    import inspect
+
+    name = "activation_checkpointing" \
+        if "activation_checkpointing" in inspect.signature(arguments.__init__).parameters \
+        else "gradient_checkpointing"
+    return {name: enabled, f"{name}_kwargs": {"use_reentrant": False}}
 
 
 def _resume_point(config: FinetuneConfig) -> Path | None:
