@@ -298,6 +298,36 @@ def test_resume_goes_on_from_the_saved_step(model_dir: Path, data: Path,
     assert all(torch.allclose(resumed_w[k], straight_w[k], atol=1e-6) for k in straight_w)
 
 
+def test_targets_are_the_prompts_answer_form_and_parse_back_to_the_truth() -> None:
+    from vidground.answer import parse_answer
+    from vidground.finetune.examples import answer_text
+    from vidground.prompts import build_prompt
+    from vidground.timecode import Span
+
+    spans = [Span(1.0, 2.5), Span(4.0, 6.5)]
+    for language, query in (("en", "the dog jumps"), ("zh", "狗跳起来")):
+        for every in (False, True):
+            text = answer_text(spans, language, all_occurrences=every)
+            prompt = build_prompt(query, return_reasoning=False, all_occurrences=every)
+            example = "答案：12.5 - 18.0 秒" if language == "zh" else "Answer: 12.5 - 18.0 seconds"
+            assert example in prompt.user and text.startswith(example.split("12.5")[0])
+            parsed = parse_answer(text, duration=10.0)
+            assert [(s.start, s.end) for s in parsed.spans] == \
+                [(s.start, s.end) for s in (spans if every else spans[:1])]
+        assert parse_answer(answer_text([], language, all_occurrences=False)).not_found
+
+
+def test_vision_tower_gets_lora_only_with_train_vision(model_dir: Path, data: Path,
+                                                       tmp_path: Path) -> None:
+    for vision in (False, True):
+        config = FinetuneConfig(data=data, out=tmp_path, lora_rank=2, train_vision=vision)
+        model, _, _ = load_base(str(model_dir), device="cpu")
+        names = [n for n, _ in add_lora(model, config).named_parameters() if "lora_A" in n]
+        assert any("language_model" in n for n in names)
+        assert any(".visual.blocks." in n for n in names) is vision
+        assert not any("merger" in n or "lm_head" in n for n in names)
+
+
 # ----------------------------------------------------------------------------- errors
 
 
