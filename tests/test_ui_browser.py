@@ -347,6 +347,10 @@ def test_page_downloads_exports_and_shows_evidence_frames(open_page, media_root:
     ask(page, QUERY)
     wait_status(page, "ok")
     (start, end), = shown_ranges(page)
+    # the answer states the final times, in the format the page shows them in
+    start_text, end_text = re.split(r"\s+[–-]\s+", page.input_value("#vg-range textarea"))
+    answer = page.input_value("#vg-answer textarea")
+    assert start_text in answer and end_text in answer, (answer, start_text, end_text)
 
     with page.expect_download() as dl:
         page.click("#vg-export")

@@ -153,7 +153,7 @@ class InferenceResponse(BaseModel):
     segments: list[Segment]
     video: VideoSummary
     model: str
-    timings: dict[str, float]
+    timings: dict[str, float | int]
     motion: Motion | None = None
     clips: list[dict[str, Any]] | None = Field(
         default=None, description="with outputs.clips: one {url, start, end, ...} per segment")

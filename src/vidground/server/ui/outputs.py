@@ -45,6 +45,12 @@ class DescribedVideo:
     def to_response(self, output_format: str = "HH:MM:SS.sss") -> dict[str, Any]:
         return self.description.to_response(output_format)  # type: ignore[no-any-return]
 
+    def answer_in(self, output_format: str | None = None) -> str:
+        """The list of events with their times in ``output_format``."""
+        segments = self.to_response(output_format or "HH:MM:SS.sss")["segments"]
+        return "\n".join(f"{s['start_text']} - {s['end_text']}  {s.get('label') or ''}".rstrip()
+                         for s in segments) or self.answer
+
     def timestamp_range(self, output_format: str = "HH:MM:SS.sss") -> tuple[Any, Any] | None:
         rng = self.to_response(output_format)["timestamp_range"]
         return (rng[0], rng[1]) if rng else None

@@ -194,7 +194,9 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             if entry is None:
                 return "", "", "", timeline_html(None, fmt_value, lang_value)
             g = entry["grounding"]
-            return (g.answer or "", ranges_text(g, fmt_value, lang_value), g.reasoning or "",
+            # the answer's times follow the format chosen on the page
+            return (g.answer_in(fmt_value) or "", ranges_text(g, fmt_value, lang_value),
+                    g.reasoning or "",
                     timeline_html(g, fmt_value, lang_value))
 
         def output_values(entry: dict[str, Any] | None, export_value: str,
@@ -416,13 +418,13 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             sess = _session(sess)
             entry = _find_entry(sess, sess.get("current"))
             if entry is None:
-                return gr.skip(), gr.skip()
+                return gr.skip(), gr.skip(), gr.skip()
             g = entry["grounding"]
             try:
-                return (ranges_text(g, fmt_value, _lang(lang_value)),
+                return (g.answer_in(fmt_value) or "", ranges_text(g, fmt_value, _lang(lang_value)),
                         timeline_html(g, fmt_value, _lang(lang_value)))
             except ValueError:
-                return gr.skip(), gr.skip()
+                return gr.skip(), gr.skip(), gr.skip()
 
         def on_language(lang_value: str, sess: Any, fmt_value: str):
             lv = _lang(lang_value)
@@ -490,7 +492,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                       api_visibility="undocumented")
         export_fmt.input(on_export_format, [export_fmt, sess_state], export_btn,
                          api_visibility="undocumented")
-        fmt.input(on_format, [fmt, sess_state, lang], [ranges, timeline],
+        fmt.input(on_format, [fmt, sess_state, lang], [answer, ranges, timeline],
                   api_visibility="undocumented")
         lang.input(on_language, [lang, sess_state, fmt], language_outputs,
                    api_visibility="undocumented")
