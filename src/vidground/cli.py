@@ -6,7 +6,6 @@ given to Rich is escaped (``[modelscope]`` is not markup) and never hard-wrapped
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,12 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from .cli_support import run_action, stderr, stdout
 from .config import Settings
-from .errors import OptionsError, VidgroundError
+from .errors import OptionsError
 from .outputs.cli import EvidenceOpt, ExportOpt
 from .progress import ProgressEvent
 from .timecode import OUTPUT_FORMATS
@@ -34,8 +33,6 @@ app = typer.Typer(
 )
 # soft_wrap: lines are never broken by Rich (a command in a message stays one piece when the
 # output is a file or a pipe; a terminal wraps them visually)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -97,30 +94,8 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _run(action: Callable[[], T], *, as_json: bool = False) -> T:
-    """Run ``action``; turn our errors into a readable message and exit code 2 (1 for an
-    internal error). With ``as_json`` the error is also printed as JSON on stdout."""
-    try:
-        return action()
-    except VidgroundError as exc:
-        _fail(exc.code, exc.message, 2, as_json)
-    except KeyboardInterrupt:
-        _fail("interrupted", "interrupted", 130, as_json)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence for the user
-        if os.environ.get("VIDGROUND_DEBUG"):
-            raise
-        _fail("internal_error", f"{type(exc).__name__}: {exc}", 1, as_json,
-              hint="Run again with VIDGROUND_DEBUG=1 for the traceback, and please report it.")
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _fail(code: str, message: str, exit_code: int, as_json: bool, hint: str = "") -> None:
-    """Print an error (stderr; with ``as_json`` a JSON object on stdout) and exit."""
-    if as_json:
-        print(json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False))
-    label = "internal error" if code == "internal_error" else "error"
-    text = f"[bold red]{label}:[/] {escape(message)}"
-    stderr.print(text + (f"\n{escape(hint)}" if hint else ""))
-    raise typer.Exit(exit_code)
+    """Run ``action`` the way every command does (:func:`vidground.cli_support.run_action`)."""
+    return run_action(action, as_json=as_json)
 
 
 def _flag_names(message: str) -> str:

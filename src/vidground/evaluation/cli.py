@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -15,31 +14,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+
+from ..cli_support import RunByDefault, run_action, stderr, stdout
 
 if TYPE_CHECKING:
     from .runner import RunProgress
 
 T = TypeVar("T")
-stderr = Console(stderr=True)
-stdout = Console(highlight=False, soft_wrap=True)
-
-
-class _RunByDefault(TyperGroup):
-    """A group whose first argument, when it is not a sub-command, is run's DATASET."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
 
 
 eval_app = typer.Typer(
-    name="eval", cls=_RunByDefault, no_args_is_help=True, add_completion=False,
+    name="eval", cls=RunByDefault, no_args_is_help=True, add_completion=False,
     pretty_exceptions_enable=False,
     help="Score vidground on Charades-STA, TimeLens-Bench, ActivityNet Captions, QVHighlights "
          "or your own JSONL, with the reference metrics. 'vidground eval DATASET ...' runs; "
@@ -47,24 +35,8 @@ eval_app = typer.Typer(
 
 
 def _run(action: Callable[[], T]) -> T:
-    """Our errors as one line and exit code 2; Ctrl-C as 130 (answers so far are kept)."""
-    from ..errors import VidgroundError
-
-    try:
-        return action()
-    except VidgroundError as exc:
-        stderr.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        stderr.print("interrupted: the answers so far are kept; run the same command to go on")
-        raise typer.Exit(130) from None
-    except Exception as exc:  # noqa: BLE001 - the last line of defence for the user
-        if os.environ.get("VIDGROUND_DEBUG"):
-            raise
-        stderr.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
-                     "Run again with VIDGROUND_DEBUG=1 for the traceback, and please report it.",
-                     highlight=False)
-        raise typer.Exit(1) from None
+    return run_action(action, interrupted="interrupted: the answers so far are kept; run the "
+                      "same command to go on")
 
 
 @eval_app.command("run")

@@ -6,37 +6,25 @@ A thin shell over :mod:`vidground.finetune`; imports only Typer and Rich until a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+
+from ..cli_support import RunByDefault, run_action, stderr, stdout
 
 if TYPE_CHECKING:
     from .train import StepLog
 
 T = TypeVar("T")
-stderr = Console(stderr=True)
-stdout = Console(highlight=False, soft_wrap=True)
-
-
-class _RunByDefault(TyperGroup):
-    """A group whose arguments, when they do not start with a sub-command, go to ``run``."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
 
 
 finetune_app = typer.Typer(
-    name="finetune", cls=_RunByDefault, no_args_is_help=True, add_completion=False,
+    name="finetune", cls=RunByDefault, no_args_is_help=True, add_completion=False,
     pretty_exceptions_enable=False,
     help="Fine-tune Qwen3-VL on your own grounding data (LoRA, or QLoRA on a CUDA GPU), with "
          "the prompts, frames and answer form vidground uses; evaluates --val before and "
@@ -45,24 +33,8 @@ finetune_app = typer.Typer(
 
 
 def _run(action: Callable[[], T]) -> T:
-    from ..errors import VidgroundError
-
-    try:
-        return action()
-    except VidgroundError as exc:
-        stderr.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        stderr.print("interrupted: run the same command with --resume to go on from the last "
-                     "checkpoint")
-        raise typer.Exit(130) from None
-    except Exception as exc:  # noqa: BLE001 - the last line of defence for the user
-        if os.environ.get("VIDGROUND_DEBUG"):
-            raise
-        stderr.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
-                     "Run again with VIDGROUND_DEBUG=1 for the traceback, and please report it.",
-                     highlight=False)
-        raise typer.Exit(1) from None
+    return run_action(action, interrupted="interrupted: run the same command with --resume to "
+                      "go on from the last checkpoint")
 
 
 @finetune_app.command("run")

@@ -12,16 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
+from ..cli_support import stderr, stdout
 from ..errors import OptionsError
 
 if TYPE_CHECKING:
     from ..timecode import Span
     from .results import Result
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False, soft_wrap=True)
 
 ExportOpt = Annotated[list[str] | None, typer.Option(
     "--export", help="also write FORMAT[:PATH] (srt, vtt, chapters, csv, jsonl, edl, otio, "
