@@ -43,7 +43,7 @@ from av.video.frame import PictureType
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 from media import make_video, paint_index, read_painted_index  # noqa: E402
 

@@ -3,7 +3,7 @@
 What runs is what users run: ``Grounder.locate`` (probe, sampling, PyAV decoding into the frame
 cache) over ``QwenTransformersBackend`` (the processor with the real frame times, the vision
 tower through the feature cache, ``generate``), loaded with ``from_pretrained`` from a folder.
-The models are random-weight Qwen3-VLs: the tiny one the tests build (tests/tiny_qwen.py), and
+The models are random-weight Qwen3-VLs: the tiny one the tests build (tests/support/tiny_qwen.py), and
 models with the exact architecture of Qwen3-VL-2B, 4B and 8B-Instruct, their config values
 written below (nothing is downloaded). Time and memory do not depend on the weights' values;
 the tokenizer is the tests' byte-level one (so the question and the ``<t seconds>`` labels
@@ -56,7 +56,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 from media import make_video  # noqa: E402
 

@@ -54,7 +54,7 @@ EOF
   python3 - "$work/clip.mp4" <<'EOF' 2>&1 | tee "$OUT/gpu.log"
 import sys, time
 from pathlib import Path
-sys.path.insert(0, "tests"); sys.path.insert(0, "benchmarks")
+sys.path.insert(0, "tests/support"); sys.path.insert(0, "benchmarks")
 import gpu
 gpu.encode_clip(Path(sys.argv[1]), 300.0, (1280, 720))
 EOF

@@ -4,7 +4,7 @@
 
 Encodes (once, cached in the temp dir) a ``--hours`` long clip with a red square visible for
 6 s near the end, then asks the whole pipeline (probe, sampling, windows, decode, the model,
-refinement) with the model that looks at the frames (tests/fake_openai_server.py). Prints the
+refinement) with the model that looks at the frames (tests/support/fake_openai_server.py). Prints the
 wall time, windows and model calls, the found span against the truth, and the process's peak
 RSS (of this process, which also runs the fake model server and its JPEG decoding) after each
 run — frames are decoded one batch of windows at a time (as many as the backend has requests in
@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 from fake_openai_server import FakeOpenAIServer  # noqa: E402
 from media import make_video  # noqa: E402

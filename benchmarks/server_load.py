@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/server_load.py                      # 50 clients, 500 requests
     .venv/bin/python benchmarks/server_load.py --queue-limit 10     # over the limit: 429s
 
-It starts the fake OpenAI-compatible model (tests/fake_openai_server.py, no delay) and a real
+It starts the fake OpenAI-compatible model (tests/support/fake_openai_server.py, no delay) and a real
 ``vidground serve`` subprocess on a free loopback port, encodes a short test video, then:
 
 1. a sequential warm-up/baseline (one client): the server's own overhead per request with no
@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(ROOT / "src"))
 
 import httpx  # noqa: E402

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +13,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # the frame/feature cache is on by default: keep the suite's entries out of ~/.vidground
 os.environ.setdefault("VIDGROUND_CACHE_DIR", tempfile.mkdtemp(prefix="vidground-test-cache-"))
-sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_openai_server import FakeOpenAIServer  # noqa: E402
 

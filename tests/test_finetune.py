@@ -9,7 +9,7 @@ spans whose mean IoU with the truth (TimeLens protocol, as ``vidground eval`` re
 above the base model's. The command's "after" scores are then reproduced by ``vidground eval``
 with ``VIDGROUND_ADAPTER``.
 
-The test model: tests/tiny_qwen.py's model with its ``lm_head`` scaled by 10. Its random
+The test model: tests/support/tiny_qwen.py's model with its ``lm_head`` scaled by 10. Its random
 ``lm_head`` rows (std 0.02) after the final RMSNorm cap every logit near 1.3, so no adapter
 could make any answer much likelier than another; a trained checkpoint has far larger rows.
 """

@@ -1,6 +1,6 @@
 """The whole pipeline on real encoded videos, with a model that really looks at the frames.
 
-The fake model (tests/fake_openai_server.py) answers like a model does: "The red square is
+The fake model (tests/support/fake_openai_server.py) answers like a model does: "The red square is
 visible from A to B seconds", A and B being the labelled times of the first and last frames in
 which it saw the square. The pipeline must turn that into the true span.
 """

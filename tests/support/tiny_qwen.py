@@ -7,7 +7,7 @@ to build on two CPU cores, a generate call in well under a second. Nothing is do
 
 Usage::
 
-    from tiny_qwen import build_tiny_qwen3vl   # tests/ is on sys.path (conftest)
+    from tiny_qwen import build_tiny_qwen3vl   # tests/support is on the path (pyproject)
     model_dir = build_tiny_qwen3vl(tmp_path / "tiny-qwen3vl")
 """
 
@@ -176,7 +176,7 @@ def build_tiny_qwen3vl(directory: Path, *, seed: int = SEED) -> Path:
     return directory
 
 
-if __name__ == "__main__":  # pragma: no cover - manual use: python tests/tiny_qwen.py DIR
+if __name__ == "__main__":  # pragma: no cover - manual use: python tests/support/tiny_qwen.py DIR
     import sys
 
     print(build_tiny_qwen3vl(Path(sys.argv[1] if len(sys.argv) > 1 else "tiny-qwen3vl")))

@@ -4,7 +4,7 @@
 ...     page.goto(srv.url)                                                  # doctest: +SKIP
 
 Runs uvicorn in a daemon thread of the test process; the model is the fake OpenAI-compatible
-server of ``tests/fake_openai_server.py`` (it looks at the frames it receives).
+server of ``tests/support/fake_openai_server.py`` (it looks at the frames it receives).
 """
 
 from __future__ import annotations
@@ -104,11 +104,10 @@ class UIServer:
         self.stop()
 
 
-if __name__ == "__main__":  # manual look: python tests/ui_server.py [media_root]
+if __name__ == "__main__":  # manual look: python tests/support/ui_server.py [media_root]
     import sys
     import tempfile
 
-    sys.path.insert(0, str(Path(__file__).parent))
     from fake_openai_server import FakeOpenAIServer
 
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(".")
