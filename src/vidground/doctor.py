@@ -138,7 +138,7 @@ def _model_listed(wanted: str | None, models: list[str]) -> Check:
 def _accepts_image(backend: Any) -> Check:
     """A real chat request with one 64x64 image and ``max_tokens`` 5; HTTP 200 with choices."""
     from .frame import Frame
-    from .prompts import Prompt
+    from .grounding.prompts import Prompt
 
     image = np.zeros((64, 64, 3), dtype=np.uint8)
     image[16:48, 16:48] = (220, 30, 30)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..frame import Frame
-from ..prompts import Prompt
+from ..grounding.prompts import Prompt
 
 __all__ = ["Backend", "BaseBackend", "Frame", "Prompt", "TokenCallback"]
 

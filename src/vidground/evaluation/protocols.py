@@ -120,7 +120,7 @@ class TimeLensProtocol:
         return times, size
 
     def predict(self, grounder: Grounder, sample: Sample) -> Prediction:
-        from ..prompts import Prompt
+        from ..grounding.prompts import Prompt
         from ..video.decode import decode_frames
         from ..video.probe import probe
 

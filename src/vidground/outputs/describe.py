@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..answer import parse_answer
+from ..grounding.answer import parse_answer
+from ..grounding.prompts import build_describe_prompt
+from ..grounding.refine import CallCounter, Refiner, RefineSettings
 from ..options import LocateOptions
 from ..progress import ProgressCallback, ProgressEvent, ignore_progress
-from ..prompts import build_describe_prompt
-from ..refine import CallCounter, Refiner, RefineSettings
 from ..timecode import Span, format_time, parse_timecode
 from ..video.decode import decode_frames
 from ..video.probe import VideoInfo, probe

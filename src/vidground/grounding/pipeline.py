@@ -16,25 +16,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..backends import Backend, create_backend
+from ..backends.base import as_backend
+from ..backends.fitting import FitTally, RequestTooLargeError, track_fit
+from ..cache import DiskCache, open_cache, track
+from ..cache.frames import cached_decode
+from ..cache.motion import cached_motion_curve
+from ..config import Settings
+from ..options import LocateOptions, check_query
+from ..progress import ProgressCallback, ProgressEvent, ignore_progress
+from ..timecode import OUTPUT_FORMATS, OutputFormat, Span, format_time
+from ..video.decode import Frame, keyframe_times
+from ..video.motion import MotionCurve, adaptive_times
+from ..video.probe import VideoInfo, probe
+from ..video.resize import CONTEXT_SHARE, frame_size_for, tokens_per_frame
+from ..video.sampling import sample_times, snap_to_keyframes
 from .answer import ParsedAnswer, parse_answer, restate_times
-from .backends import Backend, create_backend
-from .backends.base import as_backend
-from .backends.fitting import FitTally, RequestTooLargeError, track_fit
-from .cache import DiskCache, open_cache, track
-from .cache.frames import cached_decode
-from .cache.motion import cached_motion_curve
-from .config import Settings
-from .options import LocateOptions, check_query
 from .phases import phase_question, split_phases
-from .progress import ProgressCallback, ProgressEvent, ignore_progress
 from .prompts import Prompt, build_prompt, detect_language
 from .refine import CallCounter, Refiner, RefineSettings
-from .timecode import OUTPUT_FORMATS, OutputFormat, Span, format_time
-from .video.decode import Frame, keyframe_times
-from .video.motion import MotionCurve, adaptive_times
-from .video.probe import VideoInfo, probe
-from .video.resize import CONTEXT_SHARE, frame_size_for, tokens_per_frame
-from .video.sampling import sample_times, snap_to_keyframes
 from .windows import merge_spans, split_windows
 
 
