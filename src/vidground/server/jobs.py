@@ -37,17 +37,7 @@ from ..errors import (
 )
 from ..progress import STAGE_SPANS, ProgressEvent
 from .errors import WorkerVideoError
-from .jobstore import (  # noqa: F401 - re-exported: the names the server always used
-    FINAL_STATES,
-    STATES,
-    JobFinishedError,
-    JobNotFoundError,
-    JobQueueFullError,
-    JobStore,
-    SQLiteJobStore,
-    open_store,
-    to_api,
-)
+from .jobstore import JobStore
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,8 @@ from ..grounding import Grounder, Grounding
 from ..options import LocateOptions, check_query
 from ..progress import ProgressEvent
 from .executor import BoundedExecutor
-from .jobs import JobRunner, JobStore, open_store
+from .jobs import JobRunner
+from .jobstore import JobStore, open_store
 from .output_files import attach_outputs
 from .storage import UploadStore, probe_checked, resolve_media_path
 
