@@ -15,6 +15,14 @@ import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from typer.core import TyperGroup
 
 from .errors import VidgroundError
@@ -66,3 +74,17 @@ class RunByDefault(TyperGroup):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
+
+
+def command_group(name: str, help: str) -> typer.Typer:
+    """A ``vidground NAME`` command group whose plain ``vidground NAME ARGS`` runs its ``run``
+    command (``eval``, ``finetune``)."""
+    return typer.Typer(name=name, cls=RunByDefault, no_args_is_help=True, add_completion=False,
+                       pretty_exceptions_enable=False, help=help)
+
+
+def eta_bar() -> Progress:
+    """A progress bar on stderr: what is running, done/total, time so far and time left."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                    console=stderr)

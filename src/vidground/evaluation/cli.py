@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..cli_support import RunByDefault, run_action, stderr, stdout
+from ..cli_support import command_group, eta_bar, run_action, stderr, stdout
 
 if TYPE_CHECKING:
     from .runner import RunProgress
@@ -26,12 +26,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-eval_app = typer.Typer(
-    name="eval", cls=RunByDefault, no_args_is_help=True, add_completion=False,
-    pretty_exceptions_enable=False,
-    help="Score vidground on Charades-STA, TimeLens-Bench, ActivityNet Captions, QVHighlights "
-         "or your own JSONL, with the reference metrics. 'vidground eval DATASET ...' runs; "
-         "'vidground eval score PREDICTIONS --annotations FILE' only scores.")
+eval_app = command_group(
+    "eval",
+    "Score vidground on Charades-STA, TimeLens-Bench, ActivityNet Captions, QVHighlights "
+    "or your own JSONL, with the reference metrics. 'vidground eval DATASET ...' runs; "
+    "'vidground eval score PREDICTIONS --annotations FILE' only scores.")
 
 
 def _run(action: Callable[[], T]) -> T:
@@ -225,18 +224,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[RunProgress], None]]:
         yield lambda p: None
         return
     if stderr.is_terminal:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                      console=stderr) as bar:
+        with eta_bar() as bar:
             tasks: dict[str, Any] = {}
 
             def update(p: RunProgress) -> None:

@@ -30,7 +30,7 @@ import csv
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,42 +128,40 @@ def _read_charades(path: Path) -> list[Sample]:
 
 
 def _read_timelens(path: Path) -> list[Sample]:
-    data = _json(path)
-    if not isinstance(data, dict):
-        raise EvaluationError(f"{path}: a TimeLens annotation file is one JSON object "
-                              "{video_id: {duration, spans, queries}}")
-    samples = []
-    for vid, entry in data.items():
-        where = f"{path} [{vid!r}]"
-        _need(entry, ("duration", "spans", "queries"), where)
-        if len(entry["spans"]) != len(entry["queries"]):
-            raise EvaluationError(f"{where}: {len(entry['spans'])} spans for "
-                                  f"{len(entry['queries'])} queries")
-        for k, (span, query) in enumerate(zip(entry["spans"], entry["queries"], strict=True)):
-            samples.append(Sample(f"{vid}#{k}", vid, parse_query(str(query)),
-                                  (_pair(span, where),), _seconds(entry["duration"], where),
-                                  names=(vid,)))
-    return samples
+    """TimeLens: ``{video_id: {duration, spans, queries}}``."""
+    return _read_span_table(path, "TimeLens annotation", ("spans", "queries"),
+                            lambda vid: (vid,))
 
 
 def _read_activitynet(path: Path) -> list[Sample]:
+    """ActivityNet Captions: ``{video_id: {duration, timestamps, sentences}}``; the files of
+    a video are found with or without its ``v_`` prefix."""
+    return _read_span_table(path, "ActivityNet Captions", ("timestamps", "sentences"),
+                            lambda vid: (vid, vid[2:]) if vid.startswith("v_")
+                            else (vid, f"v_{vid}"))
+
+
+def _read_span_table(path: Path, kind: str, keys: tuple[str, str],
+                     names: Callable[[str], tuple[str, ...]]) -> list[Sample]:
+    """One JSON object ``{video_id: {duration, <spans key>: [[s, e], ...], <queries key>:
+    [...]}}``: one sample per (span, query) pair."""
+    spans_key, queries_key = keys
     data = _json(path)
     if not isinstance(data, dict):
-        raise EvaluationError(f"{path}: an ActivityNet Captions file is one JSON object "
-                              "{video_id: {duration, timestamps, sentences}}")
+        raise EvaluationError(f"{path}: a {kind} file is one JSON object "
+                              f"{{video_id: {{duration, {spans_key}, {queries_key}}}}}")
     samples = []
     for vid, entry in data.items():
         where = f"{path} [{vid!r}]"
-        _need(entry, ("duration", "timestamps", "sentences"), where)
-        if len(entry["timestamps"]) != len(entry["sentences"]):
-            raise EvaluationError(f"{where}: {len(entry['timestamps'])} timestamps for "
-                                  f"{len(entry['sentences'])} sentences")
-        names = (vid, vid[2:]) if vid.startswith("v_") else (vid, f"v_{vid}")
-        for k, (span, query) in enumerate(zip(entry["timestamps"], entry["sentences"],
-                                              strict=True)):
+        _need(entry, ("duration", spans_key, queries_key), where)
+        spans, queries = entry[spans_key], entry[queries_key]
+        if len(spans) != len(queries):
+            raise EvaluationError(f"{where}: {len(spans)} {spans_key} for {len(queries)} "
+                                  f"{queries_key}")
+        for k, (span, query) in enumerate(zip(spans, queries, strict=True)):
             samples.append(Sample(f"{vid}#{k}", vid, parse_query(str(query)),
                                   (_pair(span, where),), _seconds(entry["duration"], where),
-                                  names=names))
+                                  names=names(vid)))
     return samples
 
 

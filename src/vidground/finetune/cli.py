@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..cli_support import RunByDefault, run_action, stderr, stdout
+from ..cli_support import command_group, eta_bar, run_action, stderr, stdout
 
 if TYPE_CHECKING:
     from .train import StepLog
@@ -23,13 +23,12 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-finetune_app = typer.Typer(
-    name="finetune", cls=RunByDefault, no_args_is_help=True, add_completion=False,
-    pretty_exceptions_enable=False,
-    help="Fine-tune Qwen3-VL on your own grounding data (LoRA, or QLoRA on a CUDA GPU), with "
-         "the prompts, frames and answer form vidground uses; evaluates --val before and "
-         "after. 'vidground finetune merge' writes base + adapter as one checkpoint. "
-         "See docs/finetune.md.")
+finetune_app = command_group(
+    "finetune",
+    "Fine-tune Qwen3-VL on your own grounding data (LoRA, or QLoRA on a CUDA GPU), with "
+    "the prompts, frames and answer form vidground uses; evaluates --val before and "
+    "after. 'vidground finetune merge' writes base + adapter as one checkpoint. "
+    "See docs/finetune.md.")
 
 
 def _run(action: Callable[[], T]) -> T:
@@ -173,18 +172,7 @@ def _steps(enabled: bool) -> Iterator[Callable[[StepLog], None]]:
         yield lambda s: None
         return
     if stderr.is_terminal:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                      console=stderr) as bar:
+        with eta_bar() as bar:
             task = bar.add_task("training", total=None)
 
             def update(s: StepLog) -> None:
