@@ -220,7 +220,7 @@ def test_hung_up_sync_requests_leave_the_queue_at_once(tmp_path: Path) -> None:
     """Four clients fill the queue behind a running request and hang up: their places are
     free while the running request is still running (they used to be held until a worker
     reached them, and a real request got 429 with a Retry-After counting them)."""
-    model_s = 6.0
+    model_s = 8.0  # long enough that "freed at once" and "freed when reached" differ
     with FakeOpenAIServer(color=(255, 0, 0), object_name="red square") as slow:
         slow.configure(delay_s=model_s)
         srv = ServerProcess(tmp_path, env=openai_env(slow, VIDGROUND_QUEUE_LIMIT="4",
@@ -243,7 +243,7 @@ def test_hung_up_sync_requests_leave_the_queue_at_once(tmp_path: Path) -> None:
                 with pytest.raises(requests.exceptions.ReadTimeout):
                     requests.post(srv.url("/api/v1/inference"), json=body, timeout=0.4)
             # the server notices within its disconnect poll, long before the model answers
-            wait_for(lambda: health()["queue"]["waiting"] == 0, timeout_s=2.0)
+            wait_for(lambda: health()["queue"]["waiting"] == 0, timeout_s=4.0)
             assert health()["queue"]["running"] == 1
             assert time.monotonic() - started < model_s
             r = requests.post(srv.url("/api/v1/inference"), json=body, timeout=60)
