@@ -3,8 +3,9 @@
 What runs is what users run: ``Grounder.locate`` (probe, sampling, PyAV decoding into the frame
 cache) over ``QwenTransformersBackend`` (the processor with the real frame times, the vision
 tower through the feature cache, ``generate``), loaded with ``from_pretrained`` from a folder.
-The models are random-weight Qwen3-VLs: the tiny one the tests build (tests/support/tiny_qwen.py), and
-models with the exact architecture of Qwen3-VL-2B, 4B and 8B-Instruct, their config values
+The models are random-weight Qwen3-VLs: the tiny one the tests build
+(tests/support/tiny_qwen.py), and models with the exact architecture of Qwen3-VL-2B, 4B and
+8B-Instruct, their config values
 written below (nothing is downloaded). Time and memory do not depend on the weights' values;
 the tokenizer is the tests' byte-level one (so the question and the ``<t seconds>`` labels
 cost one token per byte, a few thousand, two to four times what the real tokenizer spends,

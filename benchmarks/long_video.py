@@ -4,8 +4,9 @@
 
 Encodes (once, cached in the temp dir) a ``--hours`` long clip with a red square visible for
 6 s near the end, then asks the whole pipeline (probe, sampling, windows, decode, the model,
-refinement) with the model that looks at the frames (tests/support/fake_openai_server.py). Prints the
-wall time, windows and model calls, the found span against the truth, and the process's peak
+refinement) with the model that looks at the frames (tests/support/fake_openai_server.py).
+Prints the wall time, windows and model calls, the found span against the truth, and the
+process's peak
 RSS (of this process, which also runs the fake model server and its JPEG decoding) after each
 run — frames are decoded one batch of windows at a time (as many as the backend has requests in
 flight), so the peak is set by ``max_frames`` and the concurrency, not by the video's length:

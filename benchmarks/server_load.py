@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/server_load.py                      # 50 clients, 500 requests
     .venv/bin/python benchmarks/server_load.py --queue-limit 10     # over the limit: 429s
 
-It starts the fake OpenAI-compatible model (tests/support/fake_openai_server.py, no delay) and a real
-``vidground serve`` subprocess on a free loopback port, encodes a short test video, then:
+It starts the fake OpenAI-compatible model (tests/support/fake_openai_server.py, no delay)
+and a real ``vidground serve`` subprocess on a free loopback port, encodes a short test video, then:
 
 1. a sequential warm-up/baseline (one client): the server's own overhead per request with no
    queueing — client latency minus the pipeline's ``timings.total_s``;

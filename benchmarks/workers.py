@@ -6,8 +6,9 @@
 For each worker count it starts a fresh PostgreSQL database (a real server from Debian's
 ``postgresql`` package, on a free loopback port), one ``vidground serve`` front end that only
 takes jobs (``VIDGROUND_RUN_JOBS=false``), and N ``vidground worker`` processes pointing at the
-fake OpenAI-compatible model server (tests/support/fake_openai_server.py, which sleeps ``--delay-s`` per
-call like a remote vLLM would, and serves calls concurrently). Once the workers are ready it
+fake OpenAI-compatible model server (tests/support/fake_openai_server.py, which sleeps
+``--delay-s`` per call like a remote vLLM would, and serves calls concurrently). Once the
+workers are ready it
 submits ``--jobs`` jobs as one batch over HTTP and times until the last one has finished. Each
 worker runs one job at a time (``VIDGROUND_WORKERS=1``), as one per GPU would.
 
