@@ -84,28 +84,35 @@ def browser():
         b.close()
 
 
+def new_page(browser, url: str, locale: str = "en-US"):
+    """A fresh browser context's page loaded at ``url`` (the page's load event has run);
+    ``page.external_requests`` records requests that leave the machine. Close its
+    ``page.context`` when done."""
+    ctx = browser.new_context(locale=locale, viewport={"width": 1280, "height": 1000})
+    page = ctx.new_page()
+    page.external_requests = []
+    page.on("request", lambda r: page.external_requests.append(r.url)
+            if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    page.wait_for_selector("#vg-locate")
+    # the load event (browser language -> labels, media list) has run
+    page.wait_for_function("document.querySelector('#vg-media') !== null")
+    return page
+
+
 @pytest.fixture
 def open_page(browser, server):
-    """``open_page(locale)`` -> a loaded page; records requests that leave the machine."""
-    contexts = []
+    """``open_page(locale)`` -> a loaded page of the module's server."""
+    pages = []
 
     def _open(locale: str = "en-US"):
-        ctx = browser.new_context(locale=locale, viewport={"width": 1280, "height": 1000})
-        contexts.append(ctx)
-        page = ctx.new_page()
-        page.external_requests = []
-        page.on("request", lambda r: page.external_requests.append(r.url)
-                if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(server.url)
-        page.wait_for_selector("#vg-locate")
-        # the load event (browser language -> labels, media list) has run
-        page.wait_for_function("document.querySelector('#vg-media') !== null")
-        return page
+        pages.append(new_page(browser, server.url, locale))
+        return pages[-1]
 
     yield _open
-    for ctx in contexts:
-        ctx.close()
+    for page in pages:
+        page.context.close()
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -268,12 +275,8 @@ def test_page_keeps_the_api_limits_and_shows_the_api_message(browser, model, med
         assert api.status_code == 413
         api_message = api.json()["error"]["message"]
         for locale, summary in (("en-US", ""), ("zh-CN", "视频超出了服务器的限制")):
-            ctx = browser.new_context(locale=locale, viewport={"width": 1280, "height": 1000})
+            page = new_page(browser, srv.url, locale)
             try:
-                page = ctx.new_page()
-                page.set_default_timeout(TIMEOUT_MS)
-                page.goto(srv.url)
-                page.wait_for_selector("#vg-locate")
                 upload(page, media_root / "red_square.mp4")
                 message = wait_status(page, "error")
                 assert api_message in message, (message, api_message)
@@ -287,7 +290,7 @@ def test_page_keeps_the_api_limits_and_shows_the_api_message(browser, model, med
                 ask(page, QUERY)
                 wait_status(page, "error")
             finally:
-                ctx.close()
+                page.context.close()
     assert model.chat_count == calls, "the page asked the model about a refused video"
 
 
@@ -402,12 +405,8 @@ def test_page_lists_what_happens_when(browser, tmp_path: Path) -> None:
     make_two_events(root / "two.mp4")
     with FakeOpenAIServer(events=EVENTS) as events_model, UIServer(
             settings_for(events_model.base_url, root, tmp_path / "data")) as srv:
-        ctx = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 1000})
+        page = new_page(browser, srv.url)
         try:
-            page = ctx.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(srv.url)
-            page.wait_for_selector("#vg-describe")
             upload(page, root / "two.mp4")
             wait_ready(page)
             page.click("#vg-describe")
@@ -421,7 +420,7 @@ def test_page_lists_what_happens_when(browser, tmp_path: Path) -> None:
             assert "red square" in answer and "blue square" in answer
             assert page.locator(".vg-track .vg-seg").count() == 2
         finally:
-            ctx.close()
+            page.context.close()
 
 
 @pytest.mark.slow

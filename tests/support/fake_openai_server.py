@@ -90,18 +90,7 @@ def object_fraction(image: Image.Image, color: tuple[int, int, int]) -> float:
 
 def describe(times: list[float], present: list[bool], name: str) -> str:
     """A model-like sentence naming every contiguous run of frames showing the object."""
-    runs: list[tuple[float, float]] = []
-    start: float | None = None
-    last: float | None = None
-    for t, p in sorted(zip(times, present, strict=False), key=lambda tp: tp[0]):
-        if p and start is None:
-            start = t
-        if not p and start is not None:
-            runs.append((start, last if last is not None else start))
-            start = None
-        last = t
-    if start is not None:
-        runs.append((start, last if last is not None else start))
+    runs = _runs(times, present)
     if not runs:
         return f"The {name} does not appear in the video."
     spans = " and ".join(f"from {_fmt(a)} to {_fmt(b)} seconds" for a, b in runs)

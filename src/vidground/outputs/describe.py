@@ -88,9 +88,11 @@ class Description:
         }
 
 
-def describe(grounder: Grounder, video: str | Path, options: LocateOptions | None = None, *,
+def describe(grounder: Grounder, video: str | Path | VideoInfo,
+             options: LocateOptions | None = None, *,
              progress: ProgressCallback | None = None) -> Description:
-    """List the events of ``video`` with the grounder's model (see the module docstring).
+    """List the events of ``video`` (a path, or the :class:`VideoInfo` of a video already
+    probed) with the grounder's model (see the module docstring).
 
     ``options`` are the locate options that apply: ``frame_sampling_rate``, ``max_frames``,
     ``max_windows``, ``max_context_length``, ``language``, ``max_new_tokens`` (default 1024 here,
@@ -102,7 +104,7 @@ def describe(grounder: Grounder, video: str | Path, options: LocateOptions | Non
     report = progress or ignore_progress
     started = time.perf_counter()
     report(ProgressEvent("probe", 0, 1, "reading the video"))
-    info = probe(video)
+    info = video if isinstance(video, VideoInfo) else probe(video)
     report(ProgressEvent("probe", 1, 1, "reading the video"))
     backend = grounder.backend
     plan = plan_sampling(info, opts, backend.max_frames_per_request)

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import OptionsError
 from ..options import LocateOptions
+from ..outputs.describe import describe
 from ..outputs.exports import FORMATS, check_format, export, media_type, suffix
 from ..outputs.results import Result, results_from_json
 from ..progress import ProgressEvent
@@ -41,7 +42,6 @@ from .output_files import (
 )
 from .routes import DISCONNECT_POLL_S, ClientGone, require_api_key, service
 from .schemas import ERROR_RESPONSES
-from .storage import probe_checked
 
 if TYPE_CHECKING:
     from .service import Service
@@ -146,10 +146,7 @@ def export_response(results: list[Result], fmt: str, filename: str) -> Response:
 
 
 def _checked_video(svc: Service, ref: dict[str, Any]) -> FilePath:
-    path = svc.video_file(ref)
-    probe_checked(path, max_duration_s=svc.settings.max_video_duration_s,
-                  max_pixels=svc.settings.max_video_pixels)
-    return path
+    return FilePath(svc.probed(ref).path)
 
 
 def _finished_job(svc: Service, job_id: str) -> dict[str, Any]:
@@ -199,10 +196,8 @@ async def describe_video(request: Request, body: DescribeRequest) -> Response:
     """What happens when: the model lists the events of the whole video (labelled spans, the
     inference response's shape, ``kind: "describe"``). Waits in the shared model queue (429
     past its limit); dropped when the client hangs up, like ``/inference``."""
-    from ..outputs.describe import describe
-
     svc = service(request)
-    path = _checked_video(svc, body.stored())
+    info = svc.probed(body.stored())
     values = body.options.model_dump(exclude_none=True) if body.options else {}
     options = LocateOptions.from_mapping({"max_new_tokens": 1024} | values)
     client_gone = threading.Event()
@@ -212,7 +207,7 @@ async def describe_video(request: Request, body: DescribeRequest) -> Response:
             raise ClientGone()
 
     future = svc.executor.submit(
-        lambda: describe(svc.grounder, path, options, progress=stop_when_gone).to_response())
+        lambda: describe(svc.grounder, info, options, progress=stop_when_gone).to_response())
     waiting = asyncio.wrap_future(future)
     while not (await asyncio.wait({waiting}, timeout=DISCONNECT_POLL_S))[0]:
         if await request.is_disconnected():

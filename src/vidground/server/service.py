@@ -24,7 +24,9 @@ from ..config import Settings
 from ..errors import ModelNotAvailableError, VidgroundError
 from ..grounding import Grounder, Grounding
 from ..options import LocateOptions, check_query
+from ..outputs.describe import describe
 from ..progress import ProgressEvent
+from ..video.probe import VideoInfo
 from .executor import BoundedExecutor
 from .jobs import JobRunner
 from .jobstore import JobStore, open_store
@@ -157,14 +159,16 @@ class Service:
         """Queue "what happens when?" for the video ``request`` names (checked like an
         inference request; its ``options`` apply) on the shared executor; the future holds
         the :class:`~vidground.outputs.describe.Description`."""
-        from ..outputs.describe import describe
-
-        path = self.video_file(request)
-        probe_checked(path, max_duration_s=self.settings.max_video_duration_s,
-                      max_pixels=self.settings.max_video_pixels)
+        info = self.probed(request)
         options = LocateOptions.from_mapping(request.get("options"))
         return self.executor.submit(
-            lambda: describe(self.grounder, path, options, progress=progress))
+            lambda: describe(self.grounder, info, options, progress=progress))
+
+    def probed(self, request: dict[str, Any]) -> VideoInfo:
+        """The video ``request`` names, probed with the server's limits (413 past them)."""
+        return probe_checked(self.video_file(request),
+                             max_duration_s=self.settings.max_video_duration_s,
+                             max_pixels=self.settings.max_video_pixels)
 
     def adopt_upload(self, path: Path, filename: str | None) -> dict[str, Any]:
         """Take a file the web page received into the upload store (checked like an API
@@ -174,10 +178,7 @@ class Service:
     def locate(self, request: dict[str, Any], progress: Callable[[ProgressEvent], None]
                ) -> Grounding:
         """Run one inference request (in an executor worker)."""
-        path = self.video_file(request)
-        # probed once, here, with the server's limits; the Grounder takes the result as it is
-        info = probe_checked(path, max_duration_s=self.settings.max_video_duration_s,
-                             max_pixels=self.settings.max_video_pixels)
+        info = self.probed(request)  # once, here; the Grounder takes the result as it is
         options = LocateOptions.from_mapping(request.get("options"))
         try:
             grounding = self.grounder.locate(info, request["query"], options, progress=progress)
