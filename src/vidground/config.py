@@ -60,6 +60,19 @@ class Settings(BaseSettings):
     max_request_kb: int = Field(default=4096, description="largest JSON request body")
     upload_retention_hours: float = Field(
         default=168.0, ge=0, description="delete uploads unused for this long (0: keep them)")
+    # heavy output work: clips and evidence frames (issue 21)
+    heavy_workers: int = Field(
+        default=2, ge=1, description="clip/evidence requests encoded at once (CPU work, "
+        "outside the model's queue)")
+    heavy_queue_limit: int = Field(
+        default=16, ge=0, description="clip/evidence requests that may wait for a heavy worker "
+        "before 429")
+    probe_limit: int = Field(
+        default=4, ge=1, description="videos probed at once (each opens and reads the file)")
+    max_outputs_mb: float = Field(
+        default=2048.0, ge=0, description="most disk space clips and evidence frames under "
+        "<data_dir>/outputs may use; the oldest are deleted first, 507 when it is still full "
+        "(0: no limit)")
     # cache of decoded frames and visual features (vidground.cache)
     cache_dir: Path | None = Field(
         default=None, description="decoded frames and visual features (default <data_dir>/cache)")

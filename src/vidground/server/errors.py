@@ -4,7 +4,31 @@ table in docs/api.md lists them all; a test keeps it in step)."""
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 from ..errors import NotFoundError, OptionsError, VidgroundError
+
+#: ``errno`` values that mean "no room to write": no space, quota exceeded, file too large.
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_NO_ROOM_TEXT = ("no space left on device", "disk quota exceeded", "database or disk is full",
+                 "file too large")
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Was ``exc`` (or an exception it was raised from, or while handling) caused by a full
+    disk, a full quota or a file-size limit? (SQLite's ``SQLITE_FULL``, ``ENOSPC`` from a write,
+    from PyAV's muxer...)"""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "errno", None) in NO_ROOM:
+            return True
+        if isinstance(exc, (sqlite3.Error, OSError)) and any(
+                text in str(exc).lower() for text in _NO_ROOM_TEXT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class InvalidPathError(VidgroundError):
@@ -60,6 +84,15 @@ class QueueFullError(VidgroundError):
 class ShuttingDownError(VidgroundError):
     code = "shutting_down"
     http_status = 503
+
+
+class InsufficientStorageError(VidgroundError):
+    """The disk (or the outputs quota, ``VIDGROUND_MAX_OUTPUTS_MB``) is full: nothing was kept
+    of what this request started to write."""
+
+    code = "insufficient_storage"
+    http_status = 507
+    retry_after = 60
 
 
 class OutputNotFoundError(NotFoundError):

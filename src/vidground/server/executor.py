@@ -32,7 +32,10 @@ class BoundedExecutor:
     side, pulled from ``job_source`` when no sync task waits."""
 
     def __init__(self, workers: int = 1, queue_limit: int = 64,
-                 job_source: JobSource | None = None) -> None:
+                 job_source: JobSource | None = None, *, name: str = "worker",
+                 busy_hint: str = "retry later or submit a job with POST /api/v1/jobs") -> None:
+        self.name = name
+        self.busy_hint = busy_hint
         self.workers = max(1, int(workers))
         self.queue_limit = max(0, int(queue_limit))
         self.job_source = job_source
@@ -49,7 +52,7 @@ class BoundedExecutor:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         for n in range(self.workers):
-            thread = threading.Thread(target=self._loop, name=f"vidground-worker-{n}",
+            thread = threading.Thread(target=self._loop, name=f"vidground-{self.name}-{n}",
                                       daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -81,8 +84,7 @@ class BoundedExecutor:
                 self.rejected += 1
                 raise QueueFullError(
                     f"the server is busy: {len(self._queue)} requests are already waiting "
-                    f"(limit {self.queue_limit}); retry later or submit a job with "
-                    "POST /api/v1/jobs",
+                    f"for a {self.name} (limit {self.queue_limit}); {self.busy_hint}",
                     retry_after=self._retry_after_locked(),
                 )
             self._queue.append((fn, future))

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import VidgroundError
+from .errors import InsufficientStorageError, disk_full
 
 log = logging.getLogger("vidground.server")
 access_log = logging.getLogger("vidground.access")
@@ -85,6 +86,17 @@ def validation_message(exc: RequestValidationError) -> str:
     return text[:1000]
 
 
+DISK_FULL = ("the server's disk is full: nothing of this request was kept; retry later "
+             "(the server's operator needs to free space)")
+
+
+def public_text(request: Request, message: str) -> str:
+    """``message`` without the server's folders, when the app knows them (its service's
+    ``public_text``)."""
+    scrub = getattr(getattr(request.app.state, "service", None), "public_text", None)
+    return scrub(message) if callable(scrub) else message
+
+
 def _store_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and any(
         word in str(exc).lower() for word in ("locked", "busy"))
@@ -96,6 +108,11 @@ def install_error_handlers(app: FastAPI, *, detail: bool = False) -> None:
 
     @app.exception_handler(VidgroundError)
     async def vidground_error(request: Request, exc: VidgroundError) -> JSONResponse:
+        if disk_full(exc) and not isinstance(exc, InsufficientStorageError):
+            # a writer that wrapped ENOSPC in its own error (a clip "cannot be written")
+            log.warning("%s %s: the disk is full (%s)", request.method, request.url.path,
+                        exc.message)
+            exc = InsufficientStorageError(DISK_FULL)
         log.log(logging.WARNING if exc.http_status >= 500 else logging.INFO,
                 "%s %s -> %d %s: %s", request.method, request.url.path, exc.http_status,
                 exc.code, exc.message)
@@ -105,7 +122,8 @@ def install_error_handlers(app: FastAPI, *, detail: bool = False) -> None:
             headers = {"Retry-After": str(int(retry_after))}
         if exc.http_status == 401:
             headers = {"WWW-Authenticate": "Bearer"}
-        return error_json(exc.http_status, exc.code, exc.message, headers, detail=detail)
+        return error_json(exc.http_status, exc.code, public_text(request, exc.message),
+                          headers, detail=detail)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -122,6 +140,12 @@ def install_error_handlers(app: FastAPI, *, detail: bool = False) -> None:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        if disk_full(exc):
+            log.warning("%s %s -> 507: the disk is full (%s)", request.method,
+                        request.url.path, exc)
+            return error_json(507, InsufficientStorageError.code, DISK_FULL,
+                              {"Retry-After": str(InsufficientStorageError.retry_after)},
+                              detail=detail)
         if _store_busy(exc):
             log.warning("job store busy on %s %s: %s", request.method, request.url.path, exc)
             return error_json(503, "store_busy", "the job store is busy (locked by another "

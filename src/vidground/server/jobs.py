@@ -64,10 +64,12 @@ class JobRunner:
     leases of the jobs this runner is running (only those: a job whose outcome could not be
     written is left to expire) and re-queues jobs whose lease ran out elsewhere."""
 
-    def __init__(self, store: JobStore, infer: Infer, *, progress_interval_s: float = 0.25
-                 ) -> None:
+    def __init__(self, store: JobStore, infer: Infer, *, progress_interval_s: float = 0.25,
+                 public: Callable[[str], str] | None = None) -> None:
         self.store = store
         self.infer = infer
+        #: turns an error message into what a client may read (no server folders)
+        self.public = public or (lambda text: text)
         self.progress_interval_s = progress_interval_s
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
@@ -160,15 +162,15 @@ class JobRunner:
         except JobCancelled:
             self._finish(row, "cancelled")
         except ModelNotAvailableError as exc:
-            self._finish(row, "failed", error=error_body(exc))
+            self._finish(row, "failed", error=error_body(exc, self.public))
         except (BackendError, WorkerVideoError) as exc:
             if row["attempts"] < row["max_attempts"]:
                 log.warning("job %s: %s; giving it back to the queue", job_id, exc.message)
-                self.store.requeue(job_id, token, error_body(exc))
+                self.store.requeue(job_id, token, error_body(exc, self.public))
             else:
-                self._finish(row, "failed", error=error_body(exc))
+                self._finish(row, "failed", error=error_body(exc, self.public))
         except VidgroundError as exc:
-            self._finish(row, "failed", error=error_body(exc))
+            self._finish(row, "failed", error=error_body(exc, self.public))
         except Exception:  # noqa: BLE001 - recorded; details stay in the server log
             log.exception("job %s failed", job_id)
             self._finish(row, "failed", error={
@@ -181,5 +183,7 @@ class JobRunner:
                 self._finish(row, "succeeded", result=result)
 
 
-def error_body(exc: VidgroundError) -> dict[str, Any]:
-    return {"code": exc.code, "message": exc.message, "status": exc.http_status}
+def error_body(exc: VidgroundError, public: Callable[[str], str] | None = None
+               ) -> dict[str, Any]:
+    message = public(exc.message) if public is not None else exc.message
+    return {"code": exc.code, "message": message, "status": exc.http_status}

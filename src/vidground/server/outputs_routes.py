@@ -11,17 +11,15 @@ the service uses too (``outputs: {clips, evidence}`` on an inference request).
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 import threading
-from pathlib import Path as FilePath
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from starlette.concurrency import run_in_threadpool
 
 from ..errors import OptionsError
 from ..options import LocateOptions
@@ -30,25 +28,27 @@ from ..outputs.exports import FORMATS, check_format, export, media_type, suffix
 from ..outputs.results import Result, results_from_json
 from ..progress import ProgressEvent
 from ..timecode import Span
+from ..video.probe import VideoInfo
 from .errors import JobNotDoneError, OutputNotFoundError
-from .http import SafeJSONResponse
 from .ids import JOB_ID_PATTERN, OUTPUT_ID_PATTERN, VIDEO_ID_PATTERN
 from .output_files import (
+    MAX_CLIPS,
+    MAX_EVIDENCE_SPANS,
+    Cancelled,
     attach_outputs,
     make_clips,
     make_evidence,
     outputs_dir,
     sweep_outputs,
 )
-from .routes import DISCONNECT_POLL_S, ClientGone, require_api_key, service
+from .routes import ClientGone, answer_or_drop, require_api_key, service
 from .schemas import ERROR_RESPONSES
 
 if TYPE_CHECKING:
     from .service import Service
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,150}$"
-MAX_SPANS = 50
-MAX_CLIPS = 20
+MAX_SPANS = MAX_EVIDENCE_SPANS
 
 Format = Literal["srt", "vtt", "chapters", "csv", "jsonl", "edl", "otio", "youtube"]
 FORMAT_QUERY = Query(description=f"one of {', '.join(FORMATS)}")
@@ -145,10 +145,6 @@ def export_response(results: list[Result], fmt: str, filename: str) -> Response:
                              f'attachment; filename="{safe}{suffix(name)}"'})
 
 
-def _checked_video(svc: Service, ref: dict[str, Any]) -> FilePath:
-    return FilePath(svc.probed(ref).path)
-
-
 def _finished_job(svc: Service, job_id: str) -> dict[str, Any]:
     job = svc.store.get(job_id)
     if job["status"] != "succeeded":
@@ -197,7 +193,7 @@ async def describe_video(request: Request, body: DescribeRequest) -> Response:
     inference response's shape, ``kind: "describe"``). Waits in the shared model queue (429
     past its limit); dropped when the client hangs up, like ``/inference``."""
     svc = service(request)
-    info = svc.probed(body.stored())
+    info = await svc.probed_async(body.stored())
     values = body.options.model_dump(exclude_none=True) if body.options else {}
     options = LocateOptions.from_mapping({"max_new_tokens": 1024} | values)
     client_gone = threading.Event()
@@ -208,62 +204,62 @@ async def describe_video(request: Request, body: DescribeRequest) -> Response:
 
     future = svc.executor.submit(
         lambda: describe(svc.grounder, info, options, progress=stop_when_gone).to_response())
-    waiting = asyncio.wrap_future(future)
-    while not (await asyncio.wait({waiting}, timeout=DISCONNECT_POLL_S))[0]:
-        if await request.is_disconnected():
-            client_gone.set()
-            svc.executor.discard(future)
-            waiting.add_done_callback(_ignore_outcome)
-            return Response(status_code=499)
-    return SafeJSONResponse(waiting.result())
+    return await answer_or_drop(request, future, svc.executor, client_gone, "describe")
 
 
-def _ignore_outcome(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
+async def _heavy(request: Request, ref: dict[str, Any],
+                 make: Callable[[VideoInfo, Cancelled], dict[str, Any]]) -> Response:
+    """Queue ``make(video, cancelled)`` on the service's heavy queue (clips and evidence:
+    ``heavy_workers`` at once, 429 with ``Retry-After`` past ``heavy_queue_limit``), never
+    in the shared thread pool nor on the event loop; the video ``ref`` names is probed in
+    the task too. Dropped when the client hangs up (a queued task never runs, a running one
+    stops before its next clip and deletes what it made)."""
+    svc = service(request)
+    client_gone = threading.Event()
+    future = svc.heavy.submit(lambda: make(svc.probed(ref), client_gone.is_set))
+    return await answer_or_drop(request, future, svc.heavy, client_gone, "clip/evidence")
 
 
 @outputs_router.post("/evidence")
-async def evidence(request: Request, body: EvidenceRequest) -> dict[str, Any]:
+async def evidence(request: Request, body: EvidenceRequest) -> Response:
     """The first, middle and last frame of each span (JPEG URLs) and a contact sheet."""
     svc = service(request)
-    path = _checked_video(svc, body.stored())
     spans = [s.span() for s in body.spans]
-    return await run_in_threadpool(make_evidence, svc, path, spans, None)
+    return await _heavy(request, body.stored(),
+                        lambda info, gone: make_evidence(svc, info, spans, None, gone))
 
 
 @outputs_router.post("/clips")
-async def clips(request: Request, body: ClipsRequest) -> dict[str, Any]:
+async def clips(request: Request, body: ClipsRequest) -> Response:
     """A clip per span (``exact``: re-encoded on the span's frames; ``fast``: copied from the
     keyframe before), with download URLs."""
     svc = service(request)
-    path = _checked_video(svc, body.stored())
     spans = [s.span() for s in body.spans]
-    return await run_in_threadpool(lambda: make_clips(svc, path, spans, pad=body.pad,
-                                                      mode=body.mode))
+    return await _heavy(request, body.stored(), lambda info, gone: make_clips(
+        svc, info, spans, pad=body.pad, mode=body.mode, cancelled=gone))
 
 
 @outputs_router.get("/jobs/{job_id}/evidence")
 async def job_evidence(request: Request, job_id: str = Path(pattern=JOB_ID_PATTERN)
-                       ) -> dict[str, Any]:
-    """Evidence frames of a finished job's spans."""
+                       ) -> Response:
+    """Evidence frames of a finished job's spans (the first 50)."""
     svc = service(request)
-    job = _finished_job(svc, job_id)
+    job = await svc.off_loop(_finished_job, svc, job_id)
     result = Result.from_job(job)
-    path = _checked_video(svc, job["request"])
-    return await run_in_threadpool(make_evidence, svc, path, list(result.spans), result.query)
+    return await _heavy(request, job["request"], lambda info, gone: make_evidence(
+        svc, info, list(result.spans), result.query, gone))
 
 
 @outputs_router.post("/jobs/{job_id}/clips")
 async def job_clips(request: Request, job_id: str = Path(pattern=JOB_ID_PATTERN),
                     pad: float = Query(0.0, ge=0, le=60),
-                    mode: Literal["exact", "fast"] = "exact") -> dict[str, Any]:
-    """A clip of each span of a finished job."""
+                    mode: Literal["exact", "fast"] = "exact") -> Response:
+    """A clip of each span of a finished job (the first 20)."""
     svc = service(request)
-    job = _finished_job(svc, job_id)
-    spans = list(Result.from_job(job).spans)[:MAX_CLIPS]
-    path = _checked_video(svc, job["request"])
-    return await run_in_threadpool(lambda: make_clips(svc, path, spans, pad=pad, mode=mode))
+    job = await svc.off_loop(_finished_job, svc, job_id)
+    spans = list(Result.from_job(job).spans)
+    return await _heavy(request, job["request"], lambda info, gone: make_clips(
+        svc, info, spans, pad=pad, mode=mode, cancelled=gone))
 
 
 @outputs_router.get("/outputs/{output_id}/{name}", response_class=FileResponse)

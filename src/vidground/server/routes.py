@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -35,6 +36,7 @@ from .schemas import (
 from .storage import MultipartFile
 
 if TYPE_CHECKING:
+    from .executor import BoundedExecutor
     from .service import Service
 
 DRAIN_LIMIT = 64 * 1024 * 1024
@@ -61,10 +63,14 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)],
 
 
 @public.get("/health", response_model=Health)
-def health(request: Request) -> dict[str, Any]:
-    """Is the model loaded? How many requests and jobs wait? Always answers, even while the
-    model loads or when it cannot be loaded."""
-    return service(request).health()
+async def health(request: Request) -> dict[str, Any]:
+    """Is the model loaded? How many requests and jobs wait? Always answers at once, even
+    while the model loads, when it cannot be loaded, or when the job store does not answer
+    (``degraded``, naming the failing part). Folder paths only to callers with the API key."""
+    svc = service(request)
+    key = svc.settings.api_key
+    parts = await svc.health_parts.aget()
+    return svc.health(parts=parts, show_paths=bool(key) and key_matches(request, key))
 
 
 @router.post("/inference", response_model=InferenceResponse, tags=["inference"])
@@ -80,22 +86,30 @@ async def inference(body: InferenceRequest, request: Request) -> Response:
         if client_gone.is_set():
             raise ClientGone()
 
-    future = svc.submit(body.stored(), stop_when_gone)
-    waiting = asyncio.wrap_future(future)
-    while not (await asyncio.wait({waiting}, timeout=DISCONNECT_POLL_S))[0]:
-        if await request.is_disconnected():
-            # nobody will read the answer: a queued request never runs, a running one stops
-            # at its next progress event (the model call in progress finishes first)
-            client_gone.set()
-            svc.executor.discard(future)  # a queued one leaves the queue at once
-            waiting.add_done_callback(_ignore_outcome)
-            log.info("client disconnected; its inference request was dropped")
-            return Response(status_code=499)
-    return SafeJSONResponse(waiting.result())
+    # checking the path touches the file system: off the event loop
+    future = await svc.off_loop(svc.submit, body.stored(), stop_when_gone)
+    return await answer_or_drop(request, future, svc.executor, client_gone, "inference")
 
 
 class ClientGone(Exception):
     """Raised from the progress callback of a sync request whose client disconnected."""
+
+
+async def answer_or_drop(request: Request, future: Future[Any], executor: BoundedExecutor,
+                         client_gone: threading.Event, what: str) -> Response:
+    """Wait for ``future`` (queued on ``executor``) without holding a thread, and answer its
+    result; when the client hangs up first, nobody will read the answer: a queued task
+    leaves the queue at once and never runs, a running one sees ``client_gone`` at its next
+    step (a progress event, the next clip) and stops. 499 then (nobody reads it)."""
+    waiting = asyncio.wrap_future(future)
+    while not (await asyncio.wait({waiting}, timeout=DISCONNECT_POLL_S))[0]:
+        if await request.is_disconnected():
+            client_gone.set()
+            executor.discard(future)
+            waiting.add_done_callback(_ignore_outcome)
+            log.info("client disconnected; its %s request was dropped", what)
+            return Response(status_code=499)
+    return SafeJSONResponse(waiting.result())
 
 
 def _ignore_outcome(future: asyncio.Future[Any]) -> None:
@@ -118,7 +132,8 @@ async def upload_video(request: Request) -> SafeJSONResponse:
     svc = service(request)
     parser = MultipartFile(request)
     try:
-        meta = await svc.uploads.save(parser.chunks(), lambda: parser.filename, run_in_threadpool)
+        meta = await svc.uploads.save(parser.chunks(), lambda: parser.filename,
+                                      run_in_threadpool, svc.off_loop)
     except UploadTooLargeError:
         await _drain(request)
         raise

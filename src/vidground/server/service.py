@@ -10,11 +10,13 @@ API's response (with clip and evidence links when asked).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,15 @@ class Service:
         self.uploads: UploadStore = None  # type: ignore[assignment]
         self.runner: JobRunner | None = None
         self.executor = BoundedExecutor(settings.workers, settings.queue_limit,
-                                        job_source=self._next_job)
+                                        job_source=self._next_job, name="model worker")
+        # clips and evidence: CPU and disk work with its own bounded queue (issue 21)
+        self.heavy = BoundedExecutor(settings.heavy_workers, settings.heavy_queue_limit,
+                                     name="clip/evidence worker",
+                                     busy_hint="retry later (see Retry-After)")
+        # probing videos for the async routes: off the event loop, a few at once
+        self.probes = BoundedExecutor(settings.probe_limit, settings.probe_limit * 8,
+                                      name="video probe", busy_hint="retry in a few seconds")
+        self.health_parts = HealthParts(self._read_health_parts)
         self.model_state = "not_loaded"
         self.model_error: str | None = None
         self._stopping = threading.Event()
@@ -68,9 +78,11 @@ class Service:
             max_duration_s=self.settings.max_video_duration_s,
             max_pixels=self.settings.max_video_pixels)
         if self.settings.run_jobs:
-            self.runner = JobRunner(self.store, self.infer)
+            self.runner = JobRunner(self.store, self.infer, public=self.public_text)
             self.runner.start()
         self.executor.start()
+        self.heavy.start()
+        self.probes.start()
         if self.settings.upload_retention_hours > 0:
             threading.Thread(target=self._sweep_uploads, name="vidground-uploads",
                              daemon=True).start()
@@ -81,6 +93,8 @@ class Service:
     def stop(self) -> None:
         self._stopping.set()
         self.executor.stop(timeout=0.0)
+        self.heavy.stop(timeout=0.0)
+        self.probes.stop(timeout=0.0)
         if self.runner is not None:
             self.runner.stop()
         if self.store is not None:
@@ -170,6 +184,36 @@ class Service:
                              max_duration_s=self.settings.max_video_duration_s,
                              max_pixels=self.settings.max_video_pixels)
 
+    async def probed_async(self, request: dict[str, Any]) -> VideoInfo:
+        """:meth:`probed` for the async routes: in the probe pool (``probe_limit`` at once,
+        429 past its queue), never on the event loop."""
+        return await asyncio.wrap_future(self.probes.submit(lambda: self.probed(request)))
+
+    async def off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in the probe pool (short blocking work of the async routes: file
+        system checks, probes, writes)."""
+        return await asyncio.wrap_future(self.probes.submit(lambda: fn(*args)))
+
+    # -- what clients may see --------------------------------------------------------------
+    def _private_paths(self) -> list[tuple[str, str]]:
+        roots = [(self.data_dir, "<data dir>"), (self.media_root, "<media root>")]
+        cache = self.settings.cache_dir
+        if cache is not None:
+            roots.insert(0, (Path(cache).expanduser(), "<cache dir>"))
+        pairs = []
+        for path, name in roots:
+            for text in {str(path), str(path.expanduser()), str(_resolved(path))}:
+                if len(text) > 1:
+                    pairs.append((text, name))
+        return sorted(pairs, key=lambda p: -len(p[0]))  # the longest (innermost) first
+
+    def public_text(self, message: str) -> str:
+        """``message`` with the server's own folders (data dir, media root, cache) named, not
+        spelt out: clients never learn where the server keeps its files."""
+        for text, name in self._private_paths():
+            message = message.replace(text, name)
+        return message
+
     def adopt_upload(self, path: Path, filename: str | None) -> dict[str, Any]:
         """Take a file the web page received into the upload store (checked like an API
         upload: probed, size and video limits) and return its ``{video_id, video, ...}``."""
@@ -209,7 +253,7 @@ class Service:
         response = grounding.to_response()
         wanted = request.get("outputs") or {}
         if wanted.get("clips") or wanted.get("evidence"):
-            response = attach_outputs(self, response, Path(grounding.video.path),
+            response = attach_outputs(self, response, grounding.video,
                                       clips=bool(wanted.get("clips")),
                                       evidence=bool(wanted.get("evidence")))
         return response
@@ -220,7 +264,32 @@ class Service:
             return False
         return bool(self.grounder.backend.is_loaded)
 
-    def health(self) -> dict[str, Any]:
+    def _read_health_parts(self) -> dict[str, Any]:
+        """The parts of health that read the disk or the job store (each may fail alone)."""
+        parts: dict[str, Any] = {}
+        try:
+            parts["jobs"] = self.store.counts() if self.store is not None else {}
+            parts["job_store"] = dict(self.store.integrity if self.store is not None
+                                      else {"ok": True})
+        except Exception as exc:  # noqa: BLE001 - reported as the failing part, no details
+            log.warning("health: the job store did not answer: %s", exc)
+            parts["jobs"] = {}
+            parts["job_store"] = {"ok": False, "message": "the job store is not reachable "
+                                  f"({type(exc).__name__}); see the server log",
+                                  "kept_aside": []}
+        try:
+            parts["cache"] = cache_stats(self.settings)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("health: reading the cache failed: %s", exc)
+            parts["cache"] = {"enabled": False, "error": "the cache could not be read"}
+        return parts
+
+    def health(self, *, show_paths: bool = False, parts: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+        """The status document (never raises, never waits long on the job store or the disk:
+        a part that does not answer within :attr:`HealthParts.wait_s` is reported as the
+        failing part). ``show_paths``: the caller is authenticated, so folder names may be
+        shown in full."""
         ready = self.model_loaded()
         model = None
         if self.grounder.backend_ready:
@@ -233,12 +302,18 @@ class Service:
             state = "ready"
         elif not ready and state == "ready":
             state = "not_loaded"
-        counts = self.store.counts() if self.store is not None else {}
-        integrity = self.store.integrity if self.store is not None else {"ok": True}
+        if parts is None:
+            parts = self.health_parts.get()
+        counts = parts.get("jobs") or {}
+        integrity = dict(parts.get("job_store") or {"ok": True})
+        cache = dict(parts.get("cache") or {})
+        if not show_paths:
+            integrity["kept_aside"] = [Path(p).name for p in integrity.get("kept_aside") or []]
+            cache.pop("dir", None)
         # "unavailable": inference cannot work now (the model failed to load); "degraded":
-        # it works, but something needs a person (a damaged job store was set aside)
+        # it works, but something needs a person (a damaged or unreachable job store)
         status = ("unavailable" if state == "error" else
-                  "degraded" if not integrity["ok"] else "ok")
+                  "degraded" if not integrity.get("ok", True) else "ok")
         return {
             "status": status,
             "job_store": integrity,
@@ -252,6 +327,70 @@ class Service:
                       "depth": self.executor.waiting + self.executor.running
                       + counts.get("queued", 0),
                       "limit": self.executor.queue_limit, "workers": self.executor.workers},
+            "outputs_queue": {"waiting": self.heavy.waiting, "running": self.heavy.running,
+                              "limit": self.heavy.queue_limit, "workers": self.heavy.workers},
             "jobs": counts,
-            "cache": cache_stats(self.settings),
+            "cache": cache,
         }
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.expanduser().resolve()
+    except (OSError, RuntimeError):
+        return path
+
+
+class HealthParts:
+    """What health reads from the job store and the disk, read in a thread of its own: a
+    health request waits at most :attr:`wait_s` for a fresh reading, else it gets the last
+    one, marked stale (a job store that hangs, a cache folder that takes seconds to count, a
+    pool of busy threads: health still answers at once). One reading at a time."""
+
+    wait_s = 1.0
+    #: a reading older than this while a new one hangs: the job store is reported unreachable
+    stale_s = 5.0
+
+    def __init__(self, read: Callable[[], dict[str, Any]]) -> None:
+        self._read = read
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vidground-health")
+        self._pending: Future[dict[str, Any]] | None = None
+        self._last: dict[str, Any] = {}
+        self._last_at = 0.0
+
+    def _reading(self) -> Future[dict[str, Any]]:
+        with self._lock:
+            if self._pending is None or self._pending.done():
+                self._pending = self._pool.submit(self._read)
+            return self._pending
+
+    def get(self) -> dict[str, Any]:
+        """The parts (waits at most :attr:`wait_s`, in this thread)."""
+        pending = self._reading()
+        try:
+            parts = pending.result(timeout=self.wait_s)
+        except FutureTimeout:
+            parts = None
+        return self._settle(parts)
+
+    async def aget(self) -> dict[str, Any]:
+        """The parts (waits at most :attr:`wait_s`, without blocking the event loop)."""
+        pending = asyncio.wrap_future(self._reading())
+        try:
+            parts = await asyncio.wait_for(asyncio.shield(pending), self.wait_s)
+        except asyncio.TimeoutError:
+            pending.add_done_callback(lambda f: f.cancelled() or f.exception())
+            parts = None
+        return self._settle(parts)
+
+    def _settle(self, parts: dict[str, Any] | None) -> dict[str, Any]:
+        now = time.monotonic()
+        with self._lock:
+            if parts is not None:
+                self._last, self._last_at = parts, now
+            last, age = dict(self._last), now - self._last_at
+        if parts is None and (age > self.stale_s or not last):
+            last["job_store"] = {"ok": False, "kept_aside": [], "message":
+                                 "the job store did not answer in time; see the server log"}
+        return last

@@ -60,17 +60,16 @@ def resolve_media_path(media_root: Path, video_path: str) -> Path:
     root = Path(media_root).expanduser().resolve()
     parts = PurePosixPath(video_path.replace("\\", "/")).parts
     if ".." in parts:
-        raise PathNotAllowedError(f"video_path may not contain '..'; it must stay inside the "
-                                  f"media root ({root})")
+        raise PathNotAllowedError("video_path may not contain '..'; it must stay inside the "
+                                  "media root")
     candidate = root / video_path  # an absolute video_path replaces root; checked below
     try:
         resolved = candidate.resolve()
     except (OSError, RuntimeError, ValueError) as exc:  # symlink loops, odd names
         raise InvalidPathError(f"video_path cannot be resolved: {type(exc).__name__}") from None
     if not resolved.is_relative_to(root):
-        raise PathNotAllowedError(f"video_path points outside the media root; only files "
-                                  f"inside the media root ({root}, VIDGROUND_MEDIA_ROOT) can "
-                                  "be used")
+        raise PathNotAllowedError("video_path points outside the media root; only files "
+                                  "inside the media root (VIDGROUND_MEDIA_ROOT) can be used")
     try:
         if not resolved.exists():
             raise VideoNotFoundError(f"No such video in the media root: {video_path}")
@@ -79,6 +78,20 @@ def resolve_media_path(media_root: Path, video_path: str) -> Path:
     except OSError:
         raise InvalidPathError("video_path cannot be used") from None
     return resolved
+
+
+def storage_now(folder: Path) -> float:
+    """"Now" for expiring files in ``folder``: the file system's clock (the time it stamps on
+    a marker file touched now), or this process's clock when that is earlier. Files shared by
+    several processes (a second server on the same data dir, a worker) are stamped by the file
+    system; a process whose own clock runs days ahead must not find them days old."""
+    own = time.time()
+    marker = Path(folder) / ".clock"
+    try:
+        marker.touch()  # an existing file: its times set to now by the file system
+        return min(own, marker.stat().st_mtime)
+    except OSError:
+        return own
 
 
 def check_video_limits(info: VideoInfo, *, max_duration_s: float, max_pixels: int) -> None:
@@ -150,7 +163,7 @@ class UploadStore:
     def sweep(self, max_idle_s: float, in_use: set[str]) -> list[str]:
         """Delete uploads unused for more than ``max_idle_s`` seconds (not those in
         ``in_use``); return their ids."""
-        cutoff = time.time() - max_idle_s
+        cutoff = storage_now(self.directory) - max_idle_s
         removed = []
         for path in self.directory.glob("*.video"):
             video_id = path.stem
@@ -186,14 +199,21 @@ class UploadStore:
                 "created_at": path.stat().st_mtime}
 
     async def save(self, chunks: AsyncIterator[bytes], filename: Callable[[], str | None],
-                   run_sync: Callable[..., Any]) -> dict[str, Any]:
+                   run_sync: Callable[..., Any],
+                   run_probe: Callable[..., Any] | None = None) -> dict[str, Any]:
         """Write ``chunks`` to a new file (413 past ``max_bytes``), probe it (415/422 when it
-        is not a usable video; the file is deleted), and return ``{video_id, video, ...}``."""
+        is not a usable video; the file is deleted), and return ``{video_id, video, ...}``.
+        Disk writes run through ``run_sync`` and the probe through ``run_probe`` (default
+        ``run_sync``): never on the event loop. Whatever fails, nothing is left behind."""
         video_id = secrets.token_hex(16)
         part = self.directory / f"{video_id}.part"
+        final = self.directory / f"{video_id}.video"
         size = 0
         try:
-            with open(part, "wb") as out:
+            out = await run_sync(open, part, "wb")
+            try:
+                buffer: list[bytes] = []
+                buffered = 0
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > self.max_bytes:
@@ -201,15 +221,24 @@ class UploadStore:
                             f"the upload is larger than {self.max_bytes // (1024 * 1024)} MB "
                             "(VIDGROUND_MAX_UPLOAD_MB)"
                         )
-                    out.write(chunk)
+                    buffer.append(chunk)
+                    buffered += len(chunk)
+                    if buffered >= CHUNK:
+                        await run_sync(out.write, b"".join(buffer))
+                        buffer, buffered = [], 0
+                if buffer:
+                    await run_sync(out.write, b"".join(buffer))
+            finally:
+                await run_sync(out.close)
             if size == 0:
                 raise BadUploadError("the uploaded file is empty")
-            final = self.directory / f"{video_id}.video"
-            os.replace(part, final)
+            await run_sync(os.replace, part, final)
+            return await (run_probe or run_sync)(self._keep, video_id, final, size,
+                                                 filename())
         except BaseException:
-            part.unlink(missing_ok=True)
+            for leftover in (part, final, self.directory / f"{video_id}.json"):
+                leftover.unlink(missing_ok=True)
             raise
-        return await run_sync(self._keep, video_id, final, size, filename())
 
     def adopt(self, source: Path, filename: str | None) -> dict[str, Any]:
         """Store a copy of ``source`` (a regular file the web page received) as a new upload,
@@ -248,8 +277,14 @@ class UploadStore:
             final.unlink(missing_ok=True)
             raise
         meta = {"video": info.summary(), "filename": name, "size_bytes": size,
-                "created_at": time.time()}
-        (self.directory / f"{video_id}.json").write_text(json.dumps(meta), encoding="utf-8")
+                "created_at": final.stat().st_mtime}
+        sidecar = self.directory / f"{video_id}.json"
+        try:
+            sidecar.write_text(json.dumps(meta), encoding="utf-8")
+        except BaseException:
+            sidecar.unlink(missing_ok=True)
+            final.unlink(missing_ok=True)
+            raise
         return {"video_id": video_id, **meta}
 
     def _probe(self, path: Path, name: str | None = None) -> VideoInfo:
