@@ -27,6 +27,10 @@ ExportOpt = Annotated[list[str] | None, typer.Option(
 EvidenceOpt = Annotated[Path | None, typer.Option(
     "--evidence", help="write each span's first/middle/last frame (JPEG) and a contact sheet "
                        "to this folder")]
+RelinkOpt = Annotated[str | None, typer.Option(
+    "--relink", help="EDL/OTIO (and CSV/JSONL video) name the video as the file of the same "
+                     "name in this folder, e.g. where the footage is on the editor's machine "
+                     "(default: its absolute path here)")]
 
 
 def parse_target(spec: str, stem: str) -> tuple[str, str]:
@@ -38,16 +42,19 @@ def parse_target(spec: str, stem: str) -> tuple[str, str]:
     return fmt, path or f"{stem}{suffix(fmt)}"
 
 
-def write_exports(results: Sequence[Result], specs: Sequence[str], stem: str) -> None:
-    """Write every ``FORMAT[:PATH]`` export; ``-`` prints to stdout; notes go to stderr."""
+def write_exports(results: Sequence[Result], specs: Sequence[str], stem: str,
+                  relink: str | None = None) -> None:
+    """Write every ``FORMAT[:PATH]`` export; ``-`` prints to stdout; notes go to stderr.
+    ``relink``: the folder EDL/OTIO name the videos in (relative: from the current folder)."""
     from .exports import export, export_file, youtube_problems
 
+    folder = relink_folder(relink)
     for spec in specs:
         fmt, path = parse_target(spec, stem)
         if path == "-":
-            sys.stdout.write(export(results, fmt))
+            sys.stdout.write(export(results, fmt, relink=folder))
             continue
-        written = export_file(results, fmt, path)
+        written = export_file(results, fmt, path, relink=folder)
         stderr.print(f"wrote {written} ({fmt})")
         if fmt == "youtube":
             for problem in youtube_problems(written.read_text(encoding="utf-8")):
@@ -68,11 +75,31 @@ def write_evidence_dir(video: str | Path, spans: Sequence[Span], folder: Path,
         stderr.print("no spans: no evidence frames written")
 
 
-def write_outputs(result: Result, exports: Sequence[str] | None, evidence: Path | None) -> None:
+def relink_folder(relink: str | None) -> str | None:
+    """``--relink DIR``: a Windows or absolute path as given, a relative one from here."""
+    from .exports import local_path
+
+    if not relink or local_path(relink).is_absolute():
+        return relink or None
+    return str(Path(relink).absolute())
+
+
+def local_result(result: Result) -> Result:
+    """``result`` with its video named by its absolute path (as ``vidground export`` of the
+    saved response names it), so both write the same files."""
+    from dataclasses import replace
+
+    from .results import absolute_video
+
+    return replace(result, video=absolute_video(result.video))
+
+
+def write_outputs(result: Result, exports: Sequence[str] | None, evidence: Path | None,
+                  relink: str | None = None) -> None:
     """What ``--export`` and ``--evidence`` ask for, after ``locate`` or ``describe``."""
     stem = Path(result.video).stem if result.video else "result"
     if exports:
-        write_exports([result], exports, stem)
+        write_exports([local_result(result)], exports, stem, relink)
     if evidence is not None and result.video:
         write_evidence_dir(result.video, result.spans, evidence, result.query)
 
@@ -111,16 +138,20 @@ def register(app: typer.Typer, run: Callable[[Callable[[], Any]], Any],
         query: Annotated[str | None, typer.Option(
             "--query", help="cue text for spans without a label when the result has no "
                             "question")] = None,
+        relink: RelinkOpt = None,
     ) -> None:
         """Write a saved result as subtitles, chapters, a table or an editor timeline."""
-        from .results import Result, load_results
+        from dataclasses import replace
+
+        from .results import absolute_video, load_results
 
         def work() -> None:
             results = load_results(result)
             if video or query:
-                results = [Result(r.spans, r.fps, r.duration, query or r.query,
-                                  video or r.video, r.model, r.answer) for r in results]
-            write_exports(results, to, result.stem)
+                results = [replace(r, query=query or r.query,
+                                   video=absolute_video(video) if video else r.video)
+                           for r in results]
+            write_exports(results, to, result.stem, relink)
 
         run(work)
 
@@ -183,6 +214,7 @@ def register(app: typer.Typer, run: Callable[[Callable[[], Any]], Any],
         language: Annotated[str, typer.Option(help="en or zh")] = "en",
         export: ExportOpt = None,
         evidence: EvidenceOpt = None,
+        relink: RelinkOpt = None,
         backend: Annotated[str | None, typer.Option("--backend", help="transformers or openai")
                            ] = None,
         model: Annotated[str | None, typer.Option("--model", help="model id or local path")
@@ -214,6 +246,6 @@ def register(app: typer.Typer, run: Callable[[Callable[[], Any]], Any],
                                  f"{event.label}")
                 if not result.events:
                     stdout.print("no events: the model listed nothing it could place in time")
-            write_outputs(result.to_result(), export, evidence)
+            write_outputs(result.to_result(), export, evidence, relink)
 
         run(work)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
 #: Frame-number slack: a time within 1 µs below a frame's start names that frame (as the
 #: decoder does), so 1.0 s at 25 fps is frame 25 even when stored as 0.99999999.
 FRAME_SLACK_S = 1e-6
+#: Latest time (seconds) a result may hold: about 115 days, far past any video, and small
+#: enough that every format's clock (SubRip, WebVTT, frames) can write it.
+MAX_SECONDS = 1e7
+#: Highest frame rate a result may claim.
+MAX_RESULT_FPS = 1e6
 
 
 class ResultError(OptionsError):
@@ -61,9 +67,12 @@ class Result:
     # -- builders ------------------------------------------------------------------------
     @classmethod
     def from_grounding(cls, grounding: Grounding) -> Result:
+        """From a :class:`~vidground.grounding.Grounding`; the video is named by its absolute
+        path (what the response's ``video.path`` holds), so editors can relink it."""
         return cls(spans=tuple(grounding.spans), fps=grounding.video.fps,
                    duration=grounding.video.duration, query=grounding.query,
-                   video=grounding.video.path, model=grounding.model, answer=grounding.answer)
+                   video=absolute_video(grounding.video.path), model=grounding.model,
+                   answer=grounding.answer)
 
     @classmethod
     def from_response(cls, body: dict[str, Any], *, query: str | None = None,
@@ -75,12 +84,16 @@ class Result:
         spans = tuple(_span(s, i) for i, s in enumerate(body["segments"], 1))
         info = body.get("video") if isinstance(body.get("video"), dict) else {}
         fps = _number(info.get("fps"), "video.fps")
-        duration = _number(info.get("duration"), "video.duration")
+        if fps is not None and fps > MAX_RESULT_FPS:
+            raise ResultError(f"'video.fps' is {fps:g}; a frame rate is at most "
+                              f"{MAX_RESULT_FPS:g}")
+        duration = _seconds(info.get("duration"), "video.duration")
         return cls(spans=tuple(sorted(spans, key=lambda s: (s.start, s.end))),
                    fps=fps if fps and fps > 0 else None, duration=duration,
-                   query=query if query is not None else _text(body.get("query")),
-                   video=video if video is not None else _text(body.get("video_path")),
-                   model=_text(body.get("model")), answer=_text(body.get("response")) or "")
+                   query=query if query is not None else _text(body.get("query"), "query"),
+                   video=video if video is not None else _video_of(body, info),
+                   model=_text(body.get("model"), "model"),
+                   answer=_text(body.get("response"), "response") or "")
 
     @classmethod
     def from_job(cls, job: dict[str, Any]) -> Result:
@@ -90,9 +103,12 @@ class Result:
             raise ResultError(f"job {job.get('job_id', '?')} is {status or 'unknown'}; only a "
                               "job that succeeded has spans to export")
         request = job.get("request") if isinstance(job.get("request"), dict) else {}
-        video = request.get("video_path") or request.get("video_id")
-        return cls.from_response(job["result"], query=_text(request.get("query")),
-                                 video=_text(video))
+        result = job["result"]
+        info = result.get("video") if isinstance(result.get("video"), dict) else {}
+        video = (_video_of(result, info) or _text(request.get("video_path"), "video_path")
+                 or _text(request.get("video_id"), "video_id"))
+        return cls.from_response(result, query=_text(request.get("query"), "query"),
+                                 video=video)
 
 
 def results_from_json(data: Any) -> list[Result]:
@@ -154,29 +170,79 @@ def frame_range(span: Span, fps: float) -> tuple[int, int]:
     return first, max(end, first + 1)
 
 
+def absolute_video(path: str | None) -> str | None:
+    """``path`` made absolute (from the current folder, ``..`` resolved, symlinks kept): how
+    results name a local video, so a file written from them can be opened anywhere."""
+    return os.path.abspath(path) if path else None
+
+
+def _video_of(body: dict[str, Any], info: dict[str, Any]) -> str | None:
+    """The video a response names: ``video.path`` (absolute), else ``video.name``, else the
+    older ``video_path``."""
+    return (_text(info.get("path"), "video.path") or _text(info.get("name"), "video.name")
+            or _text(body.get("video_path"), "video_path"))
+
+
 def _span(item: Any, number: int) -> Span:
     if not isinstance(item, dict):
         raise ResultError(f"segment {number} is not an object with start and end")
-    start, end = _number(item.get("start"), "start"), _number(item.get("end"), "end")
+    where = f"segment {number}: "
+    start = _seconds(item.get("start"), "start", where)
+    end = _seconds(item.get("end"), "end", where)
     if start is None or end is None:
         raise ResultError(f"segment {number} needs numeric 'start' and 'end' (seconds)")
-    if start < 0 or end < start:
+    if end < start:
         raise ResultError(f"segment {number}: start {start} and end {end} are not a span")
-    score = _number(item.get("score"), "score")
-    return Span(start, end, _text(item.get("label")), score)
+    score = _number(item.get("score"), "score", where)
+    return Span(start, end, _text(item.get("label"), "label", where), score)
 
 
-def _number(value: Any, name: str) -> float | None:
+def _number(value: Any, name: str, where: str = "") -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
-            value):
-        raise ResultError(f"'{name}' must be a finite number, got {value!r}")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ResultError(f"{where}'{name}' must be a finite number, got {_short(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer literal with hundreds of digits
+        raise ResultError(f"{where}'{name}' is too large a number ({len(str(value))} "
+                          "digits)") from None
+    if not math.isfinite(number):
+        raise ResultError(f"{where}'{name}' must be a finite number, got {value!r}")
+    return number
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
+def _seconds(value: Any, name: str, where: str = "") -> float | None:
+    """A time or duration in seconds: a number from 0 to :data:`MAX_SECONDS`."""
+    seconds = _number(value, name, where)
+    if seconds is not None and not 0 <= seconds <= MAX_SECONDS:
+        raise ResultError(f"{where}'{name}' is {seconds:g} s; times are seconds from 0 to "
+                          f"{MAX_SECONDS:g}")
+    return seconds
+
+
+def _text(value: Any, name: str, where: str = "") -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    check_text(value, name, where)
+    return value
+
+
+def check_text(value: str, name: str, where: str = "") -> None:
+    """Refuse text that is not valid Unicode (a lone surrogate such as ``"\\ud800"``): no
+    file format can hold it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start]
+        raise ResultError(f"{where}'{name}' holds U+{ord(bad):04X} at character "
+                          f"{exc.start + 1}: a lone surrogate (half of a UTF-16 pair) is not "
+                          "valid Unicode and no file format can hold it; remove it") from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def same_video(results: Sequence[Result]) -> bool:
