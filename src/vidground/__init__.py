@@ -27,6 +27,7 @@ from .timecode import Span, format_time, parse_timecode
 
 if TYPE_CHECKING:
     from .grounding import Grounder, Grounding, locate
+    from .grounding.answer import parse_spans as parse_answer
     from .video.probe import VideoInfo, probe
 
 __version__ = "0.1.0"
@@ -35,6 +36,7 @@ _LAZY = {
     "Grounder": ("grounding", "Grounder"),
     "Grounding": ("grounding", "Grounding"),
     "locate": ("grounding", "locate"),
+    "parse_answer": ("grounding.answer", "parse_spans"),  # a model's text -> spans
     "VideoInfo": ("video.probe", "VideoInfo"),
     "probe": ("video.probe", "probe"),
 }
@@ -53,5 +55,5 @@ __all__ = [
     "BackendError", "Grounder", "Grounding", "LocateOptions", "ModelNotAvailableError",
     "NotFoundError", "OptionsError", "QueryError", "Span", "VideoError", "VideoInfo",
     "VideoNotFoundError", "VideoTooLargeError", "VidgroundError", "format_time", "locate",
-    "parse_timecode", "probe",
+    "parse_answer", "parse_timecode", "probe",
 ]

@@ -25,7 +25,7 @@ Rules, in short:
   exact duplicates merged, and returned in time order.
 
 >>> parse_answer("Answer: 12.5 - 18.0 seconds\\nReasoning: he jumps.").spans
-(Span(start=12.5, end=18.0, label=None, score=None),)
+(Span(start=12.5, end=18.0, label=None, score=None, refined=None),)
 >>> parse_answer("答案：未找到").not_found
 True
 """
@@ -41,7 +41,7 @@ from typing import Any
 
 from ..timecode import Span, parse_timecode
 
-__all__ = ["ParsedAnswer", "parse_answer", "parse_yes_no", "restate_times"]
+__all__ = ["ParsedAnswer", "parse_answer", "parse_spans", "parse_yes_no", "restate_times"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,32 @@ def _split_think(text: str) -> tuple[str, str | None]:
         rest = rest[: opened.start()]
     think = "\n\n".join(t for t in thoughts if t)
     return rest, think or None
+
+
+# Chat-template tokens a raw decode leaves in (``<|im_end|>``), and the stream clock a streaming
+# model (videollm-online) prefixes to every turn: ``(Video Time = 1549.0s) Assistant:``. The
+# clock says when the model spoke, not when the event happened.
+_SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z0-9_]+\|>")
+_STREAM_CLOCK = re.compile(
+    r"\(\s*video\s+time\s*=\s*\d+(?:\.\d+)?\s*s?\s*\)\s*(?:(?:assistant|user)\s*:)?", re.I
+)
+# Time-R1 / TimeZero / VideoChat-R1 write the answer between tags: <answer>23.50 to 30.00</answer>.
+_ANSWER_TAG = re.compile(r"<answer>(?P<body>.*?)(?:</answer>|$)", re.S | re.I)
+
+
+def _strip_markup(text: str) -> str:
+    """Remove chat-template tokens and stream-clock prefixes: neither is part of the answer."""
+    return _STREAM_CLOCK.sub(" ", _SPECIAL_TOKEN.sub(" ", text))
+
+
+def _split_answer_tag(text: str) -> tuple[str, str | None] | None:
+    """(answer, the text around it) when the answer sits in ``<answer>..</answer>``, else None."""
+    tags = list(_ANSWER_TAG.finditer(text))
+    if not tags:
+        return None
+    answer = "\n".join(m["body"].strip() for m in tags)
+    rest = _ANSWER_TAG.sub("\n", text).strip()
+    return answer, rest or None
 
 
 def _split_sections(text: str) -> tuple[str, str | None]:
@@ -174,7 +200,7 @@ _TOKEN = re.compile(
     rf"""
     (?<![A-Za-z0-9_.])(?<!\d:)             # not inside a word, number or clock
     (?:
-        (?P<clock>\d{{1,3}}:\d{{2}}(?::\d{{2}})?(?:[.,]\d+)?)(?![\d:])   # 1:23, 01:02:03.5
+        (?P<clock>\d{{1,3}}:\d{{2}}(?::\d{{2}})?(?:[.,]\d+)?)(?!\d|:\d)  # 1:23, 01:02:03.5
       | (?P<min>\d+)\s*(?:{_MIN_UNIT}|分|m)\s*(?:and\s+)?                # 1 min 23 s, 1分23秒
         (?P<minsec>{_NUM})\s*{_SEC_UNIT}(?![A-Za-z])
       | (?P<num>{_NUM})                                                  # a plain number...
@@ -286,14 +312,39 @@ def _token_from_match(m: re.Match[str], text: str) -> _Token | None:
     return _Token(value, m.start(), m.end(), timed=bool(unit))
 
 
-def _normalize(text: str) -> str:
-    """Make text easier to scan: full-width forms folded, markdown emphasis and tags removed."""
+# Qwen3-VL's frame labels, <12.5 seconds> (and <12.5秒> in Chinese).
+_FRAME_LABEL = re.compile(r"<\s*(\d+(?:\.\d+)?)\s*(?:seconds?|secs?|s|秒)\s*>", re.I)
+# "at second 5", "from second 3 to second 7": the unit written before the number.
+_SECOND_FIRST = re.compile(
+    r"\b(at|from|to|until|till|around|about|by|in|between|and)\s+(?:the\s+)?second\s+"
+    r"(\d+(?:\.\d+)?)(?![\d:]|\.\d)", re.I)
+
+
+def _normalize_labelled(text: str) -> tuple[str, frozenset[int]]:
+    """Make text easier to scan (full-width forms folded, markdown emphasis removed, frame labels
+    and "at second 5" rewritten as ``12.5 seconds``); also where each frame label's number starts.
+    """
     text = unicodedata.normalize("NFKC", text)
     text = re.sub(r"[*`]", "", text)
-    # <12.5 seconds> (Qwen3-VL's own time labels) -> 12.5 seconds
-    text = re.sub(r"<\s*(\d+(?:\.\d+)?)\s*(?:seconds?|secs?|s)\s*>", r" \1 seconds ", text,
-                  flags=re.I)
-    return text
+    text = _SECOND_FIRST.sub(r"\1 \2 seconds", text)
+    pieces: list[str] = []
+    labels: set[int] = set()
+    pos = length = 0
+    for m in _FRAME_LABEL.finditer(text):
+        pieces.append(text[pos:m.start()] + " ")
+        length += m.start() - pos + 1
+        labels.add(length)
+        replacement = f"{m[1]} seconds "
+        pieces.append(replacement)
+        length += len(replacement)
+        pos = m.end()
+    pieces.append(text[pos:])
+    return "".join(pieces), frozenset(labels)
+
+
+def _normalize(text: str) -> str:
+    """:func:`_normalize_labelled`'s text alone."""
+    return _normalize_labelled(text)[0]
 
 
 def _tokens(text: str) -> list[_Token]:
@@ -357,10 +408,13 @@ class _Found:
     not_found: bool = False
     answer: str | None = None
     reasoning: str | None = None
+    scores: dict[tuple[float, float], float] = field(default_factory=dict)  # ranked windows
 
     def extend(self, other: _Found) -> None:
         self.ranges += other.ranges
         self.points += other.points
+        for pair, score in other.scores.items():
+            self.scores[pair] = max(score, self.scores.get(pair, score))
         self.not_found = self.not_found or other.not_found
         self.answer = self.answer or other.answer
         self.reasoning = self.reasoning or other.reasoning
@@ -404,13 +458,36 @@ def _mentions(text: str, *, fps: float | None, duration: float | None) -> list[_
     return out
 
 
+# "the example is 37.1 s to 52.6 s", "格式示例：..." : the prompt's own example, quoted back.
+_EXAMPLE_BEFORE = re.compile(
+    r"(?:\bexamples?\b|\be\.g\.|示例|例如|例子|样例|举例)[^\n]{0,40}$", re.I)
+_CITED_BEFORE = re.compile(r"\(\s*$")
+_CITED_AFTER = re.compile(r"^\s*\)")
+
+
 def _scan_text(text: str, *, fps: float | None, duration: float | None) -> _Found:
-    """Ranges and single times in prose (no JSON)."""
+    """Ranges and single times in prose (no JSON).
+
+    Frame labels the model echoes (``<5.6秒>：...`` twice or more, as a thinking model walks
+    through its input) are not points; a range quoted as an example is not a range; a time cited
+    in parentheses, ``(0:00)``, counts beside ranges (a summary's timecodes).
+    """
     found = _Found()
-    for mention in _mentions(_normalize(text), fps=fps, duration=duration):
+    norm, labels = _normalize_labelled(text)
+    mentions = _mentions(norm, fps=fps, duration=duration)
+    echoed = sum(m.kind == "point" and m.first.start in labels for m in mentions) >= 2
+    for mention in mentions:
+        first, last = mention.first, mention.last
         if mention.kind == "point":
-            found.points.append(mention.pair[0])
-        else:
+            if echoed and first.start in labels:
+                continue
+            cited = _CITED_BEFORE.search(norm[max(0, first.start - 3):first.start]) \
+                and _CITED_AFTER.match(norm[last.end:last.end + 3])
+            if cited:
+                found.ranges.append(mention.pair)
+            else:
+                found.points.append(mention.pair[0])
+        elif not _EXAMPLE_BEFORE.search(norm[max(0, first.start - 60):first.start]):
             found.ranges.append(mention.pair)
     return found
 
@@ -477,7 +554,8 @@ _END_KEYS = {"end", "endtime", "stop", "to", "endsec", "endseconds", "endtimesta
 _TIME_KEYS = {"timestamps", "timestamp", "time", "times", "timerange", "range", "span", "spans",
               "segment", "segments", "interval", "intervals", "window", "windows", "moments",
               "moment", "occurrences", "occurrence", "events", "event", "results", "result",
-              "answer", "时间", "时间段", "时间戳", "片段"}
+              "answer", "timecode", "timecodes", "relevantwindows", "predrelevantwindows",
+              "时间", "时间段", "时间戳", "片段"}
 _REASONING_KEYS = {"reasoning", "reason", "explanation", "rationale", "thought", "thoughts",
                    "analysis", "推理", "理由", "原因", "解释", "分析"}
 _ANSWER_KEYS = {"answer", "response", "description", "summary", "回答", "答案"}
@@ -500,10 +578,42 @@ def _json_time(value: Any, fps: float | None) -> float | None:
     return None
 
 
-def _is_pair(value: Any) -> bool:
-    """``[12.5, 18]`` or ``["00:12", "00:18"]``."""
-    return (isinstance(value, (list, tuple)) and len(value) == 2
-            and all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in value))
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (int, float, str)) and not isinstance(value, bool)
+
+
+def _window(value: Any, fps: float | None) -> tuple[float, float, float | None] | None:
+    """``[12.5, 18]``, ``["00:12", "00:18"]`` or a ranked window ``[12.5, 18, 0.93]`` (Moment-DETR,
+    lighthouse: start, end, score) -> (start, end, score); a start a little below 0 (a regression
+    head's overshoot) is 0."""
+    if not isinstance(value, (list, tuple)) or len(value) not in (2, 3):
+        return None
+    if not all(_is_scalar(v) for v in value):
+        return None
+    score = None
+    if len(value) == 3:
+        score = value[2]
+        if isinstance(score, str) or not 0.0 <= score <= 1.0:
+            return None
+    a, b = (_window_time(v, fps) for v in value[:2])
+    if a is None or b is None:
+        return None
+    return a, b, score
+
+
+def _window_time(value: Any, fps: float | None) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        return 0.0
+    return _json_time(value, fps)
+
+
+def _add_window(found: _Found, window: tuple[float, float, float | None]) -> None:
+    a, b, score = window
+    if max(a, b) <= 0.0 and score is not None:
+        return  # a window wholly before the video
+    found.ranges.append((a, b))
+    if score is not None:
+        found.scores[(a, b)] = max(score, found.scores.get((a, b), score))
 
 
 def _from_json(obj: Any, *, timed: bool, fps: float | None, duration: float | None) -> _Found:
@@ -512,11 +622,9 @@ def _from_json(obj: Any, *, timed: bool, fps: float | None, duration: float | No
     if isinstance(obj, dict):
         found.extend(_from_json_dict(obj, fps=fps, duration=duration))
     elif isinstance(obj, (list, tuple)):
-        if timed and _is_pair(obj):
-            a, b = (_json_time(v, fps) for v in obj)
-            if a is not None and b is not None:
-                found.ranges.append((a, b))
-                return found
+        if timed and (window := _window(obj, fps)) is not None:
+            _add_window(found, window)
+            return found
         for item in obj:
             found.extend(_from_json(item, timed=timed, fps=fps, duration=duration))
     elif isinstance(obj, str):
@@ -551,6 +659,8 @@ def _from_json_dict(obj: dict[Any, Any], *, fps: float | None, duration: float |
             found.ranges.append((a, b))
         elif obj[start_key] is None and obj[end_key] is None:
             found.not_found = True
+    for key in obj:
+        found.extend(_key_times(key, fps=fps, duration=duration))
     for norm, key in keys.items():
         if key in (start_key, end_key) or norm in _REASONING_KEYS or norm in _FOUND_KEYS:
             continue
@@ -561,6 +671,21 @@ def _from_json_dict(obj: dict[Any, Any], *, fps: float | None, duration: float |
         elif isinstance(value, str) and norm not in _ANSWER_KEYS:
             found.extend(_scan_text(value, fps=fps, duration=duration))
     return found
+
+
+def _key_times(key: Any, *, fps: float | None, duration: float | None) -> _Found:
+    """A key that is itself a time or a range: ``{"00:23.00 - 00:48.00": "trim the fat"}`` (the
+    event list of Qwen3-VL's cookbook), ``{"00:16": "a cougar walks"}`` (Gemini)."""
+    if not isinstance(key, str) or not _TIME_KEY_TEXT.match(key):
+        return _Found()
+    found = _scan_text(key, fps=fps, duration=duration)
+    if not (found.ranges or found.points):
+        found.extend(_scan_bare_answer(key))
+    return found
+
+
+# A key that is nothing but times: "00:16", "00:23.00 - 00:48.00", "12.5s-18s", "3.0 - 4.5".
+_TIME_KEY_TEXT = re.compile(r"^[\s\d:.,\-–—~sto秒至到]+$", re.I)
 
 
 def _decode_at(text: str, pos: int) -> tuple[Any, int] | None:
@@ -597,6 +722,25 @@ def _balanced_end(text: str, pos: int) -> int | None:
     return None
 
 
+# A list printed after words that say it holds windows: "Predicted moments ([start_in_seconds,
+# end_in_seconds, score]): [[49.97, 64.91, 0.94], ...]".
+_WINDOWS_BEFORE = re.compile(
+    r"\b(?:windows?|moments?|segments?|spans?|intervals?|timestamps?)\b[^\n]{0,60}$", re.I)
+
+
+def _windows_list(value: Any, *, fps: float | None) -> _Found:
+    """The windows of a list of ``[start, end]`` / ``[start, end, score]`` items (``...`` in a
+    printed list is skipped); nothing if any other item is there."""
+    found = _Found()
+    if not isinstance(value, list):
+        return found
+    windows = [_window(item, fps) for item in value if item is not Ellipsis]
+    if windows and all(w is not None for w in windows):
+        for window in windows:
+            _add_window(found, window)  # type: ignore[arg-type]
+    return found
+
+
 def _scan_json(text: str, *, fps: float | None, duration: float | None
                ) -> tuple[_Found, str]:
     """JSON values in ``text`` (fenced or bare): what they say, and the text without them."""
@@ -621,6 +765,8 @@ def _scan_json(text: str, *, fps: float | None, duration: float | None
         try:
             part = _from_json(value, timed=alone or isinstance(value, dict), fps=fps,
                               duration=duration)
+            if not (part.ranges or part.points) and _WINDOWS_BEFORE.search(text[max(0, i - 80):i]):
+                part.extend(_windows_list(value, fps=fps))
         except RecursionError:  # absurdly deep nesting: not an answer
             i = end
             continue
@@ -652,31 +798,45 @@ def _extract(text: str, *, fps: float | None, duration: float | None,
 def _finish(found: _Found, duration: float | None) -> tuple[Span, ...]:
     """Ranges (or, with no range, points) -> ordered, clamped, de-duplicated spans."""
     pairs = found.ranges or [(t, t) for t in found.points]
-    spans: set[tuple[float, float]] = set()
+    spans: dict[tuple[float, float], float | None] = {}
     for a, b in pairs:
         start, end = (a, b) if a <= b else (b, a)
         if duration is not None:
             if start > duration or (start == duration and end > start):
                 continue
             start, end = min(start, duration), min(end, duration)
-        spans.add((round(start, 6), round(end, 6)))
-    return tuple(Span(s, e) for s, e in sorted(spans))
+        key = (round(start, 6), round(end, 6))
+        score, best = found.scores.get((a, b)), spans.get(key)
+        spans[key] = score if best is None else best if score is None else max(best, score)
+    return tuple(Span(s, e, score=spans[(s, e)]) for s, e in sorted(spans))
 
 
-def parse_answer(text: str, *, duration: float | None = None,
+# "Throughout the entire video." -- the whole video is the answer (needs the duration).
+_WHOLE_VIDEO = re.compile(
+    r"""\b(?:throughout|during|for|across|over|in)\s+the\s+(?:entire|whole|full)\s+
+          (?:video|clip|footage)\b
+      | \bthroughout\s+the\s+(?:video|clip|footage)\b
+      | ^\W*(?:the\s+)?(?:entire|whole|full)\s+(?:video|clip)\W*$
+      | 整个视频 | 整段视频 | 视频全程 | 全程""",
+    re.I | re.M | re.X,
+)
+
+
+def parse_answer(text: str, duration: float | None = None,
                  fps: float | None = None) -> ParsedAnswer:
     """Turn a model's answer into spans, the answer text, the reasoning and a not-found verdict.
 
-    ``duration`` (seconds) clamps spans and drops those wholly past the end; ``fps`` lets frame
-    numbers (``frame 300``, ``第300帧``) count as times. See the module docstring for the rules.
+    ``duration`` (seconds) clamps spans and drops those wholly past the end, and lets "throughout
+    the entire video" be ``0 .. duration``; ``fps`` lets frame numbers (``frame 300``,
+    ``第300帧``) count as times. See the module docstring for the rules.
 
     >>> parse_answer("The dunk happens from 1:23 to 1:45.5.").spans[0]
-    Span(start=83.0, end=105.5, label=None, score=None)
+    Span(start=83.0, end=105.5, label=None, score=None, ...)
     >>> parse_answer("There are 3 players and the score is 23-21.").spans
     ()
     """
-    body, think = _split_think(text or "")
-    answer_text, reasoning_text = _split_sections(body)
+    body, think = _split_think(_strip_markup(text or ""))
+    answer_text, reasoning_text = _split_answer_tag(body) or _split_sections(body)
     found = _extract(answer_text, fps=fps, duration=duration, allow_bare=True)
     answer = found.answer or answer_text
     reasoning_parts = [think, reasoning_text, found.reasoning]
@@ -694,9 +854,25 @@ def parse_answer(text: str, *, duration: float | None = None,
                 backup = _extract(reasoning_text, fps=fps, duration=duration, allow_bare=False)
                 spans = _finish(backup, duration)
                 not_found = not spans and (backup.not_found or _says_not_found(reasoning_text))
+            if not spans and not not_found and duration and _WHOLE_VIDEO.search(answer_text):
+                spans = (Span(0.0, float(duration)),)
     reasoning = "\n\n".join(p for p in reasoning_parts if p) or None
     return ParsedAnswer(spans=spans, answer=answer.strip(), reasoning=reasoning,
                         not_found=not_found)
+
+
+def parse_spans(text: str, duration: float | None = None,
+                fps: float | None = None) -> tuple[Span, ...]:
+    """The spans (seconds, in time order) a model's answer names, read as vidground reads its own
+    model's answers: the public ``vidground.parse_answer``. Use :func:`parse_answer` for the
+    answer text, the reasoning and the not-found verdict too.
+
+    >>> parse_spans('{"00:23.00 - 00:48.00": "trim the fat off a piece of beef."}')
+    (Span(start=23.0, end=48.0, label=None, score=None, refined=None),)
+    >>> parse_spans("Throughout the entire video.", 30.0)[0].end
+    30.0
+    """
+    return parse_answer(text, duration, fps).spans
 
 
 # --------------------------------------------------------------------------------------------
