@@ -77,7 +77,8 @@ def test_every_occurrence(tmp_path: Path, fake_grounder: Grounder) -> None:
 def test_long_video_is_asked_in_windows(tmp_path: Path, fake_grounder: Grounder) -> None:
     video = make_video(tmp_path / "long.mp4", duration=20.0, fps=10, size=(96, 64),
                        intervals=[(17.0, 18.5)])
-    opts = LocateOptions(frame_sampling_rate=2.0, max_frames=8, refine=False, verify=False)
+    opts = LocateOptions(frame_sampling_rate=2.0, max_frames_per_call=8, refine=False,
+                         verify=False)
     plan = plan_sampling(probe(video.path), opts)
     assert len(plan.windows) >= 5
     assert all(len(w) <= 8 for w in plan.windows)
@@ -128,8 +129,11 @@ def test_response_object_matches_the_api_contract(tmp_path: Path,
     g = fake_grounder.locate(video.path, "When is the red square visible?",
                              LocateOptions(output_format="seconds"))
     r = g.to_response()
-    assert set(r) == {"response", "raw_answer", "timestamp_range", "reasoning", "segments",
-                      "video", "model", "timings", "motion"}
+    assert set(r) == {"query", "response", "raw_answer", "timestamp_range", "reasoning",
+                      "segments", "video", "model", "timings", "motion", "warnings"}
+    assert r["query"] == "When is the red square visible?"  # a saved response keeps its context
+    assert r["video"]["name"] == "a.mp4" and r["video"]["path"] == str(video.path.resolve())
+    assert r["warnings"] == []
     assert r["motion"] is None  # fixed-rate sampling computes no motion curve
     seg = r["segments"][0]
     assert r["timestamp_range"] == [seg["start_text"], seg["end_text"]]
@@ -193,7 +197,8 @@ def test_forty_minute_video_with_the_event_near_the_end(
                        intervals=[(2371.0, 2375.0)], paint_index=False)
     events: list[ProgressEvent] = []
     g = fake_grounder.locate(video.path, "When is the red square visible?",
-                             LocateOptions(frame_sampling_rate=0.5, max_frames=256),
+                             LocateOptions(frame_sampling_rate=0.5, max_frames=1200,
+                                           max_frames_per_call=256),
                              progress=events.append)
     assert g.timings["windows"] >= 5
     assert abs(g.spans[0].start - 2371.0) <= 0.5 + 1e-6

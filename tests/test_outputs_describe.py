@@ -83,7 +83,8 @@ def test_describe_returns_the_known_events_refined(events_server: FakeOpenAIServ
 def test_describe_merges_windows(events_server: FakeOpenAIServer, video: Path) -> None:
     # 10 frames at 2 fps, 4 per window: the events straddle window borders
     result = describe(grounder(events_server), video,
-                      LocateOptions(frame_sampling_rate=2.0, max_frames=4, refine=False))
+                      LocateOptions(frame_sampling_rate=2.0, max_frames_per_call=4,
+                                    refine=False))
     assert result.timings["windows"] >= 3
     assert [e.label for e in result.events] == ["the red square is visible",
                                                 "the blue square is visible"]

@@ -71,7 +71,8 @@ OpenAIKeyOpt = Annotated[str | None, typer.Option(
 
 #: API option names -> the flags that set them, so messages name what a CLI user typed
 _FLAGS = {"output_format": "--format", "frame_sampling_rate": "--fps",
-          "max_frames": "--max-frames", "return_reasoning": "--reasoning",
+          "max_frames": "--max-frames", "max_frames_per_call": "--max-frames-per-call",
+          "return_reasoning": "--reasoning",
           "all_occurrences": "--all", "snap_to_keyframes": "--snap-keyframes",
           "split_phases": "--split-phases", "max_refine_calls": "--max-refine-calls"}
 
@@ -146,8 +147,12 @@ def locate(
     as_json: Annotated[bool, typer.Option("--json", help="print the API response object")] = False,
     fps: Annotated[str, typer.Option("--fps", help="frames per second to sample, or 'adaptive'")
                    ] = "2",
-    max_frames: Annotated[int, typer.Option("--max-frames", help="most frames per model call")
-                          ] = 768,
+    max_frames: Annotated[int, typer.Option(
+        "--max-frames", help="most frames shown for the question, shared by its windows (a "
+                             "longer video is sampled at a lower rate)")] = 768,
+    max_frames_per_call: Annotated[int | None, typer.Option(
+        "--max-frames-per-call", help="most frames one model call sees (default: what fits "
+                                      "the context and the backend)")] = None,
     output_format: Annotated[str, typer.Option(
         "--format", help=f"time format: {', '.join(OUTPUT_FORMATS)} (frames: the first frame "
                          "of the span, and the first frame after it: the end is exclusive)")
@@ -161,7 +166,8 @@ def locate(
     split_phases: Annotated[bool, typer.Option(
         help="one labelled span per phase of a question about an action's phases")] = True,
     max_refine_calls: Annotated[int, typer.Option(
-        "--max-refine-calls", help="most extra model calls for --refine and --verify")] = 8,
+        "--max-refine-calls", help="most extra model calls for --refine and --verify, per "
+                                   "span")] = 8,
     snap_keyframes: Annotated[bool, typer.Option(
         help="sample keyframes when every sampling interval holds one (much faster)")] = True,
     backend: BackendOpt = None,
@@ -187,6 +193,7 @@ def locate(
         try:
             options = LocateOptions.from_mapping({
                 "frame_sampling_rate": _parse_rate(fps), "max_frames": max_frames,
+                "max_frames_per_call": max_frames_per_call,
                 "output_format": output_format, "return_reasoning": reasoning,
                 "all_occurrences": all_occurrences, "refine": refine, "verify": verify,
                 "split_phases": split_phases, "max_refine_calls": max_refine_calls,
@@ -229,6 +236,8 @@ def _print_grounding(result: Any) -> None:
     t = result.timings
     stderr.print(f"[dim]{escape(result.model)} · {int(t.get('frames', 0))} frames · decode "
                  f"{t.get('decode_s', 0):.2f}s · model {t.get('model_s', 0):.2f}s[/]")
+    for warning in result.warnings:
+        stderr.print(f"[yellow]warning:[/] {escape(warning)}")
 
 
 @app.command()

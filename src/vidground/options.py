@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from .errors import OptionsError
@@ -11,6 +11,10 @@ from .timecode import OUTPUT_FORMATS, OutputFormat
 Sampling = float | Literal["adaptive"]
 
 MAX_QUERY_CHARS = 4000
+#: The most extra model calls (refine + verify) one question may make, whatever
+#: ``max_refine_calls`` times the number of spans comes to: spans past it keep their coarse times
+#: and say so (``refined: false``), and the response carries a warning.
+MAX_REFINE_CALLS_PER_QUESTION = 128
 
 
 #: What each option means, in one line: the API's schema (``/docs``) and the CLI's help read
@@ -20,13 +24,16 @@ OPTION_DOCS = {
     "return_reasoning": "ask the model to explain its answer",
     "output_format": "how times are written: HH:MM:SS.sss, HH:MM:SS, seconds or frames",
     "frame_sampling_rate": "frames per second to show the model, or 'adaptive'",
-    "min_frames": "fewest frames one model call sees",
-    "max_frames": "most frames one model call sees",
+    "min_frames": "fewest frames shown for a question",
+    "max_frames": "most frames shown for a question, shared by its windows (a longer video is "
+                  "sampled at a lower rate)",
+    "max_frames_per_call": "most frames one model call sees (default: what fits the context "
+                           "and the backend); more frames are asked in overlapping windows",
     "max_context_length": "token budget of one model call",
     "max_pixels_per_frame": "cap on the size of each frame given to the model",
     "refine": "re-ask around each boundary with dense frames",
     "verify": "re-ask whether each span really shows the event (its score)",
-    "max_refine_calls": "most extra model calls for refine + verify",
+    "max_refine_calls": "most extra model calls for refine + verify of each span",
     "max_windows": "most windows a long video is split into",
     "all_occurrences": "return every occurrence, not only the first",
     "split_phases": "one labelled span per phase of a multi-phase question",
@@ -42,11 +49,14 @@ class LocateOptions:
     """How to look at the video and what to return.
 
     ``frame_sampling_rate`` is frames per second, or ``"adaptive"`` (dense where things move).
-    ``max_frames``/``min_frames`` bound the number of frames one model call sees; a longer video
-    is asked about in overlapping windows (at most ``max_windows``; past that the rate drops).
+    ``min_frames``/``max_frames`` bound the frames shown for the whole question: a video too long
+    for ``max_frames`` at that rate is sampled at a lower one. One model call sees at most
+    ``max_frames_per_call`` of them (default: what fits ``max_context_length`` and the backend);
+    more are asked in overlapping windows (at most ``max_windows``).
     ``refine`` re-asks around each boundary with dense frames, ``verify`` re-asks whether each
     span really shows the event (its ``score``); together they make at most
-    ``max_refine_calls`` extra model calls. ``snap_to_keyframes``: with a fixed rate, when
+    ``max_refine_calls`` extra model calls per span (and at most
+    :data:`MAX_REFINE_CALLS_PER_QUESTION` in all). ``snap_to_keyframes``: with a fixed rate, when
     every sampling interval holds a keyframe, sample the keyframes (only they are decoded).
     """
 
@@ -56,6 +66,7 @@ class LocateOptions:
     frame_sampling_rate: Sampling = 2.0
     min_frames: int = 4
     max_frames: int = 768
+    max_frames_per_call: int | None = None
     max_context_length: int = 262_144
     max_pixels_per_frame: int | None = None
     refine: bool = True
@@ -91,6 +102,8 @@ class LocateOptions:
             raise OptionsError(
                 f"min_frames ({self.min_frames}) is larger than max_frames ({self.max_frames})"
             )
+        if self.max_frames_per_call is not None:
+            _check_int("max_frames_per_call", self.max_frames_per_call, 2, 4096)
         _check_int("max_context_length", self.max_context_length, 1024, 4_000_000)
         _check_int("max_new_tokens", self.max_new_tokens, 1, 32_768)
         _check_int("max_refine_calls", self.max_refine_calls, 0, 256)
@@ -116,9 +129,6 @@ class LocateOptions:
     def to_mapping(self) -> dict[str, Any]:
         """Every option as a plain mapping (the API's ``options`` object)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def updated(self, **changes: Any) -> LocateOptions:
-        return replace(self, **changes)
 
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> None:

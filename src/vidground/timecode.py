@@ -21,12 +21,15 @@ OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
 
 @dataclass(frozen=True)
 class Span:
-    """A half-open interval ``[start, end)`` of video time in seconds."""
+    """A half-open interval ``[start, end)`` of video time in seconds. ``refined``: whether its
+    boundaries were re-asked on dense frames to the end (False: a call budget cut that short;
+    None: refinement was not asked for)."""
 
     start: float
     end: float
     label: str | None = None
     score: float | None = None
+    refined: bool | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.start) and math.isfinite(self.end)):
@@ -56,7 +59,7 @@ class Span:
     def clamp(self, lo: float, hi: float) -> Span:
         start = min(max(self.start, lo), hi)
         end = min(max(self.end, lo), hi)
-        return Span(start, end, self.label, self.score)
+        return self.with_(start=start, end=end)
 
     def with_(self, **changes: Any) -> Span:
         values = asdict(self) | changes
@@ -71,6 +74,7 @@ class Span:
             "end_text": format_time(self.end, output_format, fps=fps),
             "label": self.label,
             "score": self.score,
+            "refined": self.refined,
         }
 
 

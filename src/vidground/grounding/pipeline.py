@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from ..cache import DiskCache, open_cache, track
 from ..cache.frames import cached_decode
 from ..cache.motion import cached_motion_curve
 from ..config import Settings
-from ..options import LocateOptions, check_query
+from ..options import MAX_REFINE_CALLS_PER_QUESTION, LocateOptions, check_query
 from ..progress import ProgressCallback, ProgressEvent, ignore_progress
 from ..timecode import OUTPUT_FORMATS, OutputFormat, Span, format_time
 from ..video.decode import Frame, keyframe_times
@@ -61,6 +62,7 @@ class Grounding:
     options: LocateOptions = field(default_factory=LocateOptions)
     motion: MotionCurve | None = None
     answers: dict[str, str] = field(default_factory=dict)  # the answer in every output format
+    warnings: tuple[str, ...] = ()  # what the caller should know (e.g. a budget cut refinement)
 
     @property
     def found(self) -> bool:
@@ -86,15 +88,18 @@ class Grounding:
         fmt = output_format or self.options.output_format
         rng = self.timestamp_range(fmt)
         return {
+            "query": self.query,
             "response": self.answer_in(fmt),
             "raw_answer": self.raw_answer,
             "timestamp_range": list(rng) if rng else None,
             "reasoning": self.reasoning,
             "segments": [s.to_dict(fmt, fps=self.video.fps) for s in self.spans],
-            "video": self.video.summary(),
+            "video": {**self.video.summary(), "name": Path(self.video.path).name,
+                      "path": os.path.abspath(self.video.path)},
             "model": self.model,
             "timings": dict(self.timings),
             "motion": self.motion.to_dict() if self.motion is not None else None,
+            "warnings": list(self.warnings),
         }
 
 
@@ -176,12 +181,13 @@ class Grounder:
         coarse = self._ask_windows(info, plan, prompts, opts, report, fit)
 
         refine_started = time.perf_counter()
-        counter = CallCounter(opts.max_refine_calls)
+        counter = CallCounter(MAX_REFINE_CALLS_PER_QUESTION)
         spans: list[Span] = []
         for question, label, result in zip(questions, phases or [None], coarse, strict=True):
             found = self._spans(info, question, language, plan, result, opts, counter, report)
             spans.extend(s.with_(label=label) if label else s for s in found)
         refine_s = time.perf_counter() - refine_started
+        warnings = _budget_warnings(spans, opts)
 
         answers, reasoning = _summarise(coarse, spans, phases, language, info,
                                         tolerance=max(1.0, 2 * plan.interval))
@@ -195,6 +201,7 @@ class Grounder:
             "model_calls": len(plan.windows) * len(prompts) + fit.split + counter.calls,
             "refine_calls": counter.calls,
             "refine_frames": counter.frames,
+            "spans_cut_short": sum(1 for s in spans if s.refined is False),
             **fit.timings(),
         }
         report(ProgressEvent("done", 1, 1, "done"))
@@ -211,6 +218,7 @@ class Grounder:
             options=opts,
             motion=plan.motion,
             answers=answers,
+            warnings=warnings,
         )
 
     def _spans(self, info: VideoInfo, question: str, language: str, plan: SamplingPlan,
@@ -294,19 +302,24 @@ class Grounder:
                 spans: list[Span], opts: LocateOptions, counter: CallCounter,
                 report: ProgressCallback) -> list[Span]:
         """Move boundaries to the right frames (``refine``), score and drop spans that fail a
-        yes/no re-ask (``verify``), within ``max_refine_calls`` extra calls."""
-        def on_call(calls: int) -> None:
-            report(ProgressEvent("refine", calls, opts.max_refine_calls, "refining boundaries"))
+        yes/no re-ask (``verify``), within ``max_refine_calls`` extra calls per span (and the
+        question's ``counter``). Each span says whether its refinement ran to the end."""
+        planned = min(counter.limit, opts.max_refine_calls * len(spans))
 
-        refiner = Refiner(self.backend, info, query, language=language, size=plan.size,
-                          settings=RefineSettings(radius_s=max(0.5, plan.interval),
-                                                  max_calls=opts.max_refine_calls),
-                          counter=counter, coarse_times=plan.times, on_call=on_call,
-                          cache=self.cache)
+        def on_call(_calls: int) -> None:
+            report(ProgressEvent("refine", min(counter.calls, planned), planned,
+                                 "refining boundaries"))
+
         kept: list[Span] = []
         for span in spans:
+            own = CallCounter(opts.max_refine_calls, parent=counter)
+            refiner = Refiner(self.backend, info, query, language=language, size=plan.size,
+                              settings=RefineSettings(radius_s=max(0.5, plan.interval),
+                                                      max_calls=opts.max_refine_calls),
+                              counter=own, coarse_times=plan.times, on_call=on_call,
+                              cache=self.cache)
             if opts.refine:
-                span = refiner.refine(span)
+                span = refiner.refine(span).with_(refined=own.refused == 0)
             if opts.verify:
                 score = refiner.verify(span)
                 if score is not None and score < 0.5:
@@ -380,16 +393,19 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
                   cache: DiskCache | None = None) -> SamplingPlan:
     """Fixed-rate or adaptive times, the frame size for the model, and the windows.
 
-    One window holds at most ``max_frames`` frames, what fits in ``max_context_length`` tokens,
-    and what the backend takes in one request (``backend_max_frames``). ``cache`` keeps the
-    adaptive pass's motion curve between questions."""
+    The question sees at most ``max_frames`` frames in all (a longer video is sampled at a lower
+    rate); one window holds at most ``max_frames_per_call`` of them, what fits in
+    ``max_context_length`` tokens, and what the backend takes in one request
+    (``backend_max_frames``). ``cache`` keeps the adaptive pass's motion curve between
+    questions."""
     width, height = info.display_size
-    size = frame_size_for(width, height, opts.max_frames,
+    per_call_cap = min(opts.max_frames, opts.max_frames_per_call or opts.max_frames)
+    size = frame_size_for(width, height, per_call_cap,
                           max_pixels_per_frame=opts.max_pixels_per_frame,
                           max_context_tokens=opts.max_context_length)
     fitting = int(opts.max_context_length * CONTEXT_SHARE / max(tokens_per_frame(*size), 0.5))
-    per_call = max(2, min(opts.max_frames, fitting, backend_max_frames or opts.max_frames))
-    limit = per_call * opts.max_windows
+    per_call = max(2, min(per_call_cap, fitting, backend_max_frames or per_call_cap))
+    limit = max(2, min(opts.max_frames, per_call * opts.max_windows))
     motion = None
     if opts.frame_sampling_rate == "adaptive":
         motion = cached_motion_curve(cache, info)
@@ -411,6 +427,17 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
     interval = info.duration / max(len(times), 1)
     windows = split_windows(times, per_call, cuts=motion.cuts if motion else ())
     return SamplingPlan(times, windows, size, interval, motion)
+
+
+def _budget_warnings(spans: Sequence[Span], opts: LocateOptions) -> tuple[str, ...]:
+    """A warning when a call budget left spans with their coarse times."""
+    short = [s for s in spans if s.refined is False]
+    if not short:
+        return ()
+    return (f"refinement of {len(short)} of {len(spans)} span(s) was cut short by the call "
+            f"budget ({opts.max_refine_calls} per span, {MAX_REFINE_CALLS_PER_QUESTION} per "
+            "question): their times are the coarse pass's, within one sampling interval; raise "
+            "max_refine_calls (--max-refine-calls) for frame-exact times",)
 
 
 def _summarise(coarse: Sequence[_CoarseResult], spans: Sequence[Span], phases: Sequence[str],

@@ -43,17 +43,28 @@ class RefineSettings:
 
 @dataclass
 class CallCounter:
-    """Counts the extra model calls and frames that refinement and verification spend."""
+    """Counts the extra model calls and frames that refinement and verification spend, within
+    ``limit`` calls (and within the ``parent`` counter's, when there is one: a span's own budget
+    inside its question's). ``refused`` counts the calls the budget did not allow: work the
+    budget cut short."""
 
     limit: int
     calls: int = 0
     frames: int = 0
+    refused: int = 0
+    parent: CallCounter | None = None
 
     def take(self) -> bool:
-        if self.calls >= self.limit:
+        if self.calls >= self.limit or (self.parent is not None and not self.parent.take()):
+            self.refused += 1
             return False
         self.calls += 1
         return True
+
+    def add_frames(self, count: int) -> None:
+        self.frames += count
+        if self.parent is not None:
+            self.parent.add_frames(count)
 
 
 def dense_times(info: VideoInfo, lo: float, hi: float, max_frames: int) -> list[float]:
@@ -203,7 +214,7 @@ class Refiner:
                 count = min(exc.fits, len(frames) - 1)
         else:
             return None
-        self.counter.frames += len(frames)
+        self.counter.add_frames(len(frames))
         self.on_call(self.counter.calls)
         parsed = parse_answer(text, duration=float(len(frames)))
         if not parsed.spans:
@@ -235,7 +246,7 @@ class Refiner:
                 max_frames = min(exc.fits, len(frames) - 1)
         else:
             return None
-        self.counter.frames += len(frames)
+        self.counter.add_frames(len(frames))
         self.on_call(self.counter.calls)
         return score
 
