@@ -9,9 +9,20 @@ connection whose request headers are not complete ``header_timeout_s`` seconds a
 from __future__ import annotations
 
 import asyncio
+from importlib.metadata import version
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+#: The uvicorn minor release whose ``H11Protocol`` internals this class reads (``cycle``,
+#: ``cycle.response_complete``, ``loop``, ``transport``, ``on_response_complete``); the server
+#: extra in pyproject.toml pins uvicorn to it, and a test runs the header timeout on it.
+UVICORN_MINOR = "0.55"
+
+
+def uvicorn_minor() -> str:
+    """The installed uvicorn's ``major.minor``."""
+    return ".".join(version("uvicorn").split(".")[:2])
 
 
 class HeaderTimeoutH11Protocol(H11Protocol):

@@ -156,7 +156,11 @@ class InferenceResponse(BaseModel):
     timings: dict[str, float | int]
     motion: Motion | None = None
     clips: list[dict[str, Any]] | None = Field(
-        default=None, description="with outputs.clips: one {url, start, end, ...} per segment")
+        default=None, description="with outputs.clips: one {url, start, end, ...} per segment "
+        "(the first 20)")
+    outputs_limited: dict[str, int] | None = Field(
+        default=None, description="when segments were left out of clips (20 at most) or "
+        "evidence (50 at most): {clips: 20} and/or {evidence: 50}")
     evidence: dict[str, Any] | None = Field(
         default=None, description="with outputs.evidence: {frames: [{url, span, role, time, "
         "frame_time}], contact_sheet}")
@@ -227,8 +231,12 @@ class Health(BaseModel):
     model_state: Literal["not_loaded", "loading", "ready", "error"]
     model_error: str | None
     queue: dict[str, int]
+    outputs_queue: dict[str, int] | None = Field(
+        default=None, description="clips and evidence: waiting, running, limit, workers")
     jobs: dict[str, int]
-    job_store: dict[str, Any] | None = None
+    job_store: dict[str, Any] | None = Field(
+        default=None, description="ok, message (the failing part, no secrets), kept_aside "
+        "(file names; full paths only with the API key)")
     cache: dict[str, Any] | None = None
 
 
@@ -239,5 +247,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         403: "path outside the media root", 404: "video or job not found",
         413: "upload or video too large", 422: "invalid request, options, query or video",
         429: "queue full (see Retry-After)", 503: "model not available",
+        507: "the disk or the outputs quota is full (see Retry-After)",
     }.items()
 }

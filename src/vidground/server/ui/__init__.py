@@ -38,7 +38,7 @@ from .media import (  # noqa: E402
     resolve_media,
     uploaded_file,
 )
-from .outputs import DescribedVideo, evidence_html, export_path  # noqa: E402
+from .outputs import DescribedVideo, evidence_html, export_path, export_root  # noqa: E402
 from .page import _theme, build_blocks  # noqa: E402
 from .render import (  # noqa: E402
     _tick_step,
@@ -130,6 +130,7 @@ def mount_ui(app: fastapi.FastAPI, svc: Service) -> None:
         show_error=True,
         mcp_server=False,
         auth=auth,
+        allowed_paths=[str(export_root(svc.data_dir))],  # the page's exports, nothing else
         auth_message=("Enter the server's API key (VIDGROUND_API_KEY) as the password; any user "
                       "name. / 请输入服务器的 API 密钥作为密码，用户名任意。") if auth else None,
     )

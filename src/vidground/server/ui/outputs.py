@@ -7,8 +7,10 @@ import base64
 import contextlib
 import io
 import logging
-import tempfile
-import time
+import os
+import re
+import secrets
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,7 @@ from PIL import Image
 from ...outputs.evidence import evidence_frames
 from ...outputs.exports import export_file, suffix
 from ...timecode import format_time
+from ..storage import storage_now
 from .render import _esc
 from .texts import _t
 
@@ -92,23 +95,62 @@ def evidence_html(grounding: Grounding, lang: str) -> str:
     return "".join(parts)
 
 
-EXPORT_DIR = Path(tempfile.gettempdir()) / "vidground-page-exports"
+#: Page exports live in ``<data_dir>/page-exports/export-<16 hex>/`` (owner-only), never in
+#: the shared temp folder (issue 21: its cleanup followed links planted there).
+EXPORT_FOLDER = "page-exports"
 EXPORT_KEEP_S = 3600.0
+EXPORT_NAME = re.compile(r"export-[0-9a-f]{16}")
 
 
-def export_path(grounding: Grounding, fmt: str, name: str | None = None) -> str:
+def export_root(data_dir: Path | None = None) -> Path:
+    """Where the page's exports go (``<data_dir>/page-exports``), created owner-only; refused
+    when it is a link (someone planted it to have our files written, or swept, elsewhere)."""
+    if data_dir is None:
+        from ...config import Settings
+
+        data_dir = Settings().data_dir
+    root = Path(data_dir).expanduser() / EXPORT_FOLDER
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = os.lstat(root)
+    if not stat.S_ISDIR(st.st_mode):
+        raise OSError(f"{EXPORT_FOLDER} in the data dir is not a folder")
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(root, 0o700)
+    return root
+
+
+def sweep_exports(root: Path, keep_s: float = EXPORT_KEEP_S) -> int:
+    """Delete export folders under ``root`` older than ``keep_s`` (by the file system's
+    clock). Only real folders named like ours, only what lies directly in them; a link is
+    removed as a link, never followed."""
+    now = storage_now(root)
+    removed = 0
+    with contextlib.suppress(OSError), os.scandir(root) as entries:
+        for entry in list(entries):
+            with contextlib.suppress(OSError):
+                if not EXPORT_NAME.fullmatch(entry.name) \
+                        or not entry.is_dir(follow_symlinks=False) \
+                        or now - entry.stat(follow_symlinks=False).st_mtime <= keep_s:
+                    continue
+                with os.scandir(entry.path) as inner:
+                    for item in list(inner):
+                        if not item.is_dir(follow_symlinks=False):
+                            os.unlink(item.path)  # a file, or a link itself
+                os.rmdir(entry.path)
+                removed += 1
+    return removed
+
+
+def export_path(grounding: Grounding, fmt: str, name: str | None = None,
+                data_dir: Path | None = None) -> str:
     """Write ``grounding`` in ``fmt`` (``vidground.outputs.exports``) for the page's download
-    button and return the file (in the temp folder, where Gradio may take files from; files
-    older than an hour are removed)."""
-    EXPORT_DIR.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for old in EXPORT_DIR.glob("*/*"):
-        with contextlib.suppress(OSError):
-            if now - old.stat().st_mtime > EXPORT_KEEP_S:
-                old.unlink()
-                old.parent.rmdir()
-    folder = Path(tempfile.mkdtemp(dir=EXPORT_DIR))
+    button and return the file: in a fresh owner-only folder under ``<data_dir>/page-exports``
+    (which the page lets Gradio serve from); folders older than an hour are removed."""
+    root = export_root(data_dir)
+    sweep_exports(root)
+    folder = root / f"export-{secrets.token_hex(8)}"
+    folder.mkdir(mode=0o700)
     stem = Path(name or grounding.video.path or "vidground").stem or "vidground"
-    return str(export_file(grounding, fmt, folder / f"{stem}{suffix(fmt)}"))
-
-
+    out = export_file(grounding, fmt, folder / f"{stem}{suffix(fmt)}")
+    os.chmod(out, 0o600)
+    return str(out)

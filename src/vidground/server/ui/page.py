@@ -207,7 +207,8 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             if "evidence" not in entry:
                 entry["evidence"] = evidence_html(entry["grounding"], lang_value)
             return entry["evidence"], gr.update(
-                value=export_path(entry["grounding"], export_value, entry.get("name")),
+                value=export_path(entry["grounding"], export_value, entry.get("name"),
+                                  svc.data_dir),
                 interactive=True)
 
         def choose_video(sess: dict[str, Any], path: Path, name: str, key: str,
@@ -412,7 +413,8 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             if entry is None or export_value not in EXPORT_FORMATS:
                 return gr.skip()
             return gr.update(value=export_path(entry["grounding"], export_value,
-                                               entry.get("name")), interactive=True)
+                                               entry.get("name"), svc.data_dir),
+                             interactive=True)
 
         def on_format(fmt_value: str, sess: Any, lang_value: str):
             sess = _session(sess)
