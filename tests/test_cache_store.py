@@ -4,6 +4,7 @@ processes asking for the same entry at once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -277,3 +278,73 @@ def test_cache_info_and_clear_commands(tmp_path: Path) -> None:
     assert "Traceback" not in bad.stderr
     assert "deleted 1 entries" in cli("clear").stdout
     assert json.loads(cli("info", "--json").stdout)["entries"] == 0
+
+
+def _rewrite_meta(entry: Path, **changes: object) -> None:
+    """Change fields of an entry's meta block, with a valid meta checksum (a crafted entry)."""
+    import json
+    import struct
+    import zlib
+
+    data = entry.read_bytes()
+    meta_len = struct.unpack("<I", data[8:12])[0]
+    meta = json.loads(data[16:16 + meta_len])
+    meta.update(changes)
+    block = json.dumps(meta).encode()
+    entry.write_bytes(data[:8] + struct.pack("<II", len(block), zlib.crc32(block)) + block
+                      + data[16 + meta_len:])
+
+
+@pytest.mark.parametrize("claim", [2**50, 2**31, -1, "12", True, None])
+def test_an_entry_claiming_a_huge_payload_is_dropped_not_allocated(
+        tmp_path: Path, claim: object) -> None:
+    """Issue 21 item 14: a header claiming a 1 PB payload raised MemoryError (a 500 on every
+    request touching it, never dropped); the claim is checked against the file's real size."""
+    cache = DiskCache(tmp_path / "cache", 10**9)
+    made = make_video(tmp_path / "a.mp4", duration=3.0)
+    truth, _, _ = _decode_counted(cache, made.path)
+    (entry,) = _entries(cache)
+    _rewrite_meta(entry, payload_bytes=claim)
+    frames, hits, misses = _decode_counted(cache, made.path)
+    assert (hits, misses) == (0, 1) and _same_frames(frames, truth)
+    assert cache.stats()["corrupt"] == 1
+    assert _decode_counted(cache, made.path)[1:] == (1, 0)  # stored again, whole
+
+
+def _release_fifo(path: Path) -> None:
+    """Unblock a reader stuck opening the FIFO ``path`` (the old code), if any."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink-dev-zero", "directory"])
+def test_a_non_regular_file_at_an_entry_path_is_dropped_without_reading(
+        tmp_path: Path, kind: str) -> None:
+    """Issue 21 item 14: a FIFO at an entry's path hung the reader (the server's only executor
+    worker) forever; a link to /dev/zero would read without end. Neither is read: the entry
+    counts as damaged, is dropped and recomputed."""
+    cache = DiskCache(tmp_path / "cache", 10**9)
+    made = make_video(tmp_path / "a.mp4", duration=3.0)
+    truth, _, _ = _decode_counted(cache, made.path)
+    (entry,) = _entries(cache)
+    entry.unlink()
+    if kind == "fifo":
+        os.mkfifo(entry)
+    elif kind == "directory":
+        entry.mkdir()
+    else:
+        os.symlink("/dev/zero", entry)
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(_decode_counted(cache, made.path)),
+                              daemon=True)
+    worker.start()
+    worker.join(20)
+    if worker.is_alive():
+        _release_fifo(entry)
+        worker.join(5)
+        pytest.fail(f"reading a {kind} at an entry's path hung")
+    ((frames, hits, misses),) = result  # type: ignore[misc]
+    assert (hits, misses) == (0, 1) and _same_frames(frames, truth)
+    assert cache.stats()["corrupt"] == 1
+    assert entry.is_file() and not entry.is_symlink()  # replaced by a real entry
+    assert _decode_counted(cache, made.path)[1:] == (1, 0)

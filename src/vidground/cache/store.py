@@ -37,6 +37,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, TypeVar
 
 from . import tally
@@ -152,9 +153,15 @@ class DiskCache:
         return True
 
     def drop(self, kind: str, key: str, *, reason: str = "") -> None:
-        """Delete a damaged entry (counted as ``corrupt``)."""
-        with contextlib.suppress(OSError):
-            self.path(kind, key).unlink()
+        """Delete a damaged entry (counted as ``corrupt``); an empty folder in its place too."""
+        path = self.path(kind, key)
+        try:
+            path.unlink()
+        except IsADirectoryError:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        except OSError:
+            pass
         self._count(kind, "corrupt")
         log.warning("cache: dropped a damaged %s entry %s (%s); it will be recomputed",
                     kind, key[:12], reason)
@@ -394,28 +401,55 @@ class DiskCache:
 
 
 def _read(path: Path, key: str) -> Entry:
-    """Read and verify one entry file; :class:`CorruptEntryError` when it cannot be trusted."""
-    with open(path, "rb") as f:
+    """Read and verify one entry file; :class:`CorruptEntryError` when it cannot be trusted.
+
+    Only a regular file is read (opened without following a link and without blocking, so a
+    FIFO or device put at an entry's path cannot hang the reader), and nothing is allocated
+    beyond what the file really holds: the meta's payload length must match the file's size."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise CorruptEntryError(f"cannot open the entry ({exc.strerror or exc})") from exc
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not S_ISREG(st.st_mode):
+            raise CorruptEntryError("not a regular file")
         head = f.read(len(MAGIC) + _HEAD.size)
         if len(head) < len(MAGIC) + _HEAD.size or not head.startswith(MAGIC):
             raise CorruptEntryError("not a vidground cache entry (bad header)")
         meta_len, meta_crc = _HEAD.unpack(head[len(MAGIC):])
-        if meta_len > MAX_META_BYTES:
+        if meta_len > min(MAX_META_BYTES, st.st_size - len(head)):
             raise CorruptEntryError("damaged header")
         meta_bytes = f.read(meta_len)
         if len(meta_bytes) != meta_len or zlib.crc32(meta_bytes) != meta_crc:
             raise CorruptEntryError("damaged meta block")
-        meta = json.loads(meta_bytes)
-        if not isinstance(meta, dict) or meta.get("key") != key:
-            raise CorruptEntryError("entry of another key")
-        size = int(meta["payload_bytes"])
+        meta, size = _entry_meta(meta_bytes, key)
+        if size != st.st_size - len(head) - meta_len:
+            raise CorruptEntryError(f"payload is {st.st_size - len(head) - meta_len} bytes, "
+                                    f"expected {size} (half-written?)")
         payload = bytearray(size)
         got = f.readinto(payload)
         if got != size or f.read(1):
             raise CorruptEntryError(f"payload is {got} bytes, expected {size} (half-written?)")
-    if zlib.crc32(payload) != meta["crc32"]:
+    if zlib.crc32(payload) != meta.get("crc32"):
         raise CorruptEntryError("payload checksum mismatch")
     return Entry(meta, payload)
+
+
+def _entry_meta(meta_bytes: bytes, key: str) -> tuple[dict[str, Any], int]:
+    """The meta of an entry of ``key`` and its payload length."""
+    try:
+        meta = json.loads(meta_bytes)
+    except (ValueError, RecursionError) as exc:
+        raise CorruptEntryError("unreadable meta block") from exc
+    if not isinstance(meta, dict) or meta.get("key") != key:
+        raise CorruptEntryError("entry of another key")
+    size = meta.get("payload_bytes")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise CorruptEntryError(f"bad payload length {size!r}")
+    return meta, size
 
 
 _thread_locks: dict[str, threading.Lock] = {}
