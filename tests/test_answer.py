@@ -472,3 +472,105 @@ def test_restate_matches_each_range_to_its_own_span():
         "First from 1.000 to 2.000 seconds, then from 10.000 to 12.500 seconds.")
     # a range too far from every span (more than the tolerance) is not forced onto one
     assert restate_times("From 20 to 21 seconds.", spans, "seconds", tolerance=1.0) is None
+
+
+# -- issue 20, item 1: what other models really write (the real answers: test_answer_corpus.py) --
+
+ISSUE_20: list[tuple[str, float | None, list[S]]] = [
+    # JSON whose keys are the times (Qwen3-VL's event-localisation cookbook; Gemini)
+    ('{"00:23.00 - 00:48.00": "trim the fat.", "00:56.00 - 01:28.00": "season the beef."}', None,
+     [(23.0, 48.0), (56.0, 88.0)]),
+    ('[{"00:16": "A cougar is walking."}, {"01:05": "A cougar looks around."}]', None,
+     [(16.0, 16.0), (65.0, 65.0)]),
+    ('{"12.5s - 18s": "the jump"}', None, [(12.5, 18.0)]),
+    # markdown bold around clock times, with the colon inside or outside the bold
+    ('1.  **0:29 - 0:32**: "As you may have heard, AI is having a very busy year."', None,
+     [(29.0, 32.0)]),
+    ("* **0:00-0:16:** Two grey foxes move around.\n* **0:17-0:34:** A mountain lion explores.",
+     None, [(0.0, 16.0), (17.0, 34.0)]),
+    # Time-R1's answer tags, the range on its own line, chat tokens left in
+    ("<answer>\n23.50 to 30.00\n</answer><|im_end|>", 30.96, [(23.5, 30.0)]),
+    ("<think>Maybe 3 to 5 seconds? No.</think>\n<answer>\n6.00 to 18.00</answer>", None,
+     [(6.0, 18.0)]),
+    # relevant windows, ranked with scores; a start a little below 0 is 0
+    ('{"query": "q", "relevant_windows": [["00:05", "00:09"], ["00:20", "00:25"]]}', None,
+     [(5.0, 9.0), (20.0, 25.0)]),
+    ("{'pred_relevant_windows': [[10.0, 12.0, 0.31], [-0.17, 4.0, 0.92], ...]}", None,
+     [(0.0, 4.0), (10.0, 12.0)]),
+    ("Predicted moments ([start, end, score]): [\n [49.97, 64.91, 0.94],\n ...,\n"
+     " [45.38, 52.22, 0.01]]", None, [(45.38, 52.22), (49.97, 64.91)]),
+    # timecodes cited in parentheses; a cited point counts beside ranges, a unit point does not
+    ("It shows the plants (0:00). He adds a fern (0:09-0:25, 0:41-0:45).", None,
+     [(0.0, 0.0), (9.0, 25.0), (41.0, 45.0)]),
+    ("He jumps from 3 to 5 s (5 s).", None, [(3.0, 5.0)]),
+    # "at second N" beside a length that is no point
+    ("The video is 8 seconds long. The dog appears at second 0 and again at second 2.", 10.0,
+     [(0.0, 0.0), (2.0, 2.0)]),
+    ("The dog runs from second 3 to second 7.", None, [(3.0, 7.0)]),
+    # the whole video
+    ("Throughout the entire video.", 42.0, [(0.0, 42.0)]),
+    ("整个视频中都有人在走路。", 12.5, [(0.0, 12.5)]),
+    # one Qwen3-VL tag is a time; a range of tags is a range
+    ("The jump is at <12.5 seconds>.", None, [(12.5, 12.5)]),
+    ("<3.0秒>到<5.0秒>", None, [(3.0, 5.0)]),
+    # a streaming clock is no answer, the answer after it is
+    ("(Video Time = 12.0s) Assistant: the dog jumps at 3 s.", None, [(3.0, 3.0)]),
+    # a quoted example range is not the answer; the range after it is
+    ("The example in the prompt is 37.1秒到52.6秒; here the group dances from 80.3秒到90.2秒.",
+     None, [(80.3, 90.2)]),
+]
+
+ISSUE_20_NO_SPANS: list[tuple[str, float | None]] = [
+    ("(Video Time = 1549.0s) Assistant: 4, the 4, the, the 4, the 4, 4,", None),
+    ("(Video Time = 60.0s) Assistant: B. Operating a piece of machinery.", None),
+    ("- <5.6秒>：现代建筑外景，行人走动。\n- <28.2秒>：广场上有人做操。", None),
+    ("<140.8 seconds> ... \"a group walking.\" Wait, no:\n\n<140.8 seconds> ... \"a group.\"",
+     None),
+    ("For example: 90.0 - 102.0 seconds, spread margarine on bread.", None),
+    ("Throughout the entire video.", None),  # no duration: no end to give
+]
+
+
+@pytest.mark.parametrize(("text", "duration", "expected"), ISSUE_20)
+def test_issue_20_forms(text: str, duration: float | None, expected: list[S]) -> None:
+    parsed = parse_answer(text, duration=duration)
+    assert [(s.start, s.end) for s in parsed.spans] == [pytest.approx(e) for e in expected]
+    assert not parsed.not_found
+
+
+@pytest.mark.parametrize(("text", "duration"), ISSUE_20_NO_SPANS)
+def test_issue_20_times_that_are_no_answer(text: str, duration: float | None) -> None:
+    parsed = parse_answer(text, duration=duration)
+    assert parsed.spans == ()
+    assert not parsed.not_found
+
+
+def test_answer_tag_holds_the_answer_and_the_rest_is_reasoning() -> None:
+    parsed = parse_answer("He sits down near the end, after 20 s.\n<answer>23.5 to 30.0</answer>")
+    assert parsed.spans == (Span(23.5, 30.0),)
+    assert parsed.answer == "23.5 to 30.0"
+    assert parsed.reasoning == "He sits down near the end, after 20 s."
+
+
+def test_ranked_windows_keep_the_best_score() -> None:
+    spans = parse_answer('{"pred_relevant_windows": [[1, 2, 0.2], [5, 9, 0.9], [1, 2, 0.4]]}').spans
+    assert spans == (Span(1.0, 2.0, score=0.4), Span(5.0, 9.0, score=0.9))
+
+
+def test_never_a_whole_video_when_it_does_not_happen() -> None:
+    parsed = parse_answer("The dog never jumps throughout the entire video.", duration=30.0)
+    assert parsed.not_found and parsed.spans == ()
+
+
+def test_parse_answer_takes_duration_and_fps_positionally() -> None:
+    assert parse_answer("from frame 30 to frame 90", 2.5, 30.0).spans == (Span(1.0, 2.5),)
+    assert parse_answer("from frame 30 to frame 90", duration=2.5, fps=30.0).spans == (
+        Span(1.0, 2.5),)
+
+
+def test_public_parse_answer_returns_the_spans() -> None:
+    import vidground
+
+    assert vidground.parse_answer("<answer>\n23.50 to 30.00\n</answer>", 30.0) == (
+        Span(23.5, 30.0),)
+    assert "parse_answer" in vidground.__all__

@@ -8,6 +8,29 @@ The prompt (:mod:`vidground.prompts`) asks for ``Answer: 12.5 - 18.0 seconds`` a
 JSON (``{"start": 12.5, "end": 18}``, ``{"timestamps": [[12.5, 18.0]]}``, fenced or bare) and
 several spans at once.
 
+What other models really write is read too (``tests/data/answer_corpus.json`` holds 40 real
+answers with their sources): JSON whose *keys* are times (``{"00:23.00 - 00:48.00": "trim the
+fat"}``, Qwen3-VL's event-localisation cookbook; ``{"00:16": "a cougar walks"}``, Gemini),
+markdown around times (``1. **0:29 - 0:32**: ...``, ``* **0:00-0:16:** ...``), Time-R1's
+``<answer>\n23.50 to 30.00\n</answer>`` (the tags hold the answer; text outside is reasoning),
+``relevant_windows`` / ``pred_relevant_windows`` lists (JSON or a printed Python dict, with
+scores: the windows keep their ``score``, a start a little below 0 is 0), timecodes cited in
+parentheses beside ranges (``(0:00)``, ``(0:09-0:25, 0:41-0:45)``), "at second 5", and
+"throughout the entire video" (``0 .. duration``, when the duration is known).
+
+Some text names times that are *not* an answer, and gives no span: a streaming model's clock
+prefix (``(Video Time = 1549.0s) Assistant: ...``), chat tokens (``<|im_end|>``), frame labels a
+thinking model echoes as it walks through its input (two or more lone ``<5.6秒>``/``<5.6
+seconds>`` labels; a single one, or labels forming a range, still count), and a range quoted as an
+example (``the example is 37.1秒到52.6秒``).
+
+Left unsupported on purpose (one model's ambiguous convention; a reader needs that model's
+prompt to read them): a 0-99 relative grid (``<T_45>``, TimeMarker/percent answers such as
+Vidi's ``45%``), indices of 32 (or N) sampled frames written as bare numbers (``frames 12-18``
+without fps is dropped, with ``fps`` it is read as video frames), Gemini's ``"00:11:00"``
+timecodes that mean mm:ss:ff (read as h:mm:ss: 660 s), and Time-R1's ``<TIME_ONE>``-style
+digit tokens.
+
 Rules, in short:
 
 * A number is a time only with time context: a unit (s, sec, seconds, 秒, minutes, 分钟...),
@@ -469,27 +492,33 @@ def _scan_text(text: str, *, fps: float | None, duration: float | None) -> _Foun
     """Ranges and single times in prose (no JSON).
 
     Frame labels the model echoes (``<5.6秒>：...`` twice or more, as a thinking model walks
-    through its input) are not points; a range quoted as an example is not a range; a time cited
-    in parentheses, ``(0:00)``, counts beside ranges (a summary's timecodes).
+    through its input) are not points; a range quoted as an example is not a range; a timecode
+    cited in parentheses, ``(0:00)``, counts beside ranges (a summary's timecodes).
     """
     found = _Found()
     norm, labels = _normalize_labelled(text)
     mentions = _mentions(norm, fps=fps, duration=duration)
     echoed = sum(m.kind == "point" and m.first.start in labels for m in mentions) >= 2
+    prev_end = 0
     for mention in mentions:
-        first, last = mention.first, mention.last
+        first = mention.first
+        before, prev_end = norm[max(prev_end, first.start - 60):first.start], mention.last.end
         if mention.kind == "point":
             if echoed and first.start in labels:
                 continue
-            cited = _CITED_BEFORE.search(norm[max(0, first.start - 3):first.start]) \
-                and _CITED_AFTER.match(norm[last.end:last.end + 3])
-            if cited:
+            if _is_cited(norm, first, before):
                 found.ranges.append(mention.pair)
             else:
                 found.points.append(mention.pair[0])
-        elif not _EXAMPLE_BEFORE.search(norm[max(0, first.start - 60):first.start]):
+        elif not _EXAMPLE_BEFORE.search(before):
             found.ranges.append(mention.pair)
     return found
+
+
+def _is_cited(norm: str, tok: _Token, before: str) -> bool:
+    """Is this clock time cited in parentheses, ``(0:00)``?"""
+    return (":" in norm[tok.start:tok.end] and bool(_CITED_BEFORE.search(before[-3:]))
+            and bool(_CITED_AFTER.match(norm[tok.end:tok.end + 3])))
 
 
 def _single(text: str, tok: _Token, prev_end: int, *, fps: float | None,
