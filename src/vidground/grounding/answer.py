@@ -763,10 +763,11 @@ def _windows_list(value: Any, *, fps: float | None) -> _Found:
     found = _Found()
     if not isinstance(value, list):
         return found
-    windows = [_window(item, fps) for item in value if item is not Ellipsis]
-    if windows and all(w is not None for w in windows):
+    items = [item for item in value if item is not Ellipsis]
+    windows = [w for w in (_window(item, fps) for item in items) if w is not None]
+    if windows and len(windows) == len(items):
         for window in windows:
-            _add_window(found, window)  # type: ignore[arg-type]
+            _add_window(found, window)
     return found
 
 
@@ -835,9 +836,15 @@ def _finish(found: _Found, duration: float | None) -> tuple[Span, ...]:
                 continue
             start, end = min(start, duration), min(end, duration)
         key = (round(start, 6), round(end, 6))
-        score, best = found.scores.get((a, b)), spans.get(key)
-        spans[key] = score if best is None else best if score is None else max(best, score)
+        spans[key] = _better(spans.get(key), found.scores.get((a, b)))
     return tuple(Span(s, e, score=spans[(s, e)]) for s, e in sorted(spans))
+
+
+def _better(score: float | None, other: float | None) -> float | None:
+    """The higher of two window scores, either of which may be missing."""
+    if score is None or other is None:
+        return other if score is None else score
+    return max(score, other)
 
 
 # "Throughout the entire video." -- the whole video is the answer (needs the duration).
