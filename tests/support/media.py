@@ -14,7 +14,10 @@ Bad inputs (audio only, empty, truncated, text named ``.mp4``) have helpers too.
 
 from __future__ import annotations
 
+import functools
 import random
+import struct
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -283,4 +286,46 @@ def make_garbage(path: str | Path, size: int = 4096, seed: int = 0) -> Path:
     """Random bytes named like a video."""
     path = Path(path)
     path.write_bytes(np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes())
+    return path
+
+
+# -- hostile files (issue 21) ------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=8)
+def png_image(width: int, height: int, *, grey: int = 0) -> bytes:
+    """A valid PNG of ``width`` x ``height`` RGB pixels, all ``grey``, made row by row (a
+    16000 x 16000 picture compresses to about 750 kB and never exists uncompressed here)."""
+    row = b"\x00" + bytes([grey]) * (3 * width)  # filter type 0, then the row's pixels
+    packer = zlib.compressobj(6)
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body)
+            + chunk(b"IEND", b""))
+
+
+def make_png_mov(path: str | Path, sizes: Sequence[tuple[int, int]], *, fps: int = 1,
+                 declared: tuple[int, int] | None = None) -> Path:
+    """A MOV of PNG pictures, one per entry of ``sizes`` (width, height), shown ``1/fps`` s
+    each; the stream declares ``declared`` (default: the first picture's size). A picture
+    may be far larger than what the stream declares: each PNG carries its own size."""
+    path = Path(path)
+    width, height = declared or sizes[0]
+    with av.open(str(path), mode="w", format="mov") as out:
+        stream = out.add_stream("png", rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "rgb24"
+        stream.codec_context.time_base = Fraction(1, fps)
+        for i, (w, h) in enumerate(sizes):
+            packet = av.Packet(png_image(w, h, grey=40 + 40 * (i % 2)))
+            packet.stream = stream
+            packet.pts = packet.dts = i
+            packet.duration = 1
+            packet.time_base = Fraction(1, fps)
+            packet.is_keyframe = True
+            out.mux(packet)
     return path

@@ -8,7 +8,10 @@
   keyframe at or before the span's start (:attr:`Clip.starts_earlier_s` says how much
   earlier) and may end a few frames late (packets needed to show the last frames). What
   cannot be stream-copied (no keyframe index, a codec the output container cannot hold, a
-  failing mux) is re-encoded instead, with a :attr:`Clip.note` saying why.
+  failing mux) is re-encoded instead, with a :attr:`Clip.note` saying why; so is a span whose
+  keyframe lies more than :data:`MAX_COPY_LEAD_S` (or the span's length) before it, and a copy
+  that would write more bytes than the source holds (damaged packet tables): a fast clip never
+  amplifies what is on disk. ``start``/``end`` state what the file holds.
 
 >>> clip = cut("match.mp4", Span(12.345, 13.12), "shot.mp4", pad=0.5)  # doctest: +SKIP
 >>> clip.start, clip.end, clip.mode  # doctest: +SKIP
@@ -32,7 +35,16 @@ import numpy as np
 from ..errors import OptionsError, VideoError
 from ..timecode import Span, format_time
 from ..video.index import cached_index
-from ..video.probe import VideoInfo, probe, video_stream
+from ..video.probe import (
+    VideoInfo,
+    check_frame,
+    open_input,
+    open_video,
+    oversized,
+    probe,
+    usable_audio,
+    video_stream,
+)
 
 Mode = Literal["exact", "fast"]
 log = logging.getLogger(__name__)
@@ -40,6 +52,11 @@ log = logging.getLogger(__name__)
 SLACK_S = 1e-6
 #: Most seconds one clip may last (a guard against cutting a whole film by mistake).
 MAX_CLIP_S = 3600.0
+#: A fast clip starting more than this (or the span's length, when longer) before the span
+#: is re-encoded instead: copying from a keyframe far back writes mostly what was not asked.
+MAX_COPY_LEAD_S = 10.0
+#: Bytes a stream copy may write beyond the source's size (container overhead).
+COPY_SLACK_BYTES = 1 << 20
 #: Times a seek that landed after the wanted frame is retried further back.
 SEEK_RETRIES = 4
 VIDEO_ENCODERS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}
@@ -111,7 +128,7 @@ def cut(video: str | Path | VideoInfo, span: Span, out: str | Path, *, pad: floa
         if reason is None:
             try:
                 return _copy(info, wanted, path)
-            except (av.FFmpegError, ValueError, OSError) as exc:
+            except (av.FFmpegError, ValueError, OSError, VideoError) as exc:
                 reason = f"stream copy failed ({exc})"
                 path.unlink(missing_ok=True)
         clip = _reencode(info, wanted, path)
@@ -159,10 +176,9 @@ class _Source:
                         and info.codec in ("h264", "hevc"))
 
     def _open(self) -> None:
-        self.container = av.open(self.info.path, metadata_errors="ignore")
+        self.container = open_input(self.info.path, self.info.max_pixels)
         self.video = video_stream(self.container, Path(self.info.path))
-        self.audio = (self.container.streams.audio[0]
-                      if self.want_audio and self.container.streams.audio else None)
+        self.audio = usable_audio(self.container) if self.want_audio else None
         for other in self.container.streams:
             if other is not self.video and other is not self.audio:
                 other.discard = DISCARD_ALL
@@ -196,7 +212,7 @@ class _Source:
                 self.seek(max(0.0, t - back))
             except av.FFmpegError:  # a raw stream cannot seek
                 break
-            frames = self._timed(self.container.decode(self.video))
+            frames = self._timed(self._decoded())
             first = next(frames, None)
             if first is None or first[0] is None:
                 break  # nothing there, or no timestamps (a raw stream): read from the start
@@ -208,8 +224,18 @@ class _Source:
         self.container.close()  # from the start: a fresh open, no seek (raw streams have none)
         self._open()
         fps = self.info.safe_fps
-        for number, (when, frame) in enumerate(self._timed(self.container.decode(self.video))):
+        for number, (when, frame) in enumerate(self._timed(self._decoded())):
             yield (number / fps if when is None or self.counted else when), frame
+
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        """The video's frames, each held to the file's pixel limit (a picture over it is
+        refused by the decoder before it is allocated)."""
+        name, limit = Path(self.info.path).name, self.info.max_pixels
+        try:
+            for frame in self.container.decode(self.video):
+                yield check_frame(frame, name, limit)
+        except av.ArgumentError as exc:
+            raise oversized(name, limit) from exc
 
     def _timed(self, frames: Iterator[av.VideoFrame]
                ) -> Iterator[tuple[float | None, av.VideoFrame]]:
@@ -281,6 +307,9 @@ def _reencode(info: VideoInfo, span: Span, path: Path) -> Clip:
     except av.FFmpegError as exc:
         path.unlink(missing_ok=True)
         raise VideoError(f"writing the clip {path.name} failed: {exc}") from exc
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     finally:
         source.close()
     return Clip(path, "exact", span, start, end, cut.frames, astream is not None)
@@ -367,13 +396,14 @@ def _audio_samples(info: VideoInfo, start: float, end: float) -> _Audio | None:
 def _audio_format(info: VideoInfo) -> tuple[int, str] | None:
     """The source audio's sample rate and layout (mono or stereo), or None."""
     try:
-        with av.open(info.path, metadata_errors="ignore") as container:
-            if not container.streams.audio:
+        with open_video(info.path, info.max_pixels) as container:
+            stream = usable_audio(container)
+            if stream is None:
                 return None
-            ctx = container.streams.audio[0].codec_context
+            ctx = stream.codec_context
             rate = int(ctx.sample_rate or 48000)
             return rate, "mono" if (ctx.channels or 1) == 1 else "stereo"
-    except av.FFmpegError:
+    except (av.FFmpegError, VideoError):
         return None
 
 
@@ -447,6 +477,10 @@ def _copy(info: VideoInfo, span: Span, path: Path) -> Clip:
             raise ValueError("the file's keyframes are not known (it has no timestamps)")
         keys = [source.seconds(p) for p in index.keyframes]
         key = max((k for k in keys if k <= span.start + SLACK_S), default=keys[0])
+        lead = span.start - key
+        if lead > max(MAX_COPY_LEAD_S, span.duration):
+            raise ValueError(f"the keyframe before the span is {lead:.1f} s earlier; a copy "
+                             "would hold mostly what was not asked for")
         key_pts = source.start_pts + int(round(key / source.time_base))
         seek_pts = _seek_before(source, key_pts)
         return _copy_packets(source, info, span, key, key_pts, seek_pts, path)
@@ -474,12 +508,16 @@ def _seek_before(source: _Source, key_pts: int) -> int:
 def _copy_packets(source: _Source, info: VideoInfo, span: Span, key: float, key_pts: int,
                   seek_pts: int, path: Path) -> Clip:
     vin, ain = source.video, source.audio
-    # the first pts at or after the span's end: every frame that starts before it is shown
-    end_pts = (source.start_pts + math.ceil((span.end - SLACK_S) / source.time_base)
-               if span.end > span.start else key_pts + 1)
+    # the first pts at or after the span's end (every frame that starts before it is shown),
+    # and at least just past the frame shown at the span's start (a span of one instant)
+    end_pts = max(source.start_pts + math.ceil((span.end - SLACK_S) / source.time_base),
+                  source.pts_at(span.start) + 1)
+    budget = _copy_budget(info)
+    written = 0
     offset_abs = info.start_time + key
     frames = 0
     last_pts = key_pts
+    last_duration = 0
     with av.open(str(path), mode="w", format=CONTAINERS[path.suffix.lower()]) as out:
         try:
             vout = out.add_stream_from_template(vin)
@@ -507,7 +545,9 @@ def _copy_packets(source: _Source, info: VideoInfo, span: Span, key: float, key_
                     video_done = True
                 else:
                     frames += 1
-                    last_pts = max(last_pts, packet.pts)
+                    if packet.pts >= last_pts:
+                        last_pts, last_duration = packet.pts, packet.duration or 0
+                    written += packet.size
                     packet.pts -= key_pts
                     if packet.dts is not None:
                         packet.dts -= key_pts
@@ -517,17 +557,32 @@ def _copy_packets(source: _Source, info: VideoInfo, span: Span, key: float, key_
                 if packet.pts >= a_end:
                     audio_done = True
                 elif packet.pts >= a_offset:
+                    written += packet.size
                     packet.pts -= a_offset
                     if packet.dts is not None:
                         packet.dts -= a_offset
                     packet.stream = aout
                     out.mux(packet)
+            if written > budget:
+                raise ValueError(f"the copy grew past the source's own size ({budget} bytes); "
+                                 "its packet tables are damaged")
             if video_done and audio_done:
                 break
     if not frames:
         raise ValueError("no video packet was copied")
-    step = info.frame_s
-    end = max(span.end, source.seconds(last_pts) + step)
-    probe(path)  # the copy must be a readable video; a failure falls back to re-encoding
-    return Clip(path, "fast", span, key, min(end, info.duration + step), frames, ain is not None,
+    # what the file holds: from the keyframe to the end of the last frame copied
+    step = float(last_duration * vin.time_base) if last_duration else info.frame_s
+    end = min(source.seconds(last_pts) + step, info.duration + info.frame_s)
+    probe(path, max_pixels=info.max_pixels)  # must be readable: a failure falls back to re-encoding
+    return Clip(path, "fast", span, key, end, frames, ain is not None,
                 starts_earlier_s=max(0.0, span.start - key))
+
+
+def _copy_budget(info: VideoInfo) -> int:
+    """Most packet bytes one stream copy may write: the source's own size (a copy holds a part
+    of it; a demuxer that reads more follows damaged tables that name the same bytes again)."""
+    try:
+        size = Path(info.path).stat().st_size
+    except OSError:
+        size = 0
+    return size + COPY_SLACK_BYTES

@@ -53,7 +53,7 @@ from ..errors import VideoError
 from ..frame import Frame
 from .index import FrameIndex, cached_index, frame_numbers
 from .plan import TIME_SLACK, DecodeRun, plan_decode
-from .probe import VideoInfo, probe, video_stream
+from .probe import VideoInfo, check_frame, open_input, oversized, probe, video_stream
 
 __all__ = ["DECODER_VERSION", "DecodeRun", "Frame", "decode_frames", "decode_threads",
            "iter_frames", "keyframe_times", "plan_decode"]
@@ -116,7 +116,7 @@ class _Decoder:
 
     def _open(self) -> tuple[av.container.InputContainer, av.VideoStream]:
         """Open the file for decoding its video stream only, with slice threading."""
-        container = av.open(self.info.path, metadata_errors="ignore")
+        container = open_input(self.info.path, self.info.max_pixels)
         stream = video_stream(container, Path(self.info.path))
         for other in container.streams:  # only this stream's packets are wanted
             if other.index != stream.index:
@@ -160,6 +160,7 @@ class _Decoder:
         return rgb
 
     def make_frame(self, frame: av.VideoFrame) -> Frame:
+        check_frame(frame, Path(self.info.path).name, self.info.max_pixels)
         pts = _frame_pts(frame)
         return Frame(time=self.seconds(pts), image=self.image(frame),
                      index=self.index.rank.get(pts))
@@ -252,6 +253,8 @@ class _Decoder:
         except av.InvalidDataError:
             self.damaged += 1
             return []
+        except av.ArgumentError as exc:  # a picture over the limit, refused before allocation
+            raise oversized(Path(self.info.path).name, self.info.max_pixels) from exc
 
     def _seek(self, pts: int) -> None:
         first = self.index.keyframes[0] if self.index.keyframes else self.start_pts

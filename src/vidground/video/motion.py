@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import av
 import numpy as np
 
 from ..errors import VideoError
-from .probe import VideoInfo
+from .probe import VideoInfo, open_video, video_stream
 
 MotionMethod = Literal["auto", "packets", "pixels"]
 PIXEL_PASS_MAX_FRAMES = 20_000
@@ -81,13 +82,14 @@ def motion_curve(info: VideoInfo, *, method: MotionMethod = "auto", bin_s: float
 def _packet_sizes(info: VideoInfo) -> list[tuple[float, int, bool]]:
     """(time from the first frame, bytes, is keyframe) for every video packet, without decoding."""
     try:
-        with av.open(info.path) as container:
-            stream = container.streams.video[0]
+        with open_video(info.path, info.max_pixels) as container:
+            stream = video_stream(container, Path(info.path))
             tb = float(stream.time_base)
             rows = [(float(p.pts) * tb - info.start_time, p.size, bool(p.is_keyframe))
                     for p in container.demux(stream) if p.pts is not None and p.size]
     except (av.FFmpegError, OSError) as exc:
-        raise VideoError(f"could not read the packets of {info.path}: {exc}") from exc
+        raise VideoError(f"could not read the packets of {Path(info.path).name}: {exc}"
+                         ) from exc
     return rows
 
 

@@ -1,9 +1,21 @@
-"""What a video file is: duration, frame rate, size, codec, start time, rotation."""
+"""What a video file is: duration, frame rate, size, codec, start time, rotation.
+
+Pictures are held to a pixel limit before they exist: every file is opened with
+:func:`open_video`, which sets FFmpeg's ``max_pixels`` on each decoder (FFmpeg's own stream
+analysis included). libavcodec checks it in ``ff_set_dimensions`` and ``ff_get_buffer``, before
+any picture buffer is allocated, for every codec and every frame, also where a picture is far
+larger than its stream declares (each PNG or JPEG packet carries its own size). A refused
+picture is a :class:`~vidground.errors.VideoTooLargeError`. FFmpeg counts a picture's rows at
+their aligned width (up to 64 bytes more), so decoders get :func:`decoder_pixel_cap` (an eighth
+more) and the exact limit is checked on every frame they return (:func:`check_frame`).
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -35,6 +47,9 @@ class VideoInfo:
     rotation: int = 0
     has_audio: bool = False
     bit_rate: int | None = None
+    #: The pixel limit the file was admitted under: every decoder of it refuses a larger
+    #: picture (see :func:`open_video`).
+    max_pixels: int = field(default=MAX_PIXELS, compare=False)
 
     @property
     def safe_fps(self) -> float:
@@ -67,29 +82,29 @@ def probe(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> VideoInfo:
     that opens but holds no decodable picture is refused here rather than later).
 
     Raises :class:`VideoNotFoundError` for a missing file, :class:`VideoTooLargeError` for frames
-    larger than ``max_pixels``, and :class:`VideoError` for anything else unusable (empty, not a
-    video, audio only, truncated or corrupt).
+    larger than ``max_pixels`` (the stream's declared size is checked before anything is
+    decoded, and no picture larger than that is ever allocated), and :class:`VideoError` for
+    anything else unusable (empty, not a video, audio only, truncated or corrupt).
     """
     file = _check_file(Path(path))
-    try:
-        container = av.open(str(file), metadata_errors="ignore")
-    except av.FFmpegError as exc:
-        raise VideoError(f"Cannot read {file.name}: it is not a video file or it is corrupt "
-                         f"({_reason(exc)}).") from exc
-    with container:
+    with open_video(file, max_pixels) as container:
         stream = video_stream(container, file)
         if stream.codec_context is None:
             raise VideoError(f"Cannot decode {file.name}: its video codec is unknown or the file "
                              "is corrupt.")
         width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+        if width <= 0 or height <= 0:  # FFmpeg's analysis refused a picture, or none has a size
+            width, height = _declared_size(file)
+            _check_size(file, width, height, max_pixels)
+            raise oversized(file.name, max_pixels)
         _check_size(file, width, height, max_pixels)
         time_base = stream.time_base or Fraction(1, 1_000_000)
-        first = _first_frame(container, stream, file)
+        first = _first_frame(container, stream, file, max_pixels)
         start = _start_seconds(container, stream, time_base, first)
         duration = _duration(container, stream, time_base, start)
         fps = _fps(stream, duration)
         frames = int(stream.frames) if stream.frames else max(1, round(duration * fps))
-        untimed = _untimed_frames(file) if duration <= 0 else None
+        untimed = _untimed_frames(file, max_pixels) if duration <= 0 else None
         if untimed:  # a raw elementary stream: frame i is shown at i / fps
             fps = _fps(stream, 0.0, prefer_codec_rate=True)
             frames, duration = untimed, untimed / fps
@@ -98,9 +113,67 @@ def probe(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> VideoInfo:
             path=str(file), duration=duration, fps=fps, frame_count=frames, width=width,
             height=height, codec=stream.codec_context.name, container=_format_name(container, file),
             start_time=start, rotation=rotation,
-            has_audio=bool(container.streams.audio),
+            has_audio=usable_audio(container) is not None,
             bit_rate=int(stream.bit_rate or container.bit_rate or 0) or None,
+            max_pixels=max_pixels,
         )
+
+
+def open_input(path: str | Path, max_pixels: int = MAX_PIXELS) -> av.container.InputContainer:
+    """``path`` opened for reading (the caller closes it), every decoder of it held to
+    ``max_pixels`` (see the module docstring): FFmpeg's stream analysis at open, and the
+    decoders of the video streams. Metadata that is not valid UTF-8 is ignored. Raises
+    :class:`VideoError` when the file cannot be opened."""
+    limit = {"max_pixels": str(decoder_pixel_cap(max_pixels))}
+    try:
+        container = av.open(str(path), metadata_errors="ignore", options=limit)
+    except av.FFmpegError as exc:
+        raise VideoError(f"Cannot read {Path(path).name}: it is not a video file or it is "
+                         f"corrupt ({_reason(exc)}).") from exc
+    for stream in container.streams.video:
+        if stream.codec_context is not None:
+            stream.codec_context.options = dict(limit)
+    return container
+
+
+@contextmanager
+def open_video(path: str | Path, max_pixels: int = MAX_PIXELS
+               ) -> Iterator[av.container.InputContainer]:
+    """:func:`open_input` as a context manager."""
+    with open_input(path, max_pixels) as container:
+        yield container
+
+
+def decoder_pixel_cap(max_pixels: int) -> int:
+    """What decoders may allocate for a limit of ``max_pixels``: FFmpeg checks the aligned row
+    width times the height, so an exact-limit picture needs a little slack."""
+    return int(max_pixels) + int(max_pixels) // 8 + 64 * 64
+
+
+def check_frame(frame: av.VideoFrame, name: str, max_pixels: int) -> av.VideoFrame:
+    """``frame``, or :class:`VideoTooLargeError` when it holds more than ``max_pixels``."""
+    if frame.width * frame.height > max_pixels:
+        raise oversized(name, max_pixels)
+    return frame
+
+
+def oversized(name: str, max_pixels: int) -> VideoTooLargeError:
+    """The error for a picture the decoder refused to allocate (over ``max_pixels``)."""
+    return VideoTooLargeError(f"{name} holds a picture larger than the {max_pixels} pixels per "
+                              "frame allowed (or one whose size is invalid); downscale it first.")
+
+
+def _declared_size(file: Path) -> tuple[int, int]:
+    """The video stream's size as the container states it, without decoding anything (no
+    decoder may be opened: FFmpeg's analysis then only reads headers and packets)."""
+    try:
+        with av.open(str(file), metadata_errors="ignore",
+                     options={"codec_whitelist": "none"}) as container:
+            stream = video_stream(container, file)
+            ctx = stream.codec_context
+            return (int(ctx.width), int(ctx.height)) if ctx is not None else (0, 0)
+    except av.FFmpegError:
+        return 0, 0
 
 
 def video_stream(container: av.container.InputContainer, file: Path) -> av.VideoStream:
@@ -111,6 +184,16 @@ def video_stream(container: av.container.InputContainer, file: Path) -> av.Video
     if container.streams.audio:
         raise VideoError(f"{file.name} has no video stream (audio only); give a video file.")
     raise VideoError(f"{file.name} has no video stream; give a video file.")
+
+
+def usable_audio(container: av.container.InputContainer) -> av.AudioStream | None:
+    """The first audio stream a decoder can read, or None (a damaged track whose codec or
+    sample rate is unknown does not count)."""
+    for stream in container.streams.audio:
+        ctx = stream.codec_context
+        if ctx is not None and (ctx.sample_rate or 0) > 0:
+            return stream
+    return None
 
 
 def _check_file(file: Path) -> Path:
@@ -158,10 +241,12 @@ def _start_seconds(container: av.container.InputContainer, stream: av.VideoStrea
 
 
 def _first_frame(container: av.container.InputContainer, stream: av.VideoStream,
-                 file: Path) -> av.VideoFrame:
+                 file: Path, max_pixels: int) -> av.VideoFrame:
     try:
         for frame in container.decode(stream):
-            return frame
+            return check_frame(frame, file.name, max_pixels)
+    except av.ArgumentError as exc:  # the decoder refused a picture over max_pixels
+        raise oversized(file.name, max_pixels) from exc
     except av.FFmpegError as exc:
         raise VideoError(f"Cannot decode {file.name}: the video is corrupt or truncated "
                          f"({_reason(exc)}).") from exc
@@ -209,10 +294,10 @@ def _end_from_packets(container: av.container.InputContainer, stream: av.VideoSt
         return None
 
 
-def _untimed_frames(file: Path) -> int | None:
+def _untimed_frames(file: Path, max_pixels: int) -> int | None:
     """The number of frames of a stream whose packets carry no timestamps at all (raw H.264 /
     HEVC), or None when some packet has one."""
-    with av.open(str(file), metadata_errors="ignore") as container:
+    with open_video(file, max_pixels) as container:
         stream = video_stream(container, file)
         count = 0
         for packet in container.demux(stream):
