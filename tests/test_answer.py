@@ -574,3 +574,14 @@ def test_public_parse_answer_returns_the_spans() -> None:
     assert vidground.parse_answer("<answer>\n23.50 to 30.00\n</answer>", 30.0) == (
         Span(23.5, 30.0),)
     assert "parse_answer" in vidground.__all__
+
+
+def test_public_parse_answer_keeps_import_light() -> None:
+    """``vidground.parse_answer`` loads only the parser: no PyAV, numpy or torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, vidground; vidground.parse_answer('from 1 s to 2 s'); "
+            "print(sorted(m for m in ('av', 'numpy', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
