@@ -138,7 +138,7 @@ def test_missing_videos_are_listed_not_dropped(tmp_path: Path) -> None:
     ("activitynet", '{"v_a": {"duration": 3, "sentences": ["x"]}}', "missing 'timestamps'"),
     ("jsonl", '{"video": "a", "query": "q"}\n', "missing 'spans'"),
     ("jsonl", '{"video": "a", "query": "q", "spans": [[0, "inf"]]}\n', "not a finite number"),
-    ("qvhighlights", "{not json}\n", "not a JSON line"),
+    ("qvhighlights", "{not json}\n", "ann.txt:1: not valid JSON"),
 ])
 def test_bad_annotation_files_say_what_is_wrong(tmp_path: Path, kind: str, text: str,
                                                 message: str) -> None:

@@ -30,7 +30,7 @@ from vidground.evaluation.records import Prediction, Sample
 
 
 def sample(spans, duration=None, sid="s"):
-    return Sample(sid, "v", "q", tuple(spans), duration)
+    return Sample(sid, f"v-{sid}", "q", tuple(spans), duration)
 
 
 def pred(spans, scores=(), sid="s", duration=None):
@@ -306,21 +306,25 @@ def test_timelens_frame_count_and_indices_match_qwen_vl_utils() -> None:
         assert linspace_indices(total, theirs) == idx, (total, fps)
 
 
-def test_timelens_frame_size_matches_qwen_vl_utils_fetch_video() -> None:
+@pytest.mark.parametrize(("name", "rate"), [("timelens", 32), ("timelens-legacy", 28)])
+def test_timelens_frame_size_matches_qwen_vl_utils_fetch_video(name: str, rate: int) -> None:
+    """TimeLens' utils.py budgets ``min_tokens``/``total_tokens`` with ``downsample_rate`` 32
+    (Qwen3-VL / TimeLens-8B, since d8db2908 of 2026-02-02) or 28 (the first release)."""
     vision = pytest.importorskip("qwen_vl_utils.vision_process")
-    from vidground.evaluation.protocols import TimeLensProtocol
+    from vidground.evaluation.protocols import make_protocol
     from vidground.video.probe import VideoInfo
 
-    proto = TimeLensProtocol()
-    for width, height, fps, frames in [(480, 360, 30.0, 900), (854, 480, 25.0, 4500),
-                                       (1920, 1080, 29.97, 60000), (320, 240, 24.0, 48)]:
+    proto = make_protocol(name)
+    cases = [(480, 360, 30.0, 900), (854, 480, 25.0, 4500), (1920, 1080, 29.97, 60000),
+             (320, 240, 24.0, 48), (854, 480, 30.0, 900)]
+    for width, height, fps, frames in cases:
         info = VideoInfo(path="x.mp4", duration=frames / fps, fps=fps, frame_count=frames,
                          width=width, height=height, codec="h264", container="mp4")
-        times, size = proto.frame_plan(info)
+        times, size = proto.frame_plan(info)  # type: ignore[attr-defined]
         n = len(times)
         # fetch_video with TimeLens' min_pixels / total_pixels and image_patch_size=16
-        min_pixels = 64 * 28 * 28
-        total_pixels = 14336 * 28 * 28
+        min_pixels = 64 * rate * rate
+        total_pixels = 14336 * rate * rate
         max_pixels = max(min(768 * 32 * 32, total_pixels / n * 2), int(min_pixels * 1.05))
         h, w = vision.smart_resize(height, width, factor=32, min_pixels=min_pixels,
                                    max_pixels=max_pixels)

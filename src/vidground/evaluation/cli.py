@@ -53,6 +53,8 @@ def run_command(
                          ] = "mp4,mkv,webm,avi,mov,m4v,mpg,ts,flv",
     recursive: Annotated[bool, typer.Option(help="look for videos in sub-folders too")
                          ] = False,
+    allow_outside_videos: Annotated[bool, typer.Option(
+        help="let annotations name videos outside --videos (absolute paths, '..')")] = False,
     limit: Annotated[int | None, typer.Option(help="evaluate N samples drawn at random")
                      ] = None,
     seed: Annotated[int, typer.Option(help="seed of the --limit draw")] = 0,
@@ -60,8 +62,9 @@ def run_command(
         help="folder for predictions and report.json "
              "(default vidground-eval/<dataset>-<annotation file>-<model>)")] = None,
     protocol: Annotated[str, typer.Option(
-        help="vidground (our pipeline with the locate options) or timelens (TimeLens' "
-             "evaluation prompt and settings)")] = "vidground",
+        help="vidground (our pipeline with the locate options), timelens (TimeLens' "
+             "evaluation script as of 2026-02-02) or timelens-legacy (its 2025-12 release)")
+                   ] = "vidground",
     grid: Annotated[list[str] | None, typer.Option(
         help="KEY=V1,V2: one run per combination, e.g. --grid frame_sampling_rate=1,2,adaptive "
              "--grid refine=true,false --grid protocol=timelens,vidground")] = None,
@@ -117,16 +120,17 @@ def run_command(
                 raise EvaluationError(f"--set {item!r}: write KEY=VALUE")
             base[key.strip().replace("-", "_")] = parse_value(value)
         runs = plan_runs(grid or [], protocol=protocol, base=base)
-        if base and all(r.protocol.name == "timelens" for r in runs):
+        if base and all(r.protocol.name.startswith("timelens") for r in runs):
             stderr.print("[yellow]note:[/] locate options do not apply to the timelens "
                          "protocol (it has fixed settings of its own)", highlight=False)
         overrides = {"backend": backend, "model": model, "openai_base_url": openai_base_url,
                      "openai_model": openai_model, "device": device}
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-        grounder = Grounder(settings=settings)
+        settings = _reference_precision(settings, runs)
         data = load_dataset(kind, annotations, videos, durations=durations,
                             extensions=[e.strip() for e in video_ext.split(",") if e.strip()],
-                            recursive=recursive)
+                            recursive=recursive, allow_outside=allow_outside_videos)
+        grounder = Grounder(settings=settings)
         _say_missing(data)
         model_name = grounder.backend.model_name
         folder = out or Path("vidground-eval") / _slug(f"{kind}-{annotations.stem}-{model_name}")
@@ -171,6 +175,7 @@ def score_command(
 
         kind = dataset_kind(dataset) if dataset else None
         report = score_predictions(predictions, annotations, dataset=kind, durations=durations)
+        _check_durations(report, _chosen(metrics, report["dataset"]))
         unanswered = report["runs"][0]["unanswered"]
         if unanswered:
             stderr.print(f"[yellow]note:[/] {len(unanswered)} of {report['samples_total']} "
@@ -192,16 +197,71 @@ def _say_missing(data: Any) -> None:
                  "report.json under missing_videos", highlight=False)
 
 
-def _show(report: dict[str, Any], metrics: str | None, kind: str, as_json: bool,
-          path: Path | None) -> None:
+def _chosen(metrics: str | None, kind: str) -> list[str]:
+    """The metric tables asked for (``--metrics``), else the dataset's usual ones."""
     from .metrics import PROTOCOLS
     from .records import EvaluationError
-    from .report import DEFAULT_METRICS, tables
+    from .report import DEFAULT_METRICS
 
     chosen = [m.strip() for m in metrics.split(",")] if metrics else list(DEFAULT_METRICS[kind])
     bad = [m for m in chosen if m not in PROTOCOLS]
     if bad:
         raise EvaluationError(f"--metrics: unknown {bad}; use {', '.join(PROTOCOLS)}")
+    return chosen
+
+
+def _check_durations(report: dict[str, Any], chosen: list[str]) -> None:
+    """VideoMind clamps to each video's duration: refuse its table when some sample has none
+    (no annotated duration, no --durations entry, none in the prediction line); say so when
+    the table is not shown."""
+    from .records import EvaluationError
+    from .report import missing_durations
+
+    missing, scored = missing_durations(report)
+    if not missing:
+        return
+    first = next((row["video"] for run in report["runs"] for row in run["samples"]
+                  if row["duration"] is None and row["predicted_duration"] is None), "?")
+    what = (f"{missing} of {scored} samples have no video duration (first: {first}): neither "
+            "the annotations, --durations nor the prediction lines give one")
+    fix = ("pass --durations (VideoMind's durations.json {vid: seconds}, or Charades' "
+           "Charades_v1_test.csv), add \"duration\" to each prediction line")
+    if "videomind" in chosen:
+        raise EvaluationError(f"the videomind metrics need each video's duration, and {what}. "
+                              f"To score: {fix}, or leave the table out "
+                              "(--metrics timelens)")
+    stderr.print(escape(f"note: {what}; the report's videomind scores count them as misses "
+                        f"({fix} to score them)"), highlight=False)
+
+
+def _reference_precision(settings: Any, runs: list[Any]) -> Any:
+    """TimeLens runs its models in bfloat16 with flash attention 2: give the local backend the
+    same when a run uses a TimeLens protocol and the user chose neither."""
+    import importlib.util
+
+    from .protocols import TimeLensProtocol
+
+    if settings.backend != "transformers" or not any(
+            isinstance(r.protocol, TimeLensProtocol) for r in runs):
+        return settings
+    changes: dict[str, Any] = {}
+    if settings.dtype == "auto":
+        changes["dtype"] = "bfloat16"
+    if settings.attn_implementation is None:
+        if importlib.util.find_spec("flash_attn") is not None:
+            changes["attn_implementation"] = "flash_attention_2"
+        else:
+            stderr.print("[yellow]note:[/] TimeLens evaluates with flash attention 2, which is "
+                         "not installed here (pip install flash-attn); answers may differ in "
+                         "a few samples", highlight=False)
+    return settings.model_copy(update=changes) if changes else settings
+
+
+def _show(report: dict[str, Any], metrics: str | None, kind: str, as_json: bool,
+          path: Path | None) -> None:
+    from .report import tables
+
+    chosen = _chosen(metrics, kind)
     if as_json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return

@@ -1,8 +1,8 @@
 """``--grid KEY=V1,V2`` options: every combination becomes one run (one row of the table).
 
 Keys are :class:`~vidground.LocateOptions` fields, or ``protocol`` (``vidground``,
-``timelens``). The ``timelens`` protocol has fixed settings of its own, so combinations that
-differ only in locate options collapse into one ``timelens`` run.
+``timelens``, ``timelens-legacy``). The TimeLens protocols have fixed settings of their own, so
+combinations that differ only in locate options collapse into one run each.
 
 >>> [r.name for r in plan_runs(["protocol=timelens,vidground", "refine=true,false"])]
 ['timelens', 'vidground refine=true', 'vidground refine=false']

@@ -16,7 +16,13 @@ Formats (as the datasets publish them, and as TimeLens' and VideoMind's loaders 
                   "relevant_windows", ...}`` per line.
 ``jsonl``         ours: one ``{"video", "query", "spans": [[s, e], ...]}`` per line, with optional
                   ``"id"`` and ``"duration"``; ``video`` is a file name or path relative to
-                  ``--videos`` (or absolute).
+                  ``--videos``. Spans must satisfy ``0 <= start <= end``.
+
+Videos are confined to the video folder: a name that is absolute or climbs out of it (``..``) is
+refused unless ``allow_outside`` (``--allow-outside-videos``) says otherwise (symbolic links
+inside the folder are followed: confinement is by the path as written). Published formats keep
+their spans as written (the reference metrics decide what a reversed span scores); every error
+names the file and the line (or the video entry) to fix.
 
 Queries are tidied as both reference loaders do (``parse_query``: runs of white space become one
 space, surrounding dots go). Sample ids are stable (``VID#k`` for the k-th query of a video or
@@ -27,14 +33,15 @@ can be resumed and scored later.
 from __future__ import annotations
 
 import csv
-import json
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .jsonio import load_json_text
 from .records import EvaluationError, Pair, Sample
 
 DATASETS = ("charades-sta", "timelens", "activitynet", "qvhighlights", "jsonl")
@@ -104,8 +111,7 @@ def read_annotations(kind: str, path: str | Path, *,
 def _with_duration(sample: Sample, durations: dict[str, float]) -> Sample:
     for name in (sample.video, *sample.names):
         if name in durations:
-            return Sample(sample.id, sample.video, sample.query, sample.spans,
-                          float(durations[name]), sample.video_path, sample.names)
+            return sample.with_duration(float(durations[name]))
     return sample
 
 
@@ -121,9 +127,10 @@ def _read_charades(path: Path) -> list[Sample]:
                 f"{path}:{lineno}: not a Charades-STA line ('VID START END##sentence'): "
                 f"{line[:80]!r}")
         vid, start, end = fields
-        span = _pair([start, end], f"{path}:{lineno}")
+        where = f"{path}:{lineno}"
+        span = _pair([start, end], where)
         samples.append(Sample(f"{vid}#{len(samples)}", vid, parse_query(sentence), (span,),
-                              names=(vid,)))
+                              names=(vid,), where=where))
     return samples
 
 
@@ -154,32 +161,42 @@ def _read_span_table(path: Path, kind: str, keys: tuple[str, str],
     for vid, entry in data.items():
         where = f"{path} [{vid!r}]"
         _need(entry, ("duration", spans_key, queries_key), where)
-        spans, queries = entry[spans_key], entry[queries_key]
+        spans = _list_of(entry[spans_key], spans_key, where, "[start, end] pairs")
+        queries = _list_of(entry[queries_key], queries_key, where, "sentences")
         if len(spans) != len(queries):
             raise EvaluationError(f"{where}: {len(spans)} {spans_key} for {len(queries)} "
                                   f"{queries_key}")
+        duration = _seconds(entry["duration"], where)
         for k, (span, query) in enumerate(zip(spans, queries, strict=True)):
-            samples.append(Sample(f"{vid}#{k}", vid, parse_query(str(query)),
-                                  (_pair(span, where),), _seconds(entry["duration"], where),
-                                  names=names(vid)))
+            samples.append(Sample(f"{vid}#{k}", vid, _query(query, where), (_pair(span, where),),
+                                  duration, names=names(vid), where=f"{where} #{k}"))
     return samples
 
 
 def _read_qvhighlights(path: Path) -> list[Sample]:
     samples = []
+    first_line: dict[str, int] = {}
     for lineno, entry in _jsonl(path):
         where = f"{path}:{lineno}"
         _need(entry, ("qid", "query", "vid"), where)
         if "relevant_windows" not in entry:
             raise EvaluationError(f"{where}: no 'relevant_windows' (the QVHighlights test split "
                                   "has no public ground truth): use highlight_val_release.jsonl")
-        windows = tuple(_pair(w, where) for w in entry["relevant_windows"])
+        qid = _name(entry["qid"], "qid", where)
+        if qid in first_line:
+            raise EvaluationError(f"{where}: qid {qid!r} is already used on line "
+                                  f"{first_line[qid]}; each query needs its own qid")
+        first_line[qid] = lineno
+        windows = tuple(_pair(w, where) for w in _list_of(entry["relevant_windows"],
+                                                          "relevant_windows", where,
+                                                          "[start, end] windows"))
         if not windows:
             raise EvaluationError(f"{where}: 'relevant_windows' is empty")
-        duration = _seconds(entry["duration"], where) if "duration" in entry else None
-        vid = str(entry["vid"])
-        samples.append(Sample(str(entry["qid"]), vid, parse_query(str(entry["query"])), windows,
-                              duration, names=(vid,)))
+        duration = _seconds(entry["duration"], where) if entry.get("duration") is not None \
+            else None
+        vid = _name(entry["vid"], "vid", where)
+        samples.append(Sample(qid, vid, _query(entry["query"], where), windows, duration,
+                              names=(vid,), where=where))
     return samples
 
 
@@ -191,16 +208,18 @@ def _read_jsonl(path: Path) -> list[Sample]:
         _need(entry, ("video", "query", "spans"), where)
         spans = entry["spans"]
         if not isinstance(spans, list) or not spans:
-            raise EvaluationError(f"{where}: 'spans' must be a non-empty list of [start, end]")
-        sample_id = str(entry.get("id", lineno))
+            raise EvaluationError(f"{where}: 'spans' must be a non-empty list of [start, end] "
+                                  f"pairs, not {spans!r:.60}")
+        sample_id = _name(entry.get("id", lineno), "id", where)
         if sample_id in seen:
             raise EvaluationError(f"{where}: id {sample_id!r} appears twice")
         seen.add(sample_id)
         duration = _seconds(entry["duration"], where) if entry.get("duration") is not None \
             else None
-        video = str(entry["video"])
-        samples.append(Sample(sample_id, video, parse_query(str(entry["query"])),
-                              tuple(_pair(s, where) for s in spans), duration, names=(video,)))
+        video = _name(entry["video"], "video", where)
+        samples.append(Sample(sample_id, video, _query(entry["query"], where),
+                              tuple(_ordered_span(s, where) for s in spans), duration,
+                              names=(video,), where=where))
     return samples
 
 
@@ -253,16 +272,31 @@ def read_durations(path: str | Path) -> dict[str, float]:
 class VideoResolver:
     """Finds the file of a video id under ``root``: ``root/NAME`` when the name has a suffix,
     else ``root/NAME.EXT`` for each extension in turn; with ``recursive``, any sub-folder too
-    (the folder is listed once)."""
+    (the folder is listed once). A name that is absolute or leads out of ``root`` is refused
+    (:meth:`check`) unless ``allow_outside``."""
 
     def __init__(self, root: str | Path, *, extensions: Sequence[str] = VIDEO_EXTENSIONS,
-                 recursive: bool = False) -> None:
+                 recursive: bool = False, allow_outside: bool = False) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise EvaluationError(f"video folder {self.root} does not exist")
         self.extensions = tuple(e if e.startswith(".") else f".{e}" for e in extensions)
         self.recursive = recursive
+        self.allow_outside = allow_outside
         self._index: dict[str, Path] | None = None
+
+    def check(self, names: Iterable[str], where: str) -> None:
+        """Refuse a name that is absolute or climbs out of the video folder (judged on the
+        path as written, so links inside the folder still work)."""
+        if self.allow_outside:
+            return
+        base = os.path.abspath(self.root)
+        for name in names:
+            target = os.path.normpath(os.path.join(base, name))
+            if Path(name).is_absolute() or os.path.commonpath([base, target]) != base:
+                raise EvaluationError(
+                    f"{where}: video {name!r} is outside the video folder {self.root}; move it "
+                    "there, or pass --allow-outside-videos to read videos from anywhere")
 
     def find(self, names: Iterable[str]) -> Path | None:
         names = list(names)
@@ -304,21 +338,23 @@ class VideoResolver:
 def load_dataset(kind: str, annotations: str | Path, videos: str | Path | None = None, *,
                  durations: str | Path | None = None,
                  extensions: Sequence[str] = VIDEO_EXTENSIONS,
-                 recursive: bool = False) -> Dataset:
-    """Read ``annotations`` and find each sample's video under ``videos`` (when given).
-    Samples whose video is not there are kept apart in ``Dataset.missing``, never dropped
-    silently."""
+                 recursive: bool = False, allow_outside: bool = False) -> Dataset:
+    """Read ``annotations`` and find each sample's video under ``videos`` (when given; names
+    leading outside it are refused unless ``allow_outside``). Samples whose video is not there
+    are kept apart in ``Dataset.missing``, never dropped silently."""
     kind = dataset_kind(kind)
     table = read_durations(durations) if durations else None
     samples = read_annotations(kind, annotations, durations=table)
     if videos is None:
         return Dataset(kind, Path(annotations), samples)
-    resolver = VideoResolver(videos, extensions=extensions, recursive=recursive)
+    resolver = VideoResolver(videos, extensions=extensions, recursive=recursive,
+                             allow_outside=allow_outside)
     found, missing = [], []
     cache: dict[tuple[str, ...], Path | None] = {}
     for sample in samples:
         names = sample.names or (sample.video,)
         if names not in cache:
+            resolver.check(names, sample.where or f"{annotations} [{sample.id}]")
             cache[names] = resolver.find(names)
         path = cache[names]
         if path is None:
@@ -339,10 +375,7 @@ def _text(path: Path) -> str:
 
 
 def _json(path: Path) -> Any:
-    try:
-        return json.loads(_text(path))
-    except json.JSONDecodeError as exc:
-        raise EvaluationError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    return load_json_text(_text(path), str(path))
 
 
 def _jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -350,10 +383,7 @@ def _jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     for lineno, line in enumerate(_text(path).splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvaluationError(f"{path}:{lineno}: not a JSON line ({exc.msg})") from None
+        entry = load_json_text(line, f"{path}:{lineno}")
         if not isinstance(entry, dict):
             raise EvaluationError(f"{path}:{lineno}: each line must be a JSON object")
         rows.append((lineno, entry))
@@ -369,13 +399,43 @@ def _need(entry: Any, keys: Sequence[str], where: str) -> None:
 
 
 def _seconds(value: Any, where: str) -> float:
+    if isinstance(value, bool):
+        raise EvaluationError(f"{where}: {value!r} is not a number of seconds")
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
-        raise EvaluationError(f"{where}: {value!r} is not a number of seconds") from None
+    except (TypeError, ValueError, OverflowError):
+        raise EvaluationError(f"{where}: {value!r:.60} is not a number of seconds") from None
     if not math.isfinite(seconds) or seconds < 0:
         raise EvaluationError(f"{where}: {value!r} is not a usable number of seconds")
     return seconds
+
+
+def _list_of(value: Any, key: str, where: str, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise EvaluationError(f"{where}: {key!r} must be a list of {what}, not {value!r:.60}")
+    return value
+
+
+def _name(value: Any, key: str, where: str) -> str:
+    """An id or video name: text or an integer."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        raise EvaluationError(f"{where}: {key!r} must be a non-empty text or an integer, not "
+                              f"{value!r:.60}")
+    return str(value)
+
+
+def _query(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise EvaluationError(f"{where}: a query must be non-empty text, not {value!r:.60}")
+    return parse_query(value)
+
+
+def _ordered_span(value: Any, where: str) -> Pair:
+    """A ground-truth span of our own format: ``0 <= start <= end``."""
+    start, end = _pair(value, where)
+    if start < 0 or end < start:
+        raise EvaluationError(f"{where}: span {value!r:.60} is not 0 <= start <= end seconds")
+    return (start, end)
 
 
 def _pair(value: Any, where: str) -> Pair:
@@ -386,10 +446,12 @@ def _pair(value: Any, where: str) -> Pair:
 
 
 def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool):
+        raise EvaluationError(f"{where}: {value!r} is not a number")
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise EvaluationError(f"{where}: {value!r} is not a number") from None
+    except (TypeError, ValueError, OverflowError):
+        raise EvaluationError(f"{where}: {value!r:.60} is not a number") from None
     if not math.isfinite(number):
         raise EvaluationError(f"{where}: {value!r} is not a finite number")
     return number

@@ -5,13 +5,20 @@
     refinement, verification... exactly what a user gets).
 ``timelens``
     The setup of TencentARC/TimeLens ``evaluation/eval_dataloader.py`` + ``evaluation/utils.py``
-    (``scripts/eval_timelens_bench.sh`` defaults), under which TimeLens published its Qwen3-VL and
-    TimeLens-8B numbers: one model call, no system prompt, the user turn is the video followed by
-    ``GROUNDER_PROMPT``; frames as qwen-vl-utils' ``fetch_video`` picks them at ``fps=2``
-    (``smart_nframes``: between 4 and 768 frames, an even number, indices
-    ``linspace(0, total_frames - 1, n)`` rounded) and sizes them (``min_pixels = 64·28·28``,
-    ``total_pixels = 14336·28·28``, ``smart_resize`` to multiples of 32); greedy decoding,
-    ``max_new_tokens=512``; the answer read by TimeLens' ``extract_time``.
+    (``scripts/eval_timelens_bench.sh`` defaults) as of its commit d8db2908 of 2026-02-02 ("Fix
+    inference pixels setting"), the script that reproduces its Qwen3-VL and TimeLens-8B numbers
+    today: one model call, no system prompt, the user turn is the video followed by
+    ``GROUNDER_PROMPT``; frames as qwen-vl-utils' ``fetch_video`` (decord reader) picks them at
+    ``fps=2`` (``smart_nframes``: between 4 and 768 frames, an even number; indices
+    ``torch.linspace(0, total_frames - 1, n).round()`` in float32) and sizes them
+    (``min_pixels = 64·32·32``, ``total_pixels = 14336·32·32`` for Qwen3-VL and TimeLens-8B,
+    ``smart_resize`` to multiples of 32); greedy decoding, ``max_new_tokens=512``; the answer
+    read by TimeLens' ``extract_time``. TimeLens loads the model in bfloat16 with flash
+    attention 2; ``vidground eval`` gives the local backend the same unless told otherwise.
+``timelens-legacy``
+    The same as TimeLens' first release (df35740, 2025-12-17), which budgeted pixels with
+    28×28 patches: ``64·28·28`` and ``14336·28·28``, about 25% fewer visual tokens (a 854×480,
+    30 s video: 800×448, 10,500 tokens, where the current script gives 864×480, 12,150).
 
 What is not bit-identical, and why it does not move scores in practice: frames are resized by
 FFmpeg's scaler rather than torchvision's bicubic filter, frame ``i`` is found by its time
@@ -36,7 +43,24 @@ if TYPE_CHECKING:
     from ..grounding import Grounder
     from ..video.probe import VideoInfo
 
-PROTOCOL_NAMES = ("vidground", "timelens")
+PROTOCOL_NAMES = ("vidground", "timelens", "timelens-legacy")
+
+#: The TimeLens code each protocol follows: (commit, date, what changed).
+TIMELENS_REFERENCE = {
+    "timelens": {"repo": "TencentARC/TimeLens",
+                 "commit": "d8db290801ef70da3aa54bb9d5505017dc7a75e7",
+                 "date": "2026-02-02", "files": ["evaluation/eval_dataloader.py",
+                                                 "evaluation/utils.py",
+                                                 "scripts/eval_timelens_bench.sh"]},
+    "timelens-legacy": {"repo": "TencentARC/TimeLens",
+                        "commit": "df35740415e9b456ae3cda5cd563cf039eb19b87",
+                        "date": "2025-12-17", "files": ["evaluation/eval_dataloader.py",
+                                                        "evaluation/utils.py",
+                                                        "scripts/eval_timelens_bench.sh"]},
+}
+#: Pixels per visual token in TimeLens' budgets: ``downsample_rate`` of its utils.py
+#: (32 for Qwen3-VL / TimeLens-8B since 2026-02-02; 28 in the first release).
+TIMELENS_DOWNSAMPLE = {"timelens": 32, "timelens-legacy": 28}
 
 #: TimeLens' ``GROUNDER_PROMPT`` (evaluation/utils.py), used for Qwen3-VL and TimeLens-8B.
 TIMELENS_PROMPT = (
@@ -89,7 +113,8 @@ class VidgroundProtocol:
 
 @dataclass(frozen=True)
 class TimeLensProtocol:
-    """TimeLens' evaluation setup (see the module docstring); the defaults are its own."""
+    """TimeLens' evaluation setup (see the module docstring); the defaults are its own.
+    ``downsample`` is the side of the pixel square one token of the budget stands for."""
 
     fps: float = 2.0
     min_tokens: int = 64
@@ -97,16 +122,17 @@ class TimeLensProtocol:
     min_frames: int = 4
     max_frames: int = 768
     max_new_tokens: int = 512
+    downsample: int = 32
     name: str = "timelens"
 
     def settings(self) -> dict[str, Any]:
-        return {"protocol": self.name, "prompt": TIMELENS_PROMPT, **{
-            k: v for k, v in asdict(self).items() if k != "name"}}
+        return {"protocol": self.name, "prompt": TIMELENS_PROMPT,
+                "reference": TIMELENS_REFERENCE.get(self.name),
+                "reference_dtype": "bfloat16", "reference_attn": "flash_attention_2",
+                **{k: v for k, v in asdict(self).items() if k != "name"}}
 
     def frame_plan(self, info: VideoInfo) -> tuple[list[float], tuple[int, int]]:
         """The frame times and the (width, height) qwen-vl-utils would give this video."""
-        from ..video.resize import frame_size_for
-
         if not info.fps or info.fps <= 0:
             raise EvaluationError(f"{info.path}: no frame rate, which the TimeLens protocol "
                                   "needs (it samples by frame index)")
@@ -115,9 +141,16 @@ class TimeLensProtocol:
                           max_frames=self.max_frames)
         times = [i / info.fps for i in linspace_indices(total, n)]
         width, height = info.display_size
-        size = frame_size_for(width, height, n, total_pixels=self.total_tokens * 28 * 28,
-                              min_pixels=self.min_tokens * 28 * 28)
-        return times, size
+        return times, self.frame_size(width, height, n)
+
+    def frame_size(self, width: int, height: int, n_frames: int) -> tuple[int, int]:
+        """``(width, height)`` of each of ``n_frames`` frames: ``smart_resize`` to multiples of
+        32 within ``min_tokens·d²`` and ``total_tokens·d²`` pixels, ``d`` = ``downsample``."""
+        from ..video.resize import frame_size_for
+
+        d = self.downsample
+        return frame_size_for(width, height, n_frames, total_pixels=self.total_tokens * d * d,
+                              min_pixels=self.min_tokens * d * d)
 
     def predict(self, grounder: Grounder, sample: Sample) -> Prediction:
         from ..grounding.prompts import Prompt
@@ -151,13 +184,21 @@ def smart_nframes(total_frames: int, video_fps: float, *, fps: float = 2.0,
 
 
 def linspace_indices(total_frames: int, n: int) -> list[int]:
-    """``torch.linspace(0, total_frames - 1, n).round()``: rounded half to even, computed in
-    float32 as torch does."""
+    """``torch.linspace(0, total_frames - 1, n).round()`` exactly as torch computes it on the
+    CPU, in float32: ``step = (end - start) / (n - 1)``; the first half ``start + step * i``,
+    the second ``end - step * (n - 1 - i)`` (each a fused multiply-add: one rounding); then
+    rounded half to even. Checked against torch in the tests."""
     import numpy as np
 
     if n == 1:
         return [0]
-    values = np.linspace(0, total_frames - 1, n, dtype=np.float64).astype(np.float32)
+    start, end = np.float32(0), np.float32(total_frames - 1)
+    step = np.float32((end - start) / np.float32(n - 1))
+    i = np.arange(n)
+    first = np.float64(start) + np.float64(step) * i.astype(np.float32).astype(np.float64)
+    second = np.float64(end) - np.float64(step) * (n - 1 - i).astype(np.float32).astype(
+        np.float64)
+    values = np.where(i < n // 2, first, second).astype(np.float32)
     return [int(v) for v in np.round(values)]
 
 
@@ -213,10 +254,11 @@ def _path(sample: Sample) -> Path:
 
 
 def make_protocol(name: str, options: LocateOptions | None = None) -> InferenceProtocol:
-    """``vidground`` (with ``options``) or ``timelens`` (its own fixed settings)."""
+    """``vidground`` (with ``options``), ``timelens`` or ``timelens-legacy`` (their own fixed
+    settings)."""
     key = name.strip().lower()
     if key == "vidground":
         return VidgroundProtocol(options or LocateOptions())
-    if key == "timelens":
-        return TimeLensProtocol()
+    if key in TIMELENS_DOWNSAMPLE:
+        return TimeLensProtocol(downsample=TIMELENS_DOWNSAMPLE[key], name=key)
     raise EvaluationError(f"unknown protocol {name!r}; use one of {', '.join(PROTOCOL_NAMES)}")

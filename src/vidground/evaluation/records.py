@@ -8,13 +8,18 @@ metric protocol decides what that means, see :mod:`.metrics`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import VidgroundError
 
 Pair = tuple[float, float]
+
+#: :attr:`Prediction.source` of a line of TimeLens' own dump (already rounded when written).
+TIMELENS_DUMP = "timelens-dump"
+#: :attr:`Prediction.source` of a line that holds only the model's text.
+RAW = "raw"
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,8 @@ class Sample:
     ``video`` is the dataset's video id (or, for our JSONL, the path as written); ``names`` are
     the file stems the id may be stored under (``v_abc`` and ``abc`` for ActivityNet).
     ``duration`` is the annotated duration when the dataset gives one (else ``None``: the video
-    is probed). ``video_path`` is set once the file has been found.
+    is probed). ``video_path`` is set once the file has been found. ``where`` is the file and
+    line (or entry) it was read from, for messages.
     """
 
     id: str
@@ -35,10 +41,13 @@ class Sample:
     duration: float | None = None
     video_path: Path | None = None
     names: tuple[str, ...] = ()
+    where: str = ""
 
     def with_path(self, path: Path) -> Sample:
-        return Sample(self.id, self.video, self.query, self.spans, self.duration, path,
-                      self.names)
+        return replace(self, video_path=path)
+
+    def with_duration(self, duration: float) -> Sample:
+        return replace(self, duration=duration)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "video": self.video, "query": self.query,
@@ -52,7 +61,10 @@ class Prediction:
     ``spans`` are in the order the answer gave them (the first is "the" answer), ``scores`` one
     per span or empty. ``answer`` is the model's raw text. ``error`` is set when the sample could
     not be run (an unreadable video, a backend failure): it then counts as a miss, and a re-run
-    tries it again.
+    tries it again. ``source`` says what wrote it when that changes how it is scored:
+    ``"timelens-dump"`` (TimeLens' eval_dataloader.py: already rounded), ``"raw"`` (only the
+    model's text was given; :func:`.predictions.parse_raw` reads the spans once the sample's
+    duration is known).
     """
 
     id: str
@@ -64,6 +76,7 @@ class Prediction:
     video: str = ""
     query: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    source: str = ""
 
     @property
     def ok(self) -> bool:

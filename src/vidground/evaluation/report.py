@@ -20,7 +20,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .metrics import PROTOCOLS, TABLE_COLUMNS, ProtocolScores, score
+from .metrics import PROTOCOLS, REFERENCES, TABLE_COLUMNS, ProtocolScores, score
+from .predictions import parse_raw, timelens_dump_id
 from .records import Prediction, Sample
 
 LIBRARIES = ("torch", "torchvision", "transformers", "accelerate", "av", "numpy", "pillow",
@@ -38,16 +39,25 @@ DEFAULT_METRICS = {
 
 def pair_up(samples: Sequence[Sample], predictions: Sequence[Prediction]
             ) -> tuple[list[tuple[Sample, Prediction]], list[Sample]]:
-    """Each sample with its prediction (by id, else by video and query), and the samples that
-    have none."""
+    """Each sample with its prediction, and the samples that have none.
+
+    A prediction is found by the sample's id, else by video, query and ground-truth span (how
+    TimeLens' dump keys them: ActivityNet repeats sentences with different spans), else by video
+    and query. Raw answers (:data:`.predictions.RAW_ANSWER_KEYS`) are parsed here, with the
+    sample's duration when the line gives none."""
     by_id = {p.id: p for p in predictions}
     pairs, unanswered = [], []
     for sample in samples:
-        pred = by_id.get(sample.id) or by_id.get(f"{sample.video}\x00{sample.query}")
+        pred = by_id.get(sample.id)
+        if pred is None and sample.spans:
+            pred = by_id.get(timelens_dump_id(sample.video, sample.query, sample.spans[0]))
+        if pred is None:
+            pred = by_id.get(f"{sample.video}\x00{sample.query}")
         if pred is None:
             unanswered.append(sample)
         else:
-            pairs.append((sample, pred))
+            duration = pred.duration if pred.duration is not None else sample.duration
+            pairs.append((sample, parse_raw(pred, duration)))
     return pairs, unanswered
 
 
@@ -172,6 +182,11 @@ def tables(report: dict[str, Any], metrics: Sequence[str]):  # -> list[rich.tabl
 
 
 def _reference(protocol: str) -> str:
-    return {"timelens": "TencentARC/TimeLens compute_metrics.py",
-            "videomind": "yeliudev/VideoMind eval_auto.py",
-            "qvhighlights": "moment_detr standalone_eval"}[protocol]
+    return REFERENCES[protocol].split(" + ")[0].split(" @ ")[0]
+
+
+def missing_durations(report: dict[str, Any]) -> tuple[int, int]:
+    """How many scored samples of the report's runs had no duration for the VideoMind
+    protocol, and how many were scored."""
+    missing = sum(int(r["scores"]["videomind"].get("missing_duration", 0)) for r in report["runs"])
+    return missing, sum(int(r["scores"]["videomind"]["n"]) for r in report["runs"])
