@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_openai_server import FakeOpenAIServer
@@ -262,3 +263,50 @@ def test_every_model_command_takes_the_same_model_flags() -> None:
         shown = _help(command)
         missing = [f for f in flags if not re.search(rf"(?<![\w-]){f}(?![\w-])", shown)]
         assert not missing, (command, missing)
+
+
+def test_without_torch_the_local_backend_offers_the_remote_one(tmp_path: Path) -> None:
+    """A machine without PyTorch (a thin client): the message says how to get it and how to do
+    without it (issue 20 item 7)."""
+    video = make_video(tmp_path / "clip.mp4", duration=1.0)
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from vidground.cli import main\n"
+            f"sys.argv = ['vidground', 'locate', {str(video.path)!r}, 'when?', '--json',"
+            " '--backend', 'transformers']\n"
+            "main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 2, done.stderr[-2000:]
+    message = json.loads(done.stdout)["error"]["message"]
+    assert "pip install 'vidground[local]'" in message
+    assert "--backend openai --openai-base-url" in message
+
+
+def test_help_at_80_columns_shows_every_option_name_whole() -> None:
+    """Rich's option table cut long names at 80 columns ("--max-frames-per-…"); every option of
+    every command must be readable as typed (issue 20 item 7)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from vidground.cli import app
+
+    root = typer.main.get_command(app)
+    runner = CliRunner()
+    checked = 0
+
+    def walk(command: Any, path: list[str]) -> None:
+        nonlocal checked
+        shown = runner.invoke(app, [*path, "--help"], terminal_width=80,
+                              env={"COLUMNS": "80"})
+        assert shown.exit_code == 0, (path, shown.output)
+        for param in command.params:
+            for name in [*param.opts, *getattr(param, "secondary_opts", [])]:
+                if name.startswith("--"):
+                    assert name in shown.output, (path, name)
+                    checked += 1
+        assert "…" not in shown.output, (path, shown.output)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(root, [])
+    assert checked > 60  # every command's flags were looked at

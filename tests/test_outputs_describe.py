@@ -75,6 +75,8 @@ def test_describe_returns_the_known_events_refined(events_server: FakeOpenAIServ
     first = events_server.requests[0]
     assert any("List the events" in p for p in first.parts)
     assert result.timings["refine_calls"] > 0 and result.timings["windows"] == 1
+    counts = ("frames", "windows", "model_calls", "refine_calls")  # counts, not floats
+    assert all(type(result.timings[k]) is int for k in counts), result.timings
     body = result.to_response()
     assert body["kind"] == "describe" and len(body["segments"]) == 2
     assert body["segments"][1]["label"] == "the blue square is visible"

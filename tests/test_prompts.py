@@ -109,6 +109,23 @@ def test_verify_prompt() -> None:
     assert build_verify_prompt("狗跳起来", "en").language == "en"
 
 
+@pytest.mark.parametrize(("question", "event"), [
+    ("When does the dog jump?", "the dog jump"),
+    ("When is the red square visible?", "the red square visible"),
+    ("At what point does the car stop?", "the car stop"),
+    ("Find the moment when the door opens.", "the door opens"),
+    ("Tell me every time the red square shows up", "the red square shows up"),
+    ("狗什么时候跳起来？", "狗跳起来"),
+    ("请找出红色方块出现的时间", "红色方块出现"),
+    ("the dog jumps", "the dog jumps"),
+])
+def test_verify_prompt_states_the_event_not_the_question(question: str, event: str) -> None:
+    user = build_verify_prompt(question).user
+    assert event in user
+    asked = user.replace("：", ":").split(":", 1)[1]
+    assert "when" not in asked.lower() and "什么时候" not in asked
+
+
 @pytest.mark.parametrize(("answer", "expected"), [("Yes.", True), ("No.", False), ("是", True),
                                                   ("否", False)])
 def test_verify_answers_parse(answer: str, expected: bool) -> None:

@@ -40,7 +40,7 @@ from vidground.video.decode import Frame  # noqa: E402
 PROMPT = Prompt(system="You are a video assistant.",
                 user="When does the red square appear? 红色方块什么时候出现？", language="en")
 LABEL = re.compile(r"<(-?\d+\.\d) seconds>")
-FIX_HINTS = ("huggingface-cli download", "--local-dir", "--model", "VIDGROUND_MODEL=",
+FIX_HINTS = ("hf download", "--local-dir", "--model", "VIDGROUND_MODEL=",
              "VIDGROUND_MODEL_SOURCE=modelscope", "vidground[modelscope]", "--backend openai",
              "--openai-base-url")
 

@@ -29,6 +29,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's plain help: Rich's option table cuts long option names at 80 columns
+    # ("--max-frames-per-…"); plain help keeps every name whole and wraps the descriptions
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 # soft_wrap: lines are never broken by Rich (a command in a message stays one piece when the
@@ -374,6 +377,7 @@ def worker(
 
 
 cache_app = typer.Typer(help="The disk cache of decoded frames and visual features.",
+                        rich_markup_mode=None,
                         no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 CacheDirOpt = Annotated[Path | None, typer.Option(

@@ -80,7 +80,7 @@ def command_group(name: str, help: str) -> typer.Typer:
     """A ``vidground NAME`` command group whose plain ``vidground NAME ARGS`` runs its ``run``
     command (``eval``, ``finetune``)."""
     return typer.Typer(name=name, cls=RunByDefault, no_args_is_help=True, add_completion=False,
-                       pretty_exceptions_enable=False, help=help)
+                       pretty_exceptions_enable=False, rich_markup_mode=None, help=help)
 
 
 def eta_bar() -> Progress:

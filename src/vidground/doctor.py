@@ -262,7 +262,7 @@ def _weights_check(settings: Settings) -> Check:
     except Exception as exc:
         return Check("weights found locally", False,
                      f"{model}: not found locally ({type(exc).__name__}: {exc}); download it "
-                     f"with `huggingface-cli download {model}` (or `modelscope download "
+                     f"with `hf download {model}` (or `modelscope download "
                      f"--model {model}`)")
     return Check("weights found locally", True, f"{model}: {path}", _ms_since(start))
 

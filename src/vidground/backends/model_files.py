@@ -53,8 +53,9 @@ def how_to_get(model: str) -> str:
     return (
         "To fix it, either:\n"
         f"  1. download it on a machine with internet access:\n"
-        f"       huggingface-cli download {model} --local-dir ./{name}\n"
-        f"     (or: hf download {model} --local-dir ./{name}), copy the folder here and pass\n"
+        f"       hf download {model} --local-dir ./{name}\n"
+        f"     (the `hf` command of pip install huggingface_hub), copy the folder here and "
+        "pass\n"
         f"     --model /path/to/{name}  (or set VIDGROUND_MODEL=/path/to/{name});\n"
         "  2. download from ModelScope instead: VIDGROUND_MODEL_SOURCE=modelscope "
         "(needs: pip install 'vidground[modelscope]');\n"
@@ -109,7 +110,7 @@ def _check_local_dir(path: Path, model: str) -> Path:
     if not (path / "config.json").is_file():
         raise ModelNotAvailableError(
             f"model directory {model!r} has no config.json, so it is not a Hugging Face "
-            "checkpoint. Pass the folder that `huggingface-cli download … --local-dir` "
+            "checkpoint. Pass the folder that `hf download … --local-dir` "
             "created (it holds config.json, tokenizer and *.safetensors files)."
         )
     return path

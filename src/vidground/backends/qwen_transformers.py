@@ -273,8 +273,11 @@ class QwenTransformersBackend(BaseBackend):
             import torch  # noqa: F401
             import transformers
         except ImportError as exc:
-            raise BackendError("the local backend needs torch and transformers: "
-                               "pip install 'vidground[local]'") from exc
+            raise BackendError(
+                "the local backend needs torch and transformers: pip install "
+                "'vidground[local]' — or use a model served elsewhere (vLLM, SGLang, "
+                "DashScope) without torch: --backend openai --openai-base-url "
+                "http://HOST:PORT/v1 (or VIDGROUND_BACKEND=openai)") from exc
         adapter_dir, adapter_kind = resolve_adapter(self._adapter) if self._adapter \
             else (None, None)
         # a merged fine-tune (`vidground finetune merge`) is a whole checkpoint of its own

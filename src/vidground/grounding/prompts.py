@@ -174,14 +174,53 @@ def build_prompt(query: str, *, language: str = "auto", return_reasoning: bool =
     return Prompt(system=_system_text(lang), user=user, language=lang)
 
 
+_EN_ASKING = re.compile(
+    r"^(?:(?:can you |could you |please )?(?:tell me|show me|find|locate|identify)\s+)?"
+    r"(?:(?:exactly |precisely )?(?:when|whenever|every time|each time|the moments? when|"
+    r"at what (?:time|point|moment)|what time|at which (?:time|point|moment)|"
+    r"(?:in )?which (?:part|moment|segment) of the video)\b\s*)"
+    r"(?:(?:does|do|did|will|would|can|could|should|is|are|was|were)\s+)?", re.I)
+_ZH_ASKING = re.compile(r"(?:请问|请(?:找出|识别|定位|指出|告诉我)|找出|定位)|"
+                        r"(?:在)?(?:什么时候|什么时间|何时|哪个时间点?|哪一?刻|几分几秒|第几秒)")
+
+
+def event_of(query: str) -> str:
+    """The event a "when" question asks about, stated: what a yes/no check asks of a clip.
+
+    >>> event_of("When does the dog jump?")
+    'the dog jump'
+    >>> event_of("Tell me every time the red square shows up.")
+    'the red square shows up'
+    >>> event_of("When is the red square visible?")
+    'the red square visible'
+    >>> event_of("红色方块什么时候出现？")
+    '红色方块出现'
+    >>> event_of("请找出红色方块出现的时间")
+    '红色方块出现'
+    >>> event_of("the dog jumps")
+    'the dog jumps'
+    """
+    text = query.strip().rstrip("?？.。!！")
+    if resolve_language(text, "auto") == "zh":
+        stated = _ZH_ASKING.sub("", text).rstrip("呢吗").strip("，, ")
+        stated = re.sub(r"的(?:时间段?|时刻|时间点|时候)$", "", stated)
+    else:
+        stated = _EN_ASKING.sub("", text, count=1).strip(" ,")
+    return stated or text
+
+
 def build_verify_prompt(query: str, language: str = "auto") -> Prompt:
     """A yes/no question: is the event happening in this clip? (Parse with ``parse_yes_no``.)
+    The question is restated as its event (:func:`event_of`), so the model is not asked
+    "is 'when does the dog jump' happening".
 
     >>> build_verify_prompt("the dog jumps").user
     'Is the following event happening in this clip: the dog jumps? Answer yes or no.'
+    >>> build_verify_prompt("When does the dog jump?").user
+    'Is the following event happening in this clip: the dog jump? Answer yes or no.'
     """
     lang = resolve_language(query, language)
-    event = query.strip().rstrip("?？.。")
+    event = event_of(query)
     if lang == "zh":
         system = "你是一个视频理解助手。视频以带时间标签 <t seconds> 的帧给出。"
         user = f"这段视频中是否正在发生以下事件：{event}？请只回答“是”或“否”。"

@@ -56,7 +56,7 @@ class Description:
     video: VideoInfo
     model: str
     raw_answer: str = ""
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float | int] = field(default_factory=dict)
     frame_times: tuple[float, ...] = ()
 
     def to_result(self) -> Result:
@@ -149,9 +149,9 @@ def describe(grounder: Grounder, video: str | Path | VideoInfo,
     timings = {"decode_s": round(decode_s, 4), "model_s": round(model_s, 4),
                "refine_s": round(time.perf_counter() - refine_started, 4),
                "total_s": round(time.perf_counter() - started, 4),
-               "frames": float(len(plan.times)), "windows": float(len(plan.windows)),
-               "model_calls": float(len(plan.windows) + refine_calls),
-               "refine_calls": float(refine_calls)}
+               "frames": len(plan.times), "windows": len(plan.windows),
+               "model_calls": len(plan.windows) + refine_calls,
+               "refine_calls": refine_calls}
     return Description(events=tuple(events), video=info, model=backend.model_name,
                        raw_answer="\n\n".join(raw), timings=timings,
                        frame_times=tuple(plan.times))
