@@ -35,7 +35,8 @@ class ServerProcess:
 
     def __init__(self, base: Path, *, env: dict[str, str] | None = None,
                  media_root: Path | None = None, data_dir: Path | None = None,
-                 api_key: str | None = None, startup_timeout_s: float = 60.0) -> None:
+                 api_key: str | None = None, startup_timeout_s: float = 60.0,
+                 log_dir: Path | None = None) -> None:
         self.base = Path(base)
         self.media_root = media_root or self.base / "media"
         self.data_dir = data_dir or self.base / "data"
@@ -44,6 +45,9 @@ class ServerProcess:
         self.extra_env = dict(env or {})
         self.api_key = api_key
         self.startup_timeout_s = startup_timeout_s
+        #: where ``server-<n>.log`` goes (default the data dir; elsewhere when two servers
+        #: share one data dir, or when the data dir is a tiny file system that fills up)
+        self.log_dir = Path(log_dir) if log_dir is not None else self.data_dir
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -71,10 +75,14 @@ class ServerProcess:
         env.update(self.extra_env)
         if self.api_key:
             env["VIDGROUND_API_KEY"] = self.api_key
+        # the repository's code first; a PYTHONPATH in ``env`` (a sitecustomize that skews
+        # the clock, say) goes before it
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
+            [*filter(None, [self.extra_env.get("PYTHONPATH")]), str(ROOT / "src"),
+             *filter(None, [os.environ.get("PYTHONPATH")])])
         self.starts += 1
-        self._log_path = self.data_dir / f"server-{self.starts}.log"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._log_path = self.log_dir / f"server-{self.starts}.log"
         log = open(self._log_path, "wb")  # noqa: SIM115 - closed with the process
         cmd = [sys.executable, "-m", "vidground", "serve", "--host", "127.0.0.1",
                "--port", str(self.port), "--media-root", str(self.media_root),
