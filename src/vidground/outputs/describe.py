@@ -180,7 +180,7 @@ def parse_events(text: str, *, duration: float | None = None,
     skipped; times are clamped to ``[0, duration]``.
 
     >>> parse_events("1.0 - 2.5 seconds: a red square appears\\nnothing else")
-    [Span(start=1.0, end=2.5, label='a red square appears', score=None)]
+    [Span(start=1.0, end=2.5, label='a red square appears', score=None, refined=None)]
     """
     events = _json_events(text or "", duration)
     if events is None:
