@@ -76,6 +76,15 @@ def upload(make: Callable[[Path], Path], name: str = "clip.mp4"
     return call
 
 
+SPAN = {"start": 0.5, "end": 1.0}
+
+
+def outputs(route: str, video_path: str, **extra: Any) -> Callable[[Env], requests.Response]:
+    """POST /api/v1/clips or /evidence for ``video_path`` (one span unless ``spans``)."""
+    return lambda e: post_json(e, {"video_path": video_path, "spans": [SPAN], **extra},
+                               f"/api/v1/{route}")
+
+
 def truncated_upload(e: Env) -> requests.Response:
     good = make_video(e.files / "full.mp4", duration=2.0, fps=10).path
     return upload(lambda p: make_truncated(good, p, keep=0.3))(e)
@@ -186,6 +195,36 @@ CASES: dict[str, tuple[Callable[[Env], requests.Response], set[int]]] = {
         {400}),
     "video-id-trailing-newline": (lambda e: post_json(e, {"video_id": "a" * 32 + "\n",
                                                           "query": QUERY}), {404}),
+    # the outputs routes (clips and evidence wait in their own queue; issue 21)
+    "clips-traversal": (outputs("clips", "../secret/private.mp4"), {403}),
+    "clips-symlink-escape": (outputs("clips", "link.mp4"), {403}),
+    "evidence-absolute-outside": (lambda e: outputs("evidence", str(e.outside))(e), {403}),
+    "evidence-etc-passwd": (outputs("evidence", "/etc/passwd"), {403}),
+    "describe-traversal": (lambda e: post_json(e, {"video_path": "../secret/private.mp4"},
+                                               "/api/v1/describe"), {403}),
+    "clips-too-many-spans": (outputs("clips", "ok.mp4", spans=[SPAN] * 21), {422}),
+    "evidence-too-many-spans": (outputs("evidence", "ok.mp4", spans=[SPAN] * 51), {422}),
+    "clips-bad-mode": (outputs("clips", "ok.mp4", mode="lossless"), {422}),
+    "clips-huge-pad": (outputs("clips", "ok.mp4", pad=1e9), {422}),
+    "clips-span-after-end": (outputs("clips", "ok.mp4", spans=[{"start": 50, "end": 51}]),
+                             {422}),
+    "clips-end-before-start": (outputs("clips", "ok.mp4", spans=[{"start": 1, "end": 0.5}]),
+                               {422}),
+    "evidence-text-as-video": (outputs("evidence", "notes.mp4"), {422}),
+    "evidence-too-long-video": (outputs("evidence", "long.mp4"), {413}),
+    "clips-unknown-video-id": (lambda e: post_json(e, {"video_id": "d" * 32, "spans": [SPAN]},
+                                                   "/api/v1/clips"), {404}),
+    "job-clips-unknown-job": (lambda e: post_json(e, {}, "/api/v1/jobs/" + "c" * 24 + "/clips"),
+                              {404}),
+    "job-evidence-unknown-job": (lambda e: requests.get(
+        e.srv.url("/api/v1/jobs/" + "c" * 24 + "/evidence"), timeout=10), {404}),
+    "output-download-traversal": (lambda e: requests.get(
+        e.srv.url("/api/v1/outputs/" + "0" * 32 + "/..%2F..%2Fjobs.sqlite3"), timeout=10),
+        {404, 422}),
+    "inference-outputs-not-bools": (infer("ok.mp4", outputs={"clips": "all"}), {422}),
+    "export-huge-body": (raw(json.dumps({"result": {"segments": [
+        {"start": 0, "end": 1, "label": "x" * 400}] * 8000}}).encode(),
+        path="/api/v1/export?format=srt"), {413}),
     "unknown-route": (lambda e: requests.get(e.srv.url("/api/v1/nothing"), timeout=10), {404}),
     "wrong-method": (lambda e: requests.put(e.srv.url("/api/v1/inference"), timeout=10),
                      {405}),
@@ -204,6 +243,9 @@ def test_hostile_input_gets_a_4xx_json_error(env: Env, name: str) -> None:
     assert isinstance(err["message"], str) and err["message"]
     assert "Traceback" not in r.text and 'File "' not in r.text
     assert str(env.outside.parent) not in r.text  # never echo what lies outside the root
+    # nor where the server keeps its own files (issue 21)
+    for private in (env.srv.data_dir, env.srv.media_root, env.srv.media_root.resolve()):
+        assert str(private) not in r.text, (name, r.text[:500])
 
 
 def test_server_still_healthy_after_the_table(env: Env) -> None:
