@@ -72,7 +72,7 @@ def test_a_queued_sync_request_whose_client_left_never_runs(
 def test_a_running_sync_request_whose_client_left_stops_at_the_next_step(
         slow_server: ServerProcess, fake_model: FakeOpenAIServer) -> None:
     body = {"video_path": "long.mp4", "query": QUERY,
-            "options": {**ONE_CALL, "max_frames": 8}}  # 20 s at 2 fps: 6 windows, 6 calls
+            "options": {**ONE_CALL, "max_frames_per_call": 8}}  # 20 s at 2 fps: 6 windows
     fake_model.reset_stats()
     r = requests.post(slow_server.url("/api/v1/inference"), json=body, timeout=60)
     calls = r.json()["timings"]["model_calls"]
