@@ -203,7 +203,7 @@ def videomind_postprocess(pred_spans: Sequence[Pair], duration: float,
     That is what the reference does, so it is what this does.
 
     >>> videomind_postprocess([(5.15, 9.0)], 30.0, 0.1)[0]   # float32: 51.500001 -> 52
-    [(5.199999809265137, 9.0)]
+    [(5.200000286102295, 9.0)]
     """
     if not pred_spans:
         return [(0.0, float(duration))], False
