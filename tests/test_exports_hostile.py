@@ -152,6 +152,16 @@ def test_inputs_no_format_can_hold_are_a_422(env: Env, case: str, fmt: str) -> N
     assert_json_4xx(export(env, fmt, HOSTILE[case]), {422})
 
 
+@pytest.mark.parametrize("fps", [10, 12, 15, 120])
+def test_an_edl_at_a_rate_timecode_lacks_is_a_422(env: Env, fps: int) -> None:
+    """Screen recordings and phones give 10, 12, 15 or 120 fps: SMPTE timecode has none of
+    them (was a ValueError: 500)."""
+    answer = export(env, "edl", {"result": {"segments": [{"start": 1, "end": 2}],
+                                            "video": {"fps": fps}}})
+    assert_json_4xx(answer, {422}, "invalid_options")
+    assert "OTIO" in answer.json()["error"]["message"]
+
+
 def test_job_with_stored_bad_text_is_refused_not_crashed(env: Env) -> None:
     """A result that names the video with half a surrogate pair (as a job list may): 422."""
     job = {"job_id": "a" * 24, "status": "succeeded",
@@ -243,7 +253,7 @@ def test_line_breaks_in_the_video_cannot_forge_edl_events(env: Env) -> None:
     assert "\r" not in answer.text
     for line in lines[3:]:
         assert line[:3].isdigit() or line.startswith(("* FROM CLIP NAME:  ", "* FROM CLIP: "))
-    clips = list(otio.adapters.read_from_string(answer.text, "cmx_3600").find_clips())
+    clips = list(otio.adapters.read_from_string(answer.text, "cmx_3600", rate=25).find_clips())
     assert len(clips) == 2
     assert clips[0].media_reference.target_url.startswith("a.mp4%0A002%20%20EVIL")
 

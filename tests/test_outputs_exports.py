@@ -9,6 +9,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import opentimelineio as otio
@@ -20,7 +21,13 @@ from hypothesis import strategies as st
 
 from vidground.errors import OptionsError
 from vidground.outputs.exports import export, export_file, youtube_problems
-from vidground.outputs.results import Result, ResultError, load_results, results_from_json
+from vidground.outputs.results import (
+    Result,
+    ResultError,
+    as_results,
+    load_results,
+    results_from_json,
+)
 from vidground.timecode import Span, parse_timecode
 
 NTSC = 30000 / 1001
@@ -165,6 +172,14 @@ def test_edl_refuses_mixed_frame_rates() -> None:
         export([result(Span(1, 2)), result(Span(1, 2), fps=NTSC)], "edl")
 
 
+@pytest.mark.parametrize("fps", [1.0, 10.0, 12.0, 15.0, 120.0, 1000.0])
+def test_edl_at_a_rate_timecode_lacks_is_an_options_error(fps: float) -> None:
+    """A 10 fps screen recording: SMPTE timecode has no such rate (was a ValueError, a 500)."""
+    with pytest.raises(OptionsError, match="export OTIO"):
+        export(result(Span(1, 2), fps=fps), "edl")
+    assert export(result(Span(1, 2), fps=fps), "otio")
+
+
 def test_youtube_chapters() -> None:
     res = result(Span(15.2, 40.0, "kick-off"), Span(75.9, 200.0, "first goal"),
                  Span(75.95, 90.0, "same second"), Span(3600.0, 3700.0, "extra time"),
@@ -202,7 +217,7 @@ def test_results_from_responses_jobs_and_lists(tmp_path: Path) -> None:
     assert len(load_results(lines)) == 2
     bad = tmp_path / "bad.json"
     bad.write_text('{"segments": [{"start": "soon", "end": 2}]}')
-    with pytest.raises(ResultError, match="'start' must be a finite number"):
+    with pytest.raises(ResultError, match="segment 1: 'start' must be a finite number"):
         load_results(bad)
     with pytest.raises(ResultError, match="no result file"):
         load_results(tmp_path / "missing.json")
@@ -232,3 +247,180 @@ def test_cli_export_writes_each_format(tmp_path: Path) -> None:
     bad = run_cli("export", "result.json", "--to", "docx", cwd=tmp_path)
     assert bad.returncode == 2 and "unknown export format 'docx'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+# -- issue 21 item 2: the EDL in one pass, the same lines as the adapter -------------------
+
+def adapter_edl(res: Result) -> str:
+    """What the CMX3600 adapter writes for the same timeline (the code before issue 21)."""
+    from vidground.outputs.exports import _edl_title, is_drop_frame, timeline
+
+    text = str(otio.adapters.write_to_string(timeline([res], name=_edl_title([res])),
+                                             "cmx_3600", rate=res.fps))
+    fcm = "FCM: DROP FRAME" if is_drop_frame(res.fps or 0) else "FCM: NON-DROP FRAME"
+    head, _, body = text.partition("\n\n")
+    return f"{head}\n{fcm}\n\n{body}"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 40_000, allow_nan=False),
+                          st.floats(0, 30, allow_nan=False),
+                          st.sampled_from([None, "goal", "a  b\tc", "中文"])),
+                min_size=1, max_size=12),
+       st.sampled_from([NTSC, 25.0, 24.0, 60000 / 1001, 50.0, 23.976]),
+       st.sampled_from(["/media/match.mp4", "/media/a b/ünï.mov", None, "clip.mp4"]))
+def test_edl_is_what_the_cmx3600_adapter_writes(pairs: list[tuple[float, float, str | None]],
+                                                fps: float, video: str | None) -> None:
+    res = result(*[Span(a, a + d, label) for a, d, label in pairs], fps=fps, video=video,
+                 duration=50_000.0)
+    assert export(res, "edl") == adapter_edl(res)
+    exact = {23.976: 24000 / 1001}.get(fps, fps)  # the reader wants the exact NTSC rate
+    read = otio.adapters.read_from_string(export(res, "edl"), "cmx_3600", rate=exact)
+    assert len(list(read.find_clips())) == len(pairs)
+
+
+def best_seconds(fn, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+@pytest.mark.parametrize("fmt", ["edl", "otio", "srt", "vtt", "chapters", "csv", "jsonl"])
+def test_export_time_grows_linearly(fmt: str) -> None:
+    """Four times the spans cost less than eight times the time (the adapter's EDL: ~15x)."""
+    def spans(n: int) -> Result:
+        return result(*[Span(i * 2.0, i * 2.0 + 1.0, f"event {i}") for i in range(n)],
+                      fps=NTSC, duration=n * 2.0 + 10)
+    small, large = spans(1000), spans(4000)
+    export(small, fmt)  # imports, caches
+    ratio = best_seconds(lambda: export(large, fmt)) / best_seconds(lambda: export(small, fmt))
+    assert ratio < 8, f"{fmt}: 4x the spans took {ratio:.1f}x the time"
+
+
+def test_caps_refuse_before_writing() -> None:
+    from vidground.outputs.exports import (
+        MAX_EXPORT_BYTES,
+        MAX_EXPORT_SEGMENTS,
+        ExportTooLargeError,
+    )
+
+    many = result(*[Span(i, i + 0.5) for i in range(MAX_EXPORT_SEGMENTS + 1)])
+    with pytest.raises(ExportTooLargeError, match="10,000"):
+        export(many, "srt")
+    with pytest.raises(ExportTooLargeError):  # the cap counts every result together
+        export([result(*many.spans[:6000]), result(*many.spans[6000:])], "csv")
+    wordy = result(*[Span(i, i + 0.5, "l" * 2000) for i in range(MAX_EXPORT_SEGMENTS)],
+                   query="q" * 4000)
+    started = time.perf_counter()
+    with pytest.raises(ExportTooLargeError, match="MiB"):
+        export(wordy, "otio")
+    assert time.perf_counter() - started < 5  # estimated, not built
+    assert ExportTooLargeError.http_status == 413 and MAX_EXPORT_BYTES == 64 * 2**20
+
+
+@pytest.mark.parametrize("fmt", ["srt", "vtt", "chapters", "csv", "jsonl", "edl", "otio",
+                                 "youtube"])
+def test_what_no_format_can_hold_is_a_result_error(fmt: str) -> None:
+    for bad in (result(Span(1.0, 2.0, "a\ud800")), result(Span(1.0, 2.0), query="\udfff"),
+                result(Span(1e15, 1e15 + 1)), result(Span(1.0, 2.0), video="\udc80.mp4")):
+        with pytest.raises(ResultError):
+            export(bad, fmt)
+    for body in ({"segments": [{"start": 10**400, "end": 1}]},
+                 {"segments": [{"start": 1, "end": 2, "score": -(10**400)}]},
+                 {"segments": [{"start": 1, "end": 2}], "video": {"fps": 10**400}},
+                 {"segments": [{"start": 1, "end": 2}], "video": {"duration": 1e300}},
+                 {"segments": [{"start": 1, "end": 2, "label": "\ud800"}]}):
+        with pytest.raises(ResultError):
+            results_from_json(body)
+
+
+# -- issue 21 item 9: escaping -------------------------------------------------------------
+
+def test_csv_defuses_formulas_but_keeps_numbers() -> None:
+    from vidground.outputs.exports import csv_cell
+
+    assert [csv_cell(v) for v in ("=1+1", "+1", "-1", "@A1", "\t=1", "\r=1", "plain", "")] == [
+        "'=1+1", "'+1", "'-1", "'@A1", "'\t=1", "'\r=1", "plain", ""]
+    assert [csv_cell(v) for v in (-0.5, -3, 0, None)] == [-0.5, -3, 0, ""]
+    res = Result((Span(1.0, 2.0, "-2+3", -0.5),), fps=25.0, query="=HYPERLINK(1)",
+                 video="@x.mp4")
+    [row] = list(csv.DictReader(io.StringIO(export(res, "csv"))))
+    assert (row["label"], row["query"], row["video"], row["score"]) == (
+        "'-2+3", "'=HYPERLINK(1)", "'@x.mp4", "-0.5")
+
+
+def test_edl_and_otio_text_stays_on_one_line() -> None:
+    forged = "a.mp4\n002  EVIL V C 00:00:00:00\r* FROM CLIP: /etc/passwd\x00\u2028x"
+    res = result(Span(1.0, 2.0, "x\n003  EVIL"), video=forged, query="t\r\nFCM: DROP FRAME")
+    text = export(res, "edl")
+    lines = text.splitlines()
+    assert lines[:3] == ["TITLE: t FCM: DROP FRAME", "FCM: NON-DROP FRAME", ""]
+    assert [line[:3] for line in lines if line[:1].isdigit()] == ["001"]
+    assert lines[4] == "* FROM CLIP NAME:  x 003 EVIL"
+    assert lines[5].startswith("* FROM CLIP: a.mp4%0A002%20%20EVIL") and "\x00" not in text
+    assert len(lines) == 6 and "\r" not in text and "\u2028" not in text
+    [clip] = otio.adapters.read_from_string(export(res, "otio"), "otio_json").find_clips()
+    assert "\n" not in clip.media_reference.target_url and "\n" not in clip.name
+
+
+# -- issue 20 item 5: media references -----------------------------------------------------
+
+def test_media_references_are_absolute_urls_or_relinked() -> None:
+    from vidground.outputs.exports import media_url
+
+    assert media_url("/media/a b/x.mp4") == "file:///media/a%20b/x.mp4"
+    assert media_url("D:\\clips\\x.mp4") == "file:///D:/clips/x.mp4"
+    assert media_url("clips/a b.mp4") == "clips/a%20b.mp4"
+    res = result(Span(1.0, 2.0), video="/srv/media/game day.mp4")
+    for folder, url in (("/Volumes/footage", "file:///Volumes/footage/game%20day.mp4"),
+                        ("D:\\footage", "file:///D:/footage/game%20day.mp4")):
+        assert f"* FROM CLIP: {url}\n" in export(res, "edl", relink=folder)
+        [clip] = otio.adapters.read_from_string(export(res, "otio", relink=folder),
+                                                "otio_json").find_clips()
+        assert clip.media_reference.target_url == url
+    [row] = list(csv.DictReader(io.StringIO(export(res, "csv", relink="/Volumes/footage"))))
+    assert row["video"] == "/Volumes/footage/game day.mp4"
+    with pytest.raises(OptionsError, match="not absolute"):
+        export(res, "edl", relink="footage")
+
+
+def test_a_grounding_names_its_video_by_absolute_path(tmp_path: Path, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    monkeypatch.chdir(tmp_path)
+    video = SimpleNamespace(path="sub/../m.mp4", fps=25.0, duration=10.0)
+    grounding = SimpleNamespace(spans=[Span(1.0, 2.0)], video=video, query="q", model="m",
+                                answer="")
+    [res] = as_results(grounding)
+    assert res.video == str(tmp_path / "m.mp4")
+    assert f"* FROM CLIP: {(tmp_path / 'm.mp4').as_uri()}" in export(grounding, "edl")
+
+
+def test_results_read_the_video_and_question_a_response_names() -> None:
+    body = {"segments": [{"start": 1.0, "end": 2.0}], "query": "q?",
+            "video": {"fps": 25.0, "path": "/media/a.mp4", "name": "a.mp4"}}
+    [res] = results_from_json(body)
+    assert (res.query, res.video) == ("q?", "/media/a.mp4")
+    job = {"job_id": "a" * 24, "status": "succeeded", "result": body,
+           "request": {"query": "q?", "video_path": "a.mp4"}}
+    assert results_from_json(job)[0].video == "/media/a.mp4"
+    del body["video"]["path"]
+    assert results_from_json(body)[0].video == "a.mp4"
+
+
+def test_cli_export_relinks_from_the_current_folder(tmp_path: Path) -> None:
+    response = {"segments": [{"start": 1.0, "end": 2.5}], "query": "q",
+                "video": {"duration": 10.0, "fps": 25.0, "path": "/srv/m.mp4"}}
+    (tmp_path / "r.json").write_text(json.dumps(response))
+    out = run_cli("export", "r.json", "--to", "edl:-", "--relink", "footage", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"* FROM CLIP: {(tmp_path / 'footage' / 'm.mp4').as_uri()}" in out.stdout
+    many = {"segments": [{"start": i, "end": i + 0.5} for i in range(10_001)],
+            "video": {"fps": 25.0}}
+    (tmp_path / "many.json").write_text(json.dumps(many))
+    refused = run_cli("export", "many.json", "--to", "srt", cwd=tmp_path)
+    assert refused.returncode == 2 and "10,000" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -499,9 +499,10 @@ def to_edl(results: list[Result]) -> str:
     for result in items:
         _check_timeline_rate(result)
     rate = float(items[0].fps or FALLBACK_FPS)
+    ot = _otio().opentime
+    _check_timecode_rate(ot, rate)
     fcm = "FCM: DROP FRAME" if is_drop_frame(rate) else "FCM: NON-DROP FRAME"
     lines = [f"TITLE: {_edl_title(results)}", fcm, ""]
-    ot = _otio().opentime
     record, event = ot.RationalTime(0, rate), 0
     for result in items:
         fps = float(result.fps or rate)
@@ -524,6 +525,16 @@ def to_edl(results: list[Result]) -> str:
         raise OptionsError("an EDL's record timecode stops at 24 hours, and these spans last "
                            f"{record.to_seconds() / 3600:.1f} hours end to end; export fewer")
     return "\n".join(lines) + "\n"
+
+
+def _check_timecode_rate(ot: Any, rate: float) -> None:
+    """SMPTE timecode exists at 23.976, 24, 25, 29.97, 30, 48, 50, 59.94 and 60 fps only."""
+    try:
+        ot.to_timecode(ot.RationalTime(0, rate), rate)
+    except ValueError:
+        raise OptionsError(f"an EDL's timecode cannot count frames at {rate:g} fps (SMPTE "
+                           "timecode runs at 23.976, 24, 25, 29.97, 30, 48, 50, 59.94 or 60 "
+                           "fps); export OTIO, which keeps any frame rate") from None
 
 
 def _check_timeline_rate(result: Result) -> None:
