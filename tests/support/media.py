@@ -15,6 +15,7 @@ Bad inputs (audio only, empty, truncated, text named ``.mp4``) have helpers too.
 from __future__ import annotations
 
 import functools
+import io
 import random
 import struct
 import zlib
@@ -308,24 +309,76 @@ def png_image(width: int, height: int, *, grey: int = 0) -> bytes:
             + chunk(b"IEND", b""))
 
 
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A small real JPEG (16 x 16) whose start-of-frame header claims ``width`` x ``height``:
+    a decoder that believes it allocates the claimed picture before reading the data."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(buffer, "JPEG")
+    data = bytearray(buffer.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
 def make_png_mov(path: str | Path, sizes: Sequence[tuple[int, int]], *, fps: int = 1,
                  declared: tuple[int, int] | None = None) -> Path:
     """A MOV of PNG pictures, one per entry of ``sizes`` (width, height), shown ``1/fps`` s
     each; the stream declares ``declared`` (default: the first picture's size). A picture
     may be far larger than what the stream declares: each PNG carries its own size."""
+    pictures = [png_image(w, h, grey=40 + 40 * (i % 2)) for i, (w, h) in enumerate(sizes)]
+    return make_picture_mov(path, pictures, declared or sizes[0], codec="png", fps=fps)
+
+
+def make_picture_mov(path: str | Path, pictures: Sequence[bytes], declared: tuple[int, int],
+                     *, codec: str = "png", fps: int = 1) -> Path:
+    """A MOV whose ``codec`` stream (``png``, ``mjpeg``) declares ``declared`` (width, height)
+    and holds ``pictures`` (encoded images, taken as they are), one per ``1/fps`` s."""
     path = Path(path)
-    width, height = declared or sizes[0]
+    width, height = declared
     with av.open(str(path), mode="w", format="mov") as out:
-        stream = out.add_stream("png", rate=fps)
+        stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height = width, height
-        stream.pix_fmt = "rgb24"
+        stream.pix_fmt = "rgb24" if codec == "png" else "yuvj420p"
         stream.codec_context.time_base = Fraction(1, fps)
-        for i, (w, h) in enumerate(sizes):
-            packet = av.Packet(png_image(w, h, grey=40 + 40 * (i % 2)))
+        for i, picture in enumerate(pictures):
+            packet = av.Packet(picture)
             packet.stream = stream
             packet.pts = packet.dts = i
             packet.duration = 1
             packet.time_base = Fraction(1, fps)
             packet.is_keyframe = True
             out.mux(packet)
+    return path
+
+
+def make_size_change(path: str | Path, sizes: Sequence[tuple[int, int]], *,
+                     seconds: float = 1.0, fps: float = 10) -> Path:
+    """A raw H.264 stream (``.h264``) whose picture size changes: ``seconds`` of video at each
+    of ``sizes`` in turn, each part with its own parameter sets (what a camera or a splice
+    writes). Only the first part's size is seen by opening the file."""
+    path = Path(path)
+    parts = []
+    for i, size in enumerate(sizes):
+        part = path.with_name(f".{path.stem}.part{i}.h264")
+        make_video(part, duration=seconds, fps=fps, size=size, container="h264")
+        parts.append(part.read_bytes())
+        part.unlink()
+    path.write_bytes(b"".join(parts))
+    return path
+
+
+def make_patched(source: str | Path, path: str | Path, old: bytes, new: bytes, *,
+                 last: bool = False) -> Path:
+    """A copy of ``source`` with the first (or ``last``) ``old`` bytes replaced by ``new`` (as
+    long): a damaged box name, an invalid byte in a name, as a fuzzer makes them."""
+    if len(old) != len(new):
+        raise ValueError("a patch keeps the file's layout: old and new must be as long")
+    data = Path(source).read_bytes()
+    at = data.rfind(old) if last else data.find(old)
+    if at < 0:
+        raise ValueError(f"{old!r} is not in {source}")
+    path = Path(path)
+    path.write_bytes(data[:at] + new + data[at + len(old):])
     return path

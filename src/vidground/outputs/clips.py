@@ -231,11 +231,16 @@ class _Source:
         """The video's frames, each held to the file's pixel limit (a picture over it is
         refused by the decoder before it is allocated)."""
         name, limit = Path(self.info.path).name, self.info.max_pixels
+        ctx = self.video.codec_context
         try:
             for frame in self.container.decode(self.video):
                 yield check_frame(frame, name, limit)
         except av.ArgumentError as exc:
             raise oversized(name, limit) from exc
+        except av.InvalidDataError as exc:  # some decoders say so for a refused size
+            if ctx.width * ctx.height > limit:
+                raise oversized(name, limit) from exc
+            raise
 
     def _timed(self, frames: Iterator[av.VideoFrame]
                ) -> Iterator[tuple[float | None, av.VideoFrame]]:

@@ -248,9 +248,12 @@ class _Decoder:
         """The frames ``packet`` completes. A damaged packet (the decoder rejects its data) is
         skipped, as players do: the frames around it still carry their true times, and a time
         whose frame was lost is served by the last good frame before it."""
+        ctx = self.stream.codec_context
         try:
-            return self.stream.codec_context.decode(packet)
-        except av.InvalidDataError:
+            return ctx.decode(packet)
+        except av.InvalidDataError as exc:
+            if ctx.width * ctx.height > self.info.max_pixels:  # refused for its size
+                raise oversized(Path(self.info.path).name, self.info.max_pixels) from exc
             self.damaged += 1
             return []
         except av.ArgumentError as exc:  # a picture over the limit, refused before allocation

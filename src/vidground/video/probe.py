@@ -109,6 +109,7 @@ def probe(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> VideoInfo:
             fps = _fps(stream, 0.0, prefer_codec_rate=True)
             frames, duration = untimed, untimed / fps
         rotation = int(round(first.rotation or 0)) % 360 if hasattr(first, "rotation") else 0
+        _check_every_picture(file, max_pixels)
         return VideoInfo(
             path=str(file), duration=duration, fps=fps, frame_count=frames, width=width,
             height=height, codec=stream.codec_context.name, container=_format_name(container, file),
@@ -213,6 +214,67 @@ def _check_size(file: Path, width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise VideoTooLargeError(f"{file.name} is {width}x{height}, larger than the "
                                  f"{max_pixels} pixels per frame allowed; downscale it first.")
+
+
+def _check_every_picture(file: Path, max_pixels: int) -> None:
+    """For codecs whose every packet is a picture stating its own size (PNG, JPEG), read each
+    packet's header (demuxing only, nothing decoded): one picture over ``max_pixels`` anywhere
+    refuses the file now, not when a later request decodes it."""
+    with open_video(file, max_pixels) as container:
+        stream = video_stream(container, file)
+        read_size = PICTURE_HEADERS.get(stream.codec_context.name)
+        if read_size is None:
+            return
+        for packet in container.demux(stream):
+            if not packet.size:
+                continue
+            width, height = read_size(memoryview(packet))
+            if width * height > max_pixels:
+                raise VideoTooLargeError(
+                    f"{file.name} holds a {width}x{height} picture at "
+                    f"{float((packet.pts or 0) * (stream.time_base or 0)):.3f}s, larger than "
+                    f"the {max_pixels} pixels per frame allowed; downscale it first.")
+
+
+def png_size(data: memoryview) -> tuple[int, int]:
+    """(width, height) a PNG's IHDR states, or (0, 0) when ``data`` is no PNG (left to the
+    decoder, which holds it to the limit)."""
+    if len(data) < 24 or bytes(data[:8]) != b"\x89PNG\r\n\x1a\n" or bytes(data[12:16]) != b"IHDR":
+        return 0, 0
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+#: JPEG start-of-frame markers (SOF0-SOF15 but DHT, JPG and DAC).
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_size(data: memoryview) -> tuple[int, int]:
+    """(width, height) a JPEG's start-of-frame segment states, or (0, 0) when none is found
+    before the image data."""
+    i, end = 2, len(data)
+    if end < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        return 0, 0
+    while i + 9 <= end:
+        if data[i] != 0xFF:
+            return 0, 0
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _SOF:
+            return (int.from_bytes(data[i + 7:i + 9], "big"),
+                    int.from_bytes(data[i + 5:i + 7], "big"))
+        if marker == 0xDA:  # start of scan: no size before the image data
+            return 0, 0
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            i += 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return 0, 0
+
+
+#: Codecs whose packets each hold one picture with its size in the header.
+PICTURE_HEADERS = {"png": png_size, "mjpeg": jpeg_size}
 
 
 def _format_name(container: av.container.InputContainer, file: Path) -> str:
