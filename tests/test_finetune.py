@@ -348,3 +348,34 @@ def test_bad_settings_are_clear_errors(data: Path, tmp_path: Path) -> None:
     assert proc.returncode == 2 and "error:" in proc.stderr
     if not torch.cuda.is_available():
         assert "needs a CUDA GPU" in proc.stderr
+
+
+def test_bad_training_spans_are_refused_naming_file_and_line(tmp_path: Path) -> None:
+    """A negative or reversed span is not taught (it trained "Answer: -5.0 - -1.0 seconds"):
+    our JSONL refuses it when read (the real command), a published format when the examples
+    are built; so does a span starting after the video's end."""
+    from vidground.evaluation.loaders import read_annotations
+    from vidground.finetune.examples import training_spans
+
+    bad = tmp_path / "train.jsonl"
+    bad.write_text(json.dumps({"video": "v0.mp4", "query": "q", "spans": [[0, 1]]}) + "\n" +
+                   json.dumps({"video": "v0.mp4", "query": "q", "spans": [[-5, -1]]}) + "\n")
+    proc = _vidground("finetune", "--data", str(bad), "--out", str(tmp_path / "o"), "--no-eval",
+                      "--base", str(tmp_path / "nowhere"), "--device", "cpu", timeout=120)
+    assert proc.returncode == 2 and f"{bad}:2" in proc.stderr and "0 <= start <= end" in \
+        proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"v0": {"duration": 4.0, "spans": [[1, 2], [-5.0, -1.0], [3, 1],
+                                                                    [6, 7], [3, 9]],
+                                        "queries": ["a", "b", "c", "d", "e"]}}))
+    samples = read_annotations("timelens", bench)
+    assert [(s.start, s.end) for s in training_spans(samples[0], 4.0)] == [(1.0, 2.0)]
+    assert [(s.start, s.end) for s in training_spans(samples[4], 4.0)] == [(3.0, 4.0)]
+    for sample, message in ((samples[1], "not 0 <= start <= end"),
+                            (samples[2], "not 0 <= start <= end"),
+                            (samples[3], "starts after the video ends")):
+        with pytest.raises(FinetuneError, match=message) as caught:
+            training_spans(sample, 4.0)
+        assert str(bench) in str(caught.value)
+    with pytest.raises(FinetuneError, match="--eval-limit"):
+        FinetuneConfig(data=bad, out=tmp_path, eval_limit=0)

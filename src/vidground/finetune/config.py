@@ -40,6 +40,8 @@ class FinetuneConfig:
     after). ``lora_targets`` are module names in the language model; ``train_vision`` adds
     LoRA to the vision tower's blocks too (frozen otherwise). ``max_steps`` > 0 overrides
     ``epochs``. ``qlora`` loads the base in 4 bits (bitsandbytes, CUDA only).
+    ``allow_outside_videos`` lets the annotations name videos outside the video folder
+    (absolute paths, ``..``), which are refused otherwise.
     """
 
     data: Path
@@ -71,6 +73,7 @@ class FinetuneConfig:
     resume: bool = False
     evaluate: bool = True
     eval_limit: int | None = None
+    allow_outside_videos: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -87,6 +90,10 @@ class FinetuneConfig:
             (0.0 <= self.warmup_ratio < 1.0,
              f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}"),
             (self.save_steps >= 1, f"--save-steps must be at least 1, got {self.save_steps}"),
+            (self.save_total_limit >= 1,
+             f"--save-total-limit must be at least 1, got {self.save_total_limit}"),
+            (self.eval_limit is None or self.eval_limit >= 1,
+             f"--eval-limit must be at least 1, got {self.eval_limit}"),
         ]
         for ok, message in checks:
             if not ok:

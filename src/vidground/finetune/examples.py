@@ -19,6 +19,7 @@ finish?" queries (the whole query is the question).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -82,19 +83,37 @@ def sample_examples(sample: Sample, options: LocateOptions, *,
     if sample.video_path is None:
         raise FinetuneError(f"sample {sample.id}: its video {sample.video!r} was not found")
     info = probe(sample.video_path)
+    truth = training_spans(sample, info.duration)
     plan = plan_sampling(info, options, backend_max_frames, cache=cache)
     language = detect_language(sample.query) if options.language == "auto" else options.language
     prompt = build_prompt(sample.query, language=language,
                           return_reasoning=options.return_reasoning,
                           all_occurrences=options.all_occurrences, duration=info.duration)
-    truth = sorted((Span(min(a, b), max(a, b)) for a, b in sample.spans),
-                   key=lambda s: (s.start, s.end))
     examples = []
     for window in plan.windows:
         spans = tuple(truth) if len(plan.windows) == 1 else _clip(truth, window, plan.interval)
         target = answer_text(spans, prompt.language, all_occurrences=options.all_occurrences)
         examples.append(Example(sample.id, info, tuple(window), plan.size, prompt, target, spans))
     return examples
+
+
+def training_spans(sample: Sample, duration: float | None) -> list[Span]:
+    """The sample's spans to teach, in time order: each must be ``0 <= start <= end`` and start
+    inside the video (an end past it is cut to the video's end: annotated and probed durations
+    differ by a frame or two). Anything else is refused, naming the file and line, rather than
+    taught (a negative span would train ``Answer: -5.0 - -1.0 seconds``)."""
+    where = sample.where or f"sample {sample.id}"
+    spans = []
+    for start, end in sample.spans:
+        if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < start:
+            raise FinetuneError(f"{where}: span [{start}, {end}] of {sample.video!r} is not "
+                                "0 <= start <= end seconds; fix the training file")
+        if duration is not None and start >= duration > 0:
+            raise FinetuneError(f"{where}: span [{start}, {end}] of {sample.video!r} starts "
+                                f"after the video ends ({duration:.3f} s); fix the training "
+                                "file")
+        spans.append(Span(start, min(end, duration) if duration else end))
+    return sorted(spans, key=lambda s: (s.start, s.end))
 
 
 def build_examples(samples: Sequence[Sample], options: LocateOptions, *,
