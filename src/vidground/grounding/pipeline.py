@@ -12,15 +12,16 @@ import math
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..backends import Backend, create_backend
 from ..backends.base import as_backend
-from ..backends.fitting import FitTally, RequestTooLargeError, track_fit
-from ..cache import DiskCache, open_cache, track
+from ..backends.fitting import FitTally, RequestTooLargeError, current_fit, track_fit
+from ..cache import DiskCache, Tally, open_cache, track
 from ..cache.frames import cached_decode
 from ..cache.motion import cached_motion_curve
 from ..config import Settings
@@ -150,14 +151,14 @@ class Grounder:
 
         A question about the phases of an action ("when does she start ..., and when does she
         finish?") gets one labelled span per phase, asked about the same decoded frames."""
-        with track() as tally, track_fit() as fit:
-            started = time.perf_counter()
-            grounding = self._locate(video, query, options, progress, fit)
-        grounding.timings.update({
-            "cache_hits": tally.hits, "cache_misses": tally.misses,
-            "vision_s": round(tally.vision_s, 4), "prep_s": round(tally.prep_s, 4),
-            "total_s": round(time.perf_counter() - started, 4)})
+        with tallied() as run:
+            grounding = self._locate(video, query, options, progress, run.fit)
+        grounding.timings.update(run.timings())
         return grounding
+
+    def plan(self, info: VideoInfo, opts: LocateOptions) -> SamplingPlan:
+        """:func:`plan_sampling` for this grounder's backend and cache."""
+        return plan_sampling(info, opts, self.backend.max_frames_per_request, cache=self.cache)
 
     def _locate(self, video: str | Path | VideoInfo, query: str, options: LocateOptions | None,
                 progress: ProgressCallback | None, fit: FitTally) -> Grounding:
@@ -169,8 +170,7 @@ class Grounder:
         report(ProgressEvent("probe", 0, 1, "reading the video"))
         info = video if isinstance(video, VideoInfo) else probe(video)
         report(ProgressEvent("probe", 1, 1, "reading the video"))
-        plan = plan_sampling(info, opts, self.backend.max_frames_per_request,
-                             cache=self.cache)
+        plan = self.plan(info, opts)
         language = detect_language(text) if opts.language == "auto" else opts.language
         phases = split_phases(text) if opts.split_phases and opts.enable_temporal_grounding \
             else []
@@ -178,7 +178,8 @@ class Grounder:
         prompts = [build_prompt(q, language=language, return_reasoning=opts.return_reasoning,
                                 all_occurrences=opts.all_occurrences, duration=info.duration)
                    for q in questions]
-        coarse = self._ask_windows(info, plan, prompts, opts, report, fit)
+        answers = self.ask_windows(info, plan, prompts, opts, progress=report, fit=fit)
+        coarse = [_CoarseResult.parse(a, info) for a in answers]
 
         refine_started = time.perf_counter()
         counter = CallCounter(MAX_REFINE_CALLS_PER_QUESTION)
@@ -232,15 +233,25 @@ class Grounder:
         if not opts.all_occurrences:
             spans = spans[:1]
         if spans and (opts.refine or opts.verify):
-            spans = self._refine(info, question, language, plan, spans, opts, counter, report)
+            spans = self.refine_spans(info, question, language, plan, spans, opts, counter,
+                                      report)
         return spans
 
-    def _ask_windows(self, info: VideoInfo, plan: SamplingPlan, prompts: Sequence[Prompt],
-                     opts: LocateOptions, report: ProgressCallback,
-                     fit: FitTally) -> list[_CoarseResult]:
-        """Decode each window's frames once (one window in memory at a time, or one batch of
-        windows for backends that take several requests at once) and ask every prompt."""
-        results = [_CoarseResult() for _ in prompts]
+    def ask_windows(self, info: VideoInfo, plan: SamplingPlan, prompts: Sequence[Prompt],
+                    opts: LocateOptions, *, progress: ProgressCallback | None = None,
+                    fit: FitTally | None = None,
+                    budget: CallCounter | None = None) -> list[WindowAnswers]:
+        """Every prompt's answers about every window of ``plan``, in time order: each window's
+        frames decoded once through the frame cache (one window in memory at a time, or one
+        batch of windows for backends that take several requests at once), a window too large
+        for one request asked in pieces, several requests at once where the backend can.
+
+        ``fit`` records the pieces (default: the tally of the enclosing :func:`tallied`);
+        ``budget``, when given, is charged one call per request, and a pass that would overrun
+        it raises :class:`RequestTooLargeError` before asking."""
+        report = progress or ignore_progress
+        fit = fit or current_fit() or FitTally()
+        results = [WindowAnswers() for _ in prompts]
         batch_size = max(1, int(self.backend.max_concurrency or 1))
         total_frames = sum(len(w) for w in plan.windows)  # overlaps are decoded twice
         decoded = 0
@@ -262,21 +273,23 @@ class Grounder:
                 model_started = time.perf_counter()
                 report(ProgressEvent("model", first, len(plan.windows),
                                      f"asking {self.backend.model_name}"))
-                texts = self._ask_fitting(windows, prompt, opts, fitting, fit)
+                texts = self._ask_fitting(windows, prompt, opts, fitting, fit, budget)
                 result.model_s += time.perf_counter() - model_started
                 report(ProgressEvent("model", first + len(batch), len(plan.windows),
                                      f"asking {self.backend.model_name}"))
-                for text in texts:
-                    result.add(text, parse_answer(text, duration=info.duration, fps=info.fps))
+                result.texts.extend(texts)
         return results
 
     def _ask_fitting(self, windows: Sequence[Sequence[Frame]], prompt: Prompt,
-                     opts: LocateOptions, pieces: _Pieces, fit: FitTally) -> list[str]:
+                     opts: LocateOptions, pieces: _Pieces, fit: FitTally,
+                     budget: CallCounter | None = None) -> list[str]:
         """The answers about ``windows``; a window too large for one request (the backend
         says how many frames fit) is asked in overlapping pieces of that many frames, and so
-        are the later windows. Fails only when not even one frame fits."""
+        are the later windows. Fails only when not even one frame fits, or when the pieces
+        would overrun ``budget``."""
         for _ in range(_MAX_FIT_ROUNDS):
             requests = [piece for window in windows for piece in pieces.split(window)]
+            _check_budget(budget, len(requests))
             try:
                 texts = self._generate(requests, prompt, opts.max_new_tokens)
             except RequestTooLargeError as exc:
@@ -284,6 +297,8 @@ class Grounder:
                     raise
                 continue
             fit.add_split(len(requests) - len(windows))
+            if budget is not None:
+                budget.calls += len(requests)
             return texts
         raise RequestTooLargeError(  # pragma: no cover - each round lowers the piece size
             f"the requests did not fit the server's cap after {_MAX_FIT_ROUNDS} splits; raise "
@@ -298,16 +313,17 @@ class Grounder:
         return [self.backend.generate(frames, prompt, max_new_tokens=max_new_tokens)
                 for frames in requests]
 
-    def _refine(self, info: VideoInfo, query: str, language: str, plan: SamplingPlan,
-                spans: list[Span], opts: LocateOptions, counter: CallCounter,
-                report: ProgressCallback) -> list[Span]:
+    def refine_spans(self, info: VideoInfo, query: str, language: str, plan: SamplingPlan,
+                     spans: Sequence[Span], opts: LocateOptions, counter: CallCounter,
+                     report: ProgressCallback) -> list[Span]:
         """Move boundaries to the right frames (``refine``), score and drop spans that fail a
         yes/no re-ask (``verify``), within ``max_refine_calls`` extra calls per span (and the
         question's ``counter``). Each span says whether its refinement ran to the end."""
-        planned = min(counter.limit, opts.max_refine_calls * len(spans))
+        base = counter.calls  # what the counter's earlier work spent
+        planned = min(counter.limit - base, opts.max_refine_calls * len(spans))
 
         def on_call(_calls: int) -> None:
-            report(ProgressEvent("refine", min(counter.calls, planned), planned,
+            report(ProgressEvent("refine", min(counter.calls - base, planned), planned,
                                  "refining boundaries"))
 
         kept: list[Span] = []
@@ -330,6 +346,51 @@ class Grounder:
 
 
 _MAX_FIT_ROUNDS = 16
+
+
+def _check_budget(budget: CallCounter | None, requests: int) -> None:
+    """Refuse ``requests`` calls, before any is made, when ``budget`` has not that many left."""
+    if budget is not None and budget.calls + requests > budget.limit:
+        raise RequestTooLargeError(
+            f"asking every window of this video takes {requests} model calls at the model "
+            f"server's request-size cap, and this request may make {budget.limit - budget.calls} "
+            "more; raise VIDGROUND_OPENAI_MAX_REQUEST_MB, or send fewer or smaller frames "
+            "(max_frames, max_pixels_per_frame)")
+
+
+class RunTally:
+    """What one request did besides asking: cache hits and misses, vision and preparation
+    seconds (:mod:`vidground.cache.tally`), requests refitted or split to fit the server's cap
+    (``fit``), and its wall time."""
+
+    def __init__(self, cache: Tally, fit: FitTally) -> None:
+        self.cache = cache
+        self.fit = fit
+        self.started = time.perf_counter()
+
+    def timings(self) -> dict[str, float | int]:
+        """The response's ``timings`` entries for the cache and the total time."""
+        return {"cache_hits": self.cache.hits, "cache_misses": self.cache.misses,
+                "vision_s": round(self.cache.vision_s, 4),
+                "prep_s": round(self.cache.prep_s, 4),
+                "total_s": round(time.perf_counter() - self.started, 4)}
+
+
+@contextmanager
+def tallied() -> Iterator[RunTally]:
+    """Count what the request run inside the block does (see :class:`RunTally`)."""
+    with track() as cache, track_fit() as fit:
+        yield RunTally(cache, fit)
+
+
+@dataclass
+class WindowAnswers:
+    """One prompt's answers over a plan's windows: one text per request (a window, or a piece
+    of one too large for a request), in time order, and the seconds spent on them."""
+
+    texts: list[str] = field(default_factory=list)
+    decode_s: float = 0.0
+    model_s: float = 0.0
 
 
 @dataclass
@@ -365,6 +426,14 @@ class _CoarseResult:
     reasoning: str | None = None
     decode_s: float = 0.0
     model_s: float = 0.0
+
+    @classmethod
+    def parse(cls, answers: WindowAnswers, info: VideoInfo) -> _CoarseResult:
+        """The spans and the answer to show, read from every window's answer."""
+        result = cls(decode_s=answers.decode_s, model_s=answers.model_s)
+        for text in answers.texts:
+            result.add(text, parse_answer(text, duration=info.duration, fps=info.fps))
+        return result
 
     def add(self, text: str, parsed: ParsedAnswer) -> None:
         """Keep the answer of the first window, or of the first window that found a span."""

@@ -3,6 +3,17 @@ start and end time (dense captioning, as Qwen3-VL's cookbook does), window by wi
 videos; the windows' lists are merged, each event's boundaries refined like any span, and the
 result is a :class:`Description` of labelled spans that every exporter takes.
 
+Describe runs on the grounder's own machinery: its sampling plan, its window loop
+(:meth:`Grounder.ask_windows`: frames through the frame cache, requests fitted to the server's
+cap, several at once where the backend can) and its refinement (:meth:`Grounder.refine_spans`),
+with the describe prompt and :func:`parse_events`. Its options are :class:`LocateOptions`
+with describe's own defaults (:data:`DESCRIBE_DEFAULTS`, see :func:`describe_options`).
+
+One describe request makes at most :data:`MAX_DESCRIBE_CALLS` model calls in all: the video is
+looked at in at most :data:`DESCRIBE_MAX_WINDOWS` windows (a longer video is sampled at a lower
+rate), and the events' refinement takes what is left, in time order; events past the budget
+keep their coarse times (``refined: false``) and the description carries a warning.
+
 >>> from vidground import Grounder
 >>> d = describe(Grounder(), "lecture.mp4")  # doctest: +SKIP
 >>> [(e.start, e.end, e.label) for e in d.events][:1]  # doctest: +SKIP
@@ -14,30 +25,37 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..grounding.answer import parse_answer
 from ..grounding.prompts import build_describe_prompt
-from ..grounding.refine import CallCounter, Refiner, RefineSettings
+from ..grounding.refine import CallCounter
 from ..options import LocateOptions
 from ..progress import ProgressCallback, ProgressEvent, ignore_progress
 from ..timecode import Span, format_time, parse_timecode
-from ..video.decode import decode_frames
 from ..video.probe import VideoInfo, probe
 from .results import Result
 
 if TYPE_CHECKING:
     from ..grounding import Grounder
+    from ..grounding.pipeline import SamplingPlan
 
 #: Two events from overlapping windows are one when their times overlap (or nearly touch) and
 #: their descriptions are at least this similar.
 SAME_LABEL_RATIO = 0.6  # share of content words in common
 MAX_LABEL_CHARS = 200
-#: Events whose boundaries are refined (each with up to ``max_refine_calls`` extra calls).
-MAX_REFINED_EVENTS = 32
+#: The most model calls one describe request makes, windows and refinement together (and the
+#: extra requests of windows split to fit a model server's size cap).
+MAX_DESCRIBE_CALLS = 128
+#: The most windows describe looks at a video in (``max_windows`` above it is lowered to it):
+#: the rest of :data:`MAX_DESCRIBE_CALLS` is left for refining the events.
+DESCRIBE_MAX_WINDOWS = 32
+#: Where describe's options differ from :class:`LocateOptions`' defaults: a list of events is
+#: longer than one answer, and events are not re-asked yes/no (``verify``) unless asked.
+DESCRIBE_DEFAULTS: Mapping[str, Any] = {"max_new_tokens": 1024, "verify": False}
 
 _JSON_START = re.compile(r"[\[{]")
 _BULLET = re.compile(r"^\s*(?:[-*•·]+(?=\s)|\d{1,3}(?:[.](?=\s)|[)、])|#+)\s*")
@@ -50,7 +68,8 @@ _TEXT_KEYS = ("description", "event", "caption", "label", "text", "sentence", "a
 
 @dataclass(frozen=True)
 class Description:
-    """The events of a whole video, in time order, each a :class:`Span` with its label."""
+    """The events of a whole video, in time order, each a :class:`Span` with its label.
+    ``warnings``: what the caller should know (a call budget that cut refinement short)."""
 
     events: tuple[Span, ...]
     video: VideoInfo
@@ -58,6 +77,7 @@ class Description:
     raw_answer: str = ""
     timings: dict[str, float | int] = field(default_factory=dict)
     frame_times: tuple[float, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def to_result(self) -> Result:
         return Result(spans=self.events, fps=self.video.fps, duration=self.video.duration,
@@ -85,88 +105,98 @@ class Description:
             "model": self.model,
             "timings": dict(self.timings),
             "motion": None,
+            "warnings": list(self.warnings),
         }
 
 
+def describe_options(values: LocateOptions | Mapping[str, Any] | None = None) -> LocateOptions:
+    """The options of a describe request: :data:`DESCRIBE_DEFAULTS` over
+    :class:`LocateOptions`' defaults, then ``values`` (checked like any locate options:
+    :class:`~vidground.errors.OptionsError` for a bad one). A :class:`LocateOptions` is taken
+    as it is.
+
+    >>> describe_options().max_new_tokens, describe_options({"max_new_tokens": 300}).max_new_tokens
+    (1024, 300)
+    """
+    if isinstance(values, LocateOptions):
+        return values
+    return LocateOptions.from_mapping({**DESCRIBE_DEFAULTS, **dict(values or {})})
+
+
 def describe(grounder: Grounder, video: str | Path | VideoInfo,
-             options: LocateOptions | None = None, *,
+             options: LocateOptions | Mapping[str, Any] | None = None, *,
              progress: ProgressCallback | None = None) -> Description:
     """List the events of ``video`` (a path, or the :class:`VideoInfo` of a video already
     probed) with the grounder's model (see the module docstring).
 
-    ``options`` are the locate options that apply: ``frame_sampling_rate``, ``max_frames``,
-    ``max_windows``, ``max_context_length``, ``language``, ``max_new_tokens`` (default 1024 here,
-    a list is longer than one answer), and ``refine`` with up to ``max_refine_calls`` extra
-    calls per event (the first ``MAX_REFINED_EVENTS`` events)."""
-    from ..grounding import plan_sampling
+    ``options`` (see :func:`describe_options`) are the locate options that apply:
+    ``frame_sampling_rate``, ``min_frames``/``max_frames``, ``max_frames_per_call``,
+    ``max_windows`` (at most :data:`DESCRIBE_MAX_WINDOWS`), ``max_context_length``,
+    ``max_pixels_per_frame``, ``snap_to_keyframes``, ``language``, ``max_new_tokens``, and
+    ``refine``/``verify`` with up to ``max_refine_calls`` extra calls per event. The whole
+    request makes at most :data:`MAX_DESCRIBE_CALLS` model calls."""
+    from ..grounding.pipeline import tallied
 
-    opts = options or LocateOptions(max_new_tokens=1024)
-    report = progress or ignore_progress
-    started = time.perf_counter()
+    opts = describe_options(options)
+    with tallied() as run:
+        description = _describe(grounder, video, opts, progress or ignore_progress)
+    description.timings.update(run.timings() | run.fit.timings())
+    return description
+
+
+def _describe(grounder: Grounder, video: str | Path | VideoInfo, opts: LocateOptions,
+              report: ProgressCallback) -> Description:
     report(ProgressEvent("probe", 0, 1, "reading the video"))
     info = video if isinstance(video, VideoInfo) else probe(video)
     report(ProgressEvent("probe", 1, 1, "reading the video"))
-    backend = grounder.backend
-    plan = plan_sampling(info, opts, backend.max_frames_per_request)
+    plan = grounder.plan(info, replace(opts, max_windows=min(opts.max_windows,
+                                                             DESCRIBE_MAX_WINDOWS)))
     language = "en" if opts.language == "auto" else opts.language
     prompt = build_describe_prompt(language=language, duration=info.duration)
-
-    found: list[Span] = []
-    raw: list[str] = []
-    decode_s = model_s = 0.0
-    total = sum(len(w) for w in plan.windows)
-    done = 0
-    for number, window in enumerate(plan.windows):
-        t0 = time.perf_counter()
-        frames = decode_frames(info, window, size=plan.size)
-        done += len(window)
-        report(ProgressEvent("decode", done, total, "decoding frames"))
-        t1 = time.perf_counter()
-        report(ProgressEvent("model", number, len(plan.windows),
-                             f"asking {backend.model_name}"))
-        text = backend.generate(frames, prompt, max_new_tokens=opts.max_new_tokens)
-        t2 = time.perf_counter()
-        decode_s, model_s = decode_s + t1 - t0, model_s + t2 - t1
-        raw.append(text)
-        found.extend(parse_events(text, duration=info.duration, fps=info.fps))
-    report(ProgressEvent("model", len(plan.windows), len(plan.windows),
-                         f"asking {backend.model_name}"))
+    budget = CallCounter(MAX_DESCRIBE_CALLS)
+    [answers] = grounder.ask_windows(info, plan, [prompt], opts, progress=report, budget=budget)
+    coarse_calls = budget.calls
+    found = [event for text in answers.texts
+             for event in parse_events(text, duration=info.duration, fps=info.fps)]
     events = merge_events(found, gap=plan.interval)
 
     refine_started = time.perf_counter()
-    refine_calls = 0
-    if opts.refine and events:
-        refined = []
-        for number, event in enumerate(events):
-            if number >= MAX_REFINED_EVENTS:
-                refined.append(event)
-                continue
-            counter = CallCounter(opts.max_refine_calls)
-            refined.append(_refine(grounder, info, event, language, plan, counter, report))
-            refine_calls += counter.calls
-        events = merge_events(refined, gap=0.0)
+    if events and (opts.refine or opts.verify):
+        events = _refine(grounder, info, events, language, plan, opts, budget, report)
+    warnings = _budget_warnings(events, opts)
     report(ProgressEvent("done", 1, 1, "done"))
-    timings = {"decode_s": round(decode_s, 4), "model_s": round(model_s, 4),
-               "refine_s": round(time.perf_counter() - refine_started, 4),
-               "total_s": round(time.perf_counter() - started, 4),
-               "frames": len(plan.times), "windows": len(plan.windows),
-               "model_calls": len(plan.windows) + refine_calls,
-               "refine_calls": refine_calls}
-    return Description(events=tuple(events), video=info, model=backend.model_name,
-                       raw_answer="\n\n".join(raw), timings=timings,
-                       frame_times=tuple(plan.times))
+    timings: dict[str, float | int] = {
+        "decode_s": round(answers.decode_s, 4), "model_s": round(answers.model_s, 4),
+        "refine_s": round(time.perf_counter() - refine_started, 4),
+        "frames": len(plan.times), "windows": len(plan.windows),
+        "model_calls": budget.calls, "refine_calls": budget.calls - coarse_calls,
+        "refine_frames": budget.frames,
+        "events_cut_short": sum(1 for e in events if e.refined is False)}
+    return Description(events=tuple(events), video=info, model=grounder.backend.model_name,
+                       raw_answer="\n\n".join(answers.texts), timings=timings,
+                       frame_times=tuple(plan.times), warnings=warnings)
 
 
-def _refine(grounder: Grounder, info: VideoInfo, event: Span, language: str, plan: Any,
-            counter: CallCounter, report: ProgressCallback) -> Span:
-    def on_call(calls: int) -> None:
-        report(ProgressEvent("refine", calls, counter.limit, "refining boundaries"))
+def _refine(grounder: Grounder, info: VideoInfo, events: Sequence[Span], language: str,
+            plan: SamplingPlan, opts: LocateOptions, budget: CallCounter,
+            report: ProgressCallback) -> list[Span]:
+    """Each event refined (and verified, when asked) like a located span, asked about by its
+    label, in time order, within ``budget``."""
+    kept: list[Span] = []
+    for event in events:
+        kept.extend(grounder.refine_spans(info, event.label or "the event", language, plan,
+                                          [event], opts, budget, report))
+    return merge_events(kept, gap=0.0)
 
-    refiner = Refiner(grounder.backend, info, event.label or "the event", language=language,
-                      size=plan.size, settings=RefineSettings(radius_s=max(0.5, plan.interval),
-                                                              max_calls=counter.limit),
-                      counter=counter, coarse_times=plan.times, on_call=on_call)
-    return refiner.refine(event)
+
+def _budget_warnings(events: Sequence[Span], opts: LocateOptions) -> tuple[str, ...]:
+    short = [e for e in events if e.refined is False]
+    if not short:
+        return ()
+    return (f"refinement of {len(short)} of {len(events)} event(s) was cut short by the call "
+            f"budget ({opts.max_refine_calls} per event, {MAX_DESCRIBE_CALLS} model calls per "
+            "describe request): their times are the coarse pass's, within one sampling "
+            "interval",)
 
 
 # -- reading the model's list ----------------------------------------------------------------
