@@ -342,3 +342,29 @@ def test_videos_with_an_audio_track_decode(tmp_path: Path, container: str) -> No
     made = make_video(tmp_path / f"sound.{container}", duration=2.0, fps=10, audio=True)
     frames = decode_frames(made.path, [0.05, 1.05, 1.95])
     assert [round(f.time, 3) for f in frames] == [0.0, 1.0, 1.9]
+
+
+def test_pictures_that_grow_mid_stream_are_refused_not_allocated(tmp_path: Path) -> None:
+    """Issue 21 item 3: only the first picture was held to the limit. An H.264 stream whose
+    pictures grow to 640 x 480 after one second (new parameter sets) is refused by the
+    decoder (FFmpeg's max_pixels, before the picture is allocated) with a clear 413 error,
+    not served (nor skipped as damage)."""
+    from media import make_size_change
+
+    from vidground.errors import VideoTooLargeError
+
+    stream = make_size_change(tmp_path / "grows.h264", [(160, 120), (640, 480)])
+    info = probe(stream, max_pixels=320 * 240)
+    assert (info.width, info.height) == (160, 120)
+    assert decode_frames(info, [0.05, 0.5])[0].image.shape == (120, 160, 3)
+    with pytest.raises(VideoTooLargeError, match="76800 pixels"):
+        decode_frames(info, [0.05, 1.5])
+    big = decode_frames(probe(stream), [1.5])  # under the default limit: decoded
+    assert big[0].image.shape == (480, 640, 3)
+
+
+def test_a_picture_of_exactly_the_limit_decodes(tmp_path: Path) -> None:
+    made = make_video(tmp_path / "a.mp4", duration=1.0, size=(200, 100))
+    info = probe(made.path, max_pixels=200 * 100)
+    (frame,) = decode_frames(info, [0.5])
+    assert frame.image.shape == (100, 200, 3)

@@ -56,3 +56,16 @@ def test_static_video_is_sampled_evenly() -> None:
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert len(times) == 10
     assert max(gaps) - min(gaps) < 1e-6
+
+
+@pytest.mark.parametrize("method", ["packets", "pixels"])
+def test_invalid_utf8_in_a_handler_name_is_ignored(tmp_path: Path, method: str) -> None:
+    """Issue 21 item 10: the packet pass opened the file without ignoring metadata that is not
+    UTF-8 (a fuzzed handler name), so adaptive sampling of a long video failed with
+    UnicodeDecodeError (a 500, or ``internal_error`` as a job)."""
+    from media import make_patched
+
+    made = make_video(tmp_path / "a.mp4", duration=4.0, fps=10, intervals=[(1.0, 2.0)])
+    broken = make_patched(made.path, tmp_path / "b.mp4", b"VideoHandler", b"\xffideoHandler")
+    curve = motion_curve(probe(broken), method=method)
+    assert curve.duration == pytest.approx(4.0, abs=0.05) and len(curve.values) == 16

@@ -255,3 +255,86 @@ def test_cli_cut_from_a_result_and_from_spans(toned: Source, tmp_path: Path) -> 
     bad = subprocess.run([sys.executable, "-m", "vidground", "cut", str(toned.path), "--span",
                           "3-2"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert bad.returncode == 2 and "ends before it starts" in bad.stderr
+
+
+# -- issue 21 ----------------------------------------------------------------------------------
+
+def _painted(path: Path) -> list[int]:
+    with av.open(str(path)) as container:
+        return [read_painted_index(f.to_ndarray(format="rgb24"))
+                for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_a_clip_of_one_instant_holds_that_instant(tmp_path: Path, mode: str) -> None:
+    """Issue 21 item 13: a fast clip of 5.0-5.0 on a video whose only keyframe is at 0 held
+    frame 0 alone while it claimed 0.0-5.0. It holds the frame shown at 5.0 (50 at 10 fps),
+    and start, end and frames state what the file holds."""
+    made = make_video(tmp_path / "a.mp4", duration=8.0, fps=10, gop=1000)
+    clip = cut(made.path, Span(5.0, 5.0), tmp_path / f"{mode}.mp4", mode=mode)
+    painted = _painted(clip.path)
+    assert painted[-1] == 50 and len(painted) == clip.frames
+    assert painted[0] == round(clip.start * 10)
+    assert clip.start == (0.0 if mode == "fast" else 5.0)
+    assert clip.end == pytest.approx(5.1) and clip.note is None
+
+
+def test_fast_clip_states_the_end_the_file_holds(tmp_path: Path) -> None:
+    made = make_video(tmp_path / "a.mp4", duration=4.0, fps=10, gop=10)
+    clip = cut(made.path, Span(1.0, 1.25), tmp_path / "c.mp4", mode="fast")
+    painted = _painted(clip.path)
+    assert painted == list(range(10, 13)) and clip.frames == 3
+    assert (clip.start, clip.end) == (1.0, pytest.approx(1.3))
+
+
+def test_a_fast_clip_far_after_its_keyframe_is_re_encoded(tmp_path: Path) -> None:
+    """Issue 21 item 5: copying from a keyframe 25 s before a 1 s span wrote 26 s of video per
+    clip (twenty such clips: 17 times the source). Past ``MAX_COPY_LEAD_S`` the span is
+    re-encoded instead, with a note."""
+    made = make_video(tmp_path / "a.mp4", duration=30.0, fps=10, gop=1000)
+    clip = cut(made.path, Span(25.0, 26.0), tmp_path / "far.mp4", mode="fast")
+    assert (clip.start, clip.end, clip.frames) == (25.0, 26.0, 10)
+    assert clip.note is not None and "25.0 s earlier" in clip.note
+    near = cut(made.path, Span(8.0, 9.0), tmp_path / "near.mp4", mode="fast")
+    assert near.note is None and near.start == 0.0  # within 10 s: copied
+
+
+def test_a_copy_never_writes_more_than_the_source_holds(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """A demuxer following damaged sample tables can read the same bytes many times; the copy
+    stops at the source's size and the clip is re-encoded instead."""
+    from vidground.outputs import clips
+
+    made = make_video(tmp_path / "a.mp4", duration=4.0, fps=10, gop=10)
+    size = made.path.stat().st_size
+    monkeypatch.setattr(clips, "COPY_SLACK_BYTES", -size // 2)  # as if the source were half
+    clip = cut(made.path, Span(0.0, 4.0), tmp_path / "c.mp4", mode="fast")
+    assert clip.note is not None and "grew past the source" in clip.note
+    assert clip.frames == 40 and clip.path.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_a_damaged_audio_track_is_left_out(tmp_path: Path, mode: str) -> None:
+    """Issue 21 item 10: an audio track whose ``minf`` box is renamed (no codec) made every
+    clip fail with AttributeError; the picture is cut, without audio."""
+    from media import make_patched
+
+    made = make_video(tmp_path / "a.mp4", duration=4.0, fps=10, gop=10, audio=True)
+    broken = make_patched(made.path, tmp_path / "b.mp4", b"minf", b"minX", last=True)
+    clip = cut(broken, Span(1.0, 2.0), tmp_path / f"{mode}.mp4", mode=mode)
+    assert not clip.has_audio and clip.frames == 10
+    assert _painted(clip.path) == list(range(10, 20))
+
+
+def test_pictures_over_the_limit_are_refused_in_clips(tmp_path: Path) -> None:
+    from media import make_size_change
+
+    from vidground.errors import VideoTooLargeError
+
+    stream = make_size_change(tmp_path / "grows.h264", [(160, 120), (640, 480)])
+    info = probe(stream, max_pixels=320 * 240)
+    for mode in ("exact", "fast"):
+        with pytest.raises(VideoTooLargeError):
+            cut(info, Span(0.5, 1.5), tmp_path / f"{mode}.mp4", mode=mode)  # type: ignore[arg-type]
+        assert not (tmp_path / f"{mode}.mp4").exists()

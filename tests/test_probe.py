@@ -150,3 +150,74 @@ def test_mpeg_stream_duration_is_read_not_estimated(tmp_path: Path, container: s
     info = probe(made.path)
     assert info.duration == pytest.approx(4.0, abs=1e-6)
     assert info.frame_count == 100
+
+
+# -- issue 21: pictures held to the limit, damaged metadata -----------------------------------
+
+PEAK_RSS = """
+import resource, sys
+from vidground.errors import VideoTooLargeError
+from vidground.video.probe import probe
+try:
+    probe(sys.argv[1])
+except VideoTooLargeError as exc:
+    print("refused:", exc.message)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_a_declared_huge_video_is_refused_without_decoding(tmp_path: Path) -> None:
+    """Issue 21 item 4: a 0.9 MB MOV of 12000 x 12000 PNG pictures was refused (413) only after
+    its first picture was decoded (about 415 MB); the declared size is checked first now."""
+    import subprocess
+    import sys
+
+    from media import make_png_mov
+
+    movie = make_png_mov(tmp_path / "huge.mov", [(12000, 12000)] * 2)
+    out = subprocess.run([sys.executable, "-c", PEAK_RSS, str(movie)], capture_output=True,
+                         text=True, timeout=120, check=True).stdout.splitlines()
+    assert out[0].startswith("refused:") and "12000x12000" in out[0]
+    peak_mb = int(out[-1]) / 1024
+    assert peak_mb < 250, f"probing took {peak_mb:.0f} MB"  # was about 480 MB
+
+
+def test_every_picture_is_held_to_the_limit_not_the_first_only(tmp_path: Path) -> None:
+    """Issue 21 item 3: a first picture of 64 x 64, then larger ones: each PNG states its own
+    size, so the file is refused at probe (it was accepted, then decoded at full size)."""
+    from media import make_png_mov
+
+    movie = make_png_mov(tmp_path / "later.mov", [(64, 64), (64, 64), (400, 300), (64, 64)])
+    assert probe(movie).width == 64  # within the default limit: fine
+    with pytest.raises(VideoTooLargeError, match=r"400x300 picture at 2\.000s.*40000 pixels"):
+        probe(movie, max_pixels=200 * 200)
+
+
+def test_a_jpeg_header_claiming_a_huge_picture_is_refused(tmp_path: Path) -> None:
+    from media import jpeg_claiming, make_picture_mov
+
+    movie = make_picture_mov(tmp_path / "claims.mov", [jpeg_claiming(16, 16),
+                                                       jpeg_claiming(9000, 9000)], (16, 16),
+                             codec="mjpeg")
+    with pytest.raises(VideoTooLargeError, match="9000x9000"):
+        probe(movie)
+
+
+def test_a_picture_of_exactly_the_limit_is_accepted(tmp_path: Path) -> None:
+    """FFmpeg counts a picture's aligned row width; the limit itself is still exact."""
+    made = make_video(tmp_path / "a.mp4", duration=1.0, size=(160, 120))
+    assert probe(made.path, max_pixels=160 * 120).max_pixels == 160 * 120
+    with pytest.raises(VideoTooLargeError):
+        probe(made.path, max_pixels=160 * 120 - 1)
+
+
+def test_a_damaged_audio_track_does_not_count_as_audio(tmp_path: Path) -> None:
+    """Issue 21 item 10: an MP4 whose audio track's ``minf`` box is renamed has a video that
+    plays and an audio track nothing can decode."""
+    from media import make_patched
+
+    made = make_video(tmp_path / "a.mp4", duration=2.0, audio=True)
+    assert probe(made.path).has_audio
+    broken = make_patched(made.path, tmp_path / "b.mp4", b"minf", b"minX", last=True)
+    info = probe(broken)
+    assert not info.has_audio and info.duration == pytest.approx(2.0, abs=0.05)
