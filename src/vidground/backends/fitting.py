@@ -1,22 +1,26 @@
-"""Requests sized to a server's cap: the error a too-large request raises and the per-question
-record of what was done to make requests fit (for the response's ``timings``).
+"""Requests sized to a server's cap: how a request is made to fit (:func:`fit_request`), the error
+a too-large request raises and the per-question record of what was done to make requests fit
+(for the response's ``timings``).
 
 A backend that sends frames over HTTP first lowers the JPEG quality and size of a request's
-frames within limits (:class:`FitTally.refitted`); when even that is too large, it raises
-:class:`RequestTooLargeError` saying how many frames would fit, and the pipeline splits the
-window into requests of that many frames (:class:`FitTally.split`). A context variable carries
-the tally, as :mod:`vidground.cache.tally` does for the cache: ``with track_fit() as fit: ...``.
+frames within limits (:func:`fit_steps`, :class:`FitTally.refitted`); when even that is too
+large, it raises :class:`RequestTooLargeError` saying how many frames would fit, and the
+pipeline splits the window into requests of that many frames (:class:`FitTally.split`). A
+context variable carries the tally, as :mod:`vidground.cache.tally` does for the cache:
+``with track_fit() as fit: ...``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from ..errors import BackendError
+from ..frame import Frame
 
 
 class RequestTooLargeError(BackendError):
@@ -80,4 +84,114 @@ def current_fit() -> FitTally | None:
     return _current.get()
 
 
-__all__ = ["FitTally", "RequestTooLargeError", "current_fit", "track_fit"]
+# ---------------------------------------------------------------------------------------------
+# sizing one request under the caps
+# ---------------------------------------------------------------------------------------------
+
+#: A request over the byte cap is re-encoded at these JPEG qualities (those below the configured
+#: one) down to ``MIN_FIT_QUALITY``, then with its frames' longest side scaled by these factors
+#: down to ``MIN_FIT_SCALE``; past that :class:`RequestTooLargeError` says how many frames fit.
+FIT_QUALITIES = (75, 65, 55, 50)
+MIN_FIT_QUALITY = 50
+FIT_SCALES = (0.85, 0.7)
+MIN_FIT_SCALE = 0.7
+#: frames encoded to predict which re-encoding fits before encoding all of them
+FIT_SAMPLE = 12
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Built(Generic[R]):
+    """One request built at one encoding: the request, its size as sent, each frame's size."""
+
+    request: R
+    size: int
+    frame_sizes: list[int]
+
+
+#: ``build(quality, side)``: the request with its frames encoded at that JPEG quality and side
+Builder = Callable[[int, int], Built[R]]
+#: ``sample(frames, quality, side)``: the encoded sizes of ``frames`` at that encoding
+Sampler = Callable[[Sequence[Frame], int, int], list[int]]
+
+
+def fit_steps(quality: int, side: int, *, min_quality: int = MIN_FIT_QUALITY,
+              min_scale: float = MIN_FIT_SCALE) -> list[tuple[int, int]]:
+    """The (JPEG quality, longest side) encodings tried in turn to fit a request under the cap:
+    the configured ones first, then lower qualities down to ``min_quality``, then smaller sides
+    (at ``min_quality``) down to ``min_scale`` of ``side``. Never raises quality or size."""
+    floor_q = min(quality, min_quality)
+    steps = [(quality, side)]
+    steps += [(q, side) for q in FIT_QUALITIES if floor_q <= q < quality]
+    if steps[-1][0] != floor_q:
+        steps.append((floor_q, side))
+    for scale in FIT_SCALES:
+        if scale >= min_scale - 1e-9:
+            smaller = max(1, int(side * scale))
+            if smaller < steps[-1][1]:
+                steps.append((floor_q, smaller))
+    return steps
+
+
+def check_frame_count(count: int, cap: int) -> None:
+    """:class:`RequestTooLargeError` when ``count`` frames exceed the per-request ``cap``."""
+    if count > cap:
+        raise RequestTooLargeError(
+            f"{count} frames in one request exceed the cap of {cap}; send fewer frames per "
+            "request or raise VIDGROUND_OPENAI_MAX_FRAMES_PER_REQUEST", fits=cap)
+
+
+def fit_request(frames: Sequence[Frame], build: Builder[R], sample: Sampler, *, quality: int,
+                side: int, max_bytes: int, empty_size: Callable[[], int]) -> R:
+    """The request for ``frames`` at the first encoding of :func:`fit_steps` whose body is at
+    most ``max_bytes`` (what that cost goes to the question's tally). A few sample frames
+    predict which encodings cannot fit, so those are skipped without encoding every frame.
+    When even the smallest encoding is too large, :class:`RequestTooLargeError` says how many
+    frames fit (``empty_size()``: the size of the body without any frame)."""
+    steps = fit_steps(quality, side)
+    built = build(*steps[0])
+    if built.size <= max_bytes or not frames:
+        return built.request
+    overhead = built.size - sum(built.frame_sizes)
+    picked = list(frames[::max(1, -(-len(frames) // FIT_SAMPLE))])
+    for i, (step_quality, step_side) in enumerate(steps[1:], start=2):
+        if i < len(steps):  # the last step is always tried in full
+            mean = sum(sample(picked, step_quality, step_side)) / len(picked)
+            if overhead + mean * len(frames) > max_bytes:
+                continue
+        built = build(step_quality, step_side)
+        if built.size <= max_bytes:
+            tally = current_fit()
+            if tally is not None:
+                tally.add_refit(step_quality, step_side)
+            return built.request
+    last_quality, last_side = steps[-1]
+    raise too_large_error(len(frames), built, empty_size(), max_bytes, last_quality, last_side)
+
+
+def too_large_error(count: int, built: Built[Any], empty: int, max_bytes: int, quality: int,
+                    side: int) -> RequestTooLargeError:
+    """The error for ``count`` frames that do not fit even at the smallest encoding: how many
+    frames would fit (at the largest frame's size), and which setting to change."""
+    per_frame = (built.size - empty - sum(built.frame_sizes)) / count
+    largest = max(built.frame_sizes) + per_frame
+    fits = max(0, min(count - 1, int((max_bytes - empty) // largest)))
+    cap = f"{max_bytes / 1e6:.1f} MB request cap"
+    setting = (f"raise VIDGROUND_OPENAI_MAX_REQUEST_MB (now {max_bytes / 1024 / 1024:g}) if "
+               "the server takes more, or send smaller frames (max_pixels_per_frame, "
+               "VIDGROUND_OPENAI_MAX_IMAGE_SIDE)")
+    if fits == 0:
+        return RequestTooLargeError(
+            f"one frame encodes to {largest / 1e6:.2f} MB of base64 even at JPEG quality "
+            f"{quality} and {side} px, so not even one frame per request fits the {cap}; "
+            f"{setting}", fits=0)
+    return RequestTooLargeError(
+        f"{count} frames encode to {built.size / 1e6:.1f} MB even at JPEG quality {quality} "
+        f"and {side} px, over the {cap}; at most {fits} frames fit in one request (vidground "
+        f"splits its windows by itself); {setting}", fits=fits)
+
+
+__all__ = ["FIT_QUALITIES", "FIT_SCALES", "MIN_FIT_QUALITY", "MIN_FIT_SCALE", "Built",
+           "FitTally", "RequestTooLargeError", "check_frame_count", "current_fit", "fit_request",
+           "fit_steps", "too_large_error", "track_fit"]

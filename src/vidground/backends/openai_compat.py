@@ -17,38 +17,60 @@ Requests are sized to the caps (frames per request, bytes per request, measured 
 that is sent): a request over the byte cap is encoded again at a lower JPEG quality, then with
 smaller frames (:func:`fit_steps`, within ``MIN_FIT_QUALITY`` and ``MIN_FIT_SCALE``); past that
 :class:`RequestTooLargeError` says how many frames fit and the pipeline splits the window
-(:mod:`vidground.backends.fitting`). Requests are retried with exponential
+(all of it in :mod:`vidground.backends.fitting`). Requests are retried with exponential
 backoff and jitter on 429, 5xx, connection errors and timeouts (``Retry-After`` honoured), and
-never retried on other 4xx. :meth:`OpenAICompatBackend.generate` is safe to call from several
-threads; :meth:`OpenAICompatBackend.generate_many` runs many requests concurrently.
+never retried on other 4xx.
+
+Transport: one pooled ``httpx.Client`` per backend, plain blocking calls. A semaphore keeps at
+most ``max_concurrency`` requests in flight across every thread that calls
+:meth:`OpenAICompatBackend.generate`; :meth:`OpenAICompatBackend.generate_many` runs its
+requests on a thread pool of that size. ``timeout_s`` bounds the connection's every wait (the
+server's answer, each streamed piece), ``connect_timeout_s`` the connection.
+
+With structured answers on (``structured_output``; see :mod:`vidground.backends.structured`)
+a grounding question carries ``response_format`` (a JSON schema); a server that refuses it is
+asked again in free text, and from then on, with one warning in the log.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import email.utils
 import json
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ..errors import BackendError, ModelNotAvailableError
 from .base import BaseBackend, Prompt, TokenCallback
-from .fitting import RequestTooLargeError, current_fit
+from .fitting import (
+    MIN_FIT_QUALITY,
+    MIN_FIT_SCALE,
+    Built,
+    RequestTooLargeError,
+    check_frame_count,
+    fit_request,
+    fit_steps,
+)
 from .images import jpeg_base64
+from .structured import (
+    Refusals,
+    is_grounding_prompt,
+    refuses_structure,
+    response_format,
+    structure_wanted,
+    structured_prompt,
+)
 
 if TYPE_CHECKING:
     from ..config import Settings
     from ..video.decode import Frame
-
-T = TypeVar("T")
 
 DEFAULT_MAX_REQUEST_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_FRAMES_PER_REQUEST = 256
@@ -56,15 +78,6 @@ VIDEO_MODES = ("images", "video_url")
 #: virtual frame rate of the ``video_url`` metadata: ``frames_indices`` are milliseconds
 VIDEO_URL_FPS = 1000.0
 START_HINT = "start one, e.g. `vllm serve Qwen/Qwen3-VL-4B-Instruct`"
-#: A request over the byte cap is re-encoded at these JPEG qualities (those below the configured
-#: one) down to ``MIN_FIT_QUALITY``, then with its frames' longest side scaled by these factors
-#: down to ``MIN_FIT_SCALE``; past that the request is split (see :mod:`.fitting`).
-FIT_QUALITIES = (75, 65, 55, 50)
-MIN_FIT_QUALITY = 50
-FIT_SCALES = (0.85, 0.7)
-MIN_FIT_SCALE = 0.7
-#: frames encoded to predict which re-encoding fits before encoding all of them
-_FIT_SAMPLE = 12
 
 
 class _Retryable(Exception):
@@ -99,24 +112,6 @@ def format_time_label(seconds: float, decimals: int = 1) -> str:
 def _encode_frames(frames: Sequence[Frame], quality: int, max_side: int | None) -> list[str]:
     """Base64 JPEG of every frame, in order."""
     return [jpeg_base64(frame.image, quality=quality, max_side=max_side) for frame in frames]
-
-
-def fit_steps(quality: int, side: int, *, min_quality: int = MIN_FIT_QUALITY,
-              min_scale: float = MIN_FIT_SCALE) -> list[tuple[int, int]]:
-    """The (JPEG quality, longest side) encodings tried in turn to fit a request under the cap:
-    the configured ones first, then lower qualities down to ``min_quality``, then smaller sides
-    (at ``min_quality``) down to ``min_scale`` of ``side``. Never raises quality or size."""
-    floor_q = min(quality, min_quality)
-    steps = [(quality, side)]
-    steps += [(q, side) for q in FIT_QUALITIES if floor_q <= q < quality]
-    if steps[-1][0] != floor_q:
-        steps.append((floor_q, side))
-    for scale in FIT_SCALES:
-        if scale >= min_scale - 1e-9:
-            smaller = max(1, int(side * scale))
-            if smaller < steps[-1][1]:
-                steps.append((floor_q, smaller))
-    return steps
 
 
 def _longest_side(frames: Sequence[Frame], max_side: int | None) -> int:
@@ -286,11 +281,31 @@ def backoff_delay(attempt: int, base: float, cap: float) -> float:
 
 @dataclass(frozen=True)
 class _Request:
-    """One prepared chat request: its JSON body and whether it streams."""
+    """One prepared chat request: its JSON body, whether it streams, the body as sent, and,
+    when it asks for a structured answer, the prompt text to send instead in free text."""
 
     body: dict[str, Any]
     stream: bool
     content: bytes = b""  # the body as sent (empty: serialise ``body``)
+    plain_user: str | None = None  # set when the request carries ``response_format``
+
+    def in_free_text(self) -> _Request:
+        """The same request without ``response_format``, with the original prompt text."""
+        body = {k: v for k, v in self.body.items() if k != "response_format"}
+        messages = [dict(m) for m in body["messages"]]
+        content = list(messages[-1]["content"])
+        content[-1] = {"type": "text", "text": self.plain_user or ""}
+        messages[-1]["content"] = content
+        body["messages"] = messages
+        return _Request(body, self.stream, _body_bytes(body))
+
+
+class _StructuredRefused(Exception):
+    """The server refused the request's ``response_format``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 _JSON = {"Content-Type": "application/json"}
@@ -304,6 +319,9 @@ class OpenAICompatBackend(BaseBackend):
     """Qwen3-VL served by an OpenAI-compatible ``/v1/chat/completions`` endpoint.
 
     ``model=None`` asks the server's ``/v1/models`` and uses the first model listed (once).
+    One pooled HTTP client serves every request of the backend; a semaphore keeps at most
+    ``max_concurrency`` requests in flight across all threads, and :meth:`generate_many` fans
+    out on a thread pool of that size. :meth:`close` releases both (they are made on first use).
     """
 
     def __init__(self, base_url: str = "http://127.0.0.1:8000/v1", *, model: str | None = None,
@@ -314,7 +332,7 @@ class OpenAICompatBackend(BaseBackend):
                  max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                  temperature: float | None = 0.0, backoff_base_s: float = 0.5,
                  backoff_max_s: float = 30.0, max_retry_after_s: float = 60.0,
-                 connect_timeout_s: float = 10.0) -> None:
+                 connect_timeout_s: float = 10.0, structured_output: bool = False) -> None:
         if video_mode not in VIDEO_MODES:
             raise BackendError(f"unknown openai video mode {video_mode!r}; use one of "
                                f"{', '.join(VIDEO_MODES)}")
@@ -332,12 +350,17 @@ class OpenAICompatBackend(BaseBackend):
         self.max_frames_per_request = int(max_frames_per_request)
         self.max_request_bytes = int(max_request_bytes)
         self.temperature = temperature
-        self.backoff_base_s = backoff_base_s
-        self.backoff_max_s = backoff_max_s
-        self.max_retry_after_s = max_retry_after_s
+        self.backoff_base_s = float(backoff_base_s)
+        self.backoff_max_s = float(backoff_max_s)
+        self.max_retry_after_s = float(max_retry_after_s)
+        self.structured_output = bool(structured_output)
+        self.structured_refusal = Refusals()
         self._model = model
         self._model_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
+        self._pool_lock = threading.Lock()
+        self._http: httpx.Client | None = None
+        self._workers: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAICompatBackend:
@@ -352,6 +375,7 @@ class OpenAICompatBackend(BaseBackend):
             max_image_side=settings.openai_max_image_side,
             max_request_bytes=int(settings.openai_max_request_mb * 1024 * 1024),
             max_frames_per_request=settings.openai_max_frames_per_request,
+            structured_output=bool(getattr(settings, "structured_output", False)),
         )
 
     # -- model name -------------------------------------------------------------------------
@@ -369,8 +393,7 @@ class OpenAICompatBackend(BaseBackend):
         """Ids the server lists at ``/v1/models`` (one attempt, no retries)."""
         url = f"{self.base_url}/models"
         try:
-            with httpx.Client(timeout=self._timeout(), headers=self._headers()) as client:
-                response = client.get(url)
+            response = self._client().get(url)
         except httpx.ConnectError as exc:
             raise BackendError(self._unreachable(exc)) from None
         except httpx.TimeoutException:
@@ -408,119 +431,101 @@ class OpenAICompatBackend(BaseBackend):
         """
         request = self.prepare(frames, prompt, max_new_tokens=max_new_tokens,
                                stream=on_token is not None)
-
-        async def run() -> str:
-            async with self._client(1) as client:
-                return await self._send(client, request, on_token)
-
-        return _run_sync(run)
+        return self._send(request, on_token)
 
     def generate_many(self, requests: Sequence[tuple[Sequence[Frame], Prompt]], *,
                       max_new_tokens: int = 512) -> list[str]:
         """Answers to many (frames, prompt) requests, in order, run concurrently.
 
-        At most ``max_concurrency`` are in flight; the first failure raises (the others are
-        cancelled).
+        At most ``max_concurrency`` are in flight; the first failure raises (the requests not
+        yet started are cancelled).
         """
         if not requests:
             return []
+        pool = self._pool()
+        futures = [pool.submit(contextvars.copy_context().run, self._ask, frames, prompt,
+                               max_new_tokens)  # each with the question's fit tally
+                   for frames, prompt in requests]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                if future.done() and future.exception() is not None:
+                    raise future.exception()  # type: ignore[misc]
+            return [future.result() for future in futures]
+        finally:
+            for future in futures:
+                future.cancel()
 
-        async def run() -> list[str]:
-            gate = asyncio.Semaphore(self.max_concurrency)
-            async with self._client(self.max_concurrency) as client:
+    def close(self) -> None:
+        """Close the pooled HTTP client and the thread pool (both are made again when used)."""
+        with self._pool_lock:
+            http, self._http = self._http, None
+            workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.shutdown(wait=False, cancel_futures=True)
+        if http is not None:
+            http.close()
 
-                async def one(frames: Sequence[Frame], prompt: Prompt) -> str:
-                    async with gate:
-                        prepared = await asyncio.to_thread(
-                            self.prepare, frames, prompt, max_new_tokens=max_new_tokens,
-                            stream=False)
-                        return await self._send(client, prepared, None)
+    def _ask(self, frames: Sequence[Frame], prompt: Prompt, max_new_tokens: int) -> str:
+        """Prepare and send one non-streamed request (a task of :meth:`generate_many`)."""
+        return self._send(self.prepare(frames, prompt, max_new_tokens=max_new_tokens), None)
 
-                tasks = [asyncio.ensure_future(one(f, p)) for f, p in requests]
-                try:
-                    return list(await asyncio.gather(*tasks))
-                finally:
-                    for task in tasks:
-                        task.cancel()
-
-        return _run_sync(run)
+    def wants_structure(self, prompt: Prompt) -> bool:
+        """Whether ``prompt`` is asked for a structured answer: a grounding question, with
+        structured answers on (the setting or :func:`structured_answers`), not refused."""
+        return (structure_wanted(self.structured_output) and is_grounding_prompt(prompt)
+                and not self.structured_refusal.refused)
 
     def prepare(self, frames: Sequence[Frame], prompt: Prompt, *, max_new_tokens: int = 512,
                 stream: bool = False) -> _Request:
         """Encode the frames and build the request body, sized to the caps.
 
         A body over ``max_request_bytes`` (measured on the bytes that will be sent) is encoded
-        again at a lower JPEG quality, then with smaller frames, within the limits of
-        :func:`fit_steps`; what that cost is added to the question's fit tally. When even the
-        smallest encoding is too large, :class:`RequestTooLargeError` says how many frames fit.
+        again at a lower JPEG quality, then with smaller frames
+        (:func:`~vidground.backends.fitting.fit_request`); when even the smallest encoding is
+        too large, :class:`RequestTooLargeError` says how many frames fit.
         """
-        if len(frames) > self.max_frames_per_request:
-            raise RequestTooLargeError(
-                f"{len(frames)} frames in one request exceed the cap of "
-                f"{self.max_frames_per_request}; send fewer frames per request or raise "
-                "VIDGROUND_OPENAI_MAX_FRAMES_PER_REQUEST", fits=self.max_frames_per_request)
-        side = _longest_side(frames, self.max_image_side)
-        steps = fit_steps(self.image_quality, side)
-        quality, step_side = steps[0]
-        request, size, encoded = self._build(frames, prompt, quality, step_side,
-                                             max_new_tokens=max_new_tokens, stream=stream)
-        if size <= self.max_request_bytes or not frames:
-            return request
-        overhead = size - sum(len(b) for b in encoded)
-        sample = list(frames[::max(1, -(-len(frames) // _FIT_SAMPLE))])
-        for i, (quality, step_side) in enumerate(steps[1:], start=2):
-            if i < len(steps):  # the last step is always tried in full
-                mean = sum(len(b) for b in _encode_frames(sample, quality, step_side)) / len(sample)
-                if overhead + mean * len(frames) > self.max_request_bytes:
-                    continue
-            request, size, encoded = self._build(frames, prompt, quality, step_side,
-                                                 max_new_tokens=max_new_tokens, stream=stream)
-            if size <= self.max_request_bytes:
-                tally = current_fit()
-                if tally is not None:
-                    tally.add_refit(quality, step_side)
-                return request
-        raise self._too_large(frames, prompt, encoded, size, quality, step_side)
+        check_frame_count(len(frames), self.max_frames_per_request)
+        structured = self.wants_structure(prompt)
+        sent = structured_prompt(prompt) if structured else prompt
+        extra: dict[str, Any] = {"response_format": response_format()} if structured else {}
+        plain_user = prompt.user if structured else None
+
+        def build(quality: int, side: int) -> Built[_Request]:
+            return self._build(frames, sent, quality, side, max_new_tokens=max_new_tokens,
+                               stream=stream, extra=extra, plain_user=plain_user)
+
+        def empty_size() -> int:
+            return len(_body_bytes(build_payload(self.model_name, sent, [], max_new_tokens=1,
+                                                 stream=False, temperature=self.temperature,
+                                                 extra=extra)))
+
+        def sample(some: Sequence[Frame], quality: int, side: int) -> list[int]:
+            return [len(b) for b in _encode_frames(some, quality, side)]
+
+        return fit_request(frames, build, sample, quality=self.image_quality,
+                           side=_longest_side(frames, self.max_image_side),
+                           max_bytes=self.max_request_bytes, empty_size=empty_size)
 
     def _build(self, frames: Sequence[Frame], prompt: Prompt, quality: int, side: int, *,
-               max_new_tokens: int, stream: bool) -> tuple[_Request, int, list[str]]:
+               max_new_tokens: int, stream: bool, extra: dict[str, Any],
+               plain_user: str | None) -> Built[_Request]:
         """The request with frames encoded at ``quality`` and ``side``, its size in bytes and
-        the frames' base64 texts."""
+        the frames' encoded sizes."""
         max_side = side if side < _longest_side(frames, None) else None
         encoded = _encode_frames(frames, quality, max_side)
-        extra: dict[str, Any] = {}
+        fields = dict(extra)
         if self.video_mode == "video_url" and frames:
-            part, extra = video_url_fields(frames, encoded)
+            part, video_fields = video_url_fields(frames, encoded)
             media = [part]
+            fields.update(video_fields)
         else:
             media = image_parts(frames, encoded)
         body = build_payload(self.model_name, prompt, media, max_new_tokens=max_new_tokens,
-                             stream=stream, temperature=self.temperature, extra=extra)
+                             stream=stream, temperature=self.temperature, extra=fields)
         content = _body_bytes(body)
-        return _Request(body, stream, content), len(content), encoded
-
-    def _too_large(self, frames: Sequence[Frame], prompt: Prompt, encoded: Sequence[str],
-                   size: int, quality: int, side: int) -> RequestTooLargeError:
-        """The error for a request that does not fit even at the smallest encoding: how many
-        frames would fit (at the largest frame's size), and which setting to change."""
-        empty = len(_body_bytes(build_payload(self.model_name, prompt, [], max_new_tokens=1,
-                                              stream=False, temperature=self.temperature)))
-        per_frame = (size - empty - sum(len(b) for b in encoded)) / len(frames)
-        largest = max(len(b) for b in encoded) + per_frame
-        fits = max(0, min(len(frames) - 1, int((self.max_request_bytes - empty) // largest)))
-        cap = f"{self.max_request_bytes / 1e6:.1f} MB request cap"
-        setting = (f"raise VIDGROUND_OPENAI_MAX_REQUEST_MB (now "
-                   f"{self.max_request_bytes / 1024 / 1024:g}) if the server takes more, or "
-                   "send smaller frames (max_pixels_per_frame, VIDGROUND_OPENAI_MAX_IMAGE_SIDE)")
-        if fits == 0:
-            return RequestTooLargeError(
-                f"one frame encodes to {largest / 1e6:.2f} MB of base64 even at JPEG quality "
-                f"{quality} and {side} px, so not even one frame per request fits the {cap}; "
-                f"{setting}", fits=0)
-        return RequestTooLargeError(
-            f"{len(frames)} frames encode to {size / 1e6:.1f} MB even at JPEG quality {quality} "
-            f"and {side} px, over the {cap}; at most {fits} frames fit in one request (vidground "
-            f"splits its windows by itself); {setting}", fits=fits)
+        return Built(_Request(body, stream, content, plain_user), len(content),
+                     [len(b) for b in encoded])
 
     # -- transport --------------------------------------------------------------------------
 
@@ -533,9 +538,23 @@ class OpenAICompatBackend(BaseBackend):
     def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s)
 
-    def _client(self, connections: int) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        return httpx.AsyncClient(timeout=self._timeout(), headers=self._headers(), limits=limits)
+    def _client(self) -> httpx.Client:
+        """The backend's pooled HTTP client (made on first use)."""
+        with self._pool_lock:
+            if self._http is None:
+                limits = httpx.Limits(max_connections=self.max_concurrency + 1,
+                                      max_keepalive_connections=self.max_concurrency)
+                self._http = httpx.Client(timeout=self._timeout(), headers=self._headers(),
+                                          limits=limits)
+            return self._http
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """The threads :meth:`generate_many` runs requests on (made on first use)."""
+        with self._pool_lock:
+            if self._workers is None:
+                self._workers = ThreadPoolExecutor(max_workers=self.max_concurrency,
+                                                   thread_name_prefix="vidground-openai")
+            return self._workers
 
     def http_client(self) -> httpx.Client:
         """A plain client with this backend's timeouts and headers (for checks such as
@@ -550,14 +569,22 @@ class OpenAICompatBackend(BaseBackend):
         return (f"the model server at {self.base_url} is not reachable ({exc}); {START_HINT} "
                 "and set VIDGROUND_OPENAI_BASE_URL to its address (e.g. http://127.0.0.1:8000/v1)")
 
-    async def _send(self, client: httpx.AsyncClient, request: _Request,
-                    on_token: TokenCallback | None) -> str:
+    def _send(self, request: _Request, on_token: TokenCallback | None) -> str:
+        """One request with retries; a refused ``response_format`` is remembered (logged once)
+        and the request sent again in free text."""
+        try:
+            return self._send_with_retries(request, on_token)
+        except _StructuredRefused as refused:
+            self.structured_refusal.refuse(self.base_url, refused.message)
+            return self._send_with_retries(request.in_free_text(), on_token)
+
+    def _send_with_retries(self, request: _Request, on_token: TokenCallback | None) -> str:
         """One request with retries and backoff; raises :class:`BackendError` when it fails."""
         attempts = self.max_retries + 1
         for attempt in range(attempts):
             try:
-                async with _slot(self._slots):
-                    return await self._attempt(client, request, on_token)
+                with self._slots:
+                    return self._attempt(request, on_token)
             except _Retryable as failure:
                 if attempt + 1 >= attempts:
                     raise BackendError(
@@ -567,21 +594,20 @@ class OpenAICompatBackend(BaseBackend):
                 delay = failure.retry_after
                 if delay is None:
                     delay = backoff_delay(attempt, self.backoff_base_s, self.backoff_max_s)
-                await asyncio.sleep(delay)
+                time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(self, client: httpx.AsyncClient, request: _Request,
-                       on_token: TokenCallback | None) -> str:
+    def _attempt(self, request: _Request, on_token: TokenCallback | None) -> str:
         """One HTTP round trip; :class:`_Retryable` for failures worth retrying."""
         url = f"{self.base_url}/chat/completions"
         emitted = [False]
         try:
             if request.stream:
-                return await self._stream(client, url, request, on_token, emitted)
-            return await asyncio.wait_for(self._post(client, url, request), self.timeout_s)
+                return self._stream(url, request, on_token, emitted)
+            return self._post(url, request)
         except httpx.ConnectError as exc:
             raise _Retryable(self._unreachable(exc)) from None
-        except (httpx.TimeoutException, asyncio.TimeoutError):
+        except httpx.TimeoutException:
             if emitted[0]:
                 raise BackendError(f"the model server at {self.base_url} stalled mid-stream "
                                    f"for more than {self.timeout_s:g} s") from None
@@ -594,30 +620,30 @@ class OpenAICompatBackend(BaseBackend):
         except httpx.HTTPError as exc:
             raise BackendError(f"request to {url} failed: {exc}") from None
 
-    async def _post(self, client: httpx.AsyncClient, url: str, request: _Request) -> str:
+    def _post(self, url: str, request: _Request) -> str:
         """Non-streamed request: the whole answer."""
-        response = await client.post(url, content=_content(request), headers=_JSON)
-        self._raise_for_status(response)
+        response = self._client().post(url, content=_content(request), headers=_JSON)
+        self._raise_for_status(response, request)
         return parse_completion(response.text, self.base_url)
 
-    async def _stream(self, client: httpx.AsyncClient, url: str, request: _Request,
-                      on_token: TokenCallback | None, emitted: list[bool]) -> str:
+    def _stream(self, url: str, request: _Request, on_token: TokenCallback | None,
+                emitted: list[bool]) -> str:
         """Streamed request (SSE): pieces go to ``on_token`` as they arrive."""
         pieces: list[str] = []
-        async with client.stream("POST", url, content=_content(request),
-                                 headers=_JSON) as response:
+        with self._client().stream("POST", url, content=_content(request),
+                                   headers=_JSON) as response:
             if response.status_code != 200:
-                await response.aread()
-                self._raise_for_status(response)
+                response.read()
+                self._raise_for_status(response, request)
             if "event-stream" not in response.headers.get("content-type", ""):
                 # the server ignored ``stream`` (or sent an error page): read it whole
-                answer = parse_completion((await response.aread()).decode(errors="replace"),
+                answer = parse_completion(response.read().decode(errors="replace"),
                                           self.base_url)
                 emitted[0] = True
                 if on_token is not None:
                     on_token(answer)
                 return answer
-            async for line in response.aiter_lines():
+            for line in response.iter_lines():
                 piece = parse_sse_line(line.strip())
                 if piece:
                     pieces.append(piece)
@@ -630,12 +656,15 @@ class OpenAICompatBackend(BaseBackend):
                                "raise max_new_tokens or check the server log")
         return answer
 
-    def _raise_for_status(self, response: httpx.Response) -> None:
-        """Map a non-200 status to a retryable failure or a :class:`BackendError`."""
+    def _raise_for_status(self, response: httpx.Response, request: _Request) -> None:
+        """Map a non-200 status to a retryable failure, a refused ``response_format`` or a
+        :class:`BackendError`."""
         status = response.status_code
         if status == 200:
             return
         message = f"HTTP {status}: {server_message(response)}"
+        if request.plain_user is not None and refuses_structure(status, message):
+            raise _StructuredRefused(message)
         if status == 429 or status >= 500:
             retry_after = retry_after_seconds(response.headers.get("Retry-After"),
                                               cap=self.max_retry_after_s)
@@ -652,39 +681,9 @@ class OpenAICompatBackend(BaseBackend):
                            f"({message})")
 
 
-# ---------------------------------------------------------------------------------------------
-# sync/async glue
-# ---------------------------------------------------------------------------------------------
-
-
-class _slot:
-    """Async context manager taking one slot of a *threading* semaphore without blocking the
-    event loop, so the concurrency cap holds across threads and event loops."""
-
-    def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
-        self._semaphore = semaphore
-
-    async def __aenter__(self) -> None:
-        while not self._semaphore.acquire(blocking=False):
-            await asyncio.sleep(0.005)
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._semaphore.release()
-
-
-def _run_sync(factory: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine to completion from sync code, even if this thread runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(factory())  # type: ignore[arg-type]
-    context = contextvars.copy_context()  # the question's fit tally goes along
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(context.run, lambda: asyncio.run(factory())  # type: ignore[arg-type]
-                           ).result()
-
-
 __all__ = [
+    "MIN_FIT_QUALITY",
+    "MIN_FIT_SCALE",
     "OpenAICompatBackend",
     "RequestTooLargeError",
     "VIDEO_MODES",
