@@ -41,6 +41,10 @@ class Settings(BaseSettings):
         default=None, description="downscale frames sent to the server to this longest side")
     openai_max_request_mb: float = 20.0
     openai_max_frames_per_request: int = 256
+    structured_output: bool = Field(
+        default=False, description="ask grounding answers as JSON held to a schema: "
+        "response_format for OpenAI-compatible servers (free text where refused), xgrammar "
+        "for the local backend (pip install 'vidground[structured]')")
 
     host: str = "127.0.0.1"
     port: int = 7860
