@@ -11,6 +11,7 @@ the service uses too (``outputs: {clips, evidence}`` on an inference request).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import threading
@@ -18,8 +19,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.concurrency import run_in_threadpool
 
 from ..errors import OptionsError
 from ..options import LocateOptions
@@ -52,6 +55,9 @@ MAX_SPANS = MAX_EVIDENCE_SPANS
 
 Format = Literal["srt", "vtt", "chapters", "csv", "jsonl", "edl", "otio", "youtube"]
 FORMAT_QUERY = Query(description=f"one of {', '.join(FORMATS)}")
+RELINK_QUERY = Query(None, max_length=4096, description="absolute folder (POSIX or Windows) "
+                     "where the videos are on the editor's machine; the export names each video "
+                     "there by its file name (the CLI's --relink)")
 
 outputs_router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)],
                            responses=ERROR_RESPONSES, tags=["outputs"])
@@ -135,10 +141,13 @@ class DescribeRequest(VideoRef):
 
 # -- helpers the page can call too -------------------------------------------------------
 
-def export_response(results: list[Result], fmt: str, filename: str) -> Response:
-    """The export of ``results`` as a download (``Content-Disposition: attachment``)."""
+def export_response(results: list[Result], fmt: str, filename: str,
+                    relink: str | None = None) -> Response:
+    """The export of ``results`` as a download (``Content-Disposition: attachment``);
+    ``relink``: the absolute folder where the editor finds the videos (the CLI's
+    ``--relink``)."""
     name = check_format(fmt)
-    text = export(results, name)
+    text = export(results, name, relink=relink)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", filename)[:100] or "result"
     return Response(text.encode("utf-8"), media_type=f"{media_type(name)}; charset=utf-8",
                     headers={"Content-Disposition":
@@ -157,34 +166,59 @@ def _finished_job(svc: Service, job_id: str) -> dict[str, Any]:
 
 @outputs_router.get("/jobs/{job_id}/export", response_class=Response)
 def export_job(request: Request, job_id: str = Path(pattern=JOB_ID_PATTERN),
-               format: Format = FORMAT_QUERY) -> Response:  # noqa: A002 - the API's name
+               format: Format = FORMAT_QUERY,  # noqa: A002 - the API's name
+               relink: str | None = RELINK_QUERY) -> Response:
     """A finished job's spans as a file: srt, vtt, chapters, csv, jsonl, edl, otio, youtube."""
     job = _finished_job(service(request), job_id)
-    return export_response([Result.from_job(job)], format, f"job_{job_id}")
+    return export_response([Result.from_job(job)], format, f"job_{job_id}", relink)
 
 
 @outputs_router.get("/batches/{batch_id}/export", response_class=Response)
 def export_batch(request: Request, batch_id: str = Path(pattern=JOB_ID_PATTERN),
-                 format: Format = FORMAT_QUERY) -> Response:  # noqa: A002
+                 format: Format = FORMAT_QUERY,  # noqa: A002
+                 relink: str | None = RELINK_QUERY) -> Response:
     """Every succeeded job of a batch in one file (404 when the batch has none)."""
     jobs, _ = service(request).store.list(limit=1000, offset=0, status="succeeded",
                                           batch_id=batch_id)
     if not jobs:
         raise OutputNotFoundError(f"batch {batch_id} has no job that succeeded")
     return export_response([Result.from_job(j) for j in reversed(jobs)], format,
-                           f"batch_{batch_id}")
+                           f"batch_{batch_id}", relink)
 
 
-@outputs_router.post("/export", response_class=Response)
-def export_result(body: ExportBody, format: Format = FORMAT_QUERY) -> Response:  # noqa: A002
-    """Export a result you hold (a sync response, a describe response or jobs) as a file."""
+EXPORT_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": ExportBody.model_json_schema()}}}}
+
+
+@outputs_router.post("/export", response_class=Response, openapi_extra=EXPORT_BODY)
+async def export_result(request: Request, format: Format = FORMAT_QUERY,  # noqa: A002
+                        relink: str | None = RELINK_QUERY) -> Response:
+    """Export a result you hold (a sync response, a describe response or jobs) as a file
+    (the body is an :class:`ExportBody`; read, checked and exported in a worker thread, not
+    on the event loop: a body of several MB takes a while)."""
+    raw = await request.body()
+    return await run_in_threadpool(_export_posted, raw, format, relink)
+
+
+def _export_posted(raw: bytes, fmt: str, relink: str | None) -> Response:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",),
+                                       "msg": "JSON decode error"}]) from None
+    try:
+        body = ExportBody.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
     results = results_from_json(body.result)
     if body.query or body.video:
         results = [Result(r.spans, r.fps, r.duration, body.query or r.query,
                           body.video or r.video, r.model, r.answer) for r in results]
     if not results:
         raise OptionsError("the result holds nothing to export")
-    return export_response(results, format, "result")
+    return export_response(results, fmt, "result", relink)
 
 
 @outputs_router.post("/describe")
