@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -400,3 +401,67 @@ def test_uvicorn_is_the_release_the_header_timeout_was_written_for() -> None:
     extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]["server"]
     assert f"uvicorn>={UVICORN_MINOR},<{major}.{int(minor) + 1}" in extra, extra
+
+
+# -- 4. probes: a few at once, never on the event loop ----------------------------------------
+
+def test_probes_run_a_few_at_once_off_the_event_loop(
+        tmp_path: Path, fake_model: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight describe requests whose videos take 0.8 s each to probe (a slow disk): at most
+    ``probe_limit`` probes run at once, and health answers at once all the while (the probe
+    ran on the event loop before)."""
+    import socket
+
+    import uvicorn
+
+    from vidground.config import Settings
+    from vidground.server import storage
+    from vidground.server.app import create_app
+
+    fake_model.configure(delay_s=0.0, answer=None)
+    make_video(tmp_path / "red.mp4", duration=2.0, fps=10)
+    running, most = [0], [0]
+    lock = threading.Lock()
+    real_probe = storage.probe
+
+    def slow_probe(path: Any, **kw: Any) -> Any:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.8)
+            return real_probe(path, **kw)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(storage, "probe", slow_probe)
+    settings = Settings(backend="openai", openai_base_url=fake_model.base_url,
+                        openai_model=fake_model.model, openai_max_retries=0,
+                        media_root=tmp_path, data_dir=tmp_path / "data", enable_ui=False,
+                        probe_limit=2)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout_s=30)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            asked = [pool.submit(requests.post, url + "/api/v1/describe", timeout=60,
+                                 json={"video_path": "red.mp4",
+                                       "options": {"frame_sampling_rate": 2.0}})
+                     for _ in range(8)]
+            wait_for(lambda: running[0] > 0, timeout_s=10, interval_s=0.01)
+            health = [_timed_get(url + "/api/v1/health") for _ in range(6)]
+            answers = [a.result(timeout=60) for a in asked]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert all(r.status_code == 200 for r in answers), [r.text[:200] for r in answers]
+    assert all(status == 200 for _, status in health), health
+    assert max(s for s, _ in health) < 0.5, health
+    assert most[0] <= 2, most
