@@ -364,3 +364,46 @@ def test_phase_answers_are_written_in_the_requested_format(
     assert g.answer_in("HH:MM:SS.sss").splitlines()[0] == (
         f"开始出现: {g.format(first.start, 'HH:MM:SS.sss')} - "
         f"{g.format(first.end, 'HH:MM:SS.sss')}")
+
+
+# -- frame numbers say their end is exclusive (issue 20, friction 7) ------------------------------
+
+
+def test_frame_answers_say_the_end_frame_is_exclusive(tmp_path: Path,
+                                                      fake_grounder: Grounder) -> None:
+    # visible in frames 53..86 at 25 fps: the half-open end is frame 87, the first one after it
+    video = make_video(tmp_path / "a.mp4", duration=6.0, fps=FPS, intervals=[(2.12, 3.48)])
+    g = fake_grounder.locate(video.path, "When is the red square visible?",
+                             LocateOptions(frame_sampling_rate=1.0, output_format="frames"))
+    span = g.spans[0]
+    assert (g.format(span.start), g.format(span.end)) == ("53", "87")
+    assert "from frame 53 to frame 87 (end exclusive)" in g.answer
+    assert g.to_response()["response"] == g.answer
+    assert "exclusive" not in g.answer_in("seconds")  # only frame numbers need saying so
+
+
+def test_written_out_frame_ranges_say_the_end_is_exclusive(tmp_path: Path, fake_model,
+                                                           fake_grounder: Grounder) -> None:
+    from vidground.grounding.answer import restate_times
+    from vidground.timecode import Span
+
+    video = make_video(tmp_path / "a.mp4", duration=5.0, fps=FPS, intervals=[(1.0, 2.0)])
+    quick = LocateOptions(frame_sampling_rate=2.0, refine=False, verify=False,
+                          output_format="frames")
+    # a JSON answer is not rewritten: the final times are written out
+    fake_model.configure(answer='{"start": 1.0, "end": 2.0}')
+    try:
+        g = fake_grounder.locate(video.path, "When is the red square visible?", quick)
+    finally:
+        fake_model.configure(answer=None)
+    assert g.answer == "Found at frames 25 - 50 (end exclusive)."
+    # one line per phase
+    phases = "请识别视频中红色方块开始出现的时间点，以及完成消失的时间点"
+    g = fake_grounder.locate(video.path, phases, quick)
+    first = g.spans[0]
+    assert g.answer.splitlines()[0] == (f"开始出现: 第{g.format(first.start)}帧 - "
+                                        f"第{g.format(first.end)}帧（不含该帧）")
+    # the model's own Chinese sentence, restated
+    zh = restate_times("狗在第5.2秒到第7.7秒跳起。", [Span(5.0, 8.0)], "frames", fps=30.0,
+                       language="zh", mark_exclusive_end=True)
+    assert zh == "狗在第150帧到第240帧（不含该帧）跳起。"

@@ -128,6 +128,17 @@ That is all (there are 3 people)."""
     assert parse_events("12 - 30 seconds: past the end", duration=10) == []
 
 
+def test_parse_events_reads_json_times_with_units() -> None:
+    # issue 22 item 1: "12.5 seconds" in a JSON field parsed to nothing (its "s" was cut out)
+    text = ('[{"start": "12.5 seconds", "end": "18 seconds", "description": "a man opens the '
+            'door"}, {"start_time": "20s", "end_time": "21.5 secs", "caption": "he sits"}, '
+            '{"start": "00:22.0", "end": "23秒", "event": "他站起来"}]')
+    assert parse_events(text, duration=60) == [Span(12.5, 18.0, "a man opens the door"),
+                                               Span(20.0, 21.5, "he sits"),
+                                               Span(22.0, 23.0, "他站起来")]
+    assert parse_events('[{"start": "soon", "end": "later", "description": "a dog runs"}]') == []
+
+
 def test_merge_events_joins_one_event_seen_twice_not_two_events() -> None:
     merged = merge_events([Span(1.0, 2.0, "the man opens the door"),
                            Span(1.8, 3.0, "A man opens a door."),

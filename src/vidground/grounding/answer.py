@@ -966,9 +966,12 @@ def _closest(pair: tuple[float, float], spans: tuple[Span, ...], tolerance: floa
 
 def restate_times(text: str, spans: tuple[Span, ...] | list[Span], output_format: str, *,
                   fps: float | None = None, duration: float | None = None,
-                  language: str = "en", tolerance: float = 1.0) -> str | None:
+                  language: str = "en", tolerance: float = 1.0,
+                  mark_exclusive_end: bool = False) -> str | None:
     """``text`` (a model's answer) with every time it names replaced by the matching final
     span's time, written in ``output_format``; ``None`` when that cannot be done honestly.
+    ``mark_exclusive_end``: in ``frames``, each end frame (the first frame after the event,
+    spans being half-open) is followed by :func:`exclusive_end_note`.
 
     Each range the text names must match a different span of ``spans`` (overlapping it, or
     within ``tolerance`` seconds), and every span must be named; a single time becomes the
@@ -1006,13 +1009,15 @@ def restate_times(text: str, spans: tuple[Span, ...] | list[Span], output_format
     if len(ranges) != len(set(ranges)) or named != set(range(len(spans))):
         return None
 
-    def write(seconds: float, tok: _Token) -> str:
+    def write(seconds: float, tok: _Token, end: bool = False) -> str:
         original = text[starts[tok.start]:ends[tok.end - 1]]
         if output_format == "frames":
             frame = format_time(seconds, "frames", fps=fps)
+            note = exclusive_end_note(language) if end and mark_exclusive_end else ""
             if language == "zh":
-                return f"{frame}帧" if text[:starts[tok.start]].endswith("第") else f"第{frame}帧"
-            return f"frame {frame}"
+                lead = "" if text[:starts[tok.start]].endswith("第") else "第"
+                return f"{lead}{frame}帧{note}"
+            return f"frame {frame}{note}"
         value = format_time(seconds, output_format, fps=fps)
         if output_format != "seconds":
             return value
@@ -1034,19 +1039,26 @@ def restate_times(text: str, spans: tuple[Span, ...] | list[Span], output_format
             if mention.pair[0] > mention.pair[1]:
                 start_tok, end_tok = end_tok, start_tok
             edits.append((start_tok.start, start_tok.end, write(span.start, start_tok)))
-            edits.append((end_tok.start, end_tok.end, write(span.end, end_tok)))
+            edits.append((end_tok.start, end_tok.end, write(span.end, end_tok, end=True)))
         elif not ranges and span.duration > 0:
             tok = mention.first
             edits.append((tok.start, tok.end,
-                          f"{write(span.start, tok)} - {write(span.end, tok)}"))
+                          f"{write(span.start, tok)} - {write(span.end, tok, end=True)}"))
         else:
             t = mention.pair[0]
-            nearer = span.start if abs(t - span.start) <= abs(t - span.end) else span.end
-            edits.append((mention.first.start, mention.first.end, write(nearer, mention.first)))
+            at_end = abs(t - span.start) > abs(t - span.end)
+            edits.append((mention.first.start, mention.first.end,
+                          write(span.end if at_end else span.start, mention.first, end=at_end)))
     out = text
     for n_start, n_end, replacement in sorted(edits, reverse=True):
         out = out[:starts[n_start]] + replacement + out[ends[n_end - 1]:]
     return out
+
+
+def exclusive_end_note(language: str = "en") -> str:
+    """What follows an end frame number: spans are half-open, so the end frame is the first
+    frame after the event (the event's last frame is the one before it)."""
+    return "（不含该帧）" if language == "zh" else " (end exclusive)"
 
 
 # --------------------------------------------------------------------------------------------

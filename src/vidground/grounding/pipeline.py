@@ -33,7 +33,7 @@ from ..video.motion import MotionCurve, adaptive_times
 from ..video.probe import VideoInfo, probe
 from ..video.resize import CONTEXT_SHARE, frame_size_for, tokens_per_frame
 from ..video.sampling import sample_times, snap_to_keyframes
-from .answer import ParsedAnswer, parse_answer, restate_times
+from .answer import ParsedAnswer, exclusive_end_note, parse_answer, restate_times
 from .phases import phase_question, split_phases
 from .prompts import Prompt, build_prompt, detect_language
 from .refine import CallCounter, Refiner, RefineSettings
@@ -530,7 +530,7 @@ def _summarise(coarse: Sequence[_CoarseResult], spans: Sequence[Span], phases: S
         for fmt in formats:
             restated = restate_times(result.answer, tuple(spans), fmt, fps=fps,
                                      duration=info.duration, language=language,
-                                     tolerance=tolerance)
+                                     tolerance=tolerance, mark_exclusive_end=True)
             answers[fmt] = restated or _stated(result.answer, spans, fmt, fps, language)
         return answers, result.reasoning
     reasons = [r.reasoning for r in coarse if r.reasoning]
@@ -539,23 +539,31 @@ def _summarise(coarse: Sequence[_CoarseResult], spans: Sequence[Span], phases: S
         lines = []
         for phase in phases:
             found = [s for s in spans if s.label == phase]
-            where = (", ".join(_range_text(s, fmt, fps) for s in found)
+            where = (", ".join(_range_text(s, fmt, fps, language) for s in found)
                      if found else not_found_answer(language))
             lines.append(f"{phase}: {where}")
         answers[fmt] = "\n".join(lines)
     return answers, "\n".join(reasons) or None
 
 
-def _range_text(span: Span, output_format: str, fps: float | None) -> str:
-    return (f"{format_time(span.start, output_format, fps=fps)} - "
-            f"{format_time(span.end, output_format, fps=fps)}")
+def _range_text(span: Span, output_format: str, fps: float | None,
+                language: str = "en") -> str:
+    """``span`` written out; in frames, as frame numbers whose end is marked exclusive (the
+    first frame after the event)."""
+    start = format_time(span.start, output_format, fps=fps)
+    end = format_time(span.end, output_format, fps=fps)
+    if output_format != "frames":
+        return f"{start} - {end}"
+    if language == "zh":
+        return f"第{start}帧 - 第{end}帧{exclusive_end_note(language)}"
+    return f"frames {start} - {end}{exclusive_end_note(language)}"
 
 
 def _stated(answer: str, spans: Sequence[Span], output_format: str, fps: float | None,
             language: str) -> str:
     """The final times written out, when the model's sentence cannot be rewritten: after the
     sentence when it names no time, instead of it when its times do not match the spans."""
-    times = "; ".join(_range_text(s, output_format, fps) for s in spans)
+    times = "; ".join(_range_text(s, output_format, fps, language) for s in spans)
     probe_text = parse_answer(answer)
     if answer.strip() and not probe_text.spans:
         return f"{answer.strip()} ({times})"

@@ -304,11 +304,18 @@ def _json_time(value: Any) -> float | None:
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
+        match = _JSON_TIME.match(value)
+        if match is None:
+            return None
         try:
-            return parse_timecode(value.replace("s", "").strip())
+            return parse_timecode(match.group(1))
         except ValueError:
             return None
     return None
+
+
+#: A time in a JSON field: ``12.5``, ``"12.5s"``, ``"12.5 seconds"``, ``"00:12.5"``, ``"12.5秒"``.
+_JSON_TIME = re.compile(r"^\s*(\d[\d:.]*)\s*(?:s|secs?|seconds?|秒)?\s*$", re.I)
 
 
 # -- merging windows ---------------------------------------------------------------------------
