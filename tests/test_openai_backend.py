@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import socket
 import threading
 import time
 from collections.abc import Iterator
 
+import httpx
 import numpy as np
 import pytest
 from fake_openai_server import FakeOpenAIServer
 
 from vidground.backends.base import Backend, Prompt
-from vidground.backends.fitting import track_fit
+from vidground.backends.fitting import Built, fit_request, track_fit
 from vidground.backends.openai_compat import (
     MIN_FIT_QUALITY,
     MIN_FIT_SCALE,
@@ -25,8 +29,17 @@ from vidground.backends.openai_compat import (
     retry_after_seconds,
     time_label_decimals,
 )
+from vidground.backends.structured import (
+    MAX_SPANS,
+    MAX_TIME_S,
+    grounding_schema,
+    refuses_structure,
+    structured_answers,
+)
 from vidground.config import Settings
 from vidground.errors import BackendError, ModelNotAvailableError
+from vidground.grounding.answer import parse_answer
+from vidground.grounding.prompts import build_prompt, build_verify_prompt
 from vidground.video.decode import Frame
 
 PROMPT = Prompt(system="You find when things happen.", user="When is the red square visible?")
@@ -450,3 +463,177 @@ def test_generate_works_inside_a_running_event_loop(srv):
         return fast_backend(srv).generate(make_frames([0.0], (0, 0)), PROMPT)
 
     assert asyncio.run(main()) == "The red square is visible from 0.0 to 0.0 seconds."
+
+
+# -- the client: one pooled connection pool, plain threads (issue 22.3) --------------------------
+
+
+def test_one_pooled_http_client_serves_every_call(srv, monkeypatch):
+    made: list[object] = []
+    real_init = httpx.Client.__init__
+
+    def counting_init(self, *args, **kwargs):
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "__init__", counting_init)
+    monkeypatch.setattr(asyncio, "run", None)  # no event loop per call any more
+    backend = fast_backend(srv, max_concurrency=3)  # the model is discovered on the same client
+    for _ in range(3):
+        backend.generate(make_frames([0.0], None), PROMPT)
+    backend.generate_many([(make_frames([0.0], None), PROMPT)] * 6)
+    backend.generate(make_frames([0.0, 1.0], (1, 1)), PROMPT, on_token=lambda piece: None)
+    assert len(made) == 1
+    assert srv.chat_count == 10
+    backend.close()
+    backend.generate(make_frames([0.0], None), PROMPT)  # a closed backend makes a new one
+    assert len(made) == 2
+
+
+def test_generate_many_runs_on_a_bounded_pool_of_threads(srv):
+    srv.configure(delay_s=0.05)
+    backend = fast_backend(srv, model="m", max_concurrency=3)
+    before = threading.active_count()
+    for _ in range(3):
+        backend.generate_many([(make_frames([0.0], None), PROMPT)] * 9)
+    assert threading.active_count() - before <= 3
+    assert srv.max_in_flight == 3
+    backend.close()
+
+
+def test_generate_many_keeps_the_fit_tally_of_the_question(srv):
+    frames = make_frames([float(t) for t in range(6)], (1, 3), size=256)
+    full = len(OpenAICompatBackend(srv.base_url, model="m").prepare(frames, PROMPT).content)
+    backend = fast_backend(srv, model="m", max_request_bytes=int(full * 0.8))
+    with track_fit() as fit:
+        backend.generate_many([(frames, PROMPT)] * 3)
+    assert fit.refitted == 3 and fit.min_quality is not None
+
+
+def test_fit_request_takes_the_first_encoding_that_fits():
+    sizes = {(85, 100): 1000, (75, 100): 900, (65, 100): 700}
+    built: list[tuple[int, int]] = []
+
+    def build(quality: int, side: int) -> Built[str]:
+        built.append((quality, side))
+        size = sizes.get((quality, side), 100)
+        return Built(f"{quality}/{side}", size, [size - 10])
+
+    def sample(frames, quality: int, side: int) -> list[int]:
+        return [sizes.get((quality, side), 100) - 10] * len(frames)
+
+    frames = make_frames([0.0], None)
+    with track_fit() as fit:
+        assert fit_request(frames, build, sample, quality=85, side=100, max_bytes=800,
+                           empty_size=lambda: 10) == "65/100"
+    assert built == [(85, 100), (65, 100)]  # 75 was predicted too large from the sample
+    assert (fit.refitted, fit.min_quality, fit.min_side) == (1, 65, 100)
+
+
+# -- structured answers (issue 20.2) --------------------------------------------------------------
+
+GROUNDING = build_prompt("When is the red square visible?", duration=4.0)
+
+
+def test_structured_grounding_question_carries_the_schema_and_reads_back_as_spans(srv):
+    backend = fast_backend(srv, model="m", structured_output=True)
+    times = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
+    answer = backend.generate(make_frames(times, (1.5, 3.0)), GROUNDING)
+    body = srv.requests[-1].body
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "grounding_answer", "schema": grounding_schema(reasoning=True),
+                        "strict": True}}
+    assert list(body["response_format"]["json_schema"]["schema"]["properties"]) == [
+        "spans", "reasoning"]
+    assert srv.requests[-1].parts[-1].startswith("text:" + GROUNDING.user + "\n")
+    assert '{"spans": [{"start": 12.5, "end": 18.0}]' in srv.requests[-1].parts[-1]
+    assert json.loads(answer)["spans"] == [{"start": 1.5, "end": 3.0}]
+    parsed = parse_answer(answer, duration=4.0, fps=2.0)
+    assert [(s.start, s.end) for s in parsed.spans] == [(1.5, 3.0)]
+    assert parsed.reasoning == "The red square is visible from 1.5 to 3.0 seconds."
+
+
+def test_structured_leaves_other_questions_and_answers_without_reasoning_alone(srv):
+    backend = fast_backend(srv, model="m", structured_output=True)
+    backend.generate(make_frames([0.0], None), build_verify_prompt("the red square"))
+    backend.generate(make_frames([0.0], None), PROMPT)
+    assert srv.structured_count == 0
+    quiet = build_prompt("When is the red square visible?", return_reasoning=False)
+    backend.generate(make_frames([0.0], None), quiet)
+    schema = srv.requests[-1].body["response_format"]["json_schema"]["schema"]
+    assert schema == grounding_schema(reasoning=False) and "reasoning" not in schema["properties"]
+    zh = build_prompt("红色方块什么时候出现？")
+    backend.generate(make_frames([0.0], None), zh)
+    assert "请改用 JSON 作答" in srv.requests[-1].parts[-1]
+
+
+def test_structured_is_off_by_default_and_the_context_overrides_the_setting(srv):
+    plain, structured = fast_backend(srv, model="m"), fast_backend(srv, model="m",
+                                                                   structured_output=True)
+    frames = make_frames([0.0], None)
+    plain.generate(frames, GROUNDING)
+    assert "response_format" not in srv.requests[-1].body
+    assert srv.requests[-1].parts[-1] == "text:" + GROUNDING.user
+    with structured_answers(True):
+        plain.generate(frames, GROUNDING)
+    assert "response_format" in srv.requests[-1].body
+    with structured_answers(False):
+        structured.generate_many([(frames, GROUNDING)] * 2)
+    assert srv.structured_count == 1
+    assert Settings().structured_output is False
+    assert OpenAICompatBackend.from_settings(Settings(structured_output=True)).structured_output
+
+
+def test_a_server_refusing_response_format_is_asked_in_free_text_once_logged(srv, caplog):
+    srv.configure(response_format="refuse")
+    backend = fast_backend(srv, model="m", structured_output=True)
+    frames = make_frames([0.0, 1.0, 2.0], (1, 2))
+    with caplog.at_level(logging.WARNING, logger="vidground.backends.structured"):
+        first = backend.generate(frames, GROUNDING)
+        rest = backend.generate_many([(frames, GROUNDING)] * 3)
+        streamed: list[str] = []
+        backend.generate(frames, GROUNDING, on_token=streamed.append)
+    sentence = "The red square is visible from 1.0 to 2.0 seconds."
+    assert [first, *rest, "".join(streamed)] == [sentence] * 5
+    assert [r.status for r in srv.requests] == [400] + [200] * 5
+    assert srv.structured_count == 1  # remembered: asked once
+    retried = srv.requests[1]
+    assert "response_format" not in retried.body
+    assert retried.parts[-1] == "text:" + GROUNDING.user  # the free-text instruction again
+    warnings = [r for r in caplog.records if "refused structured answers" in r.getMessage()]
+    assert len(warnings) == 1 and "response_format" in warnings[0].getMessage()
+    assert backend.structured_refusal.refused
+
+
+def test_refusals_from_concurrent_requests_are_logged_once(srv, caplog):
+    srv.configure(response_format="refuse", delay_s=0.2)
+    backend = fast_backend(srv, model="m", structured_output=True, max_concurrency=4)
+    with caplog.at_level(logging.WARNING, logger="vidground.backends.structured"):
+        answers = backend.generate_many([(make_frames([0.0], None), GROUNDING)] * 4)
+    assert answers == ["The red square does not appear in the video."] * 4
+    assert srv.structured_count == 4  # all four were in flight before the first refusal
+    assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
+
+
+def test_other_400s_of_a_structured_request_are_still_errors(srv):
+    srv.configure(fail_status=400, fail_message="At most 5 image(s) may be provided")
+    backend = fast_backend(srv, model="m", structured_output=True)
+    with pytest.raises(BackendError, match=r"HTTP 400: At most 5 image"):
+        backend.generate(make_frames([0.0], None), GROUNDING)
+    assert srv.chat_count == 1 and not backend.structured_refusal.refused
+
+
+def test_refusal_messages():
+    assert refuses_structure(400, "HTTP 400: response_format json_schema is not supported")
+    assert refuses_structure(422, "HTTP 422: guided decoding backend unavailable")
+    assert not refuses_structure(400, "HTTP 400: At most 5 image(s) may be provided")
+    assert not refuses_structure(500, "HTTP 500: structured outputs crashed")  # retried instead
+
+
+def test_the_schema_bounds_every_number_and_the_span_count():
+    schema = grounding_schema(reasoning=False)
+    time_schema = schema["properties"]["spans"]["items"]["properties"]["start"]
+    assert time_schema == {"type": "number", "minimum": 0, "maximum": MAX_TIME_S}
+    assert schema["properties"]["spans"]["maxItems"] == MAX_SPANS
+    assert schema["required"] == ["spans"] and schema["additionalProperties"] is False

@@ -43,6 +43,12 @@ Behaviour knobs (constructor keywords; change later with ``srv.configure(**knobs
                           in time order: ``1.0 - 1.96 seconds: the blue square is visible``;
                           any other prompt naming one of them (``Event: the blue square is
                           visible``) is answered about that object's colour.
+  response_format="honour"  what a request's ``response_format`` (``json_schema``) gets:
+                          "honour" answers JSON in the grounding schema, like vLLM/SGLang
+                          (``{"spans": [{"start": 1.5, "end": 3.0}], "reasoning": "<sentence>"}``);
+                          "refuse" answers 400 naming ``response_format`` (a server without
+                          structured outputs); "ignore" answers the sentence as if not asked.
+                          ``srv.structured_count`` counts the requests that carried one.
 Nothing here needs anything but the standard library and Pillow.
 """
 
@@ -129,6 +135,20 @@ def list_events(times: list[float], colors: dict[str, list[bool]]) -> str:
                      for a, b, name in lines)
 
 
+def json_answer(times: list[float], present: list[bool], name: str) -> str:
+    """What a server that honours the grounding schema answers: one span per run of frames."""
+    spans = [{"start": a, "end": b} for a, b in _runs(times, present)]
+    return json.dumps({"spans": spans, "reasoning": describe(times, present, name)})
+
+
+def _json_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``response_format`` of a chat body when it asks for a JSON schema."""
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        return fmt
+    return None
+
+
 def _fmt(t: float) -> str:
     text = f"{t:.3f}".rstrip("0")
     return text + "0" if text.endswith(".") else text
@@ -162,7 +182,9 @@ class FakeOpenAIServer:
         self.models: list[str] | None = None
         self.events: dict[str, tuple[int, int, int]] | None = None
         self.max_body_bytes: int | None = None
+        self.response_format = "honour"
         self.configure(**knobs)
+        self.structured_count = 0
         self.body_sizes: list[int] = []
         self.requests: list[RequestRecord] = []
         self.chat_count = 0
@@ -231,6 +253,7 @@ class FakeOpenAIServer:
             self.chat_count = 0
             self.models_count = 0
             self.max_in_flight = 0
+            self.structured_count = 0
 
     # -- request understanding --------------------------------------------------------------
 
@@ -280,10 +303,13 @@ class FakeOpenAIServer:
             self._add_frame(record, _decode_b64_image(data), index / fps)
 
     def answer_for(self, record: RequestRecord) -> str:
-        """The sentence this fake model answers."""
+        """The sentence this fake model answers (JSON when the request asks for a schema and
+        ``response_format`` is "honour")."""
         if self.answer is not None:
             return self.answer
         times = [t if t is not None else float(i) for i, t in enumerate(record.times)]
+        if _json_schema(record.body) is not None and self.response_format == "honour":
+            return json_answer(times, record.present, self.object_name)
         if self.events:
             text = " ".join(p[5:] for p in record.parts if p.startswith("text:"))
             if any(lead in text.lower() for lead in LIST_EVENTS_LEADS):
@@ -301,7 +327,7 @@ class _Server(ThreadingHTTPServer):
 
 _KNOBS = {"delay_s", "stream_chunk_delay_s", "fail_429_times", "retry_after", "always_500",
           "fail_status", "fail_message", "garbage", "empty", "answer", "api_key", "models",
-          "events", "max_body_bytes"}
+          "events", "max_body_bytes", "response_format"}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -387,7 +413,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with fake._lock:
             fake.requests.append(record)
+            if _json_schema(body) is not None:
+                fake.structured_count += 1
         if fake.delay_s and fake._stopping.wait(fake.delay_s):
+            return
+        if _json_schema(body) is not None and fake.response_format == "refuse":
+            record.status = 400
+            self._error(400, "response_format json_schema is not supported by this server")
             return
         if number <= fake.fail_429_times:
             record.status = 429
@@ -445,4 +477,5 @@ def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
                       "total_tokens": len(text.split())}}
 
 
-__all__ = ["FakeOpenAIServer", "RequestRecord", "describe", "list_events", "object_fraction"]
+__all__ = ["FakeOpenAIServer", "RequestRecord", "describe", "json_answer", "list_events",
+           "object_fraction"]

@@ -64,6 +64,7 @@ from .structured import (
     is_grounding_prompt,
     refuses_structure,
     response_format,
+    schema_for,
     structure_wanted,
     structured_prompt,
 )
@@ -375,7 +376,7 @@ class OpenAICompatBackend(BaseBackend):
             max_image_side=settings.openai_max_image_side,
             max_request_bytes=int(settings.openai_max_request_mb * 1024 * 1024),
             max_frames_per_request=settings.openai_max_frames_per_request,
-            structured_output=bool(getattr(settings, "structured_output", False)),
+            structured_output=settings.structured_output,
         )
 
     # -- model name -------------------------------------------------------------------------
@@ -488,7 +489,8 @@ class OpenAICompatBackend(BaseBackend):
         check_frame_count(len(frames), self.max_frames_per_request)
         structured = self.wants_structure(prompt)
         sent = structured_prompt(prompt) if structured else prompt
-        extra: dict[str, Any] = {"response_format": response_format()} if structured else {}
+        extra: dict[str, Any] = ({"response_format": response_format(schema_for(prompt))}
+                                 if structured else {})
         plain_user = prompt.user if structured else None
 
         def build(quality: int, side: int) -> Built[_Request]:

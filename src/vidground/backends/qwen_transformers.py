@@ -46,6 +46,16 @@ from ..config import DEFAULT_CPU_MODEL, DEFAULT_GPU_MODEL
 from ..errors import BackendError, ModelNotAvailableError
 from .base import BaseBackend, Prompt, TokenCallback
 from .model_files import apply_adapter, normalize_source, resolve_adapter, resolve_model_dir
+from .structured import (
+    EXTRA_HINT,
+    GRAMMAR_LIBRARY,
+    JsonConstraint,
+    grammar_library_installed,
+    is_grounding_prompt,
+    schema_for,
+    structure_wanted,
+    structured_prompt,
+)
 from .vision_cache import feature_key_parts, model_fingerprint, pixels_digest, video_features
 
 if TYPE_CHECKING:
@@ -218,8 +228,15 @@ class QwenTransformersBackend(BaseBackend):
     def __init__(self, model: str | None = None, *, device: str = "auto", dtype: str = "auto",
                  model_source: str = "huggingface",
                  attn_implementation: str | None = None,
-                 cache: DiskCache | None = None, adapter: str | None = None) -> None:
+                 cache: DiskCache | None = None, adapter: str | None = None,
+                 structured_output: bool = False) -> None:
+        if structured_output and not grammar_library_installed():
+            raise BackendError(f"structured answers on the local backend need the "
+                               f"{GRAMMAR_LIBRARY} library: {EXTRA_HINT}")
         self._model_ref = str(model) if model else default_model()
+        #: grounding answers constrained to the JSON schema of :mod:`.structured`
+        self.structured_output = bool(structured_output)
+        self._constraint: JsonConstraint | None = None
         self._adapter = str(adapter) if adapter else None  # a fine-tune (vidground finetune)
         self.cache = cache  # visual features (None: the vision tower runs for every call)
         self._fingerprint: dict[str, Any] | None = None
@@ -244,7 +261,8 @@ class QwenTransformersBackend(BaseBackend):
         return cls(settings.model, device=settings.device, dtype=settings.dtype,
                    model_source=settings.model_source,
                    attn_implementation=settings.attn_implementation,
-                   cache=open_cache(settings), adapter=settings.adapter)
+                   cache=open_cache(settings), adapter=settings.adapter,
+                   structured_output=settings.structured_output)
 
     @property
     def model_name(self) -> str:
@@ -394,19 +412,42 @@ class QwenTransformersBackend(BaseBackend):
 
     def generate(self, frames: Sequence[Frame], prompt: Prompt, *, max_new_tokens: int = 512,
                  on_token: TokenCallback | None = None) -> str:
-        """Answer ``prompt`` about ``frames`` (greedy decoding); stream pieces to ``on_token``."""
+        """Answer ``prompt`` about ``frames`` (greedy decoding); stream pieces to ``on_token``.
+        A grounding question with structured answers on is held to the JSON schema."""
         tokenizer = self._tokenizer()
         streamer = _CallbackStreamer(tokenizer, on_token) if on_token else None
+        processors = None
+        if self.wants_structure(prompt):
+            processors = [self._json_constraint().logits_processor(schema_for(prompt))]
+            prompt = structured_prompt(prompt)
         new_tokens = self.generate_ids(frames, prompt, max_new_tokens=max_new_tokens,
-                                       streamer=streamer)
+                                       streamer=streamer, logits_processor=processors)
         text = tokenizer.decode(new_tokens, skip_special_tokens=True)
         if streamer is not None:
             streamer.finish(text)
         return text
 
+    def wants_structure(self, prompt: Prompt) -> bool:
+        """Whether ``prompt`` is held to the JSON schema: a grounding question with structured
+        answers on (the setting, or :func:`~.structured.structured_answers`)."""
+        return structure_wanted(self.structured_output) and is_grounding_prompt(prompt)
+
+    def _json_constraint(self) -> JsonConstraint:
+        """The grounding schema compiled for this model's tokenizer (once)."""
+        self.load()
+        with self._load_lock:
+            if self._constraint is None:
+                head = self._model.get_output_embeddings()
+                vocab = int(head.weight.shape[0]) if head is not None \
+                    else len(self._processor.tokenizer)
+                self._constraint = JsonConstraint(self._processor.tokenizer, vocab)
+            return self._constraint
+
     def generate_ids(self, frames: Sequence[Frame], prompt: Prompt, *,
-                     max_new_tokens: int = 512, streamer: Any = None) -> list[int]:
-        """The token ids greedy decoding answers with (what :meth:`generate` decodes)."""
+                     max_new_tokens: int = 512, streamer: Any = None,
+                     logits_processor: list[Any] | None = None) -> list[int]:
+        """The token ids greedy decoding answers with (what :meth:`generate` decodes);
+        ``logits_processor``: transformers logits processors (a grammar constraint)."""
         inputs, digest = self._build_inputs(frames, prompt)
         try:
             with self._run_lock, _backend_errors("generation"):
@@ -414,6 +455,8 @@ class QwenTransformersBackend(BaseBackend):
 
                 with torch.inference_mode():
                     kwargs = self._with_features(inputs, digest)
+                    if logits_processor:
+                        kwargs["logits_processor"] = logits_processor
                     output = self._model.generate(**kwargs, max_new_tokens=max_new_tokens,
                                                   do_sample=False, streamer=streamer)
         except BackendError:

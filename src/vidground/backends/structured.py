@@ -14,10 +14,11 @@ stay free text) is asked for :data:`grounding_schema`'s JSON::
   `xgrammar <https://github.com/mlc-ai/xgrammar>`_ (:class:`JsonConstraint`; the optional
   extra ``vidground[structured]``, imported on first use).
 
-The schema bounds what a model may write, so constrained decoding always ends: times are
-numbers in ``[0, MAX_TIME_S]`` (at most six decimals), at most ``MAX_SPANS`` spans and
-``MAX_REASONING_CHARS`` characters of reasoning. :func:`~vidground.grounding.answer.parse_answer`
-reads the JSON (``start``/``end`` keys, ``reasoning``).
+``reasoning`` is in the schema only when the prompt asks for reasoning. The schema bounds the
+answer part: times are numbers in ``[0, MAX_TIME_S]`` (at most six decimals), at most
+``MAX_SPANS`` spans; a reasoning cut short by ``max_new_tokens`` leaves the JSON unfinished, and
+:func:`~vidground.grounding.answer.parse_answer` still reads its spans (it reads the JSON's
+``start``/``end`` keys and ``reasoning``).
 
 Who wants structure is decided per call: the backend's setting, unless the code asking runs
 inside :func:`structured_answers` (a locate option, an evaluation grid axis).
@@ -45,7 +46,6 @@ SCHEMA_NAME = "grounding_answer"
 #: the largest time a structured answer may state, in seconds (bounds the digits of a number)
 MAX_TIME_S = 1_000_000
 MAX_SPANS = 64
-MAX_REASONING_CHARS = 1000
 #: the grammar library the local backend uses, and the extra that installs it
 GRAMMAR_LIBRARY = "xgrammar"
 EXTRA_HINT = ("pip install 'vidground[structured]' (xgrammar), or turn structured answers off "
@@ -57,28 +57,34 @@ _REFUSAL_WORDS = ("response_format", "json_schema", "json schema", "guided", "st
                   "grammar", "xgrammar")
 
 
-def grounding_schema(*, max_spans: int = MAX_SPANS,
-                     max_reasoning_chars: int = MAX_REASONING_CHARS) -> dict[str, Any]:
-    """The JSON schema of a structured grounding answer (``reasoning`` may be left out)."""
+def grounding_schema(*, reasoning: bool = True, max_spans: int = MAX_SPANS) -> dict[str, Any]:
+    """The JSON schema of a structured grounding answer: ``spans``, then ``reasoning`` (a
+    string, required) when ``reasoning``."""
     time = {"type": "number", "minimum": 0, "maximum": MAX_TIME_S}
     span = {"type": "object", "properties": {"start": time, "end": time},
             "required": ["start", "end"], "additionalProperties": False}
-    return {
-        "type": "object",
-        "properties": {
-            "spans": {"type": "array", "items": span, "maxItems": max_spans},
-            "reasoning": {"type": "string", "maxLength": max_reasoning_chars},
-        },
-        "required": ["spans"],
-        "additionalProperties": False,
-    }
+    properties: dict[str, Any] = {"spans": {"type": "array", "items": span,
+                                            "maxItems": max_spans}}
+    if reasoning:
+        properties["reasoning"] = {"type": "string"}
+    return {"type": "object", "properties": properties, "required": list(properties),
+            "additionalProperties": False}
 
 
-def response_format(schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The OpenAI ``response_format`` asking for ``schema`` (default: the grounding answer)."""
+def asks_reasoning(prompt: Prompt) -> bool:
+    """Whether a grounding prompt asks for a reasoning line."""
+    return any(label in prompt.user for label in REASONING_LABEL.values())
+
+
+def schema_for(prompt: Prompt) -> dict[str, Any]:
+    """The schema a grounding ``prompt`` is answered in."""
+    return grounding_schema(reasoning=asks_reasoning(prompt))
+
+
+def response_format(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAI ``response_format`` asking for ``schema``."""
     return {"type": "json_schema",
-            "json_schema": {"name": SCHEMA_NAME, "schema": schema or grounding_schema(),
-                            "strict": True}}
+            "json_schema": {"name": SCHEMA_NAME, "schema": schema, "strict": True}}
 
 
 def is_grounding_prompt(prompt: Prompt) -> bool:
@@ -90,7 +96,7 @@ def structured_prompt(prompt: Prompt) -> Prompt:
     """``prompt`` with a last line asking for the JSON form (with ``reasoning`` when the prompt
     asked for reasoning)."""
     zh = prompt.language == "zh"
-    reasoning = any(label in prompt.user for label in REASONING_LABEL.values())
+    reasoning = asks_reasoning(prompt)
     example: dict[str, Any] = {"spans": [{"start": 12.5, "end": 18.0}]}
     if reasoning:
         example["reasoning"] = ("球员在 12.5 秒起跳，18.0 秒落地。" if zh
@@ -170,30 +176,31 @@ def grammar_library() -> Any:
 
 def grammar_library_installed() -> bool:
     """Whether the grammar library can be imported (checked without importing it)."""
-    return importlib.util.find_spec(GRAMMAR_LIBRARY) is not None
+    try:
+        return importlib.util.find_spec(GRAMMAR_LIBRARY) is not None
+    except (ImportError, ValueError):  # a broken install, or blocked in sys.modules
+        return False
 
 
 class JsonConstraint:
-    """The grounding schema compiled once for one tokenizer; :meth:`logits_processor` gives a
+    """JSON schemas compiled for one tokenizer (each once); :meth:`logits_processor` gives a
     fresh transformers logits processor for each ``generate`` call."""
 
-    def __init__(self, tokenizer: Any, vocab_size: int,
-                 schema: dict[str, Any] | None = None) -> None:
+    def __init__(self, tokenizer: Any, vocab_size: int) -> None:
         xgr = grammar_library()
         info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
-        compiler = xgr.GrammarCompiler(info)
-        self.schema = schema or grounding_schema()
-        self._compiled = compiler.compile_json_schema(json.dumps(self.schema),
-                                                      any_whitespace=False)
+        self._compiler = xgr.GrammarCompiler(info)  # it caches what it compiled
 
-    def logits_processor(self) -> Any:
-        """A new processor (it keeps the decoding state of one call)."""
+    def logits_processor(self, schema: dict[str, Any]) -> Any:
+        """A new processor holding one call's decoding to ``schema``."""
         from xgrammar.contrib.hf import LogitsProcessor
 
-        return LogitsProcessor(self._compiled)
+        compiled = self._compiler.compile_json_schema(json.dumps(schema),
+                                                      any_whitespace=False)
+        return LogitsProcessor(compiled)
 
 
-__all__ = ["GROUNDING_LEADS", "JsonConstraint", "MAX_REASONING_CHARS", "MAX_SPANS", "MAX_TIME_S",
-           "Refusals", "SCHEMA_NAME", "grammar_library", "grammar_library_installed",
+__all__ = ["GROUNDING_LEADS", "JsonConstraint", "MAX_SPANS", "MAX_TIME_S", "Refusals",
+           "SCHEMA_NAME", "asks_reasoning", "grammar_library", "grammar_library_installed",
            "grounding_schema", "is_grounding_prompt", "refuses_structure", "response_format",
-           "structure_wanted", "structured_answers", "structured_prompt"]
+           "schema_for", "structure_wanted", "structured_answers", "structured_prompt"]
