@@ -82,13 +82,13 @@ class PerceptionVideo:
 
 
 DEFAULT_TEXTS = (
-    TextEvent("PAYMENT FAILED", 20, 69, px=34, xy=(30, 40)),
-    TextEvent("支付失败", 115, 164, px=34, xy=(40, 150)),
-    TextEvent("order shipped", 205, 239, px=16, xy=(24, 220)),
+    TextEvent("PAYMENT FAILED", 17, 58, px=34, xy=(30, 40)),
+    TextEvent("支付失败", 93, 131, px=34, xy=(40, 150)),
+    TextEvent("order shipped", 163, 193, px=16, xy=(24, 220)),
 )
-#: A hard cut at frame 100 and a 12-frame dissolve into the third shot at frames 180..191.
-DEFAULT_TRANSITIONS = (Transition(100, 100), Transition(180, 191))
-DEFAULT_SPEECH = (("hello world", 1.0), ("payment failed, please try again", 5.5))
+#: A hard cut at frame 80 and a 12-frame dissolve into the third shot at frames 140..151.
+DEFAULT_TRANSITIONS = (Transition(80, 80), Transition(140, 151))
+DEFAULT_SPEECH = (("hello world", 0.8), ("payment failed, please try again", 4.5))
 
 
 def fonts_available() -> bool:
@@ -183,7 +183,7 @@ def voiced_extent(samples: np.ndarray, rate: int = AUDIO_RATE,
     return loud[0] * hop / rate, (loud[-1] + 1) * hop / rate
 
 
-def make_perception_video(path: str | Path, *, frames: int = 250, fps: int = 25,
+def make_perception_video(path: str | Path, *, frames: int = 200, fps: int = 25,
                           size: tuple[int, int] = (480, 270),
                           texts: tuple[TextEvent, ...] = DEFAULT_TEXTS,
                           transitions: tuple[Transition, ...] = DEFAULT_TRANSITIONS,
@@ -201,7 +201,7 @@ def make_perception_video(path: str | Path, *, frames: int = 250, fps: int = 25,
         at = int(start * AUDIO_RATE)
         part = voice[: max(0, len(track) - at)]
         track[at: at + len(part)] += part * 0.8
-        spoken.append(SpeechEvent(text, start + lo, min(duration, start + hi)))
+        spoken.append(SpeechEvent(text, float(start + lo), float(min(duration, start + hi))))
     with av.open(str(path), mode="w") as out:
         stream = out.add_stream("libx264", rate=Fraction(fps), options={
             "preset": "ultrafast", "crf": "18",

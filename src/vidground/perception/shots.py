@@ -1,0 +1,195 @@
+"""Shot boundaries with TransNetV2 (Souček and Lokoč, 2020) over every frame of the video.
+
+Every frame is decoded at the network's native 48x27 input by the project's decoder (true frame
+times), streamed through the network in its own windows (100 frames, 25 of context either side,
+50 predicted per window, the first and last frame repeated at the edges, as the reference
+``predict_frames`` does), so memory stays bounded on long videos.
+
+A transition is a run of frames whose single-frame score passes ``threshold`` (0.5, the
+reference's), widened to the frames around it whose all-frames ("many-hot") score passes it too:
+a run of at most :data:`HARD_MAX_FRAMES` frames is a **hard cut**, at the first frame of the new
+shot (a point: ``start == end``); a longer one is a **gradual** transition (dissolve, fade,
+wipe), the span ``[its first frame, the first frame after it)``. Shots are the spans between
+transitions: a shot ends where a transition starts and the next begins where it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..timecode import Span
+from .models import shot_model, threads
+from .results_cache import cached
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..video.probe import VideoInfo
+
+#: TransNetV2's input frame (width, height).
+INPUT_SIZE = (48, 27)
+WINDOW, STEP, CONTEXT = 100, 50, 25
+#: A transition this many frames long or shorter is a hard cut.
+HARD_MAX_FRAMES = 2
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A shot change: ``kind`` ``"cut"`` (``start == end``: the new shot's first frame) or
+    ``"gradual"`` (``[first transition frame, first frame after it)``)."""
+
+    start: float
+    end: float
+    kind: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": round(self.start, 6), "end": round(self.end, 6), "kind": self.kind,
+                "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True)
+class ShotResult:
+    shots: list[Span]
+    transitions: list[Transition]
+    frames: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"segments": [s.to_dict() for s in self.shots],
+                "transitions": [t.to_dict() for t in self.transitions], "frames": self.frames}
+
+
+def frame_times(info: VideoInfo) -> list[float]:
+    """A time inside every frame of the stream (the middle of each frame period)."""
+    count = max(1, info.frame_count or int(round(info.duration * info.safe_fps)))
+    return [(i + 0.5) * info.frame_s for i in range(count)]
+
+
+def _frames(info: VideoInfo) -> Iterator[tuple[float, np.ndarray]]:
+    from ..video.decode import iter_frames
+
+    last = None
+    for _, frame in iter_frames(info, frame_times(info), size=INPUT_SIZE):
+        if frame is last:
+            continue
+        last = frame
+        yield frame.time, frame.image
+
+
+def predict(info: VideoInfo) -> tuple[list[float], np.ndarray, np.ndarray]:
+    """Every frame's time, single-frame and many-hot transition probabilities."""
+    import numpy as np
+    import torch
+
+    model = shot_model()
+    times: list[float] = []
+    single: list[np.ndarray] = []
+    many: list[np.ndarray] = []
+    buffer: list[np.ndarray] = []
+
+    def run(window: list[np.ndarray]) -> None:
+        batch = torch.from_numpy(np.stack(window)[None])
+        with torch.inference_mode():
+            one, all_ = model.predict_raw(batch)
+        single.append(one[0, CONTEXT:CONTEXT + STEP, 0].numpy().copy())
+        many.append(all_[0, CONTEXT:CONTEXT + STEP, 0].numpy().copy())
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads())
+    try:
+        for t, image in _frames(info):
+            if not buffer:
+                buffer = [image] * CONTEXT
+            times.append(t)
+            buffer.append(image)
+            if len(buffer) >= WINDOW:
+                run(buffer[:WINDOW])
+                buffer = buffer[STEP:]
+        while buffer and sum(len(s) for s in single) < len(times):
+            buffer = buffer + [buffer[-1]] * (WINDOW - len(buffer))
+            run(buffer)
+            buffer = buffer[STEP:]
+    finally:
+        torch.set_num_threads(previous)
+    n = len(times)
+    if not n:
+        return [], np.zeros(0, np.float32), np.zeros(0, np.float32)
+    return times, np.concatenate(single)[:n], np.concatenate(many)[:n]
+
+
+def transitions_from(times: list[float], single: np.ndarray, many: np.ndarray, end: float,
+                     threshold: float = DEFAULT_THRESHOLD) -> list[Transition]:
+    """Transitions from per-frame scores (see the module docstring)."""
+    import numpy as np
+
+    n = len(times)
+    above = single > threshold
+    found: list[Transition] = []
+    i = 0
+    while i < n:
+        if not above[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and above[j + 1]:
+            j += 1
+        lo, hi = i, j
+        while lo > 0 and many[lo - 1] > threshold and not above[lo - 1]:
+            lo -= 1
+        while hi + 1 < n and many[hi + 1] > threshold and not above[hi + 1]:
+            hi += 1
+        score = float(np.max(single[i:j + 1]))
+        after = times[hi + 1] if hi + 1 < n else end
+        if hi - lo + 1 <= HARD_MAX_FRAMES:
+            peak = i + int(np.argmax(single[i:j + 1]))
+            cut = times[peak + 1] if peak + 1 < n else end
+            found.append(Transition(cut, cut, "cut", score))
+        else:
+            found.append(Transition(times[lo], after, "gradual", score))
+        i = hi + 1
+    # a widened run may reach into the next one: keep them in order, not overlapping
+    merged: list[Transition] = []
+    for tr in found:
+        if merged and tr.start < merged[-1].end:
+            continue
+        merged.append(tr)
+    return merged
+
+
+def shots_between(transitions: list[Transition], duration: float) -> list[Span]:
+    spans: list[Span] = []
+    start = 0.0
+    for tr in transitions:
+        if tr.start > start:
+            spans.append(Span(start, tr.start))
+        start = max(start, tr.end)
+    if duration > start or not spans:
+        spans.append(Span(start, max(start, duration)))
+    return [s.with_(label=f"shot {k}", score=None) for k, s in enumerate(spans, 1)]
+
+
+def detect_shots(video: str | Path | VideoInfo, *,
+                 threshold: float = DEFAULT_THRESHOLD) -> ShotResult:
+    """Shots and the transitions between them (cached by file identity)."""
+    from ..video.probe import VideoInfo, probe
+
+    info = video if isinstance(video, VideoInfo) else probe(video)
+
+    def compute() -> dict[str, Any]:
+        times, single, many = predict(info)
+        return {"times": times, "single": [round(float(v), 5) for v in single],
+                "many": [round(float(v), 5) for v in many]}
+
+    raw, _ = cached("shots", info.path, {"input": list(INPUT_SIZE)}, compute)
+    import numpy as np
+
+    transitions = transitions_from([float(t) for t in raw["times"]],
+                                   np.asarray(raw["single"], np.float32),
+                                   np.asarray(raw["many"], np.float32), info.duration,
+                                   threshold)
+    return ShotResult(shots_between(transitions, info.duration), transitions,
+                      len(raw["times"]))
