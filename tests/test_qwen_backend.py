@@ -6,6 +6,7 @@ saved with ``save_pretrained`` and loaded back with ``from_pretrained``. Nothing
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -33,8 +34,16 @@ from vidground.backends.qwen_transformers import (  # noqa: E402
     resolve_device,
     resolve_dtype,
 )
+from vidground.backends.structured import (  # noqa: E402
+    MAX_SPANS,
+    MAX_TIME_S,
+    grammar_library,
+    structured_answers,
+)
 from vidground.config import DEFAULT_CPU_MODEL, Settings  # noqa: E402
 from vidground.errors import BackendError, ModelNotAvailableError  # noqa: E402
+from vidground.grounding.answer import parse_answer  # noqa: E402
+from vidground.grounding.prompts import build_prompt  # noqa: E402
 from vidground.video.decode import Frame  # noqa: E402
 
 PROMPT = Prompt(system="You are a video assistant.",
@@ -381,3 +390,57 @@ def test_importing_and_creating_the_backend_imports_no_torch(tiny_qwen_dir: Path
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.split() == ["False", "False", "False"]
+
+
+# --------------------------------------------------------------------------- structured answers
+
+
+def _span_ok(span: object) -> bool:
+    """One item of the grounding schema's ``spans``: exactly start and end, numbers in range."""
+    return (isinstance(span, dict) and list(span) == ["start", "end"]
+            and all(isinstance(span[k], (int, float)) and not isinstance(span[k], bool)
+                    and 0 <= span[k] <= MAX_TIME_S for k in span))
+
+
+def test_a_random_model_held_to_the_schema_answers_schema_valid_json(
+        tiny_backend: QwenTransformersBackend) -> None:
+    frames = make_frames([0.0, 1.0, 2.0, 3.0])
+    prompt = build_prompt("When does the red square appear?", return_reasoning=False,
+                          duration=4.0)
+    free = tiny_backend.generate(frames, prompt, max_new_tokens=40)
+    with pytest.raises(ValueError):
+        json.loads(free)  # unconstrained, the random model writes no JSON
+    pieces: list[str] = []
+    with structured_answers(True):
+        text = tiny_backend.generate(frames, prompt, max_new_tokens=400, on_token=pieces.append)
+    answer = json.loads(text)
+    assert list(answer) == ["spans"]
+    assert isinstance(answer["spans"], list) and len(answer["spans"]) <= MAX_SPANS
+    assert all(_span_ok(span) for span in answer["spans"])
+    assert "".join(pieces) == text
+    parse_answer(text, duration=4.0)  # the parser takes it
+
+
+def test_the_schema_puts_spans_before_the_reasoning(tiny_backend: QwenTransformersBackend) -> None:
+    prompt = build_prompt("When does the red square appear?", duration=4.0)
+    with structured_answers(True):
+        text = tiny_backend.generate(make_frames([0.0, 1.0]), prompt, max_new_tokens=16)
+    assert text.startswith('{"spans": [')
+
+
+def test_structure_leaves_other_prompts_alone(tiny_backend: QwenTransformersBackend) -> None:
+    frames = make_frames([0.0, 0.5])
+    free = tiny_backend.generate(frames, PROMPT, max_new_tokens=6)
+    with structured_answers(True):
+        assert tiny_backend.generate(frames, PROMPT, max_new_tokens=6) == free
+    assert not tiny_backend.structured_output
+
+
+def test_structured_without_the_grammar_library_says_how_to_install_it(
+        tiny_qwen_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "xgrammar", None)
+    with pytest.raises(BackendError, match=r"pip install 'vidground\[structured\]'"):
+        create_backend(Settings(model=str(tiny_qwen_dir), structured_output=True))
+    with pytest.raises(BackendError, match="VIDGROUND_STRUCTURED_OUTPUT=false"):
+        grammar_library()
+    assert create_backend(Settings(model=str(tiny_qwen_dir))).structured_output is False
