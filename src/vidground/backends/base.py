@@ -13,7 +13,12 @@ member                      meaning                                             
 ``yes_probability``         P(yes) of a yes/no question (None: not available)      None
 ``is_loaded``               the weights are in memory (remote backends: True)      True
 ``load``                    load the weights now (the server's preload)            nothing
+``structured_output``       grounding answers asked as JSON held to a schema       False
 ==========================  =====================================================  ==========
+
+``structured_output`` is the backend's default; code run inside
+:func:`vidground.backends.structured.structured_answers` chooses for itself. A backend that
+cannot hold answers to a schema keeps ``False`` and answers in free text.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class BaseBackend:
 
     max_concurrency: int = 1
     max_frames_per_request: int | None = None
+    structured_output: bool = False
 
     @property
     def model_name(self) -> str:
@@ -101,7 +107,7 @@ class _Adapted(BaseBackend):
 
     def __init__(self, inner: object) -> None:
         self._inner = inner
-        for name in ("max_concurrency", "max_frames_per_request"):
+        for name in ("max_concurrency", "max_frames_per_request", "structured_output"):
             if hasattr(inner, name):
                 setattr(self, name, getattr(inner, name))
         for name in ("generate_many", "yes_probability", "load"):
