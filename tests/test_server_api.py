@@ -52,7 +52,10 @@ def test_seed_python_client_gets_the_right_timestamp_range(server: ServerProcess
     assert isinstance(result["response"], str) and result["response"]
     assert "reasoning" in result
     assert result["segments"][0]["start_text"] == start
-    assert result["video"] == {"duration": 4.0, "fps": 10.0, "width": 160, "height": 120}
+    video = server.media_root / "basketball_game.mp4"
+    assert result["video"] == {"duration": 4.0, "fps": 10.0, "width": 160, "height": 120,
+                               "name": video.name, "path": str(video.resolve())}
+    assert result["query"] == QUERY
     assert result["model"] == "fake/qwen3-vl"
     assert result["timings"]["total_s"] > 0
 

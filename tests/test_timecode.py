@@ -171,5 +171,6 @@ def test_span_validation_and_helpers() -> None:
     assert span.intersection(Span(5.0, 9.0)) == 1.0
     assert span.with_(label="jump") == Span(2.0, 6.0, "jump")
     assert span.to_dict("seconds") == {"start": 2.0, "end": 6.0, "start_text": "2.000",
-                                       "end_text": "6.000", "label": None, "score": None}
+                                       "end_text": "6.000", "label": None, "score": None,
+                                       "refined": None}
     assert span.to_dict()["start_text"] == "00:00:02.000"
