@@ -180,6 +180,7 @@ def test_cli_scores_another_tools_predictions(tmp_path: Path) -> None:
     assert metrics["mAP_strict"] == pytest.approx(1 / 3)
     table = run_cli("score", str(preds), "--annotations", str(ann))
     assert table.returncode == 0 and "50.00" in table.stdout and "33.33" in table.stdout
+    assert "1 queries have no predicted window: left out of mAP" in table.stderr
 
 
 def test_cli_errors_are_one_readable_line(tmp_path: Path) -> None:

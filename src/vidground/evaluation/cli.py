@@ -269,12 +269,25 @@ def _show(report: dict[str, Any], metrics: str | None, kind: str, as_json: bool,
     console = stdout if stdout.is_terminal else Console(highlight=False, width=200)
     for table in tables(report, chosen):
         console.print(table)
+    if "qvhighlights" in chosen:
+        _say_no_window(report)
     errors = sum(r["errors"] for r in report["runs"])
     if errors:
         stderr.print(f"[yellow]{errors} answer(s) failed (counted as misses); a re-run asks "
                      "them again[/]", highlight=False)
     if path is not None:
         stderr.print(f"[dim]report: {path}[/]", highlight=False)
+
+
+def _say_no_window(report: dict[str, Any]) -> None:
+    """Queries without a predicted window: moment_detr leaves them out of mAP."""
+    for run in report["runs"]:
+        empty = int(run["scores"]["qvhighlights"].get("no_window", 0))
+        if empty:
+            stderr.print(escape(f"note: [{run['name']}] {empty} queries have no predicted "
+                                "window: left out of mAP as moment_detr does (its R1 cannot "
+                                "score them; here they are R1 misses, and mAP_strict counts "
+                                "them as AP 0)"), highlight=False)
 
 
 @contextmanager
