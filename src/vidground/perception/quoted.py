@@ -1,0 +1,56 @@
+"""Questions that quote a phrase (``When does "PAYMENT FAILED" appear on screen?``,
+``“支付失败”什么时候出现？``) are answered by reading the screen: OCR finds the phrase's spans
+to the frame, with or without a vision model. :func:`answer_quoted` is what ``locate`` calls
+before (or instead of) asking the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..timecode import Span
+from .matching import quoted_phrases
+from .text import DEFAULT_STEP_S, find_text
+
+if TYPE_CHECKING:
+    from ..video.probe import VideoInfo
+
+__all__ = ["QuotedAnswer", "answer_quoted", "quoted_phrases"]
+
+
+@dataclass(frozen=True)
+class QuotedAnswer:
+    """The spans in which the quoted ``phrases`` are on screen; ``detector`` says what
+    answered (``"ocr"``)."""
+
+    spans: tuple[Span, ...]
+    phrases: tuple[str, ...]
+    detector: str = "ocr"
+
+    @property
+    def found(self) -> bool:
+        return bool(self.spans)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"segments": [s.to_dict() for s in self.spans], "detector": self.detector,
+                "phrases": list(self.phrases)}
+
+
+def answer_quoted(video: str | Path | VideoInfo, query: str, *,
+                  step_s: float = DEFAULT_STEP_S) -> QuotedAnswer | None:
+    """None when ``query`` quotes nothing; else every span in which a quoted phrase is on
+    screen (each span's ``label`` is the text OCR read, ``score`` its match x confidence),
+    in time order. An empty answer means OCR did not find the phrase on screen."""
+    phrases = quoted_phrases(query)
+    if not phrases:
+        return None
+    from ..video.probe import VideoInfo, probe
+
+    info = video if isinstance(video, VideoInfo) else probe(video)
+    spans: list[Span] = []
+    for phrase in phrases:
+        spans.extend(find_text(info, phrase, step_s=step_s).spans)
+    spans.sort(key=lambda s: (s.start, s.end))
+    return QuotedAnswer(tuple(spans), tuple(phrases))
