@@ -22,6 +22,7 @@ from media import (
     make_patched,
     make_picture_mov,
     make_png_mov,
+    make_repeated_samples,
     make_size_change,
     make_video,
     read_painted_index,
@@ -60,6 +61,9 @@ FILES: dict[str, Callable[[Path], Any]] = {
     "bad_audio_minf.mp4": _damaged_audio_box,
     "bad_handler_name.mp4": _invalid_handler_name,
     "one_keyframe.mp4": lambda p: make_video(p, duration=30.0, fps=10, gop=1000),
+    # sample tables that name all the frames' bytes as every sample (40 x the file demuxed)
+    "repeated_samples.mp4": lambda p: make_repeated_samples(make_video(
+        p.with_name("src_repeated.mp4"), duration=4.0, fps=10, noise=30, gop=10).path, p),
 }
 
 
@@ -173,6 +177,15 @@ def not_amplified(e: Env, body: dict[str, Any]) -> None:
     assert all(clip["end"] - clip["start"] <= 1.2 for clip in body["clips"]), body["clips"]
 
 
+def copy_not_amplified(e: Env, body: dict[str, Any]) -> None:
+    """A stream copy of ``repeated_samples.mp4`` wrote 40 times the file; the copy stops at the
+    source's size and the clip is re-encoded (with a note saying why)."""
+    (clip,) = body["clips"]
+    source = (e.srv.media_root / "repeated_samples.mp4").stat().st_size
+    assert len(_download(e, clip["url"])) < 3 * source
+    assert "grew past the source" in clip["note"], clip
+
+
 def clip_without_audio(e: Env, body: dict[str, Any]) -> None:
     """The picture is cut; the damaged audio track is left out."""
     (clip,) = body["clips"]
@@ -229,6 +242,8 @@ ATTACKS: dict[str, Attack] = {
     "fast-clips-far-from-keyframe": Attack(
         clips("one_keyframe.mp4", [(25.0 + i * 0.01, 26.0) for i in range(20)], "fast"), 200,
         not_amplified),
+    "fast-clip-of-repeated-samples": Attack(
+        clips("repeated_samples.mp4", [(0.0, 4.0)], "fast"), 200, copy_not_amplified),
 }
 
 

@@ -382,3 +382,57 @@ def make_patched(source: str | Path, path: str | Path, old: bytes, new: bytes, *
     path = Path(path)
     path.write_bytes(data[:at] + new + data[at + len(old):])
     return path
+
+
+def _boxes(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The ISO-BMFF boxes of ``data`` as (type, body), in order (32-bit sizes only)."""
+    boxes, at = [], 0
+    while at + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        if size < 8:
+            raise ValueError("only plain 32-bit box sizes are handled here")
+        boxes.append((kind, data[at + 8:at + size]))
+        at += size
+    return boxes
+
+
+def _box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(body), kind) + body
+
+
+def _rewrite_tables(body: bytes, count: int, first: int, sample_bytes: int) -> bytes:
+    """A ``moov`` (or a box inside it) whose video sample tables hold ``count`` samples of
+    ``sample_bytes`` each, one chunk per sample, every chunk at offset ``first``."""
+    out = b""
+    for kind, inner in _boxes(body):
+        if kind in (b"trak", b"mdia", b"minf", b"stbl"):
+            inner = _rewrite_tables(inner, count, first, sample_bytes)
+        elif kind == b"stsz":
+            inner = inner[:4] + struct.pack(">II", sample_bytes, count)
+        elif kind == b"stco":
+            inner = inner[:4] + struct.pack(">I", count) + struct.pack(">I", first) * count
+        elif kind == b"stsc":
+            inner = inner[:4] + struct.pack(">IIII", 1, 1, 1, 1)
+        out += _box(kind, inner)
+    return out
+
+
+def make_repeated_samples(source: str | Path, path: str | Path) -> Path:
+    """A copy of the video-only MP4 ``source`` (``moov`` after ``mdat``) whose sample tables
+    name all of ``mdat``'s frames as every sample: a demuxer reads the file's bytes once per
+    frame, so a stream copy of it writes N times the file (damaged or hostile tables)."""
+    data = Path(source).read_bytes()
+    top = _boxes(data)
+    kinds = [kind for kind, _ in top]
+    if kinds.index(b"moov") < kinds.index(b"mdat"):
+        raise ValueError("moov must follow mdat (so the sample offsets stay valid)")
+    mdat_end = sum(8 + len(body) for body in (b for _, b in top[:kinds.index(b"mdat") + 1]))
+    stsz, stco = data.index(b"stsz"), data.index(b"stco")
+    count = struct.unpack(">I", data[stsz + 12:stsz + 16])[0]
+    first = struct.unpack(">I", data[stco + 12:stco + 16])[0]
+    rebuilt = b"".join(
+        _box(kind, _rewrite_tables(body, count, first, mdat_end - first) if kind == b"moov"
+             else body) for kind, body in top)
+    path = Path(path)
+    path.write_bytes(rebuilt)
+    return path

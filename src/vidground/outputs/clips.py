@@ -552,7 +552,7 @@ def _copy_packets(source: _Source, info: VideoInfo, span: Span, key: float, key_
                     frames += 1
                     if packet.pts >= last_pts:
                         last_pts, last_duration = packet.pts, packet.duration or 0
-                    written += packet.size
+                    written = _charge(written, packet.size, budget)
                     packet.pts -= key_pts
                     if packet.dts is not None:
                         packet.dts -= key_pts
@@ -562,15 +562,12 @@ def _copy_packets(source: _Source, info: VideoInfo, span: Span, key: float, key_
                 if packet.pts >= a_end:
                     audio_done = True
                 elif packet.pts >= a_offset:
-                    written += packet.size
+                    written = _charge(written, packet.size, budget)
                     packet.pts -= a_offset
                     if packet.dts is not None:
                         packet.dts -= a_offset
                     packet.stream = aout
                     out.mux(packet)
-            if written > budget:
-                raise ValueError(f"the copy grew past the source's own size ({budget} bytes); "
-                                 "its packet tables are damaged")
             if video_done and audio_done:
                 break
     if not frames:
@@ -581,6 +578,14 @@ def _copy_packets(source: _Source, info: VideoInfo, span: Span, key: float, key_
     probe(path, max_pixels=info.max_pixels)  # must be readable: a failure falls back to re-encoding
     return Clip(path, "fast", span, key, end, frames, ain is not None,
                 starts_earlier_s=max(0.0, span.start - key))
+
+
+def _charge(written: int, size: int, budget: int) -> int:
+    """Bytes written after one more packet of ``size``; ValueError past ``budget``."""
+    if written + size > budget:
+        raise ValueError(f"the copy grew past the source's own size ({budget} bytes); "
+                         "its packet tables are damaged")
+    return written + size
 
 
 def _copy_budget(info: VideoInfo) -> int:
