@@ -24,6 +24,8 @@ from PIL import Image, ImageDraw, ImageFont
 LATIN_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 CJK_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 AUDIO_RATE = 16000
+#: Bump when the pictures or sounds made here change (names the shared files).
+MEDIA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -235,3 +237,40 @@ def _write_audio(out: av.container.OutputContainer, stream: av.AudioStream,
         pts += len(part)
         out.mux(stream.encode(frame))
     out.mux(stream.encode())
+
+
+def shared_video(name: str = "default", **kwargs: object) -> PerceptionVideo:
+    """:func:`make_perception_video` written once per machine and arguments (in the temp
+    folder, atomically, with its measured speech times beside it), so every test file and the
+    benchmark share one encode."""
+    import hashlib
+    import json
+    import os
+
+    key = hashlib.sha1(repr((MEDIA_VERSION, DEFAULT_TEXTS, DEFAULT_TRANSITIONS, DEFAULT_SPEECH,
+                               sorted(kwargs.items()))).encode()).hexdigest()[:12]
+    folder = Path(tempfile.gettempdir()) / "vidground-perception-media"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}-{key}.mp4"
+    sidecar = path.with_suffix(".json")
+    if not (path.is_file() and sidecar.is_file()):
+        tmp = folder / f".{name}-{key}-{os.getpid()}.mp4"
+        made = make_perception_video(tmp, **kwargs)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+        side_tmp = sidecar.with_suffix(f".{os.getpid()}.tmp")
+        side_tmp.write_text(json.dumps({"fps": made.fps, "frames": made.frames,
+                                        "size": list(made.size), "texts": [
+                                            [t.text, t.first, t.last, t.px, list(t.xy)]
+                                            for t in made.texts],
+                                        "transitions": [[t.first, t.last]
+                                                        for t in made.transitions],
+                                        "speech": [[e.text, e.start, e.end]
+                                                   for e in made.speech]}))
+        os.replace(side_tmp, sidecar)
+    data = json.loads(sidecar.read_text())
+    return PerceptionVideo(
+        path=path, fps=float(data["fps"]), frames=int(data["frames"]),
+        size=(int(data["size"][0]), int(data["size"][1])),
+        texts=tuple(TextEvent(t, a, b, px, (xy[0], xy[1])) for t, a, b, px, xy in data["texts"]),
+        transitions=tuple(Transition(a, b) for a, b in data["transitions"]),
+        speech=tuple(SpeechEvent(t, a, b) for t, a, b in data["speech"]))

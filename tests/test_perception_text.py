@@ -1,0 +1,123 @@
+"""On-screen text to the frame (issue 24): PP-OCR (rapidocr, bundled weights) over a video with
+English, Chinese, large and small text rendered with real fonts on known frames."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from perception_media import PerceptionVideo, TextEvent, shared_video
+from typer.testing import CliRunner
+
+from vidground.perception import quoted, text
+from vidground.perception.cli import perception_app
+from vidground.video.probe import probe
+
+
+@pytest.fixture(scope="module")
+def video() -> PerceptionVideo:
+    return shared_video()
+
+
+def _frames(video: PerceptionVideo, seconds: float) -> float:
+    return seconds * video.fps
+
+
+def _check_exact(video: PerceptionVideo, event: TextEvent, start: float, end: float) -> None:
+    """Start at the first frame showing the text, end at the first frame without it."""
+    assert abs(_frames(video, start) - event.first) < 0.5, (event.text, start)
+    assert abs(_frames(video, end) - (event.last + 1)) < 0.5, (event.text, end)
+
+
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["english-large", "chinese", "english-small"])
+def test_phrase_found_to_the_frame(video: PerceptionVideo, which: int) -> None:
+    event = video.texts[which]
+    found = text.find_text(video.path, event.text)
+    assert len(found.spans) == 1, found.spans
+    span = found.spans[0]
+    _check_exact(video, event, span.start, span.end)
+    assert span.label is not None and text.normalize(span.label) == text.normalize(event.text)
+    assert span.score is not None and 0.8 <= span.score <= 1.0
+    # the boundary search reads regions, not whole frames, and only a handful of them
+    assert found.region_reads <= 16 and found.frame_reads == 0
+
+
+def test_fuzzy_and_absent(video: PerceptionVideo) -> None:
+    spans = text.find_text(video.path, "Payment Failéd").spans
+    assert len(spans) == 1
+    _check_exact(video, video.texts[0], spans[0].start, spans[0].end)
+    assert text.find_text(video.path, "REFUND APPROVED").spans == []
+    assert text.find_text(video.path, "支付成功").spans == []
+
+
+def test_scan_is_cached_by_file_identity(video: PerceptionVideo, tmp_path) -> None:
+    text.find_text(video.path, "PAYMENT FAILED")
+    copy = tmp_path / "renamed.mp4"
+    copy.write_bytes(video.path.read_bytes())
+    os.utime(copy, ns=(video.path.stat().st_atime_ns, video.path.stat().st_mtime_ns))
+    started = time.monotonic()
+    found = text.find_text(copy, "order shipped")
+    assert found.cached_scan
+    assert len(found.spans) == 1
+    assert time.monotonic() - started < 20  # region reads only; the full scan takes longer
+
+
+def test_all_text(video: PerceptionVideo) -> None:
+    found = text.all_text(video.path)
+    labels = [s.label for s in found.spans]
+    assert labels == [e.text for e in video.texts], labels
+    for span, event in zip(found.spans, video.texts, strict=True):
+        _check_exact(video, event, span.start, span.end)
+
+
+@pytest.mark.parametrize(("question", "which"), [
+    ('When does "PAYMENT FAILED" appear on screen?', 0),
+    ("“支付失败”什么时候出现？", 1),
+])
+def test_answer_quoted(video: PerceptionVideo, question: str, which: int) -> None:
+    answer = quoted.answer_quoted(probe(video.path), question)
+    assert answer is not None and answer.detector == "ocr" and answer.found
+    _check_exact(video, video.texts[which], answer.spans[0].start, answer.spans[0].end)
+    body = answer.to_dict()
+    assert body["segments"][0]["start"] == pytest.approx(video.texts[which].first / video.fps)
+    assert quoted.answer_quoted(video.path, "when does the dog jump") is None
+
+
+def test_command_json(video: PerceptionVideo, tmp_path) -> None:
+    result = CliRunner().invoke(perception_app, ["text", str(video.path), "支付失败", "--json",
+                                                 "--export", f"csv:{tmp_path / 'zh.csv'}"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout[result.stdout.index("{"):])
+    assert body["detector"] == "ocr" and body["query"] == "支付失败"
+    (seg,) = body["segments"]
+    assert seg["label"] == "支付失败"
+    assert abs(seg["start"] * video.fps - video.texts[1].first) < 0.5
+    assert "支付失败" in (tmp_path / "zh.csv").read_text(encoding="utf-8")
+
+
+def test_command_errors(video: PerceptionVideo, tmp_path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(perception_app, ["text", str(video.path), "--json"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"]["code"] == "invalid_query"
+    result = runner.invoke(perception_app, ["text", str(tmp_path / "none.mp4"), "x", "--json"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"]["code"] == "video_not_found"
+    result = runner.invoke(perception_app, ["text", str(video.path), "x", "--step", "0"])
+    assert result.exit_code == 2 and "step" in result.output
+
+
+def test_real_command_line(video: PerceptionVideo) -> None:
+    """The command as a user runs it, in its own process (``python -m vidground text`` once
+    the lead registers it; the module's own entry point meanwhile)."""
+    proc = subprocess.run([sys.executable, "-m", "vidground.perception.cli", "text",
+                           str(video.path), "PAYMENT FAILED"], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    first = video.texts[0].first / video.fps
+    assert proc.stdout.startswith(f"00:00:0{first:.3f}"), proc.stdout
+    assert "PAYMENT FAILED" in proc.stdout
