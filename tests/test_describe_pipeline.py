@@ -12,7 +12,7 @@ model calls (issue 21 item 11), with the fake model server that looks at the fra
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from fake_openai_server import FakeOpenAIServer
 from media import make_video
 
 import vidground.cache.frames as frames_module
+from vidground.backends.base import Prompt
+from vidground.backends.fitting import RequestTooLargeError
 from vidground.config import Settings
 from vidground.errors import OptionsError
 from vidground.grounding import Grounder
@@ -33,6 +35,7 @@ from vidground.outputs.describe import (
     describe,
     describe_options,
 )
+from vidground.video.decode import Frame
 from vidground.video.probe import probe
 
 RED = (255, 0, 0)
@@ -100,7 +103,7 @@ def test_a_window_too_large_for_the_server_is_asked_in_pieces(
     server.reset_stats()
     try:
         result = describe(grounder(server, openai_max_request_mb=cap / 1024 / 1024), video,
-                          LocateOptions(frame_sampling_rate=2.0, refine=False))
+                          LocateOptions(frame_sampling_rate=2.0, refine=False, verify=False))
         sizes, statuses = list(server.body_sizes), [r.status for r in server.requests]
     finally:
         server.configure(max_body_bytes=None)
@@ -138,6 +141,35 @@ def test_one_describe_makes_at_most_max_describe_calls(
     [warning] = result.warnings
     assert f"{MAX_DESCRIBE_CALLS} model calls per describe request" in warning
     assert result.to_response()["warnings"] == [warning]
+
+
+class OneFrameModel:
+    """A model whose requests hold one frame at most (a tiny request-size cap)."""
+
+    model_name = "one-frame"
+
+    def __init__(self) -> None:
+        self.answered = 0
+
+    def generate(self, frames: Sequence[Frame], prompt: Prompt, *, max_new_tokens: int = 512,
+                 on_token: object = None) -> str:
+        if len(frames) > 1:
+            raise RequestTooLargeError("one frame per request", fits=1)
+        self.answered += 1
+        return "Answer: NOT FOUND"
+
+
+def test_pieces_that_would_overrun_the_call_budget_are_refused_before_asking(
+        tmp_path: Path) -> None:
+    # 140 frames in windows of 8, one frame per request: more requests than the budget
+    video = make_video(tmp_path / "long.mp4", duration=70.0, fps=4, size=(64, 48),
+                       intervals=[]).path
+    model = OneFrameModel()
+    with pytest.raises(RequestTooLargeError, match="VIDGROUND_OPENAI_MAX_REQUEST_MB") as caught:
+        describe(Grounder(backend=model), video,
+                 LocateOptions(frame_sampling_rate=2.0, max_frames_per_call=8))
+    assert f"of its {MAX_DESCRIBE_CALLS}" in caught.value.message
+    assert 0 < model.answered <= MAX_DESCRIBE_CALLS
 
 
 def test_describe_options_are_locate_options_with_describes_defaults(

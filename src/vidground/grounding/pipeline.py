@@ -349,13 +349,15 @@ _MAX_FIT_ROUNDS = 16
 
 
 def _check_budget(budget: CallCounter | None, requests: int) -> None:
-    """Refuse ``requests`` calls, before any is made, when ``budget`` has not that many left."""
+    """Refuse ``requests`` calls, before any is made, when ``budget`` has not that many left
+    (windows split into many pieces to fit a model server's size cap)."""
     if budget is not None and budget.calls + requests > budget.limit:
         raise RequestTooLargeError(
-            f"asking every window of this video takes {requests} model calls at the model "
-            f"server's request-size cap, and this request may make {budget.limit - budget.calls} "
-            "more; raise VIDGROUND_OPENAI_MAX_REQUEST_MB, or send fewer or smaller frames "
-            "(max_frames, max_pixels_per_frame)")
+            f"asking this video's windows takes {requests} more model calls (windows split to "
+            f"fit the model server's request-size cap count too), and this request may make "
+            f"{budget.limit - budget.calls} more of its {budget.limit}; raise "
+            "VIDGROUND_OPENAI_MAX_REQUEST_MB if the server takes larger requests, or send fewer "
+            "or smaller frames (max_frames, max_pixels_per_frame)")
 
 
 class RunTally:
