@@ -348,3 +348,29 @@ def test_a_non_regular_file_at_an_entry_path_is_dropped_without_reading(
     assert cache.stats()["corrupt"] == 1
     assert entry.is_file() and not entry.is_symlink()  # replaced by a real entry
     assert _decode_counted(cache, made.path)[1:] == (1, 0)
+
+
+def test_the_identity_of_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    """A FIFO swapped in at a video's path after it was probed hung the reader of its sampled
+    blocks; it is refused at once (a VideoError, 422)."""
+    from vidground.errors import VideoError
+
+    fifo = tmp_path / "video.mp4"
+    os.mkfifo(fifo)
+    result: list[object] = []
+
+    def identity() -> None:
+        try:
+            result.append(file_identity(fifo))
+        except VideoError as exc:
+            result.append(exc)
+
+    worker = threading.Thread(target=identity, daemon=True)
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():
+        _release_fifo(fifo)
+        worker.join(5)
+        pytest.fail("hashing a FIFO hung")
+    (error,) = result
+    assert isinstance(error, VideoError) and "not a regular file" in error.message

@@ -4,7 +4,8 @@ sampled blocks (the whole file when it is small).
 The path is not part of it, so a renamed (or ``cp -p``/``shutil.copy2``-copied) file keeps its
 identity, and an edited file (new size, new mtime or new sampled bytes) gets a new one. Reading
 the sampled blocks costs a few milliseconds even for a file of many gigabytes; the digest is kept
-per (path, inode, size, mtime, ctime) so asking again about the same file costs one ``stat``
+per (path, inode, size, mtime, ctime) so asking again about the same file costs one ``open``
+and ``fstat``
 (``ctime`` changes with every write, even one whose writer puts the mtime back).
 """
 
@@ -15,6 +16,10 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from stat import S_ISREG
+from typing import BinaryIO
+
+from ..errors import VideoError
 
 #: Files up to this size are hashed whole.
 WHOLE_FILE_BYTES = 4 * 1024 * 1024
@@ -32,7 +37,18 @@ _MEMO_SIZE = 256
 def file_identity(path: str | Path) -> str:
     """A hex digest naming the content of the file at ``path`` (see the module docstring)."""
     real = os.path.realpath(path)
-    stat = os.stat(real)
+    # opened without blocking and checked on the open file: a FIFO or device swapped in at the
+    # path (after the video was probed) must not hang the reader or read without end
+    fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        stat = os.fstat(f.fileno())
+        if not S_ISREG(stat.st_mode):
+            raise VideoError(f"{Path(path).name} is not a regular file; give a video file.")
+        return _identity(f, real, stat)
+
+
+def _identity(f: BinaryIO, real: str, stat: os.stat_result) -> str:
+    """The digest of the open regular file ``f`` (``real``: its resolved path)."""
     memo_key = (real, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
     with _memo_lock:
         if memo_key in _memo:
@@ -40,10 +56,9 @@ def file_identity(path: str | Path) -> str:
             return _memo[memo_key]
     digest = hashlib.blake2b(digest_size=20)
     digest.update(f"size={stat.st_size};mtime_ns={stat.st_mtime_ns};".encode())
-    with open(real, "rb") as f:
-        for offset, length in _blocks(stat.st_size):
-            f.seek(offset)
-            digest.update(f.read(length))
+    for offset, length in _blocks(stat.st_size):
+        f.seek(offset)
+        digest.update(f.read(length))
     identity = digest.hexdigest()
     with _memo_lock:
         _memo[memo_key] = identity
