@@ -320,11 +320,6 @@ def qvh_cross_ious(pred: Pair, gt_windows: Sequence[Pair], *, strict: bool = Fal
     return iou
 
 
-def qvh_cross_iou(a: Pair, b: Pair) -> float:
-    """One strict cross IoU (0 for degenerate windows), for readers and the per-sample rows."""
-    return float(qvh_cross_ious(a, [b], strict=True)[0])
-
-
 def qvh_r1_iou(pred_spans: Sequence[Pair], gt_windows: Sequence[Pair]) -> float:
     """``compute_mr_r1`` for one query: the first predicted window against the ground-truth
     window with the highest cross IoU (``np.argmax``: the first of equals, the first NaN

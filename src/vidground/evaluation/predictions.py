@@ -96,7 +96,7 @@ def prediction_from_dict(entry: dict[str, Any], where: str) -> Prediction:
     spans, scores, source = _spans_of(entry, where)
     return Prediction(
         id=str(raw_id) if raw_id is not None else f"{video}\x00{query}",
-        spans=tuple(spans), scores=tuple(scores), answer=_answer_text(entry),
+        spans=tuple(spans), scores=tuple(scores), answer=_raw_text(entry) or "",
         duration=_optional_seconds(entry.get("duration"), where),
         error=None if entry.get("error") is None else str(entry.get("error")),
         video=video, query=query, source=source,
@@ -129,11 +129,6 @@ def _raw_text(entry: dict[str, Any]) -> str | None:
         if isinstance(entry.get(key), str):
             return entry[key]
     return None
-
-
-def _answer_text(entry: dict[str, Any]) -> str:
-    text = _raw_text(entry)
-    return text if text is not None else ""
 
 
 def parse_raw(prediction: Prediction, duration: float | None) -> Prediction:
