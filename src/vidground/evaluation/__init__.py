@@ -3,9 +3,12 @@
 Layers (each module small and named for what it holds):
 
 ``records``      Sample / Prediction value types (leaf)
+``jsonio``       JSON reading whose every failure names the file and line
 ``loaders``      Charades-STA, TimeLens JSON, ActivityNet Captions, QVHighlights, our JSONL
-``metrics``      the TimeLens, VideoMind (Moment-DETR style) and QVHighlights protocols
+``metrics``      the TimeLens, VideoMind (Moment-DETR style) and QVHighlights protocols, digit
+                 for digit as the reference scripts compute them
 ``protocols``    how a sample is put to the model: vidground's pipeline or TimeLens' setup
+                 (its current script, or its first release as ``timelens-legacy``)
 ``grid``         ``--grid`` combinations -> runs
 ``predictions``  the resumable predictions JSONL
 ``runner``       resumable, concurrent runs with progress
