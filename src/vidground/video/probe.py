@@ -109,7 +109,7 @@ def probe(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> VideoInfo:
             fps = _fps(stream, 0.0, prefer_codec_rate=True)
             frames, duration = untimed, untimed / fps
         rotation = int(round(first.rotation or 0)) % 360 if hasattr(first, "rotation") else 0
-        _check_every_picture(file, max_pixels)
+        _check_every_picture(file, stream.codec_context.name, max_pixels)
         return VideoInfo(
             path=str(file), duration=duration, fps=fps, frame_count=frames, width=width,
             height=height, codec=stream.codec_context.name, container=_format_name(container, file),
@@ -216,15 +216,15 @@ def _check_size(file: Path, width: int, height: int, max_pixels: int) -> None:
                                  f"{max_pixels} pixels per frame allowed; downscale it first.")
 
 
-def _check_every_picture(file: Path, max_pixels: int) -> None:
+def _check_every_picture(file: Path, codec: str, max_pixels: int) -> None:
     """For codecs whose every packet is a picture stating its own size (PNG, JPEG), read each
     packet's header (demuxing only, nothing decoded): one picture over ``max_pixels`` anywhere
     refuses the file now, not when a later request decodes it."""
+    read_size = PICTURE_HEADERS.get(codec)
+    if read_size is None:
+        return
     with open_video(file, max_pixels) as container:
         stream = video_stream(container, file)
-        read_size = PICTURE_HEADERS.get(stream.codec_context.name)
-        if read_size is None:
-            return
         for packet in container.demux(stream):
             if not packet.size:
                 continue
