@@ -80,7 +80,9 @@ class BoundedExecutor:
             if self._stopping:
                 raise ShuttingDownError("the server is shutting down")
             self._prune_locked()
-            if len(self._queue) >= self.queue_limit:
+            # a task an idle worker is about to take does not wait: it does not count
+            idle = max(0, self.workers - self._running)
+            if len(self._queue) >= self.queue_limit + idle:
                 self.rejected += 1
                 raise QueueFullError(
                     f"the server is busy: {len(self._queue)} requests are already waiting "

@@ -95,6 +95,7 @@ class Service:
         self.executor.stop(timeout=0.0)
         self.heavy.stop(timeout=0.0)
         self.probes.stop(timeout=0.0)
+        self.health_parts.close()
         if self.runner is not None:
             self.runner.stop()
         if self.store is not None:
@@ -358,6 +359,10 @@ class HealthParts:
         self._pending: Future[dict[str, Any]] | None = None
         self._last: dict[str, Any] = {}
         self._last_at = 0.0
+
+    def close(self) -> None:
+        """Stop reading (a reading that hangs on the job store is not waited for)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _reading(self) -> Future[dict[str, Any]]:
         with self._lock:
