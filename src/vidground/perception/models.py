@@ -15,6 +15,7 @@ import importlib
 import os
 import random
 import threading
+import warnings
 from typing import Any
 
 from ..errors import ModelNotAvailableError, OptionsError
@@ -98,7 +99,9 @@ def vad_model() -> Any:
     """Silero VAD (its bundled ONNX file)."""
     require("onnxruntime", "onnxruntime")
     silero = require("silero_vad", "silero-vad")
-    return silero.load_silero_vad(onnx=True)
+    with warnings.catch_warnings():  # its loader uses importlib_resources' deprecated path()
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return silero.load_silero_vad(onnx=True)
 
 
 @functools.lru_cache(maxsize=2)

@@ -159,10 +159,22 @@ def transcribe(video: str | Path | VideoInfo, model: str, *, language: str | Non
 
     raw, _ = cached("transcript", info.path, {"model": ident, "language": language,
                                               "max_new_tokens": max_new_tokens}, compute)
-    spans: list[Span] = []
-    words: list[list[Word]] = []
+    # the model's clock can run past the audio (padding, a confused model): keep what is
+    # inside the video, in time order
+    end_s = info.duration
+
+    def inside(t: Any) -> float:
+        return min(max(0.0, float(t)), end_s)
+
+    pairs: list[tuple[Span, list[Word]]] = []
     for seg in raw["segments"]:
-        start = max(0.0, float(seg["start"]))
-        spans.append(Span(start, max(start, float(seg["end"])), label=seg["text"] or None))
-        words.append([Word(float(a), float(b), str(w), float(p)) for a, b, w, p in seg["words"]])
-    return SpeechResult(spans, words, model=Path(model).name, language=raw.get("language"))
+        start = inside(seg["start"])
+        if start >= end_s:
+            continue
+        span = Span(start, max(start, inside(seg["end"])), label=seg["text"] or None)
+        words = [Word(inside(a), max(inside(a), inside(b)), str(w), float(p))
+                 for a, b, w, p in seg["words"] if inside(a) < end_s]
+        pairs.append((span, words))
+    pairs.sort(key=lambda pair: (pair[0].start, pair[0].end))
+    return SpeechResult([p[0] for p in pairs], [p[1] for p in pairs], model=Path(model).name,
+                        language=raw.get("language"))
