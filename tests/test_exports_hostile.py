@@ -135,6 +135,7 @@ HOSTILE: dict[str, bytes] = {
     "end-1e300": raw_result('{"start": 1, "end": 1e300}'),
     "start-big-int": raw_result(f'{{"start": {BIG_INT}, "end": {BIG_INT}}}'),
     "end-big-int": raw_result(f'{{"start": 1, "end": {BIG_INT}}}'),
+    "end-5000-digits": raw_result(f'{{"start": 1, "end": 1{"0" * 5000}}}'),
     "score-big-int": raw_result(f'{{"start": 1, "end": 2, "score": {BIG_INT}}}'),
     "fps-big-int": raw_result('{"start": 1, "end": 2}', f'{{"fps": {BIG_INT}}}'),
     "fps-1e300": raw_result('{"start": 1, "end": 2}', '{"fps": 1e300}'),

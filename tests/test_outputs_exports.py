@@ -338,6 +338,7 @@ def test_what_no_format_can_hold_is_a_result_error(fmt: str) -> None:
         with pytest.raises(ResultError):
             export(bad, fmt)
     for body in ({"segments": [{"start": 10**400, "end": 1}]},
+                 {"segments": [{"start": 1, "end": 10**5000}]},  # past str()'s 4,300 digits
                  {"segments": [{"start": 1, "end": 2, "score": -(10**400)}]},
                  {"segments": [{"start": 1, "end": 2}], "video": {"fps": 10**400}},
                  {"segments": [{"start": 1, "end": 2}], "video": {"duration": 1e300}},

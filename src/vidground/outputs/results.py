@@ -205,8 +205,9 @@ def _number(value: Any, name: str, where: str = "") -> float | None:
     try:
         number = float(value)
     except OverflowError:  # an integer literal with hundreds of digits
-        raise ResultError(f"{where}'{name}' is too large a number ({len(str(value))} "
-                          "digits)") from None
+        digits = int(value.bit_length() * math.log10(2)) + 1  # str() refuses huge ints
+        raise ResultError(f"{where}'{name}' is too large a number (about {digits} digits)"
+                          ) from None
     if not math.isfinite(number):
         raise ResultError(f"{where}'{name}' must be a finite number, got {value!r}")
     return number
