@@ -379,3 +379,24 @@ def test_bad_training_spans_are_refused_naming_file_and_line(tmp_path: Path) -> 
         assert str(bench) in str(caught.value)
     with pytest.raises(FinetuneError, match="--eval-limit"):
         FinetuneConfig(data=bad, out=tmp_path, eval_limit=0)
+
+
+def test_videos_outside_the_video_folder_need_the_flag(tmp_path: Path) -> None:
+    """Training data naming a video by absolute path (or '..') is refused, as eval refuses it,
+    unless --allow-outside-videos says so (issue 21 item 16)."""
+    from vidground.finetune.train import load_split
+
+    (tmp_path / "elsewhere").mkdir()
+    outside = make_video(tmp_path / "elsewhere" / "v.mp4", duration=2.0).path
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"video": str(outside), "query": "q", "spans": [[0, 1]]}) + "\n")
+    with pytest.raises(Exception, match="--allow-outside-videos"):
+        load_split(data, "jsonl", videos)
+    assert len(load_split(data, "jsonl", videos, allow_outside=True).samples) == 1
+    proc = _vidground("finetune", "--data", str(data), "--videos", str(videos), "--out",
+                      str(tmp_path / "o"), "--no-eval", "--base", str(tmp_path / "nowhere"),
+                      "--device", "cpu", "--allow-outside-videos", timeout=120)
+    # past the video check, it stops at the missing base model: the flag was taken
+    assert proc.returncode == 2 and "--allow-outside-videos" not in proc.stderr, proc.stderr

@@ -51,6 +51,9 @@ def run_command(
         help="folder holding the videos (default: the annotation file's folder)")] = None,
     val_videos: Annotated[Path | None, typer.Option(
         help="folder holding --val's videos (default: --videos)")] = None,
+    allow_outside_videos: Annotated[bool, typer.Option(
+        "--allow-outside-videos", help="let the annotations name videos outside the video "
+                                       "folder (absolute paths, '..')")] = False,
     base: Annotated[str | None, typer.Option(
         "--base", help="base model id or local path (default: 4B with a GPU, 2B on CPU)")
                     ] = None,
@@ -103,7 +106,8 @@ def run_command(
 
         config = FinetuneConfig(
             data=data, out=out, val=val, dataset=dataset, videos=videos,
-            val_videos=val_videos, base=base, options=_options(fps, max_frames, option),
+            val_videos=val_videos, allow_outside_videos=allow_outside_videos, base=base,
+            options=_options(fps, max_frames, option),
             lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
             lora_targets=tuple(t.strip() for t in lora_targets.split(",") if t.strip()),
             train_vision=train_vision, qlora=qlora, epochs=epochs, max_steps=max_steps, lr=lr,

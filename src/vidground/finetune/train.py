@@ -69,10 +69,13 @@ class FinetuneResult:
         return {"dataset": self.after["dataset"], "runs": runs}
 
 
-def load_split(path: Path, kind: str | None, videos: Path | None) -> Dataset:
+def load_split(path: Path, kind: str | None, videos: Path | None, *,
+               allow_outside: bool = False) -> Dataset:
     """A training or validation file in any format ``vidground eval`` reads; videos are looked
-    for in ``videos`` (default: the annotation file's folder)."""
-    data = load_dataset(kind or guess_kind(path), path, videos or path.parent)
+    for in ``videos`` (default: the annotation file's folder), and must lie inside it unless
+    ``allow_outside`` (``--allow-outside-videos``)."""
+    data = load_dataset(kind or guess_kind(path), path, videos or path.parent,
+                        allow_outside=allow_outside)
     if not data.samples:
         raise FinetuneError(f"none of the {data.total} samples of {path} has its video in "
                             f"{data.videos}; pass --videos")
@@ -90,8 +93,10 @@ def finetune(config: FinetuneConfig, *, log: LogFn | None = None,
 
         quantization(resolve_device(config.device))  # refused at once where it cannot run
     base = base_model_ref(config)
-    train = load_split(config.data, config.dataset, config.videos)
-    val = load_split(config.val, config.dataset, config.val_videos or config.videos) \
+    train = load_split(config.data, config.dataset, config.videos,
+                       allow_outside=config.allow_outside_videos)
+    val = load_split(config.val, config.dataset, config.val_videos or config.videos,
+                     allow_outside=config.allow_outside_videos) \
         if config.val is not None else None
     settings = Settings(backend="transformers", model=base, device=config.device, adapter=None)
     from ..cache import open_cache
