@@ -121,3 +121,19 @@ def test_real_command_line(video: PerceptionVideo) -> None:
     first = video.texts[0].first / video.fps
     assert proc.stdout.startswith(f"00:00:0{first:.3f}"), proc.stdout
     assert "PAYMENT FAILED" in proc.stdout
+
+
+def test_still_pictures_are_read_once(tmp_path) -> None:
+    """A screen recording: samples whose picture did not change are not read again, and the
+    boundaries are still exact (small text appearing on a still picture counts as a change)."""
+    from perception_media import make_perception_video
+
+    events = (TextEvent("Card declined", 12, 33, px=16, xy=(40, 200)),)
+    still = make_perception_video(tmp_path / "still.mp4", frames=75, texts=events,
+                                  transitions=(), speech=(), static=True)
+    found = text.find_text(still.path, "card declined")
+    assert len(found.spans) == 1
+    _check_exact(still, events[0], found.spans[0].start, found.spans[0].end)
+    # 7 samples (0, 0.5 ... 2.5 s and the last frame); the picture changes at 0.48 s (text on)
+    # and 1.36 s (text off): only the first sample after each change is read again
+    assert found.samples == 7 and found.sample_reads == 3, found.to_dict()

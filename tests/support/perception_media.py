@@ -140,11 +140,13 @@ def _shot_of(index: int, transitions: tuple[Transition, ...]) -> tuple[int, int,
 
 
 def _picture(index: int, size: tuple[int, int], texts: tuple[TextEvent, ...],
-             transitions: tuple[Transition, ...], seed: int) -> np.ndarray:
+             transitions: tuple[Transition, ...], seed: int, static: bool = False
+             ) -> np.ndarray:
     shot, nxt, weight = _shot_of(index, transitions)
-    image = _scene(shot, index, size, seed)
+    moment = 0 if static else index
+    image = _scene(shot, moment, size, seed)
     if weight:
-        other = _scene(nxt, index, size, seed)
+        other = _scene(nxt, moment, size, seed)
         image = (image * (1 - weight) + other * weight).astype(np.uint8)
     shown = [t for t in texts if t.first <= index <= t.last]
     if not shown:
@@ -190,9 +192,11 @@ def make_perception_video(path: str | Path, *, frames: int = 200, fps: int = 25,
                           texts: tuple[TextEvent, ...] = DEFAULT_TEXTS,
                           transitions: tuple[Transition, ...] = DEFAULT_TRANSITIONS,
                           speech: tuple[tuple[str, float], ...] = DEFAULT_SPEECH,
-                          seed: int = 3, gop: int = 50) -> PerceptionVideo:
+                          seed: int = 3, gop: int = 50, static: bool = False
+                          ) -> PerceptionVideo:
     """Encode an H.264 + AAC MP4 with ``texts`` on screen, ``transitions`` between shots and
-    ``speech`` (text, start second) spoken; returns what it holds, times measured."""
+    ``speech`` (text, start second) spoken; returns what it holds, times measured.
+    ``static``: every shot is a still picture (a screen recording, a slide)."""
     path = Path(path)
     duration = frames / fps
     track = np.zeros(int(duration * AUDIO_RATE), np.float32)
@@ -212,8 +216,8 @@ def make_perception_video(path: str | Path, *, frames: int = 200, fps: int = 25,
         stream.pix_fmt = "yuv420p"
         a_stream = out.add_stream("aac", rate=AUDIO_RATE, layout="mono") if speech else None
         for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(_picture(i, size, texts, transitions, seed),
-                                               format="rgb24")
+            picture = _picture(i, size, texts, transitions, seed, static)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
             frame.pts = i
             frame.time_base = Fraction(1, fps)
             out.mux(stream.encode(frame))

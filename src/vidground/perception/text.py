@@ -1,8 +1,10 @@
 """When is a phrase on screen? OCR over sampled frames, then each boundary to the frame.
 
 1. **Scan**: frames every ``step_s`` seconds (default 0.5 s, at the video's size up to
-   1280 px) are read whole by PP-OCR (detection + recognition). The scan is cached by file
-   identity, so a second phrase about the same video costs no OCR.
+   1280 px) are read whole by PP-OCR (detection + recognition). A sample whose picture has
+   not changed since the last frame read (every 16 px block within 3 grey levels: a screen
+   recording, a slide) keeps that frame's lines without reading again. The scan is cached by
+   file identity, so a second phrase about the same video costs no OCR.
 2. **Match**: each sample's lines (and all its lines joined, for a phrase split over lines) are
    compared with the phrase fuzzily (:mod:`.matching`); consecutive matching samples form a
    run.
@@ -35,6 +37,8 @@ from .ocr import Box, TextLine, grow, read_lines, read_region
 from .results_cache import cached
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..frame import Frame
     from ..video.probe import VideoInfo
 
@@ -48,12 +52,21 @@ GRID = 32
 SAME_TEXT = 84.0
 #: ``--all`` keeps lines OCR read with at least this mean confidence.
 ALL_MIN_SCORE = 0.8
+#: Side of the pixel blocks compared to tell a still picture from a changed one.
+BLOCK = 16
+#: A sample whose every block is within this many grey levels of the last frame read is not
+#: read again (a screen recording, a slide, a paused scene).
+UNCHANGED_LEVEL = 3.0
 
 
 @dataclass(frozen=True)
 class Sample:
+    """OCR of the frame at ``time``; ``reused``: the picture had not changed since the last
+    frame read, so its lines were kept without reading again."""
+
     time: float
     lines: tuple[TextLine, ...]
+    reused: bool = False
 
 
 @dataclass
@@ -75,13 +88,15 @@ class TextFinding:
 
     spans: list[Span]
     samples: int
+    sample_reads: int = 0
     region_reads: int = 0
     frame_reads: int = 0
     cached_scan: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"segments": [s.to_dict() for s in self.spans],
-                "ocr": {"samples": self.samples, "region_reads": self.region_reads,
+                "ocr": {"samples": self.samples, "sample_reads": self.sample_reads,
+                        "region_reads": self.region_reads,
                         "frame_reads": self.frame_reads, "cached_scan": self.cached_scan}}
 
 
@@ -113,19 +128,46 @@ def scan(info: VideoInfo, step_s: float = DEFAULT_STEP_S) -> tuple[list[Sample],
 
         out: list[dict[str, Any]] = []
         last_id = None
+        previous: tuple[np.ndarray, list[list[Any]]] | None = None
         for _, frame in iter_frames(info, sample_times(info, step_s), size=size):
             if id(frame) == last_id:
                 continue
             last_id = id(frame)
-            out.append({"time": frame.time,
-                        "lines": [[ln.text, ln.score, list(ln.box)]
-                                  for ln in read_lines(frame.image)]})
+            sig = signature(frame.image)
+            if previous is not None and unchanged(previous[0], sig):
+                lines, reused = previous[1], True  # the same picture: the same text
+            else:
+                lines = [[ln.text, ln.score, list(ln.box)] for ln in read_lines(frame.image)]
+                reused = False
+                previous = (sig, lines)
+            out.append({"time": frame.time, "lines": lines, "reused": reused})
         return out
 
     raw, hit = cached("ocr-scan", info.path, {"step_s": step_s, "size": list(size)}, compute)
     samples = [Sample(float(s["time"]), tuple(TextLine(t, float(sc), _box(b))
-                                              for t, sc, b in s["lines"])) for s in raw]
+                                              for t, sc, b in s["lines"]),
+                      bool(s.get("reused"))) for s in raw]
     return samples, hit
+
+
+def signature(image: np.ndarray) -> np.ndarray:
+    """The mean brightness of each :data:`BLOCK` x ``BLOCK`` pixel block of ``image``."""
+    import numpy as np
+
+    grey = image.astype(np.float32).mean(axis=2)
+    h, w = (grey.shape[0] // BLOCK) * BLOCK, (grey.shape[1] // BLOCK) * BLOCK
+    if not h or not w:
+        return grey
+    return grey[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).mean(axis=(1, 3))
+
+
+def unchanged(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether no block changed by :data:`UNCHANGED_LEVEL` grey levels or more: a line of text
+    appearing, even 12 px high, moves its blocks' means by tens of levels; compression noise
+    of a still picture by about one."""
+    import numpy as np
+
+    return a.shape == b.shape and float(np.max(np.abs(a - b), initial=0.0)) < UNCHANGED_LEVEL
 
 
 def _box(values: Sequence[Any]) -> Box:
@@ -325,7 +367,8 @@ def all_text(video: str | Path | VideoInfo, *, step_s: float = DEFAULT_STEP_S) -
 def _refined(info: VideoInfo, samples: list[Sample], runs: list[Run], hit: bool
              ) -> TextFinding:
     size = ocr_size(info)
-    finding = TextFinding([], samples=len(samples), cached_scan=hit)
+    finding = TextFinding([], samples=len(samples), cached_scan=hit,
+                          sample_reads=sum(not s.reused for s in samples))
     for run in runs:
         span, region, whole = refine(info, samples, run, size)
         finding.spans.append(span)
