@@ -286,3 +286,15 @@ def test_inference_can_return_clips_and_evidence_links(server: ServerProcess) ->
     plain = requests.post(server.url("/api/v1/inference"), json={**body, "outputs": None},
                           timeout=120).json()
     assert plain.get("clips") is None and plain.get("evidence") is None
+
+
+def test_serve_names_the_remote_model_it_will_ask(tmp_path: Path,
+                                                  fake_model: FakeOpenAIServer) -> None:
+    """With the openai backend and no model named, the set-up line says the server's first
+    model will answer, not the local default (issue 20 item 7)."""
+    env = openai_env(fake_model)
+    del env["VIDGROUND_OPENAI_MODEL"]
+    srv = ServerProcess(tmp_path, env=env)
+    with srv:
+        line = next(x for x in srv.log().splitlines() if "backend openai" in x)
+    assert "model the first model the server lists" in line and "4B" not in line, line

@@ -55,8 +55,10 @@ def create_app(settings: Settings | None = None, grounder: Grounder | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc.start()
-        model = (settings.openai_model if settings.backend == "openai" else None) \
-            or settings.model or "default (4B with a GPU, 2B on CPU)"
+        if settings.backend == "openai":  # the remote server's model, not a local default
+            model = settings.openai_model or "the first model the server lists"
+        else:
+            model = settings.model or "default (4B with a GPU, 2B on CPU)"
         where = (f" at {settings.openai_base_url}" if settings.backend == "openai" else "")
         log.info("vidground %s on http://%s:%d — media root %s, data dir %s, backend %s%s, "
                  "model %s, %d worker(s), queue limit %d", __version__, settings.host,
