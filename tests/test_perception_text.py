@@ -137,3 +137,17 @@ def test_still_pictures_are_read_once(tmp_path) -> None:
     # 7 samples (0, 0.5 ... 2.5 s and the last frame); the picture changes at 0.48 s (text on)
     # and 1.36 s (text off): only the first sample after each change is read again
     assert found.samples == 7 and found.sample_reads == 3, found.to_dict()
+
+
+def test_region_read_does_not_change_whole_reads(video: PerceptionVideo) -> None:
+    """RapidOCR stores each call's use_det on the engine: a whole-frame read after a region
+    read must still detect (it once came back as a recognition-only result)."""
+    from vidground.perception.ocr import read_lines, read_region
+    from vidground.video.decode import decode_frames
+
+    event = video.texts[0]
+    (frame,) = decode_frames(video.path, [(event.first + 5) / video.fps])
+    first = read_lines(frame.image)
+    assert any(text.normalize(ln.text) == "paymentfailed" for ln in first)
+    assert read_region(frame.image, first[0].box).text
+    assert read_lines(frame.image) == first

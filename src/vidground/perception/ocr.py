@@ -4,6 +4,7 @@ times cheaper: what the boundary search asks on every frame it looks at)."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
 #: Lines OCR is less sure of than this are dropped.
 MIN_LINE_SCORE = 0.5
+#: One read at a time per process: the engine's parameters are per call but stored on it.
+_engine_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,9 @@ def read_lines(image: np.ndarray) -> list[TextLine]:
     """Every text line in ``image`` (RGB uint8), top to bottom, left to right."""
     import numpy as np
 
-    out = ocr_engine()(np.ascontiguousarray(image[..., ::-1]))  # RapidOCR takes BGR
+    with _engine_lock:  # RapidOCR keeps each call's use_det/use_rec for the next one
+        out = ocr_engine()(np.ascontiguousarray(image[..., ::-1]),  # RapidOCR takes BGR
+                           use_det=True, use_cls=False, use_rec=True)
     if out.boxes is None or out.txts is None:
         return []
     lines = []
@@ -59,7 +64,8 @@ def read_region(image: np.ndarray, box: Box) -> TextLine:
     crop = np.ascontiguousarray(image[y0:y1, x0:x1, ::-1])
     if crop.size == 0:
         return TextLine("", 0.0, box)
-    out = ocr_engine()(crop, use_det=False, use_cls=False, use_rec=True)
+    with _engine_lock:
+        out = ocr_engine()(crop, use_det=False, use_cls=False, use_rec=True)
     texts = list(out.txts or ())
     scores = list(out.scores or ())
     if not texts:
