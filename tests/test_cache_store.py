@@ -374,3 +374,29 @@ def test_the_identity_of_a_fifo_is_refused_without_blocking(tmp_path: Path) -> N
         pytest.fail("hashing a FIFO hung")
     (error,) = result
     assert isinstance(error, VideoError) and "not a regular file" in error.message
+
+
+def test_a_fifo_at_a_writers_temporary_path_does_not_hang_it(tmp_path: Path) -> None:
+    """A FIFO put at the temporary file a writer uses blocked the write forever; the entry is
+    not stored that once (the FIFO is removed) and is stored the next time."""
+    cache = DiskCache(tmp_path / "cache", 10**9)
+    key = make_key("frames", {"x": 1})
+    path = cache.path("frames", key)
+    path.parent.mkdir(parents=True)
+    result: list[bool] = []
+    planted: list[Path] = []
+
+    def write() -> None:  # the temporary name holds the writing thread's id
+        planted.append(path.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"))
+        os.mkfifo(planted[0])
+        result.append(cache.put("frames", key, {}, b"payload"))
+
+    worker = threading.Thread(target=write, daemon=True)
+    worker.start()
+    worker.join(10)
+    (tmp,) = planted
+    if worker.is_alive():
+        _release_fifo(tmp)
+        pytest.fail("writing through a FIFO hung")
+    assert result == [False] and not tmp.exists()
+    assert cache.put("frames", key, {}, b"payload") and cache.get("frames", key) is not None

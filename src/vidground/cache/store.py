@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from . import tally
 
@@ -130,7 +130,7 @@ class DiskCache:
         tmp = path.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
+            with _create(tmp) as f:
                 f.write(MAGIC)
                 f.write(_HEAD.pack(len(meta_bytes), zlib.crc32(meta_bytes)))
                 f.write(meta_bytes)
@@ -398,6 +398,17 @@ class DiskCache:
                   for what in ("hits", "misses", "corrupt", "evicted", "bytes_written")}
         return {"enabled": True, "dir": str(self.root), "max_bytes": self.max_bytes,
                 "entries": disk[1], "bytes": disk[2], **totals, "kinds": kinds}
+
+
+def _create(tmp: Path) -> BinaryIO:
+    """``tmp`` opened for writing as a regular file: never through a link, and without blocking
+    on a FIFO someone put there (an OSError, so the entry is simply not stored)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+    f = os.fdopen(os.open(tmp, flags, 0o644), "wb")
+    if not S_ISREG(os.fstat(f.fileno()).st_mode):
+        f.close()
+        raise OSError(f"{tmp.name} is not a regular file")
+    return f
 
 
 def _read(path: Path, key: str) -> Entry:
