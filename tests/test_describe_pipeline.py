@@ -120,7 +120,7 @@ def test_one_describe_makes_at_most_max_describe_calls(
     # a cheap four-minute video with 30 events, and options that allow thousands of calls:
     # up to 1024 windows of 4 frames, 256 refinement calls per event
     truth = [(8.0 * i + 2.0, 8.0 * i + 6.0) for i in range(30)]
-    video = make_video(tmp_path / "long.mp4", duration=240.0, fps=5, size=(64, 48),
+    video = make_video(tmp_path / "long.mp4", duration=240.0, fps=10, size=(64, 48),
                        intervals=truth).path
     options = LocateOptions(frame_sampling_rate=2.0, max_frames=4096, max_frames_per_call=4,
                             max_windows=1024, max_refine_calls=256, max_new_tokens=4096)

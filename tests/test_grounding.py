@@ -407,3 +407,18 @@ def test_written_out_frame_ranges_say_the_end_is_exclusive(tmp_path: Path, fake_
     zh = restate_times("狗在第5.2秒到第7.7秒跳起。", [Span(5.0, 8.0)], "frames", fps=30.0,
                        language="zh", mark_exclusive_end=True)
     assert zh == "狗在第150帧到第240帧（不含该帧）跳起。"
+
+
+def test_max_windows_counts_the_overlapping_windows(tmp_path: Path) -> None:
+    # windows overlap, so max_windows windows of 4 frames hold fewer than 4 * max_windows frames:
+    # 6 windows once became 8 (a describe's window cap relies on this too)
+    info = probe(make_video(tmp_path / "long.mp4", duration=60.0, fps=10, size=(64, 48),
+                            intervals=[(5.0, 9.0), (30.0, 33.0)], motion=True).path)
+    for rate in (2.0, "adaptive"):
+        opts = LocateOptions(frame_sampling_rate=rate, max_frames_per_call=4, max_windows=6)
+        plan = plan_sampling(info, opts)
+        assert len(plan.windows) <= 6 and all(len(w) <= 4 for w in plan.windows), rate
+        assert len(plan.times) >= 16  # still the frames six windows can show (4 + 5 * 3 = 19)
+    # min_frames beyond what the windows hold gives way (it raised ValueError: a 500)
+    plan = plan_sampling(info, LocateOptions(min_frames=40, max_frames_per_call=2, max_windows=2))
+    assert len(plan.windows) <= 2 and len(plan.times) == 3

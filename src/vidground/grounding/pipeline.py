@@ -37,7 +37,7 @@ from .answer import ParsedAnswer, exclusive_end_note, parse_answer, restate_time
 from .phases import phase_question, split_phases
 from .prompts import Prompt, build_prompt, detect_language
 from .refine import CallCounter, Refiner, RefineSettings
-from .windows import merge_spans, split_windows
+from .windows import frames_in_windows, merge_spans, split_windows
 
 
 @dataclass(frozen=True)
@@ -467,8 +467,8 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
     The question sees at most ``max_frames`` frames in all (a longer video is sampled at a lower
     rate); one window holds at most ``max_frames_per_call`` of them, what fits in
     ``max_context_length`` tokens, and what the backend takes in one request
-    (``backend_max_frames``). ``cache`` keeps the adaptive pass's motion curve between
-    questions."""
+    (``backend_max_frames``); there are at most ``max_windows`` windows (overlaps counted).
+    ``cache`` keeps the adaptive pass's motion curve between questions."""
     width, height = info.display_size
     per_call_cap = min(opts.max_frames, opts.max_frames_per_call or opts.max_frames)
     size = frame_size_for(width, height, per_call_cap,
@@ -476,15 +476,15 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
                           max_context_tokens=opts.max_context_length)
     fitting = int(opts.max_context_length * CONTEXT_SHARE / max(tokens_per_frame(*size), 0.5))
     per_call = max(2, min(per_call_cap, fitting, backend_max_frames or per_call_cap))
-    limit = max(2, min(opts.max_frames, per_call * opts.max_windows))
+    limit = max(2, min(opts.max_frames, frames_in_windows(opts.max_windows, per_call)))
     motion = None
     if opts.frame_sampling_rate == "adaptive":
         motion = cached_motion_curve(cache, info)
-        budget = max(opts.min_frames, min(limit, math.ceil(info.duration)))
+        budget = min(limit, max(opts.min_frames, math.ceil(info.duration)))
         times = adaptive_times(motion, budget)
     else:
         times = sample_times(info, fps=float(opts.frame_sampling_rate),
-                             min_frames=opts.min_frames, max_frames=limit,
+                             min_frames=min(opts.min_frames, limit), max_frames=limit,
                              max_context_tokens=None, tokens_per_frame=None)
         if opts.snap_to_keyframes and len(times) > 2:  # the ends never move
             keyframes = keyframe_times(info)
@@ -497,6 +497,8 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
                               max_context_tokens=opts.max_context_length)
     interval = info.duration / max(len(times), 1)
     windows = split_windows(times, per_call, cuts=motion.cuts if motion else ())
+    if len(windows) > opts.max_windows:  # borders moved to scene cuts: one window too many
+        windows = split_windows(times, per_call)
     return SamplingPlan(times, windows, size, interval, motion)
 
 

@@ -21,7 +21,8 @@ def split_windows(times: Sequence[float], per_window: int, *, overlap: int | Non
         raise ValueError("a window needs at least two frames")
     if len(times) <= per_window:
         return [times]
-    ov = max(1, per_window // 10) if overlap is None else max(0, min(overlap, per_window // 2))
+    ov = default_overlap(per_window) if overlap is None else max(0, min(overlap,
+                                                                       per_window // 2))
     windows: list[list[float]] = []
     start = 0
     while start < len(times):
@@ -33,6 +34,23 @@ def split_windows(times: Sequence[float], per_window: int, *, overlap: int | Non
             break
         start = max(start + 1, end - ov)
     return windows
+
+
+def default_overlap(per_window: int) -> int:
+    """The frames two neighbouring windows of ``per_window`` frames share (10 %, at least 1)."""
+    return max(1, per_window // 10)
+
+
+def frames_in_windows(windows: int, per_window: int) -> int:
+    """The most frames :func:`split_windows` (default overlap, no cuts) fits in ``windows``
+    windows of ``per_window`` frames.
+
+    >>> frames_in_windows(3, 10), len(split_windows(range(28), 10))
+    (28, 3)
+    >>> len(split_windows(range(29), 10))
+    4
+    """
+    return per_window + max(0, windows - 1) * (per_window - default_overlap(per_window))
 
 
 def _snap_to_cut(times: Sequence[float], start: int, end: int, reach: int,
