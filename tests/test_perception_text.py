@@ -151,3 +151,14 @@ def test_region_read_does_not_change_whole_reads(video: PerceptionVideo) -> None
     assert any(text.normalize(ln.text) == "paymentfailed" for ln in first)
     assert read_region(frame.image, first[0].box).text
     assert read_lines(frame.image) == first
+
+
+def test_quoted_answer_sentence() -> None:
+    from vidground.timecode import Span
+
+    answer = quoted.QuotedAnswer((Span(0.68, 2.36, label="PAYMENT FAILED"),),
+                                 ("PAYMENT FAILED",))
+    assert answer.sentence() == ('"PAYMENT FAILED" is on screen from 00:00:00.680 to '
+                                 '00:00:02.360.')
+    assert answer.answers(fps=25.0)["frames"] == '"PAYMENT FAILED" is on screen from 17 to 59.'
+    assert quoted.QuotedAnswer((), ("支付失败",)).sentence() == '"支付失败" is not on screen.'

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..timecode import Span
+from ..timecode import OUTPUT_FORMATS, Span, format_time
 from .matching import quoted_phrases
 from .text import DEFAULT_STEP_S, find_text
 
@@ -32,6 +32,21 @@ class QuotedAnswer:
     @property
     def found(self) -> bool:
         return bool(self.spans)
+
+    def sentence(self, output_format: str = "HH:MM:SS.sss", fps: float | None = None) -> str:
+        """The answer to show, e.g. ``"PAYMENT FAILED" is on screen from 00:00:00.680 to
+        00:00:02.360.`` (times in ``output_format``)."""
+        said = ", ".join(f'"{p}"' for p in self.phrases)
+        if not self.spans:
+            return f"{said} is not on screen."
+        parts = [f"from {format_time(s.start, output_format, fps=fps)} to "
+                 f"{format_time(s.end, output_format, fps=fps)}" for s in self.spans]
+        return f"{said} is on screen {', '.join(parts)}."
+
+    def answers(self, fps: float | None = None) -> dict[str, str]:
+        """:meth:`sentence` in every output format (what ``Grounding.answers`` holds)."""
+        return {fmt: self.sentence(fmt, fps) for fmt in OUTPUT_FORMATS
+                if fmt != "frames" or fps}
 
     def to_dict(self) -> dict[str, Any]:
         return {"segments": [s.to_dict() for s in self.spans], "detector": self.detector,
