@@ -70,3 +70,8 @@ def test_export_of_a_saved_response_writes_what_locate_writes(
     assert "* FROM CLIP: file:///Volumes/footage/m.mp4\n" in relinked.stdout
     [clip] = otio.adapters.read_from_file(str(work / "c.otio")).find_clips()
     assert clip.media_reference.target_url == "file:///Volumes/footage/m.mp4"
+    # locate takes --relink too: the same lines as the relinked export of its saved response
+    located_relinked = run_cli("locate", "m.mp4", QUERY, *model, "--export", "edl:-",
+                               "--relink", "/Volumes/footage", "--quiet", cwd=work)
+    assert located_relinked.returncode == 0, located_relinked.stderr
+    assert "* FROM CLIP: file:///Volumes/footage/m.mp4\n" in located_relinked.stdout

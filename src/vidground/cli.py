@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from .cli_support import run_action, stderr, stdout
 from .config import Settings
 from .errors import OptionsError
-from .outputs.cli import EvidenceOpt, ExportOpt
+from .outputs.cli import EvidenceOpt, ExportOpt, RelinkOpt
 from .progress import ProgressEvent
 from .timecode import OUTPUT_FORMATS
 
@@ -187,6 +187,7 @@ def locate(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
     export: ExportOpt = None,
     evidence: EvidenceOpt = None,
+    relink: RelinkOpt = None,
 ) -> None:
     """Find when QUERY happens in VIDEO and print the time span(s), answer and reasoning."""
     from .grounding import Grounder
@@ -219,7 +220,7 @@ def locate(
             from .outputs.cli import write_outputs
             from .outputs.results import Result
 
-            write_outputs(Result.from_grounding(result), export, evidence)
+            write_outputs(Result.from_grounding(result), export, evidence, relink)
 
     _run(work, as_json=as_json)
 
