@@ -7,7 +7,11 @@ request, the status it must get, and what else must hold. The server runs with a
 
 from __future__ import annotations
 
+import json
+import os
+import struct
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +65,7 @@ FILES: dict[str, Callable[[Path], Any]] = {
     "bad_audio_minf.mp4": _damaged_audio_box,
     "bad_handler_name.mp4": _invalid_handler_name,
     "one_keyframe.mp4": lambda p: make_video(p, duration=30.0, fps=10, gop=1000),
+    "cache_victim.mp4": lambda p: make_video(p, duration=3.0, fps=10),
     # sample tables that name all the frames' bytes as every sample (40 x the file demuxed)
     "repeated_samples.mp4": lambda p: make_repeated_samples(make_video(
         p.with_name("src_repeated.mp4"), duration=4.0, fps=10, noise=30, gop=10).path, p),
@@ -141,6 +146,37 @@ def job(name: str, options: dict[str, Any] | None = None) -> Callable[[Env], Rep
                 return (200 if done["status"] == "succeeded" else 500), done
             time.sleep(0.2)
         raise AssertionError("the job did not finish in 120 s")
+    return call
+
+
+def _claim_huge_payload(entry: Path) -> None:
+    """Rewrite a cache entry's meta (checksum kept valid) to claim a 1 PB payload."""
+    data = entry.read_bytes()
+    meta_len = struct.unpack("<I", data[8:12])[0]
+    meta = json.loads(data[16:16 + meta_len])
+    block = json.dumps({**meta, "payload_bytes": 2**50}).encode()
+    entry.write_bytes(data[:8] + struct.pack("<II", len(block), zlib.crc32(block)) + block
+                      + data[16 + meta_len:])
+
+
+def _fifo_instead(entry: Path) -> None:
+    entry.unlink()
+    os.mkfifo(entry)
+
+
+def poisoned_cache(damage: Callable[[Path], None]) -> Callable[[Env], Reply]:
+    """Ask once (the frames and motion curve are cached), ``damage`` every cache entry, ask
+    again: the damaged entries are dropped and recomputed."""
+    ask = infer("cache_victim.mp4", {"frame_sampling_rate": "adaptive"})
+
+    def call(e: Env) -> Reply:
+        status, body = ask(e)
+        assert status == 200, body
+        entries = list((e.srv.data_dir / "cache").rglob("*.vgc"))
+        assert entries, "nothing was cached"
+        for entry in entries:
+            damage(entry)
+        return ask(e)
     return call
 
 
@@ -242,6 +278,10 @@ ATTACKS: dict[str, Attack] = {
     "fast-clips-far-from-keyframe": Attack(
         clips("one_keyframe.mp4", [(25.0 + i * 0.01, 26.0) for i in range(20)], "fast"), 200,
         not_amplified),
+    # item 14: cache entries that claim a huge payload, or are FIFOs (a 500 on every request
+    # touching them, never dropped; a hung worker)
+    "cache-entry-claims-huge-payload": Attack(poisoned_cache(_claim_huge_payload), 200),
+    "cache-entry-is-a-fifo": Attack(poisoned_cache(_fifo_instead), 200),
     "fast-clip-of-repeated-samples": Attack(
         clips("repeated_samples.mp4", [(0.0, 4.0)], "fast"), 200, copy_not_amplified),
 }
