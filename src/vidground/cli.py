@@ -173,6 +173,9 @@ def locate(
                                    "span")] = 8,
     snap_keyframes: Annotated[bool, typer.Option(
         help="sample keyframes when every sampling interval holds one (much faster)")] = True,
+    structured: Annotated[bool | None, typer.Option(
+        "--structured/--no-structured", help="ask for JSON answers held to a schema "
+        "(response_format / xgrammar); env VIDGROUND_STRUCTURED_OUTPUT")] = None,
     backend: BackendOpt = None,
     model: ModelOpt = None,
     model_source: ModelSourceOpt = None,
@@ -201,7 +204,7 @@ def locate(
                 "output_format": output_format, "return_reasoning": reasoning,
                 "all_occurrences": all_occurrences, "refine": refine, "verify": verify,
                 "split_phases": split_phases, "max_refine_calls": max_refine_calls,
-                "snap_to_keyframes": snap_keyframes,
+                "snap_to_keyframes": snap_keyframes, "structured_output": structured,
             })
         except OptionsError as exc:
             raise OptionsError(_flag_names(exc.message)) from None

@@ -41,6 +41,8 @@ OPTION_DOCS = {
                          "sample the keyframes (only they are decoded: much faster)",
     "max_new_tokens": "longest answer the model may write",
     "language": "prompt language: auto, en or zh",
+    "structured_output": "ask for JSON answers held to a schema (response_format / xgrammar); "
+                         "null: the server's VIDGROUND_STRUCTURED_OUTPUT",
 }
 
 
@@ -78,6 +80,7 @@ class LocateOptions:
     snap_to_keyframes: bool = True
     max_new_tokens: int = 512
     language: Literal["auto", "en", "zh"] = "auto"
+    structured_output: bool | None = None
 
     def __post_init__(self) -> None:
         rate = self.frame_sampling_rate
@@ -110,6 +113,9 @@ class LocateOptions:
         _check_int("max_windows", self.max_windows, 1, 1024)
         if self.max_pixels_per_frame is not None:
             _check_int("max_pixels_per_frame", self.max_pixels_per_frame, 32 * 32, 4096 * 4096)
+        if self.structured_output is not None and not isinstance(self.structured_output, bool):
+            raise OptionsError(f"structured_output must be true, false or null, got "
+                               f"{self.structured_output!r}")
         if self.language not in ("auto", "en", "zh"):
             raise OptionsError(f"language must be 'auto', 'en' or 'zh', got {self.language!r}")
 
