@@ -114,9 +114,14 @@ def test_command_errors(video: PerceptionVideo, tmp_path) -> None:
 def test_real_command_line(video: PerceptionVideo) -> None:
     """The command as a user runs it, in its own process (``python -m vidground text`` once
     the lead registers it; the module's own entry point meanwhile)."""
-    proc = subprocess.run([sys.executable, "-m", "vidground.perception.cli", "text",
-                           str(video.path), "PAYMENT FAILED"], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "COLUMNS": "200"})
+    from vidground.cli import app
+
+    registered = {c.name or getattr(c.callback, "__name__", "")
+                  for c in app.registered_commands}
+    entry = "vidground" if "text" in registered else "vidground.perception.cli"
+    proc = subprocess.run([sys.executable, "-m", entry, "text", str(video.path),
+                           "PAYMENT FAILED"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     first = video.texts[0].first / video.fps
     assert proc.stdout.startswith(f"00:00:0{first:.3f}"), proc.stdout
