@@ -1,0 +1,240 @@
+"""The search index in one SQLite file: ``videos``, ``segments`` and an FTS5 trigram index over
+the segments' text (external content, kept in step by triggers), so any substring of three
+characters or more (Chinese included) is found through the index and ranked by BM25.
+
+Safety: WAL journal, one transaction per video, so a process killed mid-write (``kill -9``)
+leaves each video whole or absent. At open, ``PRAGMA quick_check`` and FTS5's own
+``integrity-check`` run; a file that fails either (or is not a database at all) is moved aside
+(``search.sqlite3.damaged-<time>``, with its ``-wal``/``-shm``) and a fresh index is made, so a
+damaged index is rebuilt by the next ``vidground index``, never served half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from .store import Hit, SearchIndexError, SearchStore, Segment, VideoRecord
+from .terms import SHORT
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 15_000
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS videos (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    identity TEXT NOT NULL,
+    duration REAL NOT NULL DEFAULT 0,
+    facts TEXT NOT NULL DEFAULT '{}',
+    model TEXT NOT NULL DEFAULT '',
+    indexed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS videos_identity ON videos (identity);
+CREATE TABLE IF NOT EXISTS segments (
+    id INTEGER PRIMARY KEY,
+    video_id INTEGER NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    start_s REAL NOT NULL,
+    end_s REAL NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS segments_video ON segments (video_id, start_s);
+CREATE VIRTUAL TABLE IF NOT EXISTS segments_fts USING fts5 (
+    text, content='segments', content_rowid='id', tokenize='trigram');
+CREATE TRIGGER IF NOT EXISTS segments_ai AFTER INSERT ON segments BEGIN
+    INSERT INTO segments_fts (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS segments_ad AFTER DELETE ON segments BEGIN
+    INSERT INTO segments_fts (segments_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+"""
+
+
+def _fts_query(found_terms: Sequence[str]) -> str:
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in found_terms)
+
+
+def _like(term: str) -> str:
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class SQLiteSearchStore(SearchStore):
+    """The index in the SQLite file at ``path`` (made, with its folder, when missing)."""
+
+    def __init__(self, path: str | Path, *, check: bool = True) -> None:
+        self.path = Path(path)
+        self.warnings = []
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SearchIndexError(f"cannot make the index folder {self.path.parent}: "
+                                   f"{exc.strerror}; set VIDGROUND_INDEX to a writable path."
+                                   ) from None
+        if check and self.path.exists():
+            problem = self._damage()
+            if problem:
+                self._move_aside(problem)
+        self._conn = self._connect()
+
+    # -- opening ---------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "INSERT OR IGNORE INTO meta "
+                               f"(key, value) VALUES ('version', '{SCHEMA_VERSION}'); COMMIT;")
+        except sqlite3.Error as exc:
+            raise SearchIndexError(f"cannot open the search index {self.path}: {exc}; set "
+                                   "VIDGROUND_INDEX to a writable file path.") from None
+        return conn
+
+    def _damage(self) -> str | None:
+        """Why the existing file cannot be trusted, or None when it passes the checks."""
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None)
+        except sqlite3.Error as exc:
+            return str(exc)
+        try:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+            if [r[0] for r in rows] != ["ok"]:
+                return "; ".join(str(r[0]) for r in rows[:3])
+            tables = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+            if "segments_fts" in tables:
+                # FTS5's check that the index matches the segments it was built from
+                conn.execute("INSERT INTO segments_fts (segments_fts, rank) "
+                             "VALUES ('integrity-check', 1)")
+            return None
+        except sqlite3.Error as exc:
+            return str(exc)
+        finally:
+            conn.close()
+
+    def _move_aside(self, problem: str) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(str(self.path) + suffix)
+            if source.exists():
+                os.replace(source, Path(str(target) + suffix))
+        self.warnings.append(f"the search index {self.path} was damaged ({problem}); it was "
+                             f"moved to {target.name} and a new, empty index was started: "
+                             "run `vidground index` again on your folders.")
+
+    def describe(self) -> str:
+        return f"SQLite file {self.path}"
+
+    # -- reading ---------------------------------------------------------------------------
+    def _one(self, sql: str, args: Sequence[object]) -> VideoRecord | None:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT path, identity, duration, facts, model FROM videos WHERE {sql}",
+                tuple(args)).fetchone()
+        if row is None:
+            return None
+        return VideoRecord(path=row[0], identity=row[1], duration=row[2],
+                           facts=json.loads(row[3]), model=row[4])
+
+    def video(self, path: str) -> VideoRecord | None:
+        return self._one("path = ?", (path,))
+
+    def by_identity(self, identity: str) -> VideoRecord | None:
+        return self._one("identity = ? ORDER BY indexed_at DESC LIMIT 1", (identity,))
+
+    def segments(self, path: str) -> list[Segment]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT s.start_s, s.end_s, s.text, s.kind FROM segments s JOIN videos v "
+                "ON v.id = s.video_id WHERE v.path = ? ORDER BY s.start_s, s.id",
+                (path,)).fetchall()
+        return [Segment(*row) for row in rows]
+
+    def paths(self, within: str | None = None) -> list[str]:
+        sql, args = "SELECT path FROM videos", ()
+        if within:
+            sql, args = sql + " WHERE substr(path, 1, length(?)) = ?", (within, within)
+        with self._lock:
+            return [r[0] for r in self._conn.execute(sql + " ORDER BY path", args)]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            videos = self._conn.execute("SELECT count(*) FROM videos").fetchone()[0]
+            segments = self._conn.execute("SELECT count(*) FROM segments").fetchone()[0]
+        return {"videos": int(videos), "segments": int(segments)}
+
+    def find(self, found_terms: Sequence[str], top: int, within: str | None = None
+             ) -> list[Hit]:
+        indexed = [t for t in found_terms if len(t) >= SHORT]
+        where, args = "", []
+        if within:
+            where, args = " AND substr(v.path, 1, length(?)) = ?", [within, within]
+        if indexed:
+            sql = ("SELECT v.path, s.start_s, s.end_s, -bm25(segments_fts), s.text, s.kind "
+                   "FROM segments_fts JOIN segments s ON s.id = segments_fts.rowid "
+                   "JOIN videos v ON v.id = s.video_id WHERE segments_fts MATCH ?" + where +
+                   " ORDER BY bm25(segments_fts), s.id LIMIT ?")
+            params: list[object] = [_fts_query(indexed), *args, top]
+        else:  # one- or two-character terms: not in the trigram index, a scan
+            matched = " + ".join("(s.text LIKE ? ESCAPE '\\')" for _ in found_terms)
+            sql = (f"SELECT v.path, s.start_s, s.end_s, ({matched}) AS score, s.text, s.kind "
+                   "FROM segments s JOIN videos v ON v.id = s.video_id "
+                   f"WHERE score > 0{where} ORDER BY score DESC, s.id LIMIT ?")
+            params = [*(_like(t) for t in found_terms), *args, top]
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [Hit(video=r[0], start=r[1], end=r[2], score=float(r[3]), text=r[4],
+                    source=r[5]) for r in rows]
+
+    # -- writing ---------------------------------------------------------------------------
+    def put(self, record: VideoRecord, segments: Sequence[Segment]) -> None:
+        self.put_many([(record, segments)])
+
+    def put_many(self, items: Sequence[tuple[VideoRecord, Sequence[Segment]]]) -> None:
+        with self._lock, _transaction(self._conn, immediate=True):
+            for record, segments in items:
+                self._conn.execute("DELETE FROM videos WHERE path = ?", (record.path,))
+                cur = self._conn.execute(
+                    "INSERT INTO videos (path, identity, duration, facts, model, indexed_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (record.path, record.identity, record.duration,
+                     json.dumps(record.facts, ensure_ascii=False), record.model, time.time()))
+                self._conn.executemany(
+                    "INSERT INTO segments (video_id, kind, start_s, end_s, text) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [(cur.lastrowid, s.kind, s.start, s.end, s.text) for s in segments])
+
+    def remove(self, paths: Sequence[str]) -> int:
+        removed = 0
+        with self._lock, _transaction(self._conn, immediate=True):
+            for path in paths:
+                removed += self._conn.execute("DELETE FROM videos WHERE path = ?",
+                                              (path,)).rowcount
+        return removed
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection, *, immediate: bool = False) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
