@@ -108,3 +108,28 @@ def test_command_uses_the_configured_model(video: PerceptionVideo, tiny_whisper:
     missing = CliRunner().invoke(perception_app, ["speech", str(video.path), "--json"])
     assert missing.exit_code == 2
     assert json.loads(missing.stdout)["error"]["code"] == "model_not_available"
+
+
+def test_spoken_spans_from_word_times() -> None:
+    w = speech.Word
+    words = [w(0.5, 0.8, " Hello", 0.9), w(0.9, 1.3, " payment", 0.9),
+             w(1.3, 1.7, " failed,", 0.8), w(1.8, 2.0, " please", 0.9),
+             w(3.0, 3.2, " Payment", 0.9), w(3.2, 3.6, " faild", 0.4)]
+    spans = speech.spoken_spans("payment failed", words)
+    assert [(s.start, s.end) for s in spans] == [(0.9, 1.7), (3.0, 3.6)]
+    assert speech.spoken_spans("refund", words) == []
+    assert speech.spoken_spans("", words) == []
+
+
+def test_quoted_question_about_speech(video: PerceptionVideo, tiny_whisper: Path,
+                                      monkeypatch) -> None:
+    from vidground.perception import quoted
+
+    question = 'When does someone say "payment failed"?'
+    assert quoted.asks_about_speech(question)
+    monkeypatch.delenv(speech.SPEECH_MODEL_ENV, raising=False)
+    assert quoted.answer_quoted(video.path, question) is None  # nothing here hears words
+    monkeypatch.setenv(speech.SPEECH_MODEL_ENV, str(tiny_whisper))
+    answer = quoted.answer_quoted(video.path, question)
+    assert answer is not None and answer.detector == "speech"
+    assert answer.phrases == ("payment failed",)  # the random model's words never say it

@@ -1,11 +1,14 @@
 """Questions that quote a phrase (``When does "PAYMENT FAILED" appear on screen?``,
 ``“支付失败”什么时候出现？``) are answered by reading the screen: OCR finds the phrase's spans
-to the frame, with or without a vision model. :func:`answer_quoted` is what ``locate`` calls
-before (or instead of) asking the model.
+to the frame, with or without a vision model. A question about what is *said* (``When does she
+say "thank you"?``) is answered from the transcript's word times when a speech model is set
+(``VIDGROUND_SPEECH_MODEL``), and left to the model otherwise. :func:`answer_quoted` is what
+``locate`` calls before (or instead of) asking the model.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,13 +20,20 @@ from .text import DEFAULT_STEP_S, find_text
 if TYPE_CHECKING:
     from ..video.probe import VideoInfo
 
-__all__ = ["QuotedAnswer", "answer_quoted", "quoted_phrases"]
+__all__ = ["QuotedAnswer", "answer_quoted", "asks_about_speech", "quoted_phrases"]
+
+# the words that make a quoted phrase something said, not shown (English and Chinese)
+_SPEECH_WORDS = re.compile(
+    r"\b(?:says?|said|saying|speaks?|spoke|spoken|speaking|tells?|told|mentions?|mentioned|"
+    r"pronounces?|hears?|heard|announces?|announced|shouts?|shouted|whispers?)\b|"
+    r"说|讲|提到|念|喊|听到|播报", re.IGNORECASE)
+_QUOTES = re.compile(r"\"[^\"]*\"|“[^”]*”|「[^」]*」|『[^』]*』|‘[^’]*’")
 
 
 @dataclass(frozen=True)
 class QuotedAnswer:
-    """The spans in which the quoted ``phrases`` are on screen; ``detector`` says what
-    answered (``"ocr"``)."""
+    """The spans in which the quoted ``phrases`` are on screen (``detector`` ``"ocr"``) or
+    said (``"speech"``: word times of the transcript)."""
 
     spans: tuple[Span, ...]
     phrases: tuple[str, ...]
@@ -65,7 +75,31 @@ def answer_quoted(video: str | Path | VideoInfo, query: str, *,
 
     info = video if isinstance(video, VideoInfo) else probe(video)
     spans: list[Span] = []
+    if asks_about_speech(query):
+        from .speech import find_spoken, speech_model_name
+
+        model = speech_model_name()
+        if model is None:
+            return None  # a question about what is said, and nothing here hears words
+        for phrase in phrases:
+            spans.extend(find_spoken(info, phrase, model))
+        spans.sort(key=lambda s: (s.start, s.end))
+        return QuotedAnswer(tuple(spans), tuple(phrases), detector="speech")
     for phrase in phrases:
         spans.extend(find_text(info, phrase, step_s=step_s).spans)
     spans.sort(key=lambda s: (s.start, s.end))
     return QuotedAnswer(tuple(spans), tuple(phrases))
+
+
+def asks_about_speech(query: str) -> bool:
+    """Whether the question asks when a phrase is *said* rather than shown.
+
+    >>> asks_about_speech('When does she say "thank you"?')
+    True
+    >>> asks_about_speech("他什么时候说“谢谢”？")
+    True
+    >>> asks_about_speech('When does "PAYMENT FAILED" appear on screen?')
+    False
+    """
+    outside = _QUOTES.sub(" ", query)
+    return bool(_SPEECH_WORDS.search(outside))

@@ -178,3 +178,45 @@ def transcribe(video: str | Path | VideoInfo, model: str, *, language: str | Non
     pairs.sort(key=lambda pair: (pair[0].start, pair[0].end))
     return SpeechResult([p[0] for p in pairs], [p[1] for p in pairs], model=Path(model).name,
                         language=raw.get("language"))
+
+
+def spoken_spans(phrase: str, words: list[Word]) -> list[Span]:
+    """Where the transcript's ``words`` say ``phrase`` (fuzzy, as on-screen text is matched):
+    the shortest run of words from each start that holds it, runs not overlapping."""
+    from .matching import MATCH_SCORE, normalize, phrase_score
+
+    want = len(normalize(phrase))
+    if not want:
+        return []
+    spans: list[Span] = []
+    i = 0
+    while i < len(words):
+        text, hit = "", None
+        for j in range(i, len(words)):
+            text += words[j].word
+            if len(normalize(text)) > 2 * want + 8:
+                break
+            if len(normalize(text)) >= 0.8 * want and phrase_score(phrase, text) >= MATCH_SCORE:
+                hit = j
+                break
+        if hit is None:
+            i += 1
+            continue
+        first = i  # drop leading words the phrase does not need
+        while first < hit:
+            rest = "".join(w.word for w in words[first + 1: hit + 1])
+            if len(normalize(rest)) < 0.8 * want or phrase_score(phrase, rest) < MATCH_SCORE:
+                break
+            first += 1
+        said = "".join(w.word for w in words[first: hit + 1]).strip()
+        spans.append(Span(words[first].start, max(words[first].start, words[hit].end),
+                          label=said))
+        i = hit + 1
+    return spans
+
+
+def find_spoken(video: str | Path | VideoInfo, phrase: str, model: str, *,
+                language: str | None = None) -> list[Span]:
+    """When ``phrase`` is said, from :func:`transcribe`'s word times."""
+    found = transcribe(video, model, language=language)
+    return spoken_spans(phrase, [w for ws in found.words for w in ws])
