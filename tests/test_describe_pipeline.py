@@ -93,6 +93,25 @@ def test_a_second_describe_asks_the_decoder_for_nothing(
     assert second.events[1].end == pytest.approx(4.5, abs=0.1 + 1e-6)
 
 
+def test_describe_asks_several_windows_at_once(tmp_path: Path,
+                                               server: FakeOpenAIServer) -> None:
+    # the backend takes 4 requests at once (openai_max_concurrency): windows go together
+    video = make_video(tmp_path / "w.mp4", duration=6.0, fps=10, size=(64, 48),
+                       intervals=[(1.0, 2.0)]).path
+    server.configure(delay_s=0.3)
+    server.reset_stats()
+    try:
+        result = describe(grounder(server), video, LocateOptions(
+            frame_sampling_rate=2.0, max_frames_per_call=4, refine=False, verify=False))
+        in_flight = server.max_in_flight
+    finally:
+        server.configure(delay_s=0.0)
+    assert result.timings["windows"] >= 3
+    assert result.timings["model_calls"] == result.timings["windows"] == len(server.requests)
+    assert in_flight >= 2
+    assert [e.label for e in result.events] == [LABEL]
+
+
 def test_a_window_too_large_for_the_server_is_asked_in_pieces(
         tmp_path: Path, server: FakeOpenAIServer) -> None:
     # camera-like frames compress badly: one 16-frame window does not fit a 60 kB request
