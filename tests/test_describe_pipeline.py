@@ -3,7 +3,9 @@ model calls (issue 21 item 11), with the fake model server that looks at the fra
 
 - A second describe of a video asks the decoder for nothing: the frame cache serves its windows
   and its refinement (the old describe decoded every window itself, every time).
-- A window too large for the model server's request cap is asked in pieces, like locate's.
+- Several windows are asked at once where the backend can; a window too large for the model
+  server's request cap is asked in pieces, like locate's (and pieces that would overrun the call
+  budget are refused before asking).
 - One describe request makes at most ``MAX_DESCRIBE_CALLS`` model calls, whatever the options
   allow (one request once made 464 calls; the option ranges allowed about 9,200): counted at the
   fake server, and the events still cover the whole video.
