@@ -153,6 +153,7 @@ def main() -> int:
                     cut_err.append(abs(near[0].start * video.fps - truth.first))
                 else:
                     fn_cut += 1
+                    misses.append(f"video {k}: hard cut at frame {truth.first} missed")
             else:
                 near = [t for t in shots.transitions if t.kind == "gradual"
                         and t.start * video.fps <= truth.last + 1
@@ -164,6 +165,7 @@ def main() -> int:
                     grad_err.append(abs(near[0].end * video.fps - (truth.last + 1)))
                 else:
                     fn_grad += 1
+                    misses.append(f"video {k}: dissolve {truth.first}..{truth.last} missed")
         for t in shots.transitions:
             if id(t) not in matched:
                 misses.append(f"video {k}: extra {t.kind} at {t.start * video.fps:.0f}")

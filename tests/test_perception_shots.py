@@ -51,6 +51,16 @@ def test_transitions_from_scores() -> None:
     assert [(round(s.start * 25), round(s.end * 25)) for s in shots] == [(0, 3), (3, 5),
                                                                          (10, 12)]
     assert transitions_from(times, np.zeros(12), np.ones(12), end=0.48) == []
+    # a slow dissolve: single-frame peak 0.45 inside 7 frames of high all-frames score
+    slow_single, slow_many = np.zeros(12, np.float32), np.zeros(12, np.float32)
+    slow_many[3:10], slow_single[6] = 0.6, 0.45
+    (slow,) = transitions_from(times, slow_single, slow_many, end=0.48)
+    assert (slow.kind, round(slow.start * 25), round(slow.end * 25)) == ("gradual", 3, 10)
+    # text popping up: all-frames score high, single-frame peak low: no transition
+    slow_single[6] = 0.3
+    assert transitions_from(times, slow_single, slow_many, end=0.48) == []
+    slow_single[6], slow_many[3:10], slow_many[3:7] = 0.45, 0.0, 0.6  # too short a run
+    assert transitions_from(times, slow_single, slow_many, end=0.48) == []
     assert [(s.start, s.end) for s in shots_between([], 4.0)] == [(0.0, 4.0)]
 
 

@@ -38,6 +38,8 @@ class QuotedAnswer:
     spans: tuple[Span, ...]
     phrases: tuple[str, ...]
     detector: str = "ocr"
+    #: what answered, for the response's ``model``
+    model: str = "rapidocr (PP-OCR)"
 
     @property
     def found(self) -> bool:
@@ -60,7 +62,7 @@ class QuotedAnswer:
 
     def to_dict(self) -> dict[str, Any]:
         return {"segments": [s.to_dict() for s in self.spans], "detector": self.detector,
-                "phrases": list(self.phrases)}
+                "phrases": list(self.phrases), "model": self.model}
 
 
 def answer_quoted(video: str | Path | VideoInfo, query: str, *,
@@ -84,7 +86,8 @@ def answer_quoted(video: str | Path | VideoInfo, query: str, *,
         for phrase in phrases:
             spans.extend(find_spoken(info, phrase, model))
         spans.sort(key=lambda s: (s.start, s.end))
-        return QuotedAnswer(tuple(spans), tuple(phrases), detector="speech")
+        return QuotedAnswer(tuple(spans), tuple(phrases), detector="speech",
+                            model=f"faster-whisper ({Path(model).name})")
     for phrase in phrases:
         spans.extend(find_text(info, phrase, step_s=step_s).spans)
     spans.sort(key=lambda s: (s.start, s.end))

@@ -6,7 +6,9 @@ times), streamed through the network in its own windows (100 frames, 25 of conte
 ``predict_frames`` does), so memory stays bounded on long videos.
 
 A transition is a run of frames whose single-frame score passes ``threshold`` (0.5, the
-reference's), widened to the frames around it whose all-frames ("many-hot") score passes it too:
+reference's; or, for a slow dissolve, 0.4 at the peak of a run of at least six frames whose
+all-frames score passes 0.5), widened to the frames around it whose all-frames ("many-hot")
+score passes ``threshold`` too:
 a run of at most :data:`HARD_MAX_FRAMES` frames is a **hard cut**, at the first frame of the new
 shot (a point: ``start == end``); a longer one is a **gradual** transition (dissolve, fade,
 wipe), the span ``[its first frame, the first frame after it)``. Shots are the spans between
@@ -35,6 +37,10 @@ WINDOW, STEP, CONTEXT = 100, 50, 25
 #: A transition this many frames long or shorter is a hard cut.
 HARD_MAX_FRAMES = 2
 DEFAULT_THRESHOLD = 0.5
+#: A run of all-frames scores over the threshold this long whose single-frame peak passes
+#: ``GRADUAL_PEAK`` x the threshold is a gradual transition too.
+GRADUAL_MIN_FRAMES = 6
+GRADUAL_PEAK = 0.8
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,15 @@ def transitions_from(times: list[float], single: np.ndarray, many: np.ndarray, e
 
     n = len(times)
     above = single > threshold
+    # a slow dissolve spreads TransNetV2's single-frame score over its frames, so its peak can
+    # stay under the threshold while the all-frames score stays high all along: such a run
+    # of at least GRADUAL_MIN_FRAMES frames with a single-frame peak over GRADUAL_PEAK counts
+    # (text appearing raises the all-frames score too, but its single-frame peak stays lower)
+    for lo, hi in _runs(many > threshold):
+        if hi - lo + 1 >= GRADUAL_MIN_FRAMES and not above[lo:hi + 1].any():
+            peak = lo + int(np.argmax(single[lo:hi + 1]))
+            if single[peak] > threshold * GRADUAL_PEAK:
+                above[peak] = True
     found: list[Transition] = []
     i = 0
     while i < n:
@@ -158,6 +173,21 @@ def transitions_from(times: list[float], single: np.ndarray, many: np.ndarray, e
             continue
         merged.append(tr)
     return merged
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of every run of True in ``mask``."""
+    runs: list[tuple[int, int]] = []
+    start = None
+    for i, value in enumerate(mask.tolist()):
+        if value and start is None:
+            start = i
+        elif not value and start is not None:
+            runs.append((start, i - 1))
+            start = None
+    if start is not None:
+        runs.append((start, len(mask) - 1))
+    return runs
 
 
 def shots_between(transitions: list[Transition], duration: float) -> list[Span]:
