@@ -585,3 +585,15 @@ def test_public_parse_answer_keeps_import_light() -> None:
             "print(sorted(m for m in ('av', 'numpy', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_empty_span_list_is_not_found() -> None:
+    """The structured answer's schema says "none" as ``{"spans": []}`` (issue 20 item 2)."""
+    from vidground.grounding.answer import parse_answer
+
+    for text in ('{"spans": []}', '{"spans": [], "reasoning": "no red square in any frame"}',
+                 '{"relevant_windows": []}'):
+        parsed = parse_answer(text, duration=10.0)
+        assert parsed.spans == () and parsed.not_found, text
+    found = parse_answer('{"spans": [{"start": 1.5, "end": 3.0}]}', duration=10.0)
+    assert [(s.start, s.end) for s in found.spans] == [(1.5, 3.0)] and not found.not_found

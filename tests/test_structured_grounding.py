@@ -64,3 +64,21 @@ def test_a_refusing_server_is_asked_in_free_text_and_the_spans_stay(
         assert fake_model.structured_count == 1
     finally:
         fake_model.configure(response_format="honour")
+
+
+def test_the_request_option_overrides_the_server_setting(tmp_path: Path,
+                                                          fake_model: FakeOpenAIServer) -> None:
+    """``structured_output`` in a request's options (the API, ``--structured``, an eval grid
+    axis) turns structured answers on or off for that question alone."""
+    fake_model.configure(delay_s=0.0, answer=None, response_format="honour")
+    video = make_video(tmp_path / "v.mp4", duration=4.0, fps=10, intervals=[(1.0, 2.0)])
+    grounder = _grounder(fake_model)  # the setting is off
+    fake_model.reset_stats()
+    on = grounder.locate(video.path, QUERY, LocateOptions(frame_sampling_rate=2.0, verify=False,
+                                                         structured_output=True))
+    assert fake_model.structured_count >= 1 and _spans(on)
+    fake_model.reset_stats()
+    off = _grounder(fake_model, structured_output=True).locate(
+        video.path, QUERY, LocateOptions(frame_sampling_rate=2.0, verify=False,
+                                         structured_output=False))
+    assert fake_model.structured_count == 0 and _spans(off) == _spans(on)

@@ -589,6 +589,9 @@ _REASONING_KEYS = {"reasoning", "reason", "explanation", "rationale", "thought",
                    "analysis", "推理", "理由", "原因", "解释", "分析"}
 _ANSWER_KEYS = {"answer", "response", "description", "summary", "回答", "答案"}
 _FOUND_KEYS = {"found", "exists", "present", "occurs", "happened", "detected", "是否出现"}
+#: keys whose empty list says the event was not found (the structured answer's schema, lists)
+_SPAN_LIST_KEYS = {"spans", "segments", "intervals", "windows", "moments", "occurrences",
+                   "relevantwindows", "predrelevantwindows", "timestamps"}
 
 
 def _json_time(value: Any, fps: float | None) -> float | None:
@@ -676,7 +679,7 @@ def _from_json_dict(obj: dict[Any, Any], *, fps: float | None, duration: float |
     end_key = next((keys[k] for k in keys if k in _END_KEYS), None)
     for norm, key in keys.items():
         value = obj[key]
-        if norm in _FOUND_KEYS and value is False:
+        if norm in _FOUND_KEYS and value is False or norm in _SPAN_LIST_KEYS and value == []:
             found.not_found = True
         elif norm in _REASONING_KEYS and isinstance(value, str):
             found.reasoning = value.strip()

@@ -21,6 +21,7 @@ from typing import Any
 from ..backends import Backend, create_backend
 from ..backends.base import as_backend
 from ..backends.fitting import FitTally, RequestTooLargeError, current_fit, track_fit
+from ..backends.structured import structured_answers
 from ..cache import DiskCache, Tally, open_cache, track
 from ..cache.frames import cached_decode
 from ..cache.motion import cached_motion_curve
@@ -151,7 +152,8 @@ class Grounder:
 
         A question about the phases of an action ("when does she start ..., and when does she
         finish?") gets one labelled span per phase, asked about the same decoded frames."""
-        with tallied() as run:
+        wanted = (options or LocateOptions()).structured_output
+        with tallied() as run, structured_answers(wanted):
             grounding = self._locate(video, query, options, progress, run.fit)
         grounding.timings.update(run.timings())
         return grounding

@@ -207,8 +207,9 @@ def register(app: typer.Typer, run: Callable[[Callable[[], Any]], Any],
         as_json: Annotated[bool, typer.Option("--json", help="print the response object")
                            ] = False,
         fps: Annotated[float, typer.Option("--fps", help="frames per second to sample")] = 1.0,
-        max_frames: Annotated[int, typer.Option("--max-frames", help="most frames per call")
-                              ] = 256,
+        max_frames: Annotated[int, typer.Option(
+            "--max-frames", help="most frames shown for the whole video, shared by its "
+                                 "windows")] = 256,
         refine: Annotated[bool, typer.Option(help="re-ask around each event's boundaries")
                           ] = True,
         language: Annotated[str, typer.Option(help="en or zh")] = "en",
@@ -226,14 +227,13 @@ def register(app: typer.Typer, run: Callable[[Callable[[], Any]], Any],
     ) -> None:
         """List what happens when in VIDEO: every event the model sees, with its times."""
         from ..grounding import Grounder
-        from ..options import LocateOptions
         from ..timecode import format_time
-        from .describe import describe
+        from .describe import describe, describe_options
 
         def work() -> None:
-            options = LocateOptions.from_mapping({
+            options = describe_options({
                 "frame_sampling_rate": fps, "max_frames": max_frames, "refine": refine,
-                "language": language, "max_new_tokens": 1024})
+                "language": language})
             grounder = Grounder(settings=settings(backend=backend, model=model,
                                                   openai_base_url=openai_base_url,
                                                   device=device))

@@ -23,6 +23,7 @@ keep their coarse times (``refined: false``) and the description carries a warni
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -101,7 +102,8 @@ class Description:
                                 if first else None),
             "reasoning": None,
             "segments": [e.to_dict(fmt, fps=self.video.fps) for e in self.events],
-            "video": self.video.summary(),
+            "video": {**self.video.summary(), "name": Path(self.video.path).name,
+                      "path": os.path.abspath(self.video.path)},
             "model": self.model,
             "timings": dict(self.timings),
             "motion": None,
