@@ -360,12 +360,12 @@ class Watcher:
         """Refine the event's boundaries on the buffered frames, cut its clip: the "ended"."""
         step = 1.0 / self.config.sample_fps
         start, end = active.start, active.last_seen
-        frames = self._snapshot(start - 2 * step, end + 2 * step)
+        frames = self._snapshot(start - 3 * step, end + 3 * step)
         native = _native_step(frames)
         refined = False
         if self.config.refine and frames:
-            s = self._boundary(frames, start - step, start + step, "start")
-            e = self._boundary(frames, end - step, end + step, "end")
+            s = self._boundary(frames, start - 2 * step, start + 0.5 * step, "start")
+            e = self._boundary(frames, end - 0.5 * step, end + 2 * step, "end")
             if s is not None and e is not None and e > s:
                 start, end, refined = s, e, True
             else:
@@ -386,8 +386,10 @@ class Watcher:
 
     def _boundary(self, frames: list[StreamFrame], lo: float, hi: float, kind: str
                   ) -> float | None:
-        """The exact frame time of a boundary in ``[lo, hi]``: dense re-asks, narrowing by
-        stride until consecutive native frames are shown (at most 3 calls)."""
+        """The exact frame time of a boundary in ``[lo, hi]``: dense re-asks, narrowing
+        to the two shown frames around it until consecutive native frames are shown (at most
+        3 calls). A start is the first frame showing the event; an end the first frame after
+        the last one showing it."""
         window = [f for f in frames if lo - 1e-6 <= f.time <= hi + 1e-6]
         native = _native_step(frames)
         for _ in range(3):
@@ -395,24 +397,29 @@ class Watcher:
                 return None
             stride = max(1, -(-len(window) // self.config.dense_frames))
             shown = window[::stride]
+            if shown[-1] is not window[-1]:
+                shown.append(window[-1])
             if not self._budget.take():
                 self.stats.skipped_budget += 1
                 return None
             self.stats.refine_calls += 1
-            text = self.backend.generate(on_virtual_clock([f.frame for f in shown]),
-                                         self._prompt, max_new_tokens=self.config.max_new_tokens)
-            parsed = parse_answer(text)
             dense = [f.frame for f in shown]
+            text = self.backend.generate(on_virtual_clock(dense), self._prompt,
+                                         max_new_tokens=self.config.max_new_tokens)
+            parsed = parse_answer(text)
             if not parsed.spans:
                 return None
             if kind == "start":
-                t = real_start(dense, parsed.spans[0].start)
+                j = min(len(shown) - 1, max(0, int(round(parsed.spans[0].start))))
+                if stride == 1 or j == 0:
+                    return real_start(dense, parsed.spans[0].start)
+                pair = (shown[j - 1].time, shown[j].time)
             else:
-                t = real_end(dense, parsed.spans[-1].end, native * stride)
-            if stride == 1:
-                return t
-            i = next((k for k, f in enumerate(window) if f.time >= t - 1e-6), len(window))
-            window = window[max(0, i - stride):i + 1]
+                k = min(len(shown) - 1, max(0, int(round(parsed.spans[-1].end))))
+                if stride == 1 or k == len(shown) - 1:
+                    return real_end(dense, parsed.spans[-1].end, native)
+                pair = (shown[k].time, shown[k + 1].time)
+            window = [f for f in window if pair[0] - 1e-6 <= f.time <= pair[1] + 1e-6]
         return None
 
     # -- events -------------------------------------------------------------------------
