@@ -73,13 +73,14 @@ class IndexReport:
 
 
 def find_videos(paths: Iterable[str | Path], root: str | Path | None = None
-                ) -> tuple[list[str], list[str]]:
-    """(video files, folders) under ``paths``, resolved, in order, each once. A folder is
-    walked (symbolic links to folders are not followed); a file inside ``root`` (when given)
-    only. Raises :class:`VideoNotFoundError` for a path that does not exist."""
+                ) -> tuple[list[str], list[str], list[str]]:
+    """(video files, folders, paths that do not exist) under ``paths``, resolved, in order,
+    each once. A folder is walked (symbolic links to folders are not followed); a file inside
+    ``root`` (when given) only."""
     inside = folder_prefix(root) if root is not None else None
     files: dict[str, None] = {}
     folders: list[str] = []
+    gone: list[str] = []
     for given in paths:
         real = os.path.realpath(given)
         if inside is not None and not (real + os.sep).startswith(inside):
@@ -97,10 +98,10 @@ def find_videos(paths: Iterable[str | Path], root: str | Path | None = None
         elif os.path.isfile(real):
             files.setdefault(real, None)
         elif not os.path.lexists(given):
-            folders.append(real)  # gone: whatever was stored for it is dropped
+            gone.append(real)  # whatever was stored for it is dropped
         else:
             raise VideoError(f"{given} is neither a file nor a folder; give videos or folders.")
-    return list(files), folders
+    return list(files), folders, gone
 
 
 def facts_text(info: VideoInfo) -> str:
@@ -167,11 +168,13 @@ def index_paths(paths: Sequence[str | Path], *, store: SearchStore, grounder: Gr
     if unknown:
         raise VideoError(f"unknown index source(s) {sorted(unknown)}; use {list(SOURCES)}.")
     opts = describe_options(options)
-    files, folders = find_videos(paths, root)
+    files, folders, gone = find_videos(paths, root)
+    for path in gone:
+        if store.video(path) is None and not store.paths(folder_prefix(path)):
+            raise VideoNotFoundError(f"{path} does not exist, and nothing indexed was there; "
+                                     "check the path.")
     report = IndexReport(warnings=list(store.warnings))
-    report.removed = _drop_missing(store, files, folders, paths)
-    if not files and not report.removed and not folders:
-        raise VideoNotFoundError("no videos were found in the given paths.")
+    stale = _missing(store, files, folders + gone)
     total = len(files)
     for done, path in enumerate(files):
         if should_stop is not None and should_stop():
@@ -181,21 +184,21 @@ def index_paths(paths: Sequence[str | Path], *, store: SearchStore, grounder: Gr
         status = _index_one(path, store, grounder, opts, sources, force, probe, report)
         if progress:
             progress(IndexProgress(done + 1, total, path, status))
+    if stale:  # after the new files: a renamed one took its old path's segments first
+        store.remove(stale)
+    report.removed = stale
     return report
 
 
-def _drop_missing(store: SearchStore, files: list[str], folders: list[str],
-                  paths: Sequence[str | Path]) -> list[str]:
+def _missing(store: SearchStore, files: list[str], folders: list[str]) -> list[str]:
+    """Stored videos under ``folders`` (or named by them) whose files are gone."""
     present = set(files)
     stale: list[str] = []
     for folder in folders:
         stale += [p for p in store.paths(folder_prefix(folder)) if p not in present]
         if store.video(folder) is not None and not os.path.exists(folder):
             stale.append(folder)  # a file named directly that is gone
-    stale = list(dict.fromkeys(p for p in stale if not os.path.exists(p)))
-    if stale:
-        store.remove(stale)
-    return stale
+    return list(dict.fromkeys(p for p in stale if not os.path.exists(p)))
 
 
 def _index_one(path: str, store: SearchStore, grounder: Grounder, opts: LocateOptions,
