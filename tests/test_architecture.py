@@ -1,6 +1,8 @@
-"""The shape of the code: no import cycles in ``src/vidground`` (module-level and function-local
-imports both count; only ``if TYPE_CHECKING:`` blocks, which never run, are left out), and the
-error-code table of docs/api.md lists exactly the codes the server can answer."""
+"""The shape of the code: no import cycles in ``src/vidground`` (module-level, function-local and
+``if TYPE_CHECKING:`` imports all count: a cycle hidden from the interpreter is still two modules
+that cannot be understood apart), no module importing a higher layer than docs/architecture.md
+allows, and the error-code table of docs/api.md lists exactly the codes the server can
+answer."""
 
 from __future__ import annotations
 
@@ -24,25 +26,16 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
-def _imports(path: Path, modules: set[str]) -> set[str]:
-    """The vidground modules ``path`` imports (a ``from pkg import name`` of a submodule counts
-    as importing that submodule)."""
+def _imports(path: Path, modules: set[str], source: str | None = None) -> set[str]:
+    """The vidground modules ``path`` imports anywhere in it (a ``from pkg import name`` of a
+    submodule counts as importing that submodule); ``source``: its text, when not read from
+    ``path``."""
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child):
-                for other in child.orelse:
-                    visit(other)
-                continue
             if isinstance(child, ast.Import):
                 found.update(a.name for a in child.names if a.name.startswith("vidground"))
             elif isinstance(child, ast.ImportFrom):
@@ -59,7 +52,7 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
                             found.add(f"{target}.{alias.name}")
             visit(child)
 
-    visit(ast.parse(path.read_text(encoding="utf-8")))
+    visit(ast.parse(path.read_text(encoding="utf-8") if source is None else source))
     resolved = set()
     for target in found:
         while target not in modules and "." in target:
@@ -123,6 +116,97 @@ def test_no_import_cycles_in_the_package() -> None:
 def test_the_cycle_finder_finds_cycles() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_type_checking_imports_count() -> None:
+    """An import only type checkers see is an edge too (the last cycle, service <->
+    output_files, hid under ``if TYPE_CHECKING:``)."""
+    modules = {"vidground.server.output_files", "vidground.server.service"}
+    source = ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+              "    from .service import Service\n")
+    found = _imports(SRC / "server" / "output_files.py", modules, source)
+    assert found == {"vidground.server.service"}
+
+
+# -- layers ----------------------------------------------------------------------------------
+# docs/architecture.md: data flows one way, video -> frames -> model -> spans -> API/UI. A module
+# may import its own layer and the layers below it, never one above.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    # leaf values everyone may import (and the package itself, see FACADE)
+    ("vidground", "timecode", "options", "errors", "progress", "config", "frame"),
+    ("video",),  # knows nothing about models
+    ("backends", "cache", "perception"),  # the model; the disk cache; what is read off frames
+    # the pipeline (and its old top-level names, the very same modules)
+    ("grounding", "answer", "prompts", "refine", "phases", "windows"),
+    # what people take elsewhere; the pipeline run over many videos (eval, batch, training,
+    # a searchable library index) or over a live stream
+    ("outputs", "evaluation", "finetune", "batch", "search", "live"),
+    ("server", "cli", "cli_support", "doctor", "worker", "__main__"),  # entry points
+)
+ENTRY_LAYER = len(LAYERS) - 1
+
+#: Imports of a higher layer that the code still makes: debt, each with its issue. Remove a
+#: line when its import goes; the test fails on a line that no longer matches anything.
+LAYER_DEBT: frozenset[tuple[str, str]] = frozenset({
+    # issue 22.4: Prompt becomes a leaf value like Frame; the backends' contract and the
+    # structured-output helpers take it from grounding.prompts today
+    ("vidground.backends.base", "vidground.grounding.prompts"),
+    ("vidground.backends.structured", "vidground.grounding.prompts"),
+})
+
+
+def layer_of(module: str) -> int:
+    """The layer of ``module`` (a command group's ``cli`` module is an entry point, whatever
+    folder it lives in)."""
+    parts = module.split(".")
+    if parts[-1] == "cli":
+        return ENTRY_LAYER
+    top = parts[1] if len(parts) > 1 else parts[0]
+    for number, names in enumerate(LAYERS):
+        if top in names:
+            return number
+    raise AssertionError(f"{module} is in no layer: add its folder to LAYERS (and to "
+                         "docs/architecture.md)")
+
+
+#: The package itself is the library's front: it names ``Grounder``, ``probe``... for type
+#: checkers and loads them on first use; what others import from it is leaf (``__version__``).
+FACADE = "vidground"
+
+
+def layer_violations(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    return {(module, target) for module, targets in graph.items() for target in targets
+            if module != FACADE and layer_of(target) > layer_of(module)}
+
+
+def test_no_module_imports_a_higher_layer() -> None:
+    found = layer_violations(import_graph())
+    assert found - LAYER_DEBT == set(), "imports of a higher layer (see docs/architecture.md)"
+    assert LAYER_DEBT - found == set(), "paid debt: remove these lines from LAYER_DEBT"
+
+
+def test_the_layer_check_finds_upward_imports() -> None:
+    graph = {"vidground.video.probe": {"vidground.grounding.pipeline", "vidground.errors"},
+             "vidground.outputs.cli": {"vidground.server.app"},
+             "vidground.server.service": {"vidground.video.probe"}}
+    assert layer_violations(graph) == {("vidground.video.probe", "vidground.grounding.pipeline")}
+
+
+def test_the_worker_and_the_service_run_without_fastapi() -> None:
+    """Nothing below the HTTP shells knows about HTTP: the worker reaches the service without
+    importing FastAPI or Starlette (the service is not re-exported through the app)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "for name in ('fastapi', 'starlette', 'gradio', 'uvicorn'): sys.modules[name] = None\n"
+            "import vidground.worker\n"
+            "from vidground.server.service import CheckedRequest, Service\n"
+            "print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    assert "vidground.server.app" not in import_graph()["vidground.worker"]
 
 
 def _error_classes() -> list[type]:

@@ -127,20 +127,20 @@ def test_batch_export_holds_every_job(server: Server) -> None:
 
 
 def test_attach_outputs_adds_clip_and_evidence_links(server: Server, tmp_path: Path) -> None:
-    from vidground.server.outputs_routes import attach_outputs
+    from vidground.server.output_files import attach_outputs
 
     client, _ = server
     [svc] = SERVICES
     response = {"segments": [{"start": 1.0, "end": 2.0, "label": None}]}
     video = svc.media_root / "red.mp4"
-    out = attach_outputs(svc, response, video, clips=True, evidence=True)
+    out = attach_outputs(svc.outputs, response, video, clips=True, evidence=True)
     assert out["segments"] == response["segments"] and "clips" not in response
     [clip] = out["clips"]
     assert (clip["start"], clip["end"], clip["frames"]) == (1.0, 2.0, 25)
     assert client.get(clip["url"]).status_code == 200
     assert [f["role"] for f in out["evidence"]["frames"]] == ["first", "middle", "last"]
     assert client.get(out["evidence"]["contact_sheet"]).status_code == 200
-    empty = attach_outputs(svc, {"segments": []}, video, clips=True, evidence=True)
+    empty = attach_outputs(svc.outputs, {"segments": []}, video, clips=True, evidence=True)
     assert empty["clips"] == [] and empty["evidence"]["frames"] == []
 
 
@@ -238,7 +238,7 @@ def test_evidence_and_clip_links_download(server: Server) -> None:
 def test_old_output_folders_are_swept(tmp_path: Path) -> None:
     import os
 
-    from vidground.server.outputs_routes import sweep_outputs
+    from vidground.server.output_files import sweep_outputs
 
     old, new = tmp_path / ("a" * 32), tmp_path / ("b" * 32)
     for folder in (old, new):

@@ -440,7 +440,7 @@ def test_language_follows_browser_and_switch_relabels(open_page) -> None:
 
 
 def test_media_listing_stays_inside_the_root(tmp_path: Path) -> None:
-    from vidground.server.ui import list_media, resolve_media
+    from vidground.server.ui.media import list_media, resolve_media
 
     root = tmp_path / "root"
     (root / "a" / "b").mkdir(parents=True)
@@ -501,7 +501,7 @@ def test_media_route_serves_only_registered_files(tmp_path: Path) -> None:
 
 
 def test_timeline_html_places_segments_and_ticks() -> None:
-    from vidground.server.ui import _tick_step, timeline_html
+    from vidground.server.ui.render import tick_step, timeline_html
     from vidground.timecode import Span
     from vidground.video.probe import VideoInfo
 
@@ -517,10 +517,10 @@ def test_timeline_html_places_segments_and_ticks() -> None:
     html = timeline_html(FakeGrounding(), "seconds", "en")  # type: ignore[arg-type]
     assert 'data-vg-start="25.000000"' in html and "left:25.0000%;width:25.0000%" in html
     assert "25.000" in html and "▶ Play" in html
-    assert _tick_step(100.0) == 10 and _tick_step(4.0) == 0.5 and _tick_step(7200.0) == 900
+    assert tick_step(100.0) == 10 and tick_step(4.0) == 0.5 and tick_step(7200.0) == 900
     assert "定位" not in timeline_html(None, "seconds", "en")
     assert "vg-motion" not in html
-    from vidground.server.ui import motion_svg
+    from vidground.server.ui.render import motion_svg
 
     svg = motion_svg([0.0, 1.0, 0.5, 0.0], 4.0)  # second 1 is the peak: y = 10 at x 25..50
     assert "25.000,10.00 50.000,10.00" in svg and svg.startswith('<svg class="vg-motion"')
@@ -564,7 +564,7 @@ def test_timeline_draws_the_motion_curve_of_adaptive_sampling(tmp_path: Path,
     from media import make_video
 
     from vidground.options import LocateOptions
-    from vidground.server.ui import timeline_html
+    from vidground.server.ui.render import timeline_html
 
     video = make_video(tmp_path / "blink.mp4", duration=6.0, fps=25, intervals=[(3.1, 3.5)],
                        paint_index=False)

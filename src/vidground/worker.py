@@ -4,8 +4,8 @@ A fleet is any number of ``vidground serve`` front ends (``VIDGROUND_RUN_JOBS=fa
 should only take requests) and N workers on M machines, all pointing at one PostgreSQL job store
 (``VIDGROUND_JOB_STORE=postgresql://…``) and at the model servers (``VIDGROUND_BACKEND=openai``,
 a vLLM fleet) or a local model. A worker is the server's own job path (the same
-:class:`~vidground.server.app.Service`: validation, video limits, executor, job runner), with no
-HTTP in front.
+:class:`~vidground.server.service.Service`: validation, video limits, executor, job runner),
+with no HTTP in front (it never imports FastAPI).
 
 **Every worker must see the videos at the same paths as the front ends**: the media root
 (``VIDGROUND_MEDIA_ROOT``, for ``video_path``) and the data dir (``VIDGROUND_DATA_DIR``, whose
@@ -57,7 +57,7 @@ def run_worker(settings: Settings, *, drain_s: float = 30.0,
     """Run jobs until SIGTERM/SIGINT (or ``stop`` is set)."""
     check_paths(settings)
     from .grounding import Grounder
-    from .server.app import Service
+    from .server.service import Service
 
     settings = settings.model_copy(update={"run_jobs": True})
     stop = stop or threading.Event()

@@ -116,9 +116,6 @@ def _add_api_fallback(app: FastAPI) -> None:
                           f"no such endpoint: {request.method} {request.url.path}")
 
 
-__all__ = ["Service", "create_app", "run_server"]
-
-
 def _add_ui(app: FastAPI, svc: Service) -> None:
     settings = svc.settings
     reason = ""
@@ -145,7 +142,6 @@ def _add_ui(app: FastAPI, svc: Service) -> None:
         return HTMLResponse(page)
 
 
-
 def run_server(settings: Settings) -> None:
     """Serve the app with uvicorn on ``settings.host:settings.port`` (default 127.0.0.1:7860)."""
     import uvicorn
@@ -158,3 +154,6 @@ def run_server(settings: Settings) -> None:
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
                 timeout_graceful_shutdown=10, access_log=False,
                 http=HeaderTimeoutH11Protocol.with_timeout(settings.header_timeout_s))
+
+
+__all__ = ["create_app", "run_server"]

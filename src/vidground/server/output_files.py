@@ -23,17 +23,14 @@ import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path as FilePath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ..errors import VidgroundError
 from ..timecode import Span
-from ..video.probe import VideoInfo
+from ..video.probe import VideoInfo, probe
 from .errors import InsufficientStorageError, disk_full
 from .ids import OUTPUT_ID_RE
 from .storage import storage_now
-
-if TYPE_CHECKING:
-    from .service import Service
 
 log = logging.getLogger("vidground.server")
 
@@ -65,13 +62,19 @@ def _never() -> bool:
     return False
 
 
-def outputs_dir(svc: Service) -> FilePath:
-    return FilePath(svc.data_dir) / "outputs"
+@dataclasses.dataclass(frozen=True)
+class OutputFolders:
+    """Where the output folders go (``<data_dir>/outputs``) and how many bytes they may hold
+    together (``quota``; None: no limit): all that making files needs of the server."""
 
+    root: FilePath
+    quota: int | None = None
 
-def quota_bytes(svc: Service) -> int | None:
-    mb = float(getattr(svc.settings, "max_outputs_mb", 0) or 0)
-    return int(mb * 1024 * 1024) if mb > 0 else None
+    @classmethod
+    def under(cls, data_dir: str | FilePath, max_outputs_mb: float | None) -> OutputFolders:
+        """The folders of a server with ``data_dir`` and ``VIDGROUND_MAX_OUTPUTS_MB``."""
+        mb = float(max_outputs_mb or 0)
+        return cls(FilePath(data_dir) / "outputs", int(mb * 1024 * 1024) if mb > 0 else None)
 
 
 # -- the folder and its limits -------------------------------------------------------------
@@ -162,11 +165,10 @@ def _full(quota: int) -> InsufficientStorageError:
         "what you need and retry later, or ask fewer spans")
 
 
-def new_output(svc: Service) -> tuple[str, FilePath]:
+def new_output(folders: OutputFolders) -> tuple[str, FilePath]:
     """A fresh output folder (expired ones are deleted first, and the oldest ones while the
     folder is over its quota); 507 when the quota is still used up."""
-    root = outputs_dir(svc)
-    quota = quota_bytes(svc)
+    root, quota = folders.root, folders.quota
     sweep_outputs(root, OUTPUT_RETENTION_S, quota=quota)
     if quota is not None and outputs_bytes(root) >= quota:
         raise _full(quota)
@@ -185,24 +187,23 @@ _DISK_FULL = ("the server's disk is full: nothing was kept of this request's fil
               "later (the server's operator needs to free space)")
 
 
-def _fits(svc: Service, folder: FilePath) -> None:
+def _fits(folders: OutputFolders, folder: FilePath) -> None:
     """After ``folder`` was written: make room for it, or delete it and answer 507."""
-    quota = quota_bytes(svc)
+    root, quota = folders.root, folders.quota
     if quota is None:
         return
-    root = outputs_dir(svc)
     sweep_outputs(root, OUTPUT_RETENTION_S, quota=quota, keep=folder)
     if outputs_bytes(root) > quota:
         raise _full(quota)
 
 
-def _made_in(svc: Service, work: Callable[[FilePath], dict[str, Any]]) -> dict[str, Any]:
+def _made_in(folders: OutputFolders, work: Callable[[FilePath], dict[str, Any]]) -> dict[str, Any]:
     """Run ``work(folder)`` in a new output folder; on any failure (a full disk: 507; a client
     that hung up; the quota) the folder is deleted, so nothing half-written stays."""
-    output_id, folder = new_output(svc)
+    output_id, folder = new_output(folders)
     try:
         out = work(folder)
-        _fits(svc, folder)
+        _fits(folders, folder)
     except BaseException as exc:
         _remove(folder)
         if isinstance(exc, InsufficientStorageError):
@@ -231,13 +232,11 @@ def output_url(output_id: str, path: FilePath) -> str:
 # -- evidence and clips ---------------------------------------------------------------------
 
 def _info(video: FilePath | VideoInfo) -> VideoInfo:
-    from ..video.probe import probe
-
     return video if isinstance(video, VideoInfo) else probe(video)
 
 
-def make_evidence(svc: Service, video: FilePath | VideoInfo, spans: list[Span], title: str | None,
-                  cancelled: Cancelled = _never) -> dict[str, Any]:
+def make_evidence(folders: OutputFolders, video: FilePath | VideoInfo, spans: list[Span],
+                  title: str | None, cancelled: Cancelled = _never) -> dict[str, Any]:
     """Evidence JPEGs and a contact sheet of the first :data:`MAX_EVIDENCE_SPANS` of
     ``spans`` in a new output folder, with URLs (stops, deleting the folder, once
     ``cancelled()``)."""
@@ -262,11 +261,11 @@ def make_evidence(svc: Service, video: FilePath | VideoInfo, spans: list[Span], 
                            for f in frames if f.path is not None],
                 "contact_sheet": output_url(folder.name, sheet) if sheet else None}
 
-    return _made_in(svc, work)
+    return _made_in(folders, work)
 
 
-def make_clips(svc: Service, video: FilePath | VideoInfo, spans: list[Span], *, pad: float = 0.0,
-               mode: Literal["exact", "fast"] = "exact",
+def make_clips(folders: OutputFolders, video: FilePath | VideoInfo, spans: list[Span], *,
+               pad: float = 0.0, mode: Literal["exact", "fast"] = "exact",
                cancelled: Cancelled = _never) -> dict[str, Any]:
     """One clip for each of the first :data:`MAX_CLIPS` of ``spans`` in a new output folder,
     with URLs (stops between clips, deleting the folder, once ``cancelled()``)."""
@@ -287,10 +286,10 @@ def make_clips(svc: Service, video: FilePath | VideoInfo, spans: list[Span], *, 
         return {"clips": [c.to_dict() | {"path": None, "url": output_url(folder.name, c.path)}
                           for c in clips]}
 
-    return _made_in(svc, work)
+    return _made_in(folders, work)
 
 
-def attach_outputs(svc: Service, response: dict[str, Any], video: FilePath | VideoInfo, *,
+def attach_outputs(folders: OutputFolders, response: dict[str, Any], video: FilePath | VideoInfo, *,
                    clips: bool = False, evidence: bool = False) -> dict[str, Any]:
     """``response`` (an inference response) with ``clips`` and/or ``evidence`` links added
     for its segments, under the routes' limits: clips of the first :data:`MAX_CLIPS`
@@ -300,9 +299,9 @@ def attach_outputs(svc: Service, response: dict[str, Any], video: FilePath | Vid
     out = dict(response)
     with _heavy:
         if clips:
-            out["clips"] = make_clips(svc, video, spans)["clips"] if spans else []
+            out["clips"] = make_clips(folders, video, spans)["clips"] if spans else []
         if evidence:
-            out["evidence"] = (make_evidence(svc, video, spans, None) if spans
+            out["evidence"] = (make_evidence(folders, video, spans, None) if spans
                                else {"frames": [], "contact_sheet": None})
     limited = {name: limit for name, limit, wanted in (("clips", MAX_CLIPS, clips),
                                                         ("evidence", MAX_EVIDENCE_SPANS,

@@ -16,7 +16,7 @@ import math
 import re
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,30 +25,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import OptionsError
-from ..options import LocateOptions
-from ..outputs.describe import describe
 from ..outputs.exports import FORMATS, check_format, export, media_type, suffix
 from ..outputs.results import Result, results_from_json
-from ..progress import ProgressEvent
 from ..timecode import Span
 from ..video.probe import VideoInfo
 from .errors import JobNotDoneError, OutputNotFoundError
 from .ids import JOB_ID_PATTERN, OUTPUT_ID_PATTERN, VIDEO_ID_PATTERN
+from .jobstore import JobStore
 from .output_files import (
     MAX_CLIPS,
     MAX_EVIDENCE_SPANS,
     Cancelled,
-    attach_outputs,
     make_clips,
     make_evidence,
-    outputs_dir,
-    sweep_outputs,
 )
-from .routes import ClientGone, answer_or_drop, require_api_key, service
+from .routes import answer_or_drop, require_api_key, service, stop_when
 from .schemas import ERROR_RESPONSES
-
-if TYPE_CHECKING:
-    from .service import Service
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,150}$"
 MAX_SPANS = MAX_EVIDENCE_SPANS
@@ -139,7 +131,7 @@ class DescribeRequest(VideoRef):
     options: DescribeOptions | None = None
 
 
-# -- helpers the page can call too -------------------------------------------------------
+# -- helpers ---------------------------------------------------------------------------
 
 def export_response(results: list[Result], fmt: str, filename: str,
                     relink: str | None = None) -> Response:
@@ -154,8 +146,8 @@ def export_response(results: list[Result], fmt: str, filename: str,
                              f'attachment; filename="{safe}{suffix(name)}"'})
 
 
-def _finished_job(svc: Service, job_id: str) -> dict[str, Any]:
-    job = svc.store.get(job_id)
+def _finished_job(store: JobStore, job_id: str) -> dict[str, Any]:
+    job = store.get(job_id)
     if job["status"] != "succeeded":
         raise JobNotDoneError(f"job {job_id} is {job['status']}; only a job that succeeded "
                               "has a result")
@@ -169,7 +161,7 @@ def export_job(request: Request, job_id: str = Path(pattern=JOB_ID_PATTERN),
                format: Format = FORMAT_QUERY,  # noqa: A002 - the API's name
                relink: str | None = RELINK_QUERY) -> Response:
     """A finished job's spans as a file: srt, vtt, chapters, csv, jsonl, edl, otio, youtube."""
-    job = _finished_job(service(request), job_id)
+    job = _finished_job(service(request).store, job_id)
     return export_response([Result.from_job(job)], format, f"job_{job_id}", relink)
 
 
@@ -227,17 +219,11 @@ async def describe_video(request: Request, body: DescribeRequest) -> Response:
     inference response's shape, ``kind: "describe"``). Waits in the shared model queue (429
     past its limit); dropped when the client hangs up, like ``/inference``."""
     svc = service(request)
-    info = await svc.probed_async(body.stored())
-    values = body.options.model_dump(exclude_none=True) if body.options else {}
-    options = LocateOptions.from_mapping({"max_new_tokens": 1024} | values)
     client_gone = threading.Event()
-
-    def stop_when_gone(event: ProgressEvent) -> None:
-        if client_gone.is_set():
-            raise ClientGone()
-
-    future = svc.executor.submit(
-        lambda: describe(svc.grounder, info, options, progress=stop_when_gone).to_response())
+    values = body.options.model_dump(exclude_none=True) if body.options else {}
+    # checking and probing the video touches the file system: off the event loop
+    future = await svc.off_loop(svc.submit_describe, {**body.stored(), "options": values},
+                                stop_when(client_gone))
     return await answer_or_drop(request, future, svc.executor, client_gone, "describe")
 
 
@@ -260,7 +246,7 @@ async def evidence(request: Request, body: EvidenceRequest) -> Response:
     svc = service(request)
     spans = [s.span() for s in body.spans]
     return await _heavy(request, body.stored(),
-                        lambda info, gone: make_evidence(svc, info, spans, None, gone))
+                        lambda info, gone: make_evidence(svc.outputs, info, spans, None, gone))
 
 
 @outputs_router.post("/clips")
@@ -270,7 +256,7 @@ async def clips(request: Request, body: ClipsRequest) -> Response:
     svc = service(request)
     spans = [s.span() for s in body.spans]
     return await _heavy(request, body.stored(), lambda info, gone: make_clips(
-        svc, info, spans, pad=body.pad, mode=body.mode, cancelled=gone))
+        svc.outputs, info, spans, pad=body.pad, mode=body.mode, cancelled=gone))
 
 
 @outputs_router.get("/jobs/{job_id}/evidence")
@@ -278,10 +264,10 @@ async def job_evidence(request: Request, job_id: str = Path(pattern=JOB_ID_PATTE
                        ) -> Response:
     """Evidence frames of a finished job's spans (the first 50)."""
     svc = service(request)
-    job = await svc.off_loop(_finished_job, svc, job_id)
+    job = await svc.off_loop(_finished_job, svc.store, job_id)
     result = Result.from_job(job)
     return await _heavy(request, job["request"], lambda info, gone: make_evidence(
-        svc, info, list(result.spans), result.query, gone))
+        svc.outputs, info, list(result.spans), result.query, gone))
 
 
 @outputs_router.post("/jobs/{job_id}/clips")
@@ -290,24 +276,23 @@ async def job_clips(request: Request, job_id: str = Path(pattern=JOB_ID_PATTERN)
                     mode: Literal["exact", "fast"] = "exact") -> Response:
     """A clip of each span of a finished job (the first 20)."""
     svc = service(request)
-    job = await svc.off_loop(_finished_job, svc, job_id)
+    job = await svc.off_loop(_finished_job, svc.store, job_id)
     spans = list(Result.from_job(job).spans)
     return await _heavy(request, job["request"], lambda info, gone: make_clips(
-        svc, info, spans, pad=pad, mode=mode, cancelled=gone))
+        svc.outputs, info, spans, pad=pad, mode=mode, cancelled=gone))
 
 
 @outputs_router.get("/outputs/{output_id}/{name}", response_class=FileResponse)
 def download(request: Request, output_id: str = Path(pattern=OUTPUT_ID_PATTERN),
              name: str = Path(pattern=NAME_PATTERN)) -> FileResponse:
     """A clip, evidence frame or contact sheet made by the routes above."""
-    root = outputs_dir(service(request)).resolve()
+    root = service(request).outputs.root.resolve()
     path = (root / output_id / name).resolve()
     if root not in path.parents or not path.is_file():
         raise OutputNotFoundError(f"no output {output_id}/{name}")
     return FileResponse(path, filename=name)
 
 
-__all__ = ["ExportBody", "attach_outputs", "export_response", "make_clips", "make_evidence",
-           "outputs_router", "sweep_outputs"]
+__all__ = ["ExportBody", "export_response", "outputs_router"]
 
 

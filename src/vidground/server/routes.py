@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -81,18 +82,23 @@ async def inference(body: InferenceRequest, request: Request) -> Response:
     when more than ``queue_limit`` requests already wait."""
     svc = service(request)
     client_gone = threading.Event()
-
-    def stop_when_gone(event: ProgressEvent) -> None:
-        if client_gone.is_set():
-            raise ClientGone()
-
-    # checking the path touches the file system: off the event loop
-    future = await svc.off_loop(svc.submit, body.stored(), stop_when_gone)
+    # checking and probing the video touches the file system: off the event loop
+    future = await svc.off_loop(svc.submit, body.stored(), stop_when(client_gone))
     return await answer_or_drop(request, future, svc.executor, client_gone, "inference")
 
 
 class ClientGone(Exception):
     """Raised from the progress callback of a sync request whose client disconnected."""
+
+
+def stop_when(client_gone: threading.Event) -> Callable[[ProgressEvent], None]:
+    """A progress callback that stops the work (:class:`ClientGone`) once ``client_gone``."""
+
+    def check(event: ProgressEvent) -> None:
+        if client_gone.is_set():
+            raise ClientGone()
+
+    return check
 
 
 async def answer_or_drop(request: Request, future: Future[Any], executor: BoundedExecutor,
@@ -166,7 +172,7 @@ def create_jobs(body: InferenceRequest | BatchRequest, request: Request) -> Safe
     items = body.requests if isinstance(body, BatchRequest) else [body]
     stored = [item.stored() for item in items]
     for one in stored:
-        svc.validate(one)
+        svc.check(one)  # probed when the job runs (on whichever worker takes it)
     batch_id, ids = svc.store.create(stored, max_attempts=svc.settings.job_max_attempts,
                                      batch=isinstance(body, BatchRequest))
     svc.executor.notify_jobs()

@@ -3,9 +3,12 @@
 store and runner, the upload store; validation, inference and health.
 
 A request is a plain mapping (``{"video_path" | "video_id", "query", "options", "outputs"}``,
-as stored with a job). :meth:`Service.submit` checks it and queues it on the executor;
-:meth:`Service.locate` runs it in a worker; :meth:`Service.respond` turns the result into the
-API's response (with clip and evidence links when asked).
+as stored with a job). :meth:`Service.validate` checks it once and hands on a
+:class:`CheckedRequest` (the video's file and probe, the query, the options, the outputs asked
+for) that everything after takes as it is: :meth:`Service.submit` queues it on the executor,
+:meth:`Service.locate` runs it in a worker, :meth:`Service.respond` turns the result into the
+API's response (with clip and evidence links when asked). "What happens when?" takes the same
+path (:meth:`Service.submit_describe`, describe's own option defaults).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +30,32 @@ from ..config import Settings
 from ..errors import ModelNotAvailableError, VidgroundError
 from ..grounding import Grounder, Grounding
 from ..options import LocateOptions, check_query
-from ..outputs.describe import describe
+from ..outputs.describe import describe, describe_options
 from ..progress import ProgressEvent
 from ..video.probe import VideoInfo
 from .executor import BoundedExecutor
 from .jobs import JobRunner
 from .jobstore import JobStore, open_store
-from .output_files import attach_outputs
+from .output_files import OutputFolders, attach_outputs
 from .storage import UploadStore, probe_checked, resolve_media_path
 
 log = logging.getLogger("vidground.server")
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    """A request the service has checked, handed on as it is (nothing parses it again):
+    ``video``, the file it names (inside the media root or the upload store); ``info``, that
+    file probed under the server's limits (None until :meth:`Service.validate` probes it);
+    ``query``, checked and stripped (empty for a describe request); ``options``, parsed;
+    ``clips``/``evidence``: the files the answer should come with."""
+
+    video: Path
+    query: str
+    options: LocateOptions
+    info: VideoInfo | None = None
+    clips: bool = False
+    evidence: bool = False
 
 
 class Service:
@@ -47,6 +67,7 @@ class Service:
         data_dir = Path(settings.data_dir).expanduser()
         self.data_dir = data_dir
         self.media_root = Path(settings.media_root).expanduser().resolve()
+        self.outputs = OutputFolders.under(data_dir, settings.max_outputs_mb)
         self.store: JobStore = None  # type: ignore[assignment]  # opened in start()
         self.uploads: UploadStore = None  # type: ignore[assignment]
         self.runner: JobRunner | None = None
@@ -146,11 +167,23 @@ class Service:
             return self.uploads.touch(request["video_id"])  # used now: retention restarts
         return resolve_media_path(self.media_root, request["video_path"])
 
-    def validate(self, request: dict[str, Any]) -> None:
-        """Cheap checks before queueing: the video exists where allowed, query and options."""
-        check_query(request["query"])
-        LocateOptions.from_mapping(request.get("options"))
-        self.video_file(request)
+    def check(self, request: dict[str, Any], *, describing: bool = False) -> CheckedRequest:
+        """The cheap checks (no probe: a job's video is probed when it runs): the query (none
+        for ``describing``), the options (describe's defaults for ``describing``), the video
+        exists where allowed."""
+        query = "" if describing else check_query(request["query"])
+        parse = describe_options if describing else LocateOptions.from_mapping
+        options = parse(request.get("options"))
+        wanted = request.get("outputs") or {}
+        return CheckedRequest(self.video_file(request), query, options,
+                              clips=bool(wanted.get("clips")),
+                              evidence=bool(wanted.get("evidence")))
+
+    def validate(self, request: dict[str, Any], *, describing: bool = False) -> CheckedRequest:
+        """:meth:`check`, and the video probed with the server's limits (413 past them): the
+        request as :meth:`locate` and :meth:`respond` take it."""
+        checked = self.check(request, describing=describing)
+        return replace(checked, info=self.probe(checked.video))
 
     def submit(self, request: dict[str, Any], progress: Callable[[ProgressEvent], None], *,
                as_grounding: bool = False) -> Future[Any]:
@@ -158,37 +191,42 @@ class Service:
         limit). The one way to the model for ``POST /api/v1/inference`` and the web page
         (``as_grounding``: the future holds the :class:`Grounding`, not the API's dict); jobs
         take the same :meth:`locate` from the job runner."""
-        self.validate(request)
+        checked = self.validate(request)
         submitted = time.perf_counter()
 
         def work() -> Any:
             waited = time.perf_counter() - submitted
-            grounding = self.locate(request, progress)
+            grounding = self.locate(checked, progress)
             grounding.timings["queue_s"] = round(waited, 4)
-            return grounding if as_grounding else self.respond(request, grounding)
+            return grounding if as_grounding else self.respond(checked, grounding)
 
         return self.executor.submit(work)
 
     def submit_describe(self, request: dict[str, Any],
-                        progress: Callable[[ProgressEvent], None]) -> Future[Any]:
-        """Queue "what happens when?" for the video ``request`` names (checked like an
-        inference request; its ``options`` apply) on the shared executor; the future holds
-        the :class:`~vidground.outputs.describe.Description`."""
-        info = self.probed(request)
-        options = LocateOptions.from_mapping(request.get("options"))
-        return self.executor.submit(
-            lambda: describe(self.grounder, info, options, progress=progress))
+                        progress: Callable[[ProgressEvent], None], *,
+                        as_description: bool = False) -> Future[Any]:
+        """Queue "what happens when?" for the video ``request`` names on the shared executor,
+        checked like an inference request (its ``options`` over describe's defaults, see
+        :func:`~vidground.outputs.describe.describe_options`). The one way to describe for
+        ``POST /api/v1/describe`` and the web page (``as_description``: the future holds the
+        :class:`~vidground.outputs.describe.Description`, not the API's dict)."""
+        checked = self.validate(request, describing=True)
+
+        def work() -> Any:
+            found = describe(self.grounder, checked.info or checked.video, checked.options,
+                             progress=progress)
+            return found if as_description else found.to_response()
+
+        return self.executor.submit(work)
+
+    def probe(self, video: Path) -> VideoInfo:
+        """``video`` probed with the server's limits (413 past them)."""
+        return probe_checked(video, max_duration_s=self.settings.max_video_duration_s,
+                             max_pixels=self.settings.max_video_pixels)
 
     def probed(self, request: dict[str, Any]) -> VideoInfo:
         """The video ``request`` names, probed with the server's limits (413 past them)."""
-        return probe_checked(self.video_file(request),
-                             max_duration_s=self.settings.max_video_duration_s,
-                             max_pixels=self.settings.max_video_pixels)
-
-    async def probed_async(self, request: dict[str, Any]) -> VideoInfo:
-        """:meth:`probed` for the async routes: in the probe pool (``probe_limit`` at once,
-        429 past its queue), never on the event loop."""
-        return await asyncio.wrap_future(self.probes.submit(lambda: self.probed(request)))
+        return self.probe(self.video_file(request))
 
     async def off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in the probe pool (short blocking work of the async routes: file
@@ -220,13 +258,13 @@ class Service:
         upload: probed, size and video limits) and return its ``{video_id, video, ...}``."""
         return self.uploads.adopt(path, filename)
 
-    def locate(self, request: dict[str, Any], progress: Callable[[ProgressEvent], None]
+    def locate(self, checked: CheckedRequest, progress: Callable[[ProgressEvent], None]
                ) -> Grounding:
-        """Run one inference request (in an executor worker)."""
-        info = self.probed(request)  # once, here; the Grounder takes the result as it is
-        options = LocateOptions.from_mapping(request.get("options"))
+        """Run one checked request (in an executor worker)."""
+        info = checked.info or self.probe(checked.video)  # the Grounder takes it as it is
         try:
-            grounding = self.grounder.locate(info, request["query"], options, progress=progress)
+            grounding = self.grounder.locate(info, checked.query, checked.options,
+                                             progress=progress)
         except ModelNotAvailableError as exc:
             self._set_model_error(exc.message)
             raise
@@ -245,18 +283,18 @@ class Service:
 
     def infer(self, request: dict[str, Any], progress: Callable[[ProgressEvent], None]
               ) -> dict[str, Any]:
-        """Run one inference request (in an executor worker) and return the API response."""
-        return self.respond(request, self.locate(request, progress))
+        """Run one job's request (in an executor worker): checked and probed here, where it
+        runs, then located; the API response."""
+        checked = self.validate(request)
+        return self.respond(checked, self.locate(checked, progress))
 
-    def respond(self, request: dict[str, Any], grounding: Grounding) -> dict[str, Any]:
-        """The API's response for ``grounding``, with the files ``request["outputs"]`` asks
-        for (clips, evidence frames) made and linked."""
+    def respond(self, checked: CheckedRequest, grounding: Grounding) -> dict[str, Any]:
+        """The API's response for ``grounding``, with the files the request asks for (clips,
+        evidence frames) made and linked."""
         response = grounding.to_response()
-        wanted = request.get("outputs") or {}
-        if wanted.get("clips") or wanted.get("evidence"):
-            response = attach_outputs(self, response, grounding.video,
-                                      clips=bool(wanted.get("clips")),
-                                      evidence=bool(wanted.get("evidence")))
+        if checked.clips or checked.evidence:
+            response = attach_outputs(self.outputs, response, grounding.video,
+                                      clips=checked.clips, evidence=checked.evidence)
         return response
 
     def model_loaded(self) -> bool:

@@ -1,7 +1,7 @@
 """The web page: upload or pick a video, ask when something happens, see it on a timeline.
 
 A Gradio Blocks app mounted at ``/`` of the FastAPI app (``mount_ui``). The page is a shell over
-the server's :class:`~vidground.server.app.Service`, exactly like ``POST /api/v1/inference``:
+the server's :class:`~vidground.server.service.Service`, exactly like ``POST /api/v1/inference``:
 an upload is taken into the same upload store (probed, size and video limits), a pick from the
 media list goes through the same media-root confinement, and every question is validated and
 queued on the same bounded executor, so the page gets the API's limits, queue and errors
@@ -28,39 +28,16 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # at module level: FastAPI reads the route's annotations from this module's globals
 from starlette.requests import Request  # noqa: E402
 
-from .media import (  # noqa: E402
-    MEDIA_ROUTE,
-    MEDIA_TYPES,
-    VIDEO_EXTENSIONS,
-    MediaRegistry,
-    list_media,
-    looks_like_video,
-    resolve_media,
-    uploaded_file,
-)
-from .outputs import DescribedVideo, evidence_html, export_path, export_root  # noqa: E402
-from .page import _theme, build_blocks  # noqa: E402
-from .render import (  # noqa: E402
-    _tick_step,
-    motion_svg,
-    player_html,
-    ranges_text,
-    status_html,
-    timeline_html,
-)
-from .texts import TEXTS, error_text, server_advice  # noqa: E402
+from .media import MEDIA_ROUTE, MEDIA_TYPES, MediaRegistry  # noqa: E402
+from .outputs import export_root  # noqa: E402
+from .page import build_blocks, page_theme  # noqa: E402
 
 if TYPE_CHECKING:
     import fastapi
 
     from ..service import Service
 
-__all__ = ["MEDIA_ROUTE", "MEDIA_TYPES", "TEXTS", "VIDEO_EXTENSIONS", "DescribedVideo",
-           "MediaRegistry",
-           "Request", "build_blocks", "error_text", "evidence_html", "export_path", "list_media",
-           "looks_like_video", "motion_svg", "mount_ui", "player_html", "ranges_text",
-           "resolve_media", "server_advice", "status_html", "timeline_html", "uploaded_file",
-           "_tick_step"]
+__all__ = ["mount_ui"]
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +90,7 @@ def mount_ui(app: fastapi.FastAPI, svc: Service) -> None:
     auth = None
     if api_key:
         # With an API key configured the page is not open either: log in with the key as the
-        # password (any user name). The page calls the library directly, not the /api routes.
+        # password (any user name). The page goes through the service, not the /api routes.
         def auth(username: str, password: str) -> bool:
             return secrets.compare_digest(str(password).encode(), str(api_key).encode())
 
@@ -121,7 +98,7 @@ def mount_ui(app: fastapi.FastAPI, svc: Service) -> None:
     max_mb = int(getattr(settings, "max_upload_mb", 2048) or 2048)
     gr.mount_gradio_app(
         app, demo, path="/",
-        theme=_theme(),
+        theme=page_theme(),
         css=(ASSETS / "ui.css").read_text(encoding="utf-8"),
         head=head,
         max_file_size=f"{max_mb}mb",

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import stat
@@ -38,7 +37,6 @@ MEDIA_LIST_DIRS = 2000  # folders visited at most while listing the media root
 MEDIA_ROUTE = "ui-media"
 
 
-
 def uploaded_file(value: Any, upload_folder: Path) -> Path:
     """The file Gradio's upload route stored for this event, or an error: it must be a regular
     file (not a FIFO, device or symlink) inside Gradio's upload folder — never a path a client
@@ -58,7 +56,6 @@ def uploaded_file(value: Any, upload_folder: Path) -> Path:
     if not stat.S_ISREG(st.st_mode):
         raise VideoError("the page accepts only videos uploaded through it")
     return real
-
 
 
 class MediaRegistry:
@@ -171,18 +168,3 @@ def resolve_media(root: Path, relative: str) -> Path:
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         raise VideoError(f"{relative} is not a video file ({', '.join(VIDEO_EXTENSIONS)})")
     return path
-
-
-def _file_key(path: Path) -> str:
-    """Identity of an uploaded file: size and a hash of its first and last MiB."""
-    h = hashlib.sha256()
-    size = path.stat().st_size
-    h.update(str(size).encode())
-    with open(path, "rb") as f:
-        h.update(f.read(1 << 20))
-        if size > 2 << 20:
-            f.seek(-(1 << 20), os.SEEK_END)
-            h.update(f.read(1 << 20))
-    return "upload:" + h.hexdigest()[:32]
-
-

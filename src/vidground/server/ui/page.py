@@ -7,20 +7,21 @@ from __future__ import annotations
 import logging
 import queue
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...cache import file_identity
 from ...errors import OptionsError, VideoError, VidgroundError
 from ...options import LocateOptions
 from ...outputs.exports import FORMATS as EXPORT_FORMATS
 from ...progress import STAGE_SPANS, ProgressEvent
 from ...timecode import OUTPUT_FORMATS
-from ..storage import probe_checked
 from .media import (
     VIDEO_EXTENSIONS,
     MediaRegistry,
-    _file_key,
     list_media,
     resolve_media,
     uploaded_file,
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 50
-# Which part of the progress bar each stage fills.
 
 DETECT_LANGUAGE_JS = """
 (lang, sess, fmt) => {
@@ -43,7 +43,6 @@ DETECT_LANGUAGE_JS = """
   return [l.toLowerCase().startsWith("zh") ? "zh" : "en", sess, fmt];
 }
 """
-
 
 
 # -- session state ---------------------------------------------------------------------------
@@ -82,10 +81,70 @@ def _find_entry(sess: dict[str, Any], entry_id: Any) -> dict[str, Any] | None:
     return None
 
 
+def _form_options(form: dict[str, Any]) -> dict[str, Any]:
+    """The options the page's form sets (the service checks them, over the defaults of a
+    question or of describe)."""
+    rate: Any = "adaptive" if form["sampling"] == "adaptive" else float(form["fps"])
+    try:
+        frames = int(form["max_frames"])
+    except (TypeError, ValueError):
+        raise OptionsError("max frames must be a whole number") from None
+    return {"frame_sampling_rate": rate, "max_frames": frames,
+            "output_format": form["format"], "return_reasoning": bool(form["reasoning"]),
+            "all_occurrences": bool(form["all"]), "refine": bool(form["refine"])}
+
+
+def _remember(sess: dict[str, Any], video: dict[str, Any], g: Any, fmt_value: str, *,
+              describing: bool) -> dict[str, Any]:
+    """Put the answer ``g`` first in the session's history and make it the current one."""
+    entry = {"id": sess["next_id"], "video_key": video["key"], "query": g.query,
+             "name": video["name"], "describe": describing,
+             "fmt": fmt_value, "grounding": g, "at": time.time()}
+    sess["next_id"] += 1
+    sess["history"].insert(0, entry)
+    del sess["history"][HISTORY_LIMIT:]
+    sess["current"] = entry["id"]
+    return entry
+
+
+def _progress_bar(progress: Any, lang_value: str) -> Callable[[ProgressEvent], None]:
+    """Show a progress event on Gradio's bar (each stage fills its part, ``STAGE_SPANS``)."""
+
+    def show(event: ProgressEvent) -> None:
+        lo, hi = STAGE_SPANS.get(event.stage, (0.5, 0.5))
+        frac = event.fraction
+        if frac is None:
+            done = max(0.0, float(event.done or 0))
+            frac = min(0.95, done / (done + 200.0))
+        desc = _t(lang_value, f"stage_{event.stage}") if f"stage_{event.stage}" in \
+            TEXTS["en"] else (event.message or event.stage)
+        if event.total and event.stage in ("decode", "refine"):
+            desc += f" {int(event.done)}/{int(event.total)}"
+        try:
+            progress(lo + (hi - lo) * frac, desc=desc)
+        except Exception:  # a closed page must not break the work
+            log.debug("progress update failed", exc_info=True)
+
+    return show
+
+
+def _wait_showing(future: Future[Any], events: queue.SimpleQueue[ProgressEvent],
+                  show: Callable[[ProgressEvent], None]) -> Any:
+    """``future``'s result, showing its progress ``events`` while it runs."""
+    while True:
+        try:
+            return future.result(timeout=0.1)
+        except FutureTimeout:
+            pass
+        finally:
+            while not events.empty():
+                show(events.get())
+
+
 # -- the page -----------------------------------------------------------------------------------
 
 
-def _theme():
+def page_theme() -> Any:
     import gradio as gr
 
     # System fonts only: the default theme would fetch Google fonts from the internet.
@@ -186,34 +245,43 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             export_btn = gr.DownloadButton(_t(lang0, "export"), value=None,
                                            elem_id="vg-export", scale=2, interactive=False)
 
-        # -- handlers ---------------------------------------------------------------------
+        # -- handlers: each returns its updates keyed by component; what it leaves out is
+        # left as it is ------------------------------------------------------------------
 
-        def result_outputs(sess: dict[str, Any], entry: dict[str, Any] | None, fmt_value: str,
-                           lang_value: str) -> tuple[Any, ...]:
-            """(answer, ranges, reasoning, timeline) for ``entry`` (None: cleared)."""
+        def result_updates(entry: dict[str, Any] | None, fmt_value: str,
+                           lang_value: str) -> dict[Any, Any]:
+            """The answer, ranges, reasoning and timeline of ``entry`` (None: cleared)."""
             if entry is None:
-                return "", "", "", timeline_html(None, fmt_value, lang_value)
+                return {answer: "", ranges: "", reasoning: "",
+                        timeline: timeline_html(None, fmt_value, lang_value)}
             g = entry["grounding"]
             # the answer's times follow the format chosen on the page
-            return (g.answer_in(fmt_value) or "", ranges_text(g, fmt_value, lang_value),
-                    g.reasoning or "",
-                    timeline_html(g, fmt_value, lang_value))
+            return {answer: g.answer_in(fmt_value) or "",
+                    ranges: ranges_text(g, fmt_value, lang_value),
+                    reasoning: g.reasoning or "",
+                    timeline: timeline_html(g, fmt_value, lang_value)}
 
-        def output_values(entry: dict[str, Any] | None, export_value: str,
-                          lang_value: str) -> tuple[Any, ...]:
-            """(evidence strip, download button) for ``entry`` (None: cleared)."""
+        def output_updates(entry: dict[str, Any] | None, export_value: str,
+                           lang_value: str) -> dict[Any, Any]:
+            """The evidence strip and the download button of ``entry`` (None: cleared)."""
             if entry is None:
-                return "", gr.update(value=None, interactive=False)
+                return {evidence: "", export_btn: gr.update(value=None, interactive=False)}
             if "evidence" not in entry:
                 entry["evidence"] = evidence_html(entry["grounding"], lang_value)
-            return entry["evidence"], gr.update(
-                value=export_path(entry["grounding"], export_value, entry.get("name"),
-                                  svc.data_dir),
-                interactive=True)
+            return {evidence: entry["evidence"], export_btn: export_update(entry, export_value)}
+
+        def export_update(entry: dict[str, Any], export_value: str) -> Any:
+            return gr.update(value=export_path(entry["grounding"], export_value,
+                                               entry.get("name"), svc.data_dir),
+                             interactive=True)
+
+        def status_updates(sess: dict[str, Any], kind: str, text: str) -> dict[Any, Any]:
+            sess["status"] = (kind, text)
+            return {sess_state: sess, status: status_html(kind, text)}
 
         def choose_video(sess: dict[str, Any], path: Path, name: str, key: str,
                          source: dict[str, str], duration: float | None,
-                         lang_value: str) -> tuple[Any, ...]:
+                         lang_value: str) -> dict[Any, Any]:
             """Make ``path`` the session's video; ``source`` is how requests name it
             (``{"video_id": ...}`` or ``{"video_path": ...}``, as in the API)."""
             token = registry.register(path, Path(name).suffix)
@@ -225,61 +293,53 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                 text = _t(lang_value, "ready", name=name, duration=_duration_text(duration))
             else:
                 text = _t(lang_value, "ready_unknown", name=name)
-            kind = "info"
-            sess["status"] = (kind, text)
-            return (sess, player_html(video, lang_value), status_html(kind, text),
-                    *result_outputs(sess, None, "HH:MM:SS.sss", lang_value),
-                    gr.update(choices=_history_choices(sess, lang_value), value=None),
-                    *output_values(None, "srt", lang_value))
-
-        video_outputs = [sess_state, player, status, answer, ranges, reasoning, timeline, history,
-                         evidence, export_btn]
+            return {**status_updates(sess, "info", text),
+                    player: player_html(video, lang_value),
+                    **result_updates(None, "HH:MM:SS.sss", lang_value),
+                    history: gr.update(choices=_history_choices(sess, lang_value), value=None),
+                    **output_updates(None, "srt", lang_value)}
 
         def refuse(sess: dict[str, Any], exc: VidgroundError, lang_value: str
-                   ) -> tuple[Any, ...]:
-            text = error_text(exc, lang_value)
-            sess["status"] = ("error", text)
-            return (sess, gr.skip(), status_html("error", text),
-                    *(gr.skip(),) * (len(video_outputs) - 3))
+                   ) -> dict[Any, Any]:
+            return status_updates(sess, "error", error_text(exc, lang_value))
 
-        def on_upload(file: Any, sess: Any, lang_value: str):
+        def on_upload(file: Any, sess: Any, lang_value: str) -> Any:
             sess = _session(sess)
             lang_value = _lang(lang_value)
             if not file:
-                return (gr.skip(),) * (len(video_outputs) + 1)
+                return gr.skip()
             try:
                 path = uploaded_file(file, Path(get_upload_folder()))
-                key = _file_key(path)
+                key = "upload:" + file_identity(path)
                 # into the API's upload store: probed with the API's limits, same video_id
                 meta = svc.adopt_upload(path, path.name)
                 stored = svc.uploads.video_path(meta["video_id"])
             except VidgroundError as exc:
-                return (*refuse(sess, exc, lang_value), gr.skip())
+                return refuse(sess, exc, lang_value)
             except OSError:
                 log.exception("taking the page's upload failed")
-                return (*refuse(sess, VideoError("the upload could not be read; upload it "
-                                                 "again"), lang_value), gr.skip())
+                return refuse(sess, VideoError("the upload could not be read; upload it again"),
+                              lang_value)
             name = meta.get("filename") or path.name
-            return (*choose_video(sess, stored, name, key, {"video_id": meta["video_id"]},
-                                  float(meta["video"]["duration"]), lang_value),
-                    gr.update(value=None))
+            return {**choose_video(sess, stored, name, key, {"video_id": meta["video_id"]},
+                                   float(meta["video"]["duration"]), lang_value),
+                    media: gr.update(value=None)}
 
-        def on_pick(rel: str | None, sess: Any, lang_value: str):
+        def on_pick(rel: str | None, sess: Any, lang_value: str) -> Any:
             sess = _session(sess)
             lang_value = _lang(lang_value)
             if not rel:
-                return (gr.skip(),) * (len(video_outputs) + 1)
+                return gr.skip()
             try:
                 path = resolve_media(media_root, rel)
-                info = probe_checked(path, max_duration_s=settings.max_video_duration_s,
-                                     max_pixels=settings.max_video_pixels)
+                info = svc.probe(path)  # the API's limits
             except VidgroundError as exc:
-                return (*refuse(sess, exc, lang_value), gr.skip())
-            return (*choose_video(sess, path, rel, "media:" + rel, {"video_path": rel},
-                                  float(info.duration), lang_value),
-                    gr.update(value=None))
+                return refuse(sess, exc, lang_value)
+            return {**choose_video(sess, path, rel, "media:" + rel, {"video_path": rel},
+                                   float(info.duration), lang_value),
+                    upload: gr.update(value=None)}
 
-        def on_refresh():
+        def on_refresh() -> Any:
             return gr.update(choices=media_choices())
 
         def question_handler(describing: bool) -> Any:
@@ -290,211 +350,161 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                         all_value: bool, refine_value: bool, lang_value: str,
                         export_value: str,
                         progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
-                return ask_model(sess, query_value, sampling_value, fps_value,
-                                 max_frames_value, fmt_value, reasoning_value, all_value,
-                                 refine_value, lang_value, export_value, progress,
-                                 describing=describing)
+                form = {"sampling": sampling_value, "fps": fps_value,
+                        "max_frames": max_frames_value, "format": fmt_value,
+                        "reasoning": reasoning_value, "all": all_value,
+                        "refine": refine_value}
+                return ask_model(_session(sess), query_value, form, _lang(lang_value),
+                                 export_value, progress, describing=describing)
 
             return handler
 
         on_locate, on_describe = question_handler(False), question_handler(True)
 
-        def ask_model(sess: Any, query_value: str, sampling_value: str, fps_value: Any,
-                      max_frames_value: Any, fmt_value: str, reasoning_value: bool,
-                      all_value: bool, refine_value: bool, lang_value: str,
-                      export_value: str, progress: Any, *, describing: bool):
+        def ask_model(sess: dict[str, Any], query_value: str, form: dict[str, Any],
+                      lang_value: str, export_value: str, progress: Any, *,
+                      describing: bool) -> dict[Any, Any]:
             """A question (``Locate``), or "what happens when?" (``describing``: every event
-            of the video, labelled), through the server's service like the API."""
-            sess = _session(sess)
-            lang_value = _lang(lang_value)
+            of the video, labelled), through the server's service like the API: checked
+            there once, queued on the shared executor, with the API's limits and defaults."""
             video = sess.get("video")
 
-            def fail(message: str | VidgroundError):
+            def fail(message: str | VidgroundError) -> dict[Any, Any]:
                 if isinstance(message, VidgroundError):
                     message = error_text(message, lang_value)
-                sess["status"] = ("error", message)
-                return (sess, status_html("error", message),
-                        *(gr.skip(),) * (len(locate_outputs) - 2))
+                return status_updates(sess, "error", message)
 
             if not video:
                 return fail(_t(lang_value, "need_video"))
             try:
-                rate: Any = "adaptive" if sampling_value == "adaptive" else float(fps_value)
-                try:
-                    frames = int(max_frames_value)
-                except (TypeError, ValueError):
-                    raise OptionsError("max frames must be a whole number") from None
-                opts = LocateOptions(frame_sampling_rate=rate, max_frames=frames,
-                                     output_format=fmt_value,
-                                     return_reasoning=bool(reasoning_value),
-                                     all_occurrences=bool(all_value), refine=bool(refine_value))
+                options = _form_options(form)
             except (TypeError, ValueError) as exc:
                 return fail(str(exc))
             except VidgroundError as exc:
                 return fail(exc)
-
             progress(0.0, desc=_t(lang_value, "stage_probe"))
-            events: queue.SimpleQueue[ProgressEvent] = queue.SimpleQueue()
-
-            def show(event: ProgressEvent) -> None:
-                lo, hi = STAGE_SPANS.get(event.stage, (0.5, 0.5))
-                frac = event.fraction
-                if frac is None:
-                    done = max(0.0, float(event.done or 0))
-                    frac = min(0.95, done / (done + 200.0))
-                desc = _t(lang_value, f"stage_{event.stage}") if f"stage_{event.stage}" in \
-                    TEXTS["en"] else (event.message or event.stage)
-                if event.total and event.stage in ("decode", "refine"):
-                    desc += f" {int(event.done)}/{int(event.total)}"
-                try:
-                    progress(lo + (hi - lo) * frac, desc=desc)
-                except Exception:  # a closed page must not break the work
-                    log.debug("progress update failed", exc_info=True)
-
             started = time.perf_counter()
-            request = {**video["source"], "query": query_value or "",
-                       "options": opts.to_mapping()}
+            request = {**video["source"], "query": query_value or "", "options": options}
+            events: queue.SimpleQueue[ProgressEvent] = queue.SimpleQueue()
             try:
-                # the API's own path: validated, queued on the shared executor, same limits
                 if describing:
-                    future = svc.submit_describe(request, events.put)
+                    future = svc.submit_describe(request, events.put, as_description=True)
                 else:
                     future = svc.submit(request, events.put, as_grounding=True)
-                while True:
-                    try:
-                        g = future.result(timeout=0.1)
-                        break
-                    except FutureTimeout:
-                        pass
-                    finally:
-                        while not events.empty():
-                            show(events.get())
+                g = _wait_showing(future, events, _progress_bar(progress, lang_value))
             except VidgroundError as exc:
                 return fail(exc)
             except Exception as exc:
                 log.exception("locate failed in the web page")
                 return fail(_t(lang_value, "unexpected", error=f"{type(exc).__name__}: {exc}"))
-            elapsed = time.perf_counter() - started
             if describing:
                 g = DescribedVideo(g, _t(lang_value, "described"))
-            entry = {"id": sess["next_id"], "video_key": video["key"], "query": g.query,
-                     "name": video["name"], "describe": describing,
-                     "fmt": fmt_value, "grounding": g, "at": time.time()}
-            sess["next_id"] += 1
-            sess["history"].insert(0, entry)
-            del sess["history"][HISTORY_LIMIT:]
-            sess["current"] = entry["id"]
+            entry = _remember(sess, video, g, form["format"], describing=describing)
             if g.spans:
-                kind, text = "ok", _t(lang_value, "done", seconds=elapsed, n=len(g.spans))
+                kind = "ok"
+                text = _t(lang_value, "done", seconds=time.perf_counter() - started,
+                          n=len(g.spans))
             else:
                 kind, text = "info", _t(lang_value, "not_found")
-            sess["status"] = (kind, text)
-            return (sess, status_html(kind, text), *result_outputs(sess, entry, fmt_value,
-                                                                    lang_value),
-                    gr.update(choices=_history_choices(sess, lang_value), value=str(entry["id"])),
-                    *output_values(entry, export_value, lang_value))
+            return {**status_updates(sess, kind, text),
+                    **result_updates(entry, form["format"], lang_value),
+                    history: gr.update(choices=_history_choices(sess, lang_value),
+                                       value=str(entry["id"])),
+                    **output_updates(entry, export_value, lang_value)}
 
         def on_history(entry_id: Any, sess: Any, fmt_value: str, lang_value: str,
-                       export_value: str):
+                       export_value: str) -> Any:
             sess = _session(sess)
             lang_value = _lang(lang_value)
             entry = _find_entry(sess, entry_id)
             if entry is None:
-                return (sess, *(gr.skip(),) * 8)
+                return {sess_state: sess}
             sess["current"] = entry["id"]
-            sess["status"] = ("info", _t(lang_value, "reopened"))
-            return (sess, status_html("info", _t(lang_value, "reopened")),
-                    *result_outputs(sess, entry, fmt_value, lang_value),
-                    gr.skip() if entry.get("describe") else entry["query"],
-                    *output_values(entry, export_value, lang_value))
+            updates = {**status_updates(sess, "info", _t(lang_value, "reopened")),
+                       **result_updates(entry, fmt_value, lang_value),
+                       **output_updates(entry, export_value, lang_value)}
+            if not entry.get("describe"):
+                updates[query] = entry["query"]
+            return updates
 
-        def on_export_format(export_value: str, sess: Any):
+        def on_export_format(export_value: str, sess: Any) -> Any:
             entry = _find_entry(_session(sess), _session(sess).get("current"))
             if entry is None or export_value not in EXPORT_FORMATS:
                 return gr.skip()
-            return gr.update(value=export_path(entry["grounding"], export_value,
-                                               entry.get("name"), svc.data_dir),
-                             interactive=True)
+            return export_update(entry, export_value)
 
-        def on_format(fmt_value: str, sess: Any, lang_value: str):
+        def on_format(fmt_value: str, sess: Any, lang_value: str) -> Any:
             sess = _session(sess)
             entry = _find_entry(sess, sess.get("current"))
             if entry is None:
-                return gr.skip(), gr.skip(), gr.skip()
-            g = entry["grounding"]
+                return gr.skip()
             try:
-                return (g.answer_in(fmt_value) or "", ranges_text(g, fmt_value, _lang(lang_value)),
-                        timeline_html(g, fmt_value, _lang(lang_value)))
+                updates = result_updates(entry, fmt_value, _lang(lang_value))
             except ValueError:
-                return gr.skip(), gr.skip(), gr.skip()
+                return gr.skip()
+            del updates[reasoning]  # the format changes times only
+            return updates
 
-        def on_language(lang_value: str, sess: Any, fmt_value: str):
+        def on_language(lang_value: str, sess: Any, fmt_value: str) -> dict[Any, Any]:
             lv = _lang(lang_value)
             sess = _session(sess)
             entry = _find_entry(sess, sess.get("current"))
             kind, text = sess.get("status") or ("", "")
-            tl = timeline_html(entry["grounding"] if entry else None, fmt_value, lv)
-            return (
-                gr.update(value=lv, label=_t(lv, "lang")),
-                f"# {_t(lv, 'title')}\n{_t(lv, 'subtitle')}",
-                player_html(sess.get("video"), lv),
-                gr.update(label=_t(lv, "upload")),
-                gr.update(label=_t(lv, "media"), choices=media_choices()),
-                gr.update(value=_t(lv, "refresh")),
-                gr.update(label=_t(lv, "query"), placeholder=_t(lv, "query_ph")),
-                gr.update(label=_t(lv, "options")),
-                gr.update(label=_t(lv, "sampling"),
-                          choices=[(_t(lv, "sampling_fps"), "fps"),
-                                   (_t(lv, "sampling_adaptive"), "adaptive")]),
-                gr.update(label=_t(lv, "fps")),
-                gr.update(label=_t(lv, "max_frames")),
-                gr.update(label=_t(lv, "format")),
-                gr.update(label=_t(lv, "reasoning_on")),
-                gr.update(label=_t(lv, "all")),
-                gr.update(label=_t(lv, "refine")),
-                gr.update(value=_t(lv, "locate")),
-                status_html(kind, text) if kind != "error" else gr.skip(),
-                gr.update(label=_t(lv, "answer")),
+            labels = {component: gr.update(label=_t(lv, name))
+                      for component, name in labelled.items()}
+            updates = {
+                **labels,
+                lang: gr.update(value=lv, label=_t(lv, "lang")),
+                header: f"# {_t(lv, 'title')}\n{_t(lv, 'subtitle')}",
+                player: player_html(sess.get("video"), lv),
+                media: gr.update(label=_t(lv, "media"), choices=media_choices()),
+                query: gr.update(label=_t(lv, "query"), placeholder=_t(lv, "query_ph")),
+                sampling: gr.update(label=_t(lv, "sampling"),
+                                    choices=[(_t(lv, "sampling_fps"), "fps"),
+                                             (_t(lv, "sampling_adaptive"), "adaptive")]),
+                history: gr.update(label=_t(lv, "history"), choices=_history_choices(sess, lv)),
+                timeline: timeline_html(entry["grounding"] if entry else None, fmt_value, lv),
+                **{button: gr.update(value=_t(lv, name)) for button, name in buttons.items()},
+            }
+            if kind != "error":
+                updates[status] = status_html(kind, text)
+            if entry:
                 # (no nested gr.skip(): Gradio would show it as text in the box)
-                gr.update(label=_t(lv, "range"),
-                          value=ranges_text(entry["grounding"], fmt_value, lv))
-                if entry else gr.update(label=_t(lv, "range")),
-                gr.update(label=_t(lv, "reasoning")),
-                gr.update(label=_t(lv, "history"), choices=_history_choices(sess, lv)),
-                tl,
-                gr.update(label=_t(lv, "export_format")),
-                gr.update(label=_t(lv, "export")),
-                gr.update(value=_t(lv, "describe")),
-            )
+                updates[ranges] = gr.update(label=_t(lv, "range"),
+                                            value=ranges_text(entry["grounding"], fmt_value, lv))
+            return updates
 
-        language_outputs = [lang, header, player, upload, media, refresh, query, options_box,
-                            sampling, fps, max_frames, fmt, reasoning_on, all_occ, refine,
-                            locate_btn, status, answer, ranges, reasoning, history, timeline,
-                            export_fmt, export_btn, describe_btn]
+        # components whose label is a text of the page, and buttons whose value is one
+        labelled = {upload: "upload", options_box: "options", fps: "fps",
+                    max_frames: "max_frames", fmt: "format", reasoning_on: "reasoning_on",
+                    all_occ: "all", refine: "refine", answer: "answer", ranges: "range",
+                    reasoning: "reasoning", export_fmt: "export_format", export_btn: "export"}
+        buttons = {refresh: "refresh", locate_btn: "locate", describe_btn: "describe"}
+        language_outputs = {lang, header, player, media, query, sampling, history, timeline,
+                            status, *labelled, *buttons}
+        video_outputs = {sess_state, player, status, answer, ranges, reasoning, timeline, history,
+                         evidence, export_btn}
 
-        upload.upload(on_upload, [upload, sess_state, lang], [*video_outputs, media],
+        upload.upload(on_upload, [upload, sess_state, lang], {*video_outputs, media},
                       api_visibility="undocumented")
-        media.input(on_pick, [media, sess_state, lang], [*video_outputs, upload],
+        media.input(on_pick, [media, sess_state, lang], {*video_outputs, upload},
                     api_visibility="undocumented")
         refresh.click(on_refresh, None, media, api_visibility="undocumented")
         locate_inputs = [sess_state, query, sampling, fps, max_frames, fmt, reasoning_on,
                          all_occ, refine, lang, export_fmt]
-        locate_outputs = [sess_state, status, answer, ranges, reasoning, timeline, history,
-                          evidence, export_btn]
-        locate_btn.click(on_locate, locate_inputs, locate_outputs, api_visibility="undocumented",
-                         show_progress_on=[status], concurrency_id="locate")
-        query.submit(on_locate, locate_inputs, locate_outputs, api_visibility="undocumented",
-                     show_progress_on=[status], concurrency_id="locate")
-        describe_btn.click(on_describe, locate_inputs, locate_outputs,
-                           api_visibility="undocumented", show_progress_on=[status],
-                           concurrency_id="locate")
+        locate_outputs = {sess_state, status, answer, ranges, reasoning, timeline, history,
+                          evidence, export_btn}
+        for trigger, handler in ((locate_btn.click, on_locate), (query.submit, on_locate),
+                                 (describe_btn.click, on_describe)):
+            trigger(handler, locate_inputs, locate_outputs, api_visibility="undocumented",
+                    show_progress_on=[status], concurrency_id="locate")
         history.input(on_history, [history, sess_state, fmt, lang, export_fmt],
-                      [sess_state, status, answer, ranges, reasoning, timeline, query,
-                       evidence, export_btn],
+                      {sess_state, status, answer, ranges, reasoning, timeline, query,
+                       evidence, export_btn},
                       api_visibility="undocumented")
         export_fmt.input(on_export_format, [export_fmt, sess_state], export_btn,
                          api_visibility="undocumented")
-        fmt.input(on_format, [fmt, sess_state, lang], [answer, ranges, timeline],
+        fmt.input(on_format, [fmt, sess_state, lang], {answer, ranges, timeline},
                   api_visibility="undocumented")
         lang.input(on_language, [lang, sess_state, fmt], language_outputs,
                    api_visibility="undocumented")

@@ -32,7 +32,7 @@ def _clock(seconds: float, step: float) -> str:
     return f"{m}:{s:02d}{frac}"
 
 
-def _tick_step(duration: float, max_ticks: int = 10) -> float:
+def tick_step(duration: float, max_ticks: int = 10) -> float:
     for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200):
         if duration / step <= max_ticks:
             return float(step)
@@ -85,7 +85,7 @@ def timeline_html(grounding: Grounding | None, fmt: str, lang: str) -> str:
             f'style="left:{left:.4f}%;width:{width:.4f}%"></div>'
         )
     parts.append('<div class="vg-playhead"></div></div><div class="vg-ticks">')
-    step = _tick_step(duration)
+    step = tick_step(duration)
     n = int(math.floor(duration / step + 1e-9))
     ticks = [i * step for i in range(n + 1)]
     if duration - ticks[-1] > step * 0.35:
