@@ -37,6 +37,9 @@ PROTOCOLS = {"http": "http,https,tcp,tls,crypto", "https": "http,https,tcp,tls,c
              "rtsp": "rtsp,rtp,srtp,udp,tcp,tls", "rtsps": "rtsp,rtp,srtp,udp,tcp,tls",
              "rtmp": "rtmp,rtmps,tcp,tls", "rtmps": "rtmp,rtmps,tcp,tls"}
 ALLOW_ENV = "VIDGROUND_STREAM_ALLOW"
+#: a pts this far behind the last frame means the source restarted its clock (nearer: repeats
+#: a reconnect delivers again, dropped)
+RESTART_S = 15.0
 
 
 class SourceError(VidgroundError):
@@ -224,7 +227,7 @@ class LiveSource:
         if self._base is None:
             self._base = pts_s
         t = pts_s - self._base
-        if t < self._last - 1.0 or t > self._last + 60.0 + (wall - self._last_wall):
+        if t < self._last - RESTART_S or t > self._last + 60.0 + (wall - self._last_wall):
             # the source restarted its clock: continue from the last time plus the gap
             gap = max(0.0, wall - self._last_wall) if self._last >= 0 else 0.0
             self._base = pts_s - (self._last + gap)
@@ -237,8 +240,14 @@ class LiveSource:
     def _open(self) -> Any:
         import av
 
-        return av.open(self.spec.url, mode="r", format=self.spec.format,
-                       options=dict(self.spec.options), timeout=(10.0, 10.0))
+        options = dict(self.spec.options)
+        if self.stats.connects > 0 and "reconnect" in options:
+            # an HLS reconnect goes back far enough to cover the outage (segments of at least
+            # one second assumed); what it delivers again is dropped as repeats
+            outage = max(0.0, time.time() - self._last_wall) if self._last_wall else 0.0
+            options["live_start_index"] = str(-min(30, int(outage) + 4))
+        return av.open(self.spec.url, mode="r", format=self.spec.format, options=options,
+                       timeout=(10.0, 10.0))
 
     def frames(self, stop: threading.Event) -> Iterator[StreamFrame]:
         failures = 0

@@ -114,7 +114,7 @@ class FrameGate:
         diff = np.abs(blocks - self._last)
         assert self._floor is not None
         fired = bool((diff > self._floor * 2.0 + self.threshold).any())
-        self._floor = self._floor * 0.9 + np.minimum(diff, self.threshold * 4) * 0.1
+        self._floor = self._floor * 0.9 + diff * 0.1
         self._last = blocks
         return fired
 
@@ -381,8 +381,12 @@ class Watcher:
                                     f"{self.monitor}-{active.event_id[:8]}.mp4", native))
         wall_end = _wall_at(frames, end)
         self.stats.events_ended += 1
-        return self._event("ended", active, end, wall_end, refined=refined, clip=clip,
-                           start=start, wall_start=_wall_at(frames, start) or active.wall_start)
+        event = self._event("ended", active, end, wall_end, refined=refined, clip=clip,
+                            start=start, wall_start=_wall_at(frames, start) or active.wall_start)
+        # stream time the watcher never saw (a drop): a boundary there is only a bound
+        event["gaps"] = [[round(a.time, 3), round(b.time, 3)] for a, b in zip(
+            frames, frames[1:], strict=False) if b.time - a.time > max(0.5, 4 * native)]
+        return event
 
     def _boundary(self, frames: list[StreamFrame], lo: float, hi: float, kind: str
                   ) -> float | None:
