@@ -38,6 +38,7 @@ def truth(duration: float, start: float, end: float) -> tuple[float, float]:
 
 
 def clip(tmp_path: Path, duration: float, event: tuple[float, float]) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     return make_video(tmp_path / "clip.ts", duration=duration, fps=FPS, gop=12,
                       intervals=(event,), paint_index=False, size=(160, 120)).path
 

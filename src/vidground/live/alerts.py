@@ -186,7 +186,7 @@ class MqttSink(_Background):
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise SourceError(f"MQTT target must be mqtt://HOST:PORT/TOPIC, got {url!r}")
         topic = parts.path.lstrip("/")
-        if not topic or any(c in topic for c in "#+"):
+        if not topic or "+" in topic or "#" in url or parts.query:
             raise SourceError(f"MQTT target needs a plain topic (no wildcards), got {url!r}")
         if allow is not None:
             check_url(f"http://{parts.netloc}/", allow, what="MQTT broker")
