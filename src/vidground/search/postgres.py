@@ -2,9 +2,9 @@
 ``postgresql://`` URL): tables ``vg_search_videos`` and ``vg_search_segments`` and a
 ``pg_trgm`` GIN index on the lower-cased text, so the same substring terms as SQLite's trigram
 index (Chinese included) are looked up through an index. A segment's score is the summed
-length of the query terms it contains plus ``pg_trgm``'s word similarity to the query's terms
-(higher is better; not on the same scale as SQLite's BM25, the same hits and order in
-practice). Every video is written in one transaction.
+length of the query terms it contains (longer terms are rarer), shorter texts first among
+equals (higher is better; not on the same scale as SQLite's BM25). Every video is written in
+one transaction.
 """
 
 from __future__ import annotations
@@ -151,18 +151,18 @@ class PostgresSearchStore(SearchStore):
         terms = list(found_terms)
         likes = [_like(t) for t in terms]
         matched = " OR ".join("lower(s.text) LIKE %s" for _ in terms)
-        weight = " + ".join("(CASE WHEN lower(s.text) LIKE %s THEN length(%s) ELSE 0 END)"
+        weight = " + ".join("(CASE WHEN strpos(lower(s.text), %s) > 0 THEN %s ELSE 0 END)"
                             for _ in terms)
-        weight_args: list[Any] = [x for t, like in zip(terms, likes, strict=True)
-                                  for x in (like, t)]
+        weight_args: list[Any] = [x for t in terms for x in (t, float(len(t)))]
         where, args = "", []
         if within:
             where, args = " AND substr(v.path, 1, length(%s)) = %s", [within, within]
+        # shorter texts first among equal matches: the match is more of what they say
         sql = (f"SELECT v.path, s.start_s, s.end_s, ({weight})::float8 "
-               "+ word_similarity(%s, lower(s.text)) AS score, s.text, s.kind "
+               "+ 1.0 / (10 + length(s.text)) AS score, s.text, s.kind "
                "FROM vg_search_segments s JOIN vg_search_videos v ON v.id = s.video_id "
                f"WHERE ({matched}){where} ORDER BY score DESC, s.id LIMIT %s")
-        rows = self._rows(sql, [*weight_args, " ".join(terms), *likes, *args, top])
+        rows = self._rows(sql, [*weight_args, *likes, *args, top])
         return [Hit(video=r[0], start=r[1], end=r[2], score=float(r[3]), text=r[4],
                     source=r[5]) for r in rows]
 
