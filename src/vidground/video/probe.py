@@ -87,6 +87,9 @@ def probe(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> VideoInfo:
     anything else unusable (empty, not a video, audio only, truncated or corrupt).
     """
     file = _check_file(Path(path))
+    declared = _declared_size(file)
+    if declared[0] > 0 and declared[1] > 0:  # before anything is decoded
+        _check_size(file, *declared, max_pixels)
     with open_video(file, max_pixels) as container:
         stream = video_stream(container, file)
         if stream.codec_context is None:
@@ -94,8 +97,7 @@ def probe(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> VideoInfo:
                              "is corrupt.")
         width, height = int(stream.codec_context.width), int(stream.codec_context.height)
         if width <= 0 or height <= 0:  # FFmpeg's analysis refused a picture, or none has a size
-            width, height = _declared_size(file)
-            _check_size(file, width, height, max_pixels)
+            _check_size(file, *declared, max_pixels)
             raise oversized(file.name, max_pixels)
         _check_size(file, width, height, max_pixels)
         time_base = stream.time_base or Fraction(1, 1_000_000)
@@ -165,8 +167,10 @@ def oversized(name: str, max_pixels: int) -> VideoTooLargeError:
 
 
 def _declared_size(file: Path) -> tuple[int, int]:
-    """The video stream's size as the container states it, without decoding anything (no
-    decoder may be opened: FFmpeg's analysis then only reads headers and packets)."""
+    """The video stream's size as the container (or the codec's parser) states it, without
+    decoding anything: no decoder may be opened (``codec_whitelist``, which FFmpeg's analysis
+    applies to every stream, also those it finds only while reading packets, as in MPEG-PS,
+    where PyAV cannot pass ``max_pixels``). (0, 0) when unknown."""
     try:
         with av.open(str(file), metadata_errors="ignore",
                      options={"codec_whitelist": "none"}) as container:
