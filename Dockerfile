@@ -7,16 +7,24 @@
 #
 #   docker build -t vidground .
 #   docker build -t vidground:cpu --build-arg VARIANT=cpu .
+#   docker build -t vidground:remote --build-arg VARIANT=remote --build-arg EXTRAS=ray .
+#
+# BASE_IMAGE: any image with Python 3.10+ whose `python` and `pip` are on PATH (default
+# python:3.11-slim). scripts/container-smoke.sh builds on a local Debian bookworm base made with
+# debootstrap (no registry there) and runs the image: page, health, upload + job, non-root,
+# restart with the data volume, SIGTERM.
 #   docker run --gpus all -p 7860:7860 -v ./videos:/app/videos \
 #       -v ~/.cache/huggingface:/app/cache/huggingface vidground
 #
 # The weights are not baked in: mount a Hugging Face cache (above) or use a remote backend
 # (-e VIDGROUND_BACKEND=openai -e VIDGROUND_OPENAI_BASE_URL=http://vllm:8000/v1). Jobs and
 # uploads live in /app/data (mount a volume to keep them). See docs/scaling-out.md and compose.yaml.
-ARG PYTHON_VERSION=3.11
-FROM python:${PYTHON_VERSION}-slim
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 
 ARG VARIANT=gpu
+# more extras, comma-separated (e.g. ray: the image as a KubeRay worker for `vidground batch`)
+ARG EXTRAS=""
 # the pair the project's tests pin; CUDA wheels from this PyTorch index (gpu variant)
 ARG TORCH_VERSION=2.14.1
 ARG TORCHVISION_VERSION=0.29.1
@@ -44,7 +52,7 @@ RUN case "$VARIANT" in \
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN if [ "$VARIANT" = remote ]; then extras="server,postgres"; else extras="local,server,postgres"; fi \
-    && pip install ".[${extras}]" \
+    && pip install ".[${extras}${EXTRAS:+,$EXTRAS}]" \
     && python -c "import vidground, vidground.server.app, psycopg"
 
 COPY docker/entrypoint.sh /usr/local/bin/vidground-entrypoint
