@@ -114,8 +114,11 @@ def run_watch(source: str, query: str, *, as_json: bool = False, webhooks: list[
               allow: list[str] | None = None, from_start: bool = False,
               max_seconds: float | None = None, max_events: int | None = None,
               settings_overrides: dict[str, Any] | None = None, backend: Any = None,
-              on_event: Callable[[dict[str, Any]], None] | None = None) -> Any:
-    """What ``vidground watch`` does (the library's way in too): returns the WatchStats."""
+              on_event: Callable[[dict[str, Any]], None] | None = None,
+              quiet: bool = False) -> Any:
+    """What ``vidground watch`` does (the library's way in too): returns the WatchStats.
+    ``backend``: a ready backend instead of one built from ``settings_overrides``;
+    ``on_event``: also told every event; ``quiet``: nothing printed."""
     import os
 
     from ..config import Settings
@@ -147,7 +150,8 @@ def run_watch(source: str, query: str, *, as_json: bool = False, webhooks: list[
     hub = AlertHub(sinks)
 
     def emit(event: dict[str, Any]) -> None:
-        _print_event(event, as_json)
+        if not quiet:
+            _print_event(event, as_json)
         hub.send(event)
         if on_event is not None:
             on_event(event)
@@ -157,7 +161,7 @@ def run_watch(source: str, query: str, *, as_json: bool = False, webhooks: list[
                          max_calls_per_minute=calls_per_minute, buffer_s=buffer,
                          clip_dir=clips)
     watcher = Watcher(LiveSource(spec), backend, query, config=config, on_event=emit,
-                      on_status=_status)
+                      on_status=None if quiet else _status)
     try:
         return watcher.run(max_stream_s=max_seconds, max_events=max_events)
     finally:
