@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,19 @@ from fake_openai_server import FakeOpenAIServer  # noqa: E402
 
 from vidground.config import Settings  # noqa: E402
 from vidground.grounding import Grounder  # noqa: E402
+
+_SLOW_LIST = Path(__file__).with_name("slow_tests.txt")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark 'slow' the tests measured at 1 s or more (tests/slow_tests.txt, written by
+    scripts/mark-slow.sh from a full run's durations), so ``pytest -m "not slow"`` is the fast
+    subset; tests marked by hand keep their mark."""
+    slow = {line.strip() for line in _SLOW_LIST.read_text().splitlines()
+            if line.strip() and not line.startswith("#")}
+    for item in items:
+        if item.nodeid in slow:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(hookwrapper=True)
