@@ -1,5 +1,5 @@
-"""The outputs router over real HTTP (uvicorn on 127.0.0.1, the app from ``create_app`` with
-the router included as the lead will wire it): a job's and a posted result's exports read back
+"""The outputs router over real HTTP (uvicorn on 127.0.0.1, the app from ``create_app``): a
+job's and a posted result's exports read back
 by independent readers, describe through the fake model, evidence and clip download links,
 the API key, and clear 4xx errors."""
 
@@ -27,25 +27,10 @@ from test_outputs_describe import EVENTS, make_two_events
 from vidground.config import Settings
 from vidground.grounding import Grounder
 from vidground.server.app import create_app
-from vidground.server.outputs_routes import outputs_router
 
 KEY = "outputs-test-key"
-SERVICES: list = []  # the running app's Service, for the pure helpers the page calls
+SERVICES: list = []  # the running app's Service, for the helpers the tests call directly
 Server = tuple[httpx.Client, FakeOpenAIServer]
-
-
-def with_outputs(settings: Settings, grounder: Grounder):  # noqa: ANN201 - FastAPI app
-    """``create_app`` plus the outputs router, placed before the ``/api`` fallback (what
-    ``app.include_router(outputs_router)`` next to the other routers does)."""
-    app = create_app(settings, grounder)
-    before = len(app.router.routes)
-    app.include_router(outputs_router)
-    added = app.router.routes[before:]
-    del app.router.routes[before:]
-    fallback = next(i for i, r in enumerate(app.router.routes)
-                    if getattr(r, "name", None) == "api_fallback")
-    app.router.routes[fallback:fallback] = added
-    return app
 
 
 def free_port() -> int:
@@ -67,7 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory
                             openai_model=fake.model, openai_max_retries=0, media_root=media,
                             data_dir=base / "data", enable_ui=False, api_key=KEY)
         port = free_port()
-        app = with_outputs(settings, Grounder(settings=settings))
+        app = create_app(settings, Grounder(settings=settings))
         SERVICES.append(app.state.service)
         srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                             log_level="warning"))
@@ -191,6 +176,28 @@ def test_describe_over_http(server: Server) -> None:
     assert len(webvtt.from_string(chapters.text).captions) == 2
     outside = client.post("/api/v1/describe", json={"video_path": "../etc/passwd"})
     assert outside.status_code in (400, 403)
+
+
+def test_describe_has_one_path_and_one_default(server: Server,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``POST /api/v1/describe`` goes through ``Service.submit_describe`` (the page's path
+    too), and the model is asked with describe's own defaults (issue 22.1: the route asked
+    1024 new tokens, the page 512)."""
+    from vidground.outputs.describe import DESCRIBE_DEFAULTS
+
+    client, fake = server
+    [svc] = SERVICES
+    seen: list[dict] = []
+    real = svc.submit_describe
+    monkeypatch.setattr(svc, "submit_describe", lambda request, progress, **kw: (
+        seen.append(request), real(request, progress, **kw))[1])
+    fake.reset_stats()
+    got = client.post("/api/v1/describe", json={"video_path": "two.mp4",
+                                                "options": {"frame_sampling_rate": 2.0}})
+    assert got.status_code == 200, got.text
+    assert seen == [{"video_path": "two.mp4", "options": {"frame_sampling_rate": 2.0}}]
+    asked = {r.body.get("max_tokens") for r in fake.requests}  # the list, then refinement
+    assert max(asked) == DESCRIBE_DEFAULTS["max_new_tokens"], asked
 
 
 def test_describe_stops_when_the_client_hangs_up(server: Server) -> None:

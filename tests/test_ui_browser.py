@@ -400,6 +400,8 @@ def test_page_lists_what_happens_when(browser, tmp_path: Path) -> None:
     download."""
     from test_outputs_describe import BLUE_AT, EVENTS, RED_AT, make_two_events
 
+    from vidground.outputs.describe import DESCRIBE_DEFAULTS
+
     root = tmp_path / "media"
     root.mkdir()
     make_two_events(root / "two.mp4")
@@ -419,6 +421,10 @@ def test_page_lists_what_happens_when(browser, tmp_path: Path) -> None:
             answer = page.input_value("#vg-answer textarea")
             assert "red square" in answer and "blue square" in answer
             assert page.locator(".vg-track .vg-seg").count() == 2
+            # the API's path and defaults (issue 22.1: the page asked 512 new tokens, the API
+            # 1024): the list of events is asked with describe's budget
+            asked = {r.body.get("max_tokens") for r in events_model.requests}
+            assert max(asked) == DESCRIBE_DEFAULTS["max_new_tokens"], asked
         finally:
             page.context.close()
 

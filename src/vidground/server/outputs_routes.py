@@ -40,7 +40,7 @@ from .output_files import (
     make_evidence,
 )
 from .routes import answer_or_drop, require_api_key, service, stop_when
-from .schemas import ERROR_RESPONSES
+from .schemas import ERROR_RESPONSES, check_one_video
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,150}$"
 MAX_SPANS = MAX_EVIDENCE_SPANS
@@ -84,8 +84,7 @@ class VideoRef(BaseModel):
 
     @model_validator(mode="after")
     def _one_video(self) -> VideoRef:
-        if (self.video_path is None) == (self.video_id is None):
-            raise ValueError("give exactly one of video_path or video_id")
+        check_one_video(self.video_path, self.video_id)
         return self
 
     def stored(self) -> dict[str, Any]:

@@ -54,6 +54,12 @@ def refuse_invalid_text(value: Any, where: str = "") -> None:
             stack.extend((sub, f"{path}[{i}]") for i, sub in enumerate(item))
 
 
+def check_one_video(video_path: str | None, video_id: str | None) -> None:
+    """A request names its video one way: ``video_path`` or ``video_id``, not both."""
+    if (video_path is None) == (video_id is None):
+        raise ValueError("give exactly one of video_path or video_id")
+
+
 class OutputsRequest(BaseModel):
     """Files made from the answer, returned as download links (``GET /api/v1/outputs/…``,
     kept for a day)."""
@@ -92,8 +98,7 @@ class InferenceRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_video(self) -> InferenceRequest:
-        if (self.video_path is None) == (self.video_id is None):
-            raise ValueError("give exactly one of video_path or video_id")
+        check_one_video(self.video_path, self.video_id)
         return self
 
     def options_dict(self) -> dict[str, Any]:

@@ -81,6 +81,9 @@ def _find_entry(sess: dict[str, Any], entry_id: Any) -> dict[str, Any] | None:
     return None
 
 
+# -- a question -------------------------------------------------------------------------------
+
+
 def _form_options(form: dict[str, Any]) -> dict[str, Any]:
     """The options the page's form sets (the service checks them, over the defaults of a
     question or of describe)."""

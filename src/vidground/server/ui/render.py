@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from ...grounding import Grounding
 
 
-
 def _esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
