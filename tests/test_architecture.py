@@ -280,6 +280,44 @@ def test_each_request_is_probed_once(tmp_path: Path, fake_model, monkeypatch) ->
         assert opened == ["a.mp4"], opened
 
 
+def test_a_request_is_checked_once(tmp_path: Path, fake_model, monkeypatch) -> None:
+    """``Service.validate`` checks a request once and hands the result on: a sync request's
+    options are parsed once (``validate`` and ``locate`` both parsed them), and a clips
+    request probes its video once."""
+    from fastapi.testclient import TestClient
+    from media import make_video
+
+    from vidground.config import Settings
+    from vidground.options import LocateOptions
+    from vidground.server.app import create_app
+
+    probe_module = importlib.import_module("vidground.video.probe")
+    make_video(tmp_path / "a.mp4", duration=2.0, fps=10, intervals=[(0.5, 1.0)])
+    opened: list[str] = []
+    real_check = probe_module._check_file
+    monkeypatch.setattr(probe_module, "_check_file",
+                        lambda file: (opened.append(Path(file).name), real_check(file))[1])
+    parsed: list[object] = []
+    real_parse = LocateOptions.from_mapping.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(LocateOptions, "from_mapping", classmethod(
+        lambda cls, values: (parsed.append(values), real_parse(cls, values))[1]))
+    fake_model.configure(delay_s=0.0, answer=None)
+    app = create_app(Settings(backend="openai", openai_base_url=fake_model.base_url,
+                              openai_model=fake_model.model, openai_max_retries=0,
+                              media_root=tmp_path, data_dir=tmp_path / "data",
+                              enable_ui=False))
+    body = {"video_path": "a.mp4", "query": "When is the red square visible?",
+            "options": {"refine": False, "verify": False}}
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert client.post("/api/v1/inference", json=body).status_code == 200
+        assert parsed == [{"refine": False, "verify": False}], parsed
+        opened.clear()
+        clips = client.post("/api/v1/clips", json={"video_path": "a.mp4",
+                                                   "spans": [{"start": 0.5, "end": 1.0}]})
+        assert clips.status_code == 200, clips.text
+        assert opened[:1] == ["a.mp4"] and opened.count("a.mp4") == 1, opened
+
+
 def test_prompts_and_the_backend_contract_import_without_pyav() -> None:
     """``Frame`` is a leaf value and ``Prompt`` lives with the prompts, so the prompts, the
     answer parser and the backends' contract import where PyAV is missing."""
