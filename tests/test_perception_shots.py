@@ -4,6 +4,7 @@ hard cut and a cross-dissolve at known frames; exports through vidground's expor
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -12,6 +13,10 @@ from typer.testing import CliRunner
 
 from vidground.perception.cli import perception_app
 from vidground.perception.shots import detect_shots, shots_between, transitions_from
+
+# the suite shares two cores with other work: one thread per model is faster there than
+# two threads spinning against each other (and keeps the timings steady)
+os.environ.setdefault("VIDGROUND_PERCEPTION_THREADS", "1")
 
 
 @pytest.fixture(scope="module")

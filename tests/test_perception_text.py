@@ -17,6 +17,10 @@ from vidground.perception import quoted, text
 from vidground.perception.cli import perception_app
 from vidground.video.probe import probe
 
+# the suite shares two cores with other work: one thread per model is faster there than
+# two threads spinning against each other (and keeps the timings steady)
+os.environ.setdefault("VIDGROUND_PERCEPTION_THREADS", "1")
+
 
 @pytest.fixture(scope="module")
 def video() -> PerceptionVideo:

@@ -25,7 +25,7 @@ LATIN_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 CJK_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 AUDIO_RATE = 16000
 #: Bump when the pictures or sounds made here change (names the shared files).
-MEDIA_VERSION = 1
+MEDIA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -84,13 +84,13 @@ class PerceptionVideo:
 
 
 DEFAULT_TEXTS = (
-    TextEvent("PAYMENT FAILED", 17, 58, px=34, xy=(30, 40)),
-    TextEvent("支付失败", 93, 131, px=34, xy=(40, 150)),
-    TextEvent("order shipped", 163, 193, px=16, xy=(24, 220)),
+    TextEvent("PAYMENT FAILED", 12, 40, px=34, xy=(30, 40)),
+    TextEvent("支付失败", 62, 95, px=34, xy=(40, 150)),
+    TextEvent("order shipped", 118, 140, px=16, xy=(24, 220)),
 )
-#: A hard cut at frame 80 and a 12-frame dissolve into the third shot at frames 140..151.
-DEFAULT_TRANSITIONS = (Transition(80, 80), Transition(140, 151))
-DEFAULT_SPEECH = (("hello world", 0.8), ("payment failed, please try again", 4.5))
+#: A hard cut at frame 50 and a 12-frame dissolve into the third shot at frames 100..111.
+DEFAULT_TRANSITIONS = (Transition(50, 50), Transition(100, 111))
+DEFAULT_SPEECH = (("hello world", 0.5), ("payment failed, please try again", 3.0))
 
 
 def fonts_available() -> bool:
@@ -187,7 +187,7 @@ def voiced_extent(samples: np.ndarray, rate: int = AUDIO_RATE,
     return loud[0] * hop / rate, (loud[-1] + 1) * hop / rate
 
 
-def make_perception_video(path: str | Path, *, frames: int = 200, fps: int = 25,
+def make_perception_video(path: str | Path, *, frames: int = 150, fps: int = 25,
                           size: tuple[int, int] = (480, 270),
                           texts: tuple[TextEvent, ...] = DEFAULT_TEXTS,
                           transitions: tuple[Transition, ...] = DEFAULT_TRANSITIONS,
