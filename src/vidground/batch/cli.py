@@ -55,7 +55,7 @@ def batch(
     Every row's result (the API's response object) or error goes to OUT; rows already answered
     there are skipped."""
     from ..config import Settings
-    from ..errors import OptionsError
+    from ..errors import OptionsError, VidgroundError
     from .manifest import read_rows
 
     def work() -> Any:
@@ -70,7 +70,11 @@ def batch(
                                        "openai_model": openai_model,
                                        "openai_api_key": openai_api_key}.items() if v}
         settings = Settings(**{"backend": "openai", **overrides})
-        from .pipeline import BatchConfig, run_batch
+        try:
+            from .pipeline import BatchConfig, run_batch
+        except ImportError as exc:
+            raise VidgroundError(f"vidground batch needs Ray Data ({exc}): pip install "
+                                 "'vidground[ray]'") from None
 
         config = BatchConfig(address=address, num_cpus=num_cpus, actors=actors,
                              actor_cpus=actor_cpus, concurrency=concurrency,

@@ -5,9 +5,10 @@ A manifest is JSONL (one object per line), CSV (a header row) or Parquet, with t
 optionally, ``options`` (an object in JSONL, a JSON object as text in CSV and Parquet; the
 API's ``options``). A folder gives one row per video file in it (recursively) for one question.
 
-Every row has a key: the video's content identity (:func:`vidground.cache.identity.
-file_identity`), the query and the options with defaults filled in. Two rows asking the same
-about the same bytes have the same key, wherever the file lies; a result already written under a
+Every row has a key: the video's identity (:func:`vidground.cache.identity.file_identity`: size,
+modification time and sampled bytes, not the path), the query and the options with defaults
+filled in. Two rows asking the same about the same file have the same key, wherever it lies
+(a moved archive keeps its keys); a result already written under a
 key is not asked again (``vidground batch`` resumes).
 """
 
