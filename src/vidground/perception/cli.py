@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from ..cli_support import run_action, stdout
+from ..cli_support import run_action, stderr, stdout
 from ..errors import OptionsError, QueryError
 from ..outputs.cli import ExportOpt
 from ..timecode import Span
@@ -73,6 +74,24 @@ def _check_exports(exports: list[str] | None, allowed: tuple[str, ...], what: st
             raise OptionsError(f"{what} exports as {', '.join(allowed)}; not {fmt!r}")
 
 
+@contextmanager
+def _progress(what: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A bar on stderr while frames are analysed (only on a terminal: pipes and files get the
+    result alone)."""
+    if not stderr.is_terminal:
+        yield None
+        return
+    from ..cli_support import eta_bar
+
+    with eta_bar() as bar:
+        task = bar.add_task(what, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
 def _probe(video: Path) -> Any:
     from ..video.probe import probe
 
@@ -100,10 +119,11 @@ def text(
             raise QueryError('give a phrase, e.g. vidground text video.mp4 "PAYMENT FAILED", '
                              "or --all for every text on screen")
         info = _probe(video)
-        if phrase is not None:
-            found = ocr_text.find_text(info, phrase, step_s=step)
-        else:
-            found = ocr_text.all_text(info, step_s=step)
+        with _progress("reading the screen") as progress:
+            if phrase is not None:
+                found = ocr_text.find_text(info, phrase, step_s=step, progress=progress)
+            else:
+                found = ocr_text.all_text(info, step_s=step, progress=progress)
         body = _response(info, found.spans, query=phrase, model="rapidocr (PP-OCR)",
                          started=started, detector="ocr", ocr=found.to_dict()["ocr"])
         _print(body, as_json, f"{phrase!r} is not on screen" if phrase else "no text on screen")
@@ -128,7 +148,8 @@ def shots(
             raise OptionsError(f"--threshold must be between 0 and 1, got {threshold}")
         _check_exports(export, ("edl", "otio", "csv", "chapters", "jsonl", "youtube"), "shots")
         info = _probe(video)
-        found = detect_shots(info, threshold=threshold)
+        with _progress("finding shots") as progress:
+            found = detect_shots(info, threshold=threshold, progress=progress)
         body = _response(info, found.shots, query=None, model="transnetv2",
                          started=started, detector="shots",
                          transitions=[t.to_dict() for t in found.transitions])

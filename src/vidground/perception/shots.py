@@ -17,7 +17,7 @@ transitions: a shot ends where a transition starts and the next begins where it 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,19 +75,22 @@ def frame_times(info: VideoInfo) -> list[float]:
     return [(i + 0.5) * info.frame_s for i in range(count)]
 
 
-def _frames(info: VideoInfo) -> Iterator[tuple[float, np.ndarray]]:
+def _frames(info: VideoInfo, progress: Callable[[int, int], None] | None = None
+            ) -> Iterator[tuple[float, np.ndarray]]:
     from ..video.decode import iter_frames
 
     last = None
-    for _, frame in iter_frames(info, frame_times(info), size=INPUT_SIZE):
+    for _, frame in iter_frames(info, frame_times(info), size=INPUT_SIZE, progress=progress):
         if frame is last:
             continue
         last = frame
         yield frame.time, frame.image
 
 
-def predict(info: VideoInfo) -> tuple[list[float], np.ndarray, np.ndarray]:
-    """Every frame's time, single-frame and many-hot transition probabilities."""
+def predict(info: VideoInfo, progress: Callable[[int, int], None] | None = None
+            ) -> tuple[list[float], np.ndarray, np.ndarray]:
+    """Every frame's time, single-frame and many-hot transition probabilities;
+    ``progress(done, total)`` after each decoded frame."""
     import numpy as np
     import torch
 
@@ -107,7 +110,7 @@ def predict(info: VideoInfo) -> tuple[list[float], np.ndarray, np.ndarray]:
     previous = torch.get_num_threads()
     torch.set_num_threads(threads())
     try:
-        for t, image in _frames(info):
+        for t, image in _frames(info, progress):
             if not buffer:
                 buffer = [image] * CONTEXT
             times.append(t)
@@ -202,15 +205,16 @@ def shots_between(transitions: list[Transition], duration: float) -> list[Span]:
     return [s.with_(label=f"shot {k}", score=None) for k, s in enumerate(spans, 1)]
 
 
-def detect_shots(video: str | Path | VideoInfo, *,
-                 threshold: float = DEFAULT_THRESHOLD) -> ShotResult:
-    """Shots and the transitions between them (cached by file identity)."""
+def detect_shots(video: str | Path | VideoInfo, *, threshold: float = DEFAULT_THRESHOLD,
+                 progress: Callable[[int, int], None] | None = None) -> ShotResult:
+    """Shots and the transitions between them (cached by file identity);
+    ``progress(done, total)`` follows the frames when they are analysed."""
     from ..video.probe import VideoInfo, probe
 
     info = video if isinstance(video, VideoInfo) else probe(video)
 
     def compute() -> dict[str, Any]:
-        times, single, many = predict(info)
+        times, single, many = predict(info, progress)
         return {"times": times, "single": [round(float(v), 5) for v in single],
                 "many": [round(float(v), 5) for v in many]}
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ..frame import Frame
     from ..video.probe import VideoInfo
 
+ProgressFn = Callable[[int, int], None]
 #: Seconds between the frames OCR reads whole.
 DEFAULT_STEP_S = 0.5
 #: Frames are read at most this many pixels on their long side.
@@ -119,8 +120,10 @@ def sample_times(info: VideoInfo, step_s: float) -> list[float]:
     return times
 
 
-def scan(info: VideoInfo, step_s: float = DEFAULT_STEP_S) -> tuple[list[Sample], bool]:
-    """OCR of the frames every ``step_s`` seconds (cached); ``(samples, hit)``."""
+def scan(info: VideoInfo, step_s: float = DEFAULT_STEP_S, *,
+         progress: ProgressFn | None = None) -> tuple[list[Sample], bool]:
+    """OCR of the frames every ``step_s`` seconds (cached); ``(samples, hit)``.
+    ``progress(done, total)`` is called after each sampled frame when the scan runs."""
     size = ocr_size(info)
 
     def compute() -> list[dict[str, Any]]:
@@ -129,7 +132,8 @@ def scan(info: VideoInfo, step_s: float = DEFAULT_STEP_S) -> tuple[list[Sample],
         out: list[dict[str, Any]] = []
         last_id = None
         previous: tuple[np.ndarray, list[list[Any]]] | None = None
-        for _, frame in iter_frames(info, sample_times(info, step_s), size=size):
+        for _, frame in iter_frames(info, sample_times(info, step_s), size=size,
+                                    progress=progress):
             if id(frame) == last_id:
                 continue
             last_id = id(frame)
@@ -347,20 +351,23 @@ def _info(video: str | Path | VideoInfo) -> VideoInfo:
 
 
 def find_text(video: str | Path | VideoInfo, phrase: str, *,
-              step_s: float = DEFAULT_STEP_S) -> TextFinding:
-    """Every span in which ``phrase`` is on screen (see the module docstring)."""
+              step_s: float = DEFAULT_STEP_S, progress: ProgressFn | None = None
+              ) -> TextFinding:
+    """Every span in which ``phrase`` is on screen (see the module docstring);
+    ``progress(done, total)`` follows the scan."""
     if not normalize(phrase):
         raise QueryError("give the words to look for on screen, e.g. "
                          "vidground text video.mp4 \"PAYMENT FAILED\"")
     info = _info(video)
-    samples, hit = scan(info, step_s)
+    samples, hit = scan(info, step_s, progress=progress)
     return _refined(info, samples, phrase_runs(phrase, samples), hit)
 
 
-def all_text(video: str | Path | VideoInfo, *, step_s: float = DEFAULT_STEP_S) -> TextFinding:
+def all_text(video: str | Path | VideoInfo, *, step_s: float = DEFAULT_STEP_S,
+             progress: ProgressFn | None = None) -> TextFinding:
     """Every line of text the video shows, each with the span it is on screen."""
     info = _info(video)
-    samples, hit = scan(info, step_s)
+    samples, hit = scan(info, step_s, progress=progress)
     return _refined(info, samples, text_runs(samples), hit)
 
 
