@@ -10,6 +10,7 @@ batch jobs. At most ``queue_limit`` synchronous requests may wait; one more gets
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -25,6 +26,13 @@ log = logging.getLogger(__name__)
 
 
 JobSource = Callable[[], "Callable[[], None] | None"]
+
+
+def ignore_outcome(future: Future[Any] | asyncio.Future[Any]) -> None:
+    """A done-callback for a future nobody waits for any more: its exception is retrieved,
+    so it logs no "exception was never retrieved" warning."""
+    if not future.cancelled():
+        future.exception()
 
 
 class BoundedExecutor:

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..progress import ProgressEvent
 from .errors import UnauthorizedError, UploadTooLargeError
+from .executor import BoundedExecutor, ignore_outcome
 from .http import SafeJSONResponse, key_matches
 from .ids import JOB_ID_PATTERN, VIDEO_ID_PATTERN
 from .schemas import (
@@ -37,7 +38,6 @@ from .schemas import (
 from .storage import MultipartFile
 
 if TYPE_CHECKING:
-    from .executor import BoundedExecutor
     from .service import Service
 
 DRAIN_LIMIT = 64 * 1024 * 1024
@@ -112,15 +112,10 @@ async def answer_or_drop(request: Request, future: Future[Any], executor: Bounde
         if await request.is_disconnected():
             client_gone.set()
             executor.discard(future)
-            waiting.add_done_callback(_ignore_outcome)
+            waiting.add_done_callback(ignore_outcome)
             log.info("client disconnected; its %s request was dropped", what)
             return Response(status_code=499)
     return SafeJSONResponse(waiting.result())
-
-
-def _ignore_outcome(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved: no "exception was never retrieved" warning
 
 
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {

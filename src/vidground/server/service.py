@@ -33,7 +33,7 @@ from ..options import LocateOptions, check_query
 from ..outputs.describe import describe, describe_options
 from ..progress import ProgressEvent
 from ..video.probe import VideoInfo
-from .executor import BoundedExecutor
+from .executor import BoundedExecutor, ignore_outcome
 from .jobs import JobRunner
 from .jobstore import JobStore, open_store
 from .output_files import OutputFolders, attach_outputs
@@ -423,7 +423,7 @@ class HealthParts:
         try:
             parts = await asyncio.wait_for(asyncio.shield(pending), self.wait_s)
         except asyncio.TimeoutError:
-            pending.add_done_callback(lambda f: f.cancelled() or f.exception())
+            pending.add_done_callback(ignore_outcome)
             parts = None
         return self._settle(parts)
 
