@@ -156,3 +156,35 @@ def test_gate_saves_calls_on_a_still_stream(tmp_path: Path, model: FakeOpenAISer
     assert results[True].model_calls <= 2 < results[False].model_calls
     assert results[True].gate_quiet >= 4
     assert results[True].events_started == results[False].events_started == 0
+
+
+def test_growing_file(tmp_path: Path, model: FakeOpenAIServer) -> None:
+    """A file still being written (ffmpeg -re to MPEG-TS) is followed live; ended is exact."""
+    import shutil
+    import subprocess
+
+    duration, event = 8.0, (3.0, 5.0)
+    first, after = truth(duration, *event)
+    growing = tmp_path / "growing.ts"
+    writer = subprocess.Popen([shutil.which("ffmpeg") or "ffmpeg", "-nostdin", "-loglevel",
+                               "error", "-re", "-i", str(clip(tmp_path, duration, event)),
+                               "-c", "copy", "-flush_packets", "1", "-f", "mpegts",
+                               str(growing)])
+    events: list[dict[str, Any]] = []
+    backend = OpenAICompatBackend(model.base_url, model=model.model)
+    try:
+        deadline = time.monotonic() + 10
+        while (not growing.exists() or growing.stat().st_size < 4096) and \
+                time.monotonic() < deadline:
+            time.sleep(0.02)
+        began = time.time()
+        stats = run_watch(str(growing), QUERY, webhooks=[], mqtts=[], backend=backend,
+                          on_event=events.append, quiet=True)
+    finally:
+        writer.wait(timeout=30)
+        backend.close()
+    assert [e["event"] for e in events] == ["started", "ended"], events
+    assert events[0]["emitted_wall"] - began < event[0] + 4.0 + 3.0  # followed, not at EOF
+    assert abs(events[1]["start"] - first) <= 1 / FPS + 1e-6
+    assert abs(events[1]["end"] - after) <= 1 / FPS + 1e-6
+    assert stats.stream_s >= duration - 0.2

@@ -15,6 +15,7 @@ seen, kept across reconnects) and its *wall time* (``time.time()`` when it was d
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import os
 import socket
@@ -177,7 +178,7 @@ def resolve_source(source: str, allow: AllowList | None = None, *, allow_local: 
     if not path.is_file():
         raise SourceError(f"{text!r} is neither a stream URL, a video device nor a file")
     return SourceSpec(url=str(path), kind="file",
-                      options={"follow": "1", "rw_timeout": str(int(timeout_s * 1_000_000))})
+                      options={"analyzeduration": "500000", "probesize": "32768"})
 
 
 @dataclass
@@ -196,6 +197,36 @@ def _frame_image(frame: Any, max_side: int) -> np.ndarray:
         w, h = max(2, int(round(w * scale / 2)) * 2), max(2, int(round(h * scale / 2)) * 2)
         return frame.to_ndarray(format="rgb24", width=w, height=h)
     return frame.to_ndarray(format="rgb24")
+
+
+class GrowingFile(io.RawIOBase):
+    """A file read while something still writes it: at its end, a read waits for more (up to
+    ``idle_end_s`` without growth, then it is the end). Not seekable, so the demuxer reads it
+    as a stream (MPEG-TS, Matroska/WebM written live, FLV; not MP4, whose index comes last)."""
+
+    def __init__(self, path: str, idle_end_s: float, stop: threading.Event) -> None:
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self._ended = False
+        self.idle_end_s = idle_end_s
+        self._stop = stop
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        deadline = time.monotonic() + self.idle_end_s
+        while True:
+            n = self._fh.readinto(buffer)
+            if n:
+                return n
+            if self._ended or self._stop.is_set() or time.monotonic() > deadline:
+                self._ended = True  # the end, once: later reads do not wait again
+                return 0
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
 
 
 class LiveSource:
@@ -221,6 +252,7 @@ class LiveSource:
         self._base: float | None = None  # pts seconds that is stream time 0
         self._last: float = -1.0
         self._last_wall: float = 0.0
+        self._file: GrowingFile | None = None
 
     def _stream_time(self, pts_s: float, wall: float) -> float | None:
         """Map a pts (seconds) onto the continuous stream clock; None for a repeat."""
@@ -237,9 +269,12 @@ class LiveSource:
         self._last, self._last_wall = t, wall
         return t
 
-    def _open(self) -> Any:
+    def _open(self, stop: threading.Event) -> Any:
         import av
 
+        if self.spec.kind == "file":
+            self._file = GrowingFile(self.spec.url, self.idle_end_s, stop)
+            return av.open(self._file, mode="r", options=dict(self.spec.options))
         options = dict(self.spec.options)
         if self.stats.connects > 0 and "reconnect" in options:
             # an HLS reconnect goes back far enough to cover the outage (segments of at least
@@ -253,7 +288,7 @@ class LiveSource:
         failures = 0
         while not stop.is_set():
             try:
-                container = self._open()
+                container = self._open(stop)
             except Exception as exc:  # noqa: BLE001 - any failure to open is a drop
                 failures += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -278,6 +313,9 @@ class LiveSource:
                 error = f"{type(exc).__name__}: {exc}"
             finally:
                 container.close()
+                if self._file is not None:
+                    self._file.close()
+                    self._file = None
             if stop.is_set():
                 return
             if self.spec.kind == "file":
