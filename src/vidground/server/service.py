@@ -187,10 +187,11 @@ class Service:
 
     def submit(self, request: dict[str, Any], progress: Callable[[ProgressEvent], None], *,
                as_grounding: bool = False) -> Future[Any]:
-        """Check ``request`` now, then queue it on the shared executor (429 past the queue
-        limit). The one way to the model for ``POST /api/v1/inference`` and the web page
-        (``as_grounding``: the future holds the :class:`Grounding`, not the API's dict); jobs
-        take the same :meth:`locate` from the job runner."""
+        """Check ``request`` and probe its video now (:meth:`validate`), then queue it on the
+        shared executor (429 past the queue limit). The one way to the model for ``POST
+        /api/v1/inference`` and the web page (``as_grounding``: the future holds the
+        :class:`Grounding`, not the API's dict); jobs take the same :meth:`locate` from the
+        job runner."""
         checked = self.validate(request)
         submitted = time.perf_counter()
 
