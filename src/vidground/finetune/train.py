@@ -190,6 +190,7 @@ def make_trainer(config: FinetuneConfig, model: Any, processor: Any, examples: l
                 if on_step is not None:
                     on_step(entry)
 
+    precision: dict[str, Any] = training_precision(device)  # bf16/fp16 flags, as keywords
     args = TrainingArguments(
         output_dir=str(config.checkpoints_dir), num_train_epochs=config.epochs,
         max_steps=config.max_steps, per_device_train_batch_size=config.batch,
@@ -201,15 +202,14 @@ def make_trainer(config: FinetuneConfig, model: Any, processor: Any, examples: l
         **_checkpointing(TrainingArguments, config.gradient_checkpointing), seed=config.seed,
         data_seed=config.seed, dataloader_num_workers=0, disable_tqdm=True,
         use_cpu=not device.startswith("cuda"),
-        optim="paged_adamw_8bit" if config.qlora else "adamw_torch",
-        **training_precision(device))
+        optim="paged_adamw_8bit" if config.qlora else "adamw_torch", **precision)
     trainer = Trainer(model=model, args=args, train_dataset=ExampleDataset(examples, encoder),
                       data_collator=Collator(encoder.pad_id), callbacks=[Steps()])
     trainer.remove_callback(PrinterCallback)  # our callback reports the steps
     return trainer, losses
 
 
-def _warmup(arguments: type, ratio: float) -> dict[str, float]:
+def _warmup(arguments: type[Any], ratio: float) -> dict[str, Any]:
     """transformers 5 takes a warm-up ratio as a float ``warmup_steps``; 4.x as
     ``warmup_ratio``."""
     import inspect
@@ -219,7 +219,7 @@ def _warmup(arguments: type, ratio: float) -> dict[str, float]:
     return {"warmup_steps": ratio}
 
 
-def _checkpointing(arguments: type, enabled: bool) -> dict[str, Any]:
+def _checkpointing(arguments: type[Any], enabled: bool) -> dict[str, Any]:
     """Gradient (activation) checkpointing, non-reentrant, under the name this transformers
     release uses (5.x renamed ``gradient_checkpointing`` to ``activation_checkpointing``)."""
     import inspect

@@ -18,6 +18,7 @@ from ..errors import OptionsError
 
 if TYPE_CHECKING:
     from ..timecode import Span
+    from .clips import Mode
     from .results import Result
 
 
@@ -183,7 +184,7 @@ def register(app: typer.Typer, run: Callable[[Callable[[], Any]], Any],
                 spans += [s for r in load_results(from_result) for s in r.spans]
             if not spans:
                 raise OptionsError("nothing to cut: give --span START-END or --from RESULT.json")
-            mode = "fast" if fast else "exact"
+            mode: Mode = "fast" if fast else "exact"
             if out is not None and out.suffix.lower() in CONTAINERS and len(spans) == 1:
                 clips = [cut(video, spans[0], out, pad=pad, mode=mode)]
             else:

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import av
 import numpy as np
@@ -329,7 +329,8 @@ def _video_encoder(out: av.container.OutputContainer, ext: str, first: av.VideoF
     options = {"libx264": {"crf": "18", "preset": "veryfast"},
                "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8", "crf": "32", "b": "0"},
                }.get(name, {})
-    stream = out.add_stream(name, rate=rate, options=options)
+    # a video encoder's name (add_stream's overloads type only literal names)
+    stream = cast(av.VideoStream, out.add_stream(name, rate=rate, options=options))
     stream.width = max(2, first.width - first.width % 2)
     stream.height = max(2, first.height - first.height % 2)
     stream.pix_fmt = "yuv420p"
@@ -425,7 +426,8 @@ def _audio_encoder(out: av.container.OutputContainer, ext: str, rate: int, layou
         name = "aac"
     if name == "libopus" and rate not in OPUS_RATES:
         rate = 48000
-    stream = out.add_stream(name, rate=rate)
+    # an audio encoder's name (add_stream's overloads type only literal names)
+    stream = cast(av.AudioStream, out.add_stream(name, rate=rate))
     stream.codec_context.layout = layout
     return stream
 
@@ -529,8 +531,11 @@ def _copy_packets(source: _Source, info: VideoInfo, span: Span, key: float, key_
             aout = out.add_stream_from_template(ain) if ain is not None else None
         except av.codec.codec.UnknownCodecError as exc:  # e.g. AV1 decoded by libdav1d
             raise ValueError(f"PyAV cannot stream-copy what its {exc} decoder reads") from exc
-        a_offset = int(round(offset_abs / ain.time_base)) if ain is not None else 0
-        a_end = (info.start_time + span.end) / ain.time_base if ain is not None else 0
+        a_offset, a_end = 0, 0.0
+        if ain is not None:
+            assert ain.time_base is not None  # FFmpeg gives every demuxed stream a time base
+            a_offset = int(round(offset_abs / ain.time_base))
+            a_end = (info.start_time + span.end) / ain.time_base
         source.container.seek(seek_pts, stream=vin, backward=True)
         started = video_done = False
         audio_done = ain is None
@@ -573,7 +578,7 @@ def _copy_packets(source: _Source, info: VideoInfo, span: Span, key: float, key_
     if not frames:
         raise ValueError("no video packet was copied")
     # what the file holds: from the keyframe to the end of the last frame copied
-    step = float(last_duration * vin.time_base) if last_duration else info.frame_s
+    step = float(last_duration * source.time_base) if last_duration else info.frame_s
     end = min(source.seconds(last_pts) + step, info.duration + info.frame_s)
     probe(path, max_pixels=info.max_pixels)  # must be readable: a failure falls back to re-encoding
     return Clip(path, "fast", span, key, end, frames, ain is not None,

@@ -229,8 +229,8 @@ def _line_event(line: str, *, duration: float | None, fps: float | None) -> Span
     if not body:
         return None
     # "12.5 - 18.0 seconds: what": the times before a separator, the description after it
-    for match in _SPLIT.finditer(body):
-        head, tail = body[:match.start()], body[match.end():]
+    for split in _SPLIT.finditer(body):
+        head, tail = body[:split.start()], body[split.end():]
         if not _has_words(tail) or tail[:1].isdigit():
             continue
         spans = parse_answer(head, duration=duration, fps=fps).spans

@@ -357,9 +357,9 @@ def rows(results: list[Result]) -> list[dict[str, Any]]:
     """One record per span, result by result (what CSV and JSON Lines hold)."""
     out = []
     for result in results:
-        framed = bool(result.fps and MIN_FPS <= result.fps <= MAX_FPS)
+        fps = result.fps if result.fps and MIN_FPS <= result.fps <= MAX_FPS else None
         for number, span in enumerate(result.spans, 1):
-            first, end = frame_range(span, result.fps) if framed else (None, None)
+            first, end = frame_range(span, fps) if fps is not None else (None, None)
             out.append({
                 "query": result.query, "video": result.video, "index": number,
                 "start": round(span.start, 6), "end": round(span.end, 6),

@@ -82,7 +82,8 @@ class Result:
             raise ResultError("a result needs a 'segments' list (the response of "
                               "POST /api/v1/inference or 'vidground locate --json')")
         spans = tuple(_span(s, i) for i, s in enumerate(body["segments"], 1))
-        info = body.get("video") if isinstance(body.get("video"), dict) else {}
+        given = body.get("video")
+        info: dict[str, Any] = given if isinstance(given, dict) else {}
         fps = _number(info.get("fps"), "video.fps")
         if fps is not None and fps > MAX_RESULT_FPS:
             raise ResultError(f"'video.fps' is {fps:g}; a frame rate is at most "
@@ -102,9 +103,11 @@ class Result:
         if status != "succeeded" or not isinstance(job.get("result"), dict):
             raise ResultError(f"job {job.get('job_id', '?')} is {status or 'unknown'}; only a "
                               "job that succeeded has spans to export")
-        request = job.get("request") if isinstance(job.get("request"), dict) else {}
+        given = job.get("request")
+        request: dict[str, Any] = given if isinstance(given, dict) else {}
         result = job["result"]
-        info = result.get("video") if isinstance(result.get("video"), dict) else {}
+        given = result.get("video")
+        info: dict[str, Any] = given if isinstance(given, dict) else {}
         video = (_video_of(result, info) or _text(request.get("video_path"), "video_path")
                  or _text(request.get("video_id"), "video_id"))
         return cls.from_response(result, query=_text(request.get("query"), "query"),
@@ -205,6 +208,7 @@ def _number(value: Any, name: str, where: str = "") -> float | None:
     try:
         number = float(value)
     except OverflowError:  # an integer literal with hundreds of digits
+        assert isinstance(value, int)  # a float is always within a float's range
         digits = int(value.bit_length() * math.log10(2)) + 1  # str() refuses huge ints
         raise ResultError(f"{where}'{name}' is too large a number (about {digits} digits)"
                           ) from None
