@@ -150,3 +150,63 @@ def test_call_budget() -> None:
         True, True, True, False]
     assert budget.take(60.5)  # the first call left the last minute
     assert not budget.take(60.6)
+
+
+@pytest.mark.parametrize("source", ["file:///etc/passwd", "http://169.254.169.254/x.m3u8",
+                                    "rtsp://203.0.113.9/cam"])
+def test_watch_cli_refuses_hostile_sources(source: str, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    """Exit code 2 and a JSON error naming the source problem; nothing is opened."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from vidground.live.cli import watch_app
+
+    monkeypatch.setenv("VIDGROUND_STREAM_ALLOW", "127.0.0.1")
+    result = CliRunner().invoke(watch_app, [source, "a person enters", "--json",
+                                            "--backend", "openai"])
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout.splitlines()[0])["error"]
+    assert error["code"] == "invalid_source"
+
+
+def test_watch_cli_checks_options() -> None:
+    from typer.testing import CliRunner
+
+    from vidground.live.cli import watch_app
+
+    result = CliRunner().invoke(watch_app, ["http://127.0.0.1:9/x.m3u8", "q", "--window", "0",
+                                            "--allow", "127.0.0.1"])
+    assert result.exit_code == 2 and "--window" in result.output
+    result = CliRunner().invoke(watch_app, ["http://127.0.0.1:9/x.m3u8", "  ", "--allow",
+                                            "127.0.0.1"])
+    assert result.exit_code == 2 and "empty" in result.output
+
+
+def test_score_from_a_backend_that_can_tell() -> None:
+    from vidground.frame import Frame
+    from vidground.live.sources import StreamFrame
+    from vidground.live.watcher import Watcher
+
+    class Scoring:
+        model_name = "scoring"
+        asked: list[int] = []
+
+        def yes_probability(self, frames: list, prompt: object) -> float:
+            self.asked.append(len(frames))
+            return 0.875
+
+    class Silent(Scoring):
+        def yes_probability(self, frames: list, prompt: object) -> None:
+            return None
+
+    frames = [StreamFrame(Frame(i / 24, _picture(True)), 1000 + i / 24) for i in range(48)]
+    source = LiveSource(SourceSpec(url="x", kind="network"))
+    scoring = Watcher(source, Scoring(), "When is the red square visible?")
+    assert scoring._score(frames) == 0.875 and Scoring.asked == [16]
+    assert scoring.stats.refine_calls == 1
+    silent = Watcher(source, Silent(), "q")
+    assert silent._score(frames) is None and silent.stats.refine_calls == 0
+    assert silent._budget.take()  # the unused call was given back: the budget is whole
+    assert len(silent._budget._times) == 1

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..frame import Frame
 from ..grounding.answer import parse_answer
-from ..grounding.prompts import build_prompt
+from ..grounding.prompts import build_prompt, build_verify_prompt
 from ..grounding.refine import on_virtual_clock, real_end, real_start
 from .sources import LiveSource, StreamFrame
 
@@ -134,6 +134,11 @@ class CallBudget:
             return False
         self._times.append(now)
         return True
+
+    def give_back(self) -> None:
+        """Return the last call taken (it cost nothing: the backend had no answer)."""
+        if self._times:
+            self._times.pop()
 
 
 @dataclass
@@ -379,6 +384,7 @@ class Watcher:
             if clip_frames:
                 clip = str(cut_clip(clip_frames, self.config.clip_dir /
                                     f"{self.monitor}-{active.event_id[:8]}.mp4", native))
+        active.score = self._score([f for f in frames if start - 1e-6 <= f.time < end])
         wall_end = _wall_at(frames, end)
         self.stats.events_ended += 1
         event = self._event("ended", active, end, wall_end, refined=refined, clip=clip,
@@ -425,6 +431,20 @@ class Watcher:
                 pair = (shown[k].time, shown[k + 1].time)
             window = [f for f in window if pair[0] - 1e-6 <= f.time <= pair[1] + 1e-6]
         return None
+
+    def _score(self, frames: list[StreamFrame]) -> float | None:
+        """P(yes) that the event shows in its frames, from backends that can tell it (the
+        local one); None otherwise or when the budget is spent."""
+        ask = getattr(self.backend, "yes_probability", None)
+        if not frames or ask is None or not self._budget.take():
+            return None
+        step = max(1, len(frames) // self.config.dense_frames)
+        p = ask([f.frame for f in frames[::step]], build_verify_prompt(self.query))
+        if p is None:
+            self._budget.give_back()
+            return None
+        self.stats.refine_calls += 1
+        return round(float(p), 4)
 
     # -- events -------------------------------------------------------------------------
 
