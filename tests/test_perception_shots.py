@@ -85,3 +85,21 @@ def test_command_exports(video: PerceptionVideo, tmp_path) -> None:
     assert "shot 2" in csv_file.read_text()
     bad = CliRunner().invoke(perception_app, ["shots", str(video.path), "--export", "srt"])
     assert bad.exit_code == 2 and "srt" in bad.output
+
+
+def test_loading_transnetv2_leaves_the_process_as_it_was() -> None:
+    """TransNetV2's constructor turns on deterministic algorithms and seeds every generator:
+    loading it must not change them for the rest of the process."""
+    import random
+
+    import torch
+
+    from vidground.perception import models
+
+    models.shot_model.cache_clear()
+    before = (torch.are_deterministic_algorithms_enabled(), random.getstate(),
+              np.random.get_state()[1].tolist(), torch.random.get_rng_state().tolist())
+    models.shot_model()
+    after = (torch.are_deterministic_algorithms_enabled(), random.getstate(),
+             np.random.get_state()[1].tolist(), torch.random.get_rng_state().tolist())
+    assert after == before
