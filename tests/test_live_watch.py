@@ -188,3 +188,21 @@ def test_growing_file(tmp_path: Path, model: FakeOpenAIServer) -> None:
     assert abs(events[1]["start"] - first) <= 1 / FPS + 1e-6
     assert abs(events[1]["end"] - after) <= 1 / FPS + 1e-6
     assert stats.stream_s >= duration - 0.2
+
+
+def test_rtsp(tmp_path: Path, model: FakeOpenAIServer) -> None:
+    """RTSP (GStreamer's RTSP server on 127.0.0.1): started, and a frame-exact ended."""
+    from tests.support.live_media import RtspStream
+
+    duration, event = 8.0, (3.0, 5.0)
+    first, after = truth(duration, *event)
+    events: list[dict[str, Any]] = []
+    backend = OpenAICompatBackend(model.base_url, model=model.model)
+    with RtspStream(clip(tmp_path, duration, event)) as rtsp:
+        stats = run_watch(rtsp.url, QUERY, webhooks=[], mqtts=[], allow=["127.0.0.1"],
+                          max_seconds=duration - 0.3, backend=backend,
+                          on_event=events.append, quiet=True)
+    backend.close()
+    assert [e["event"] for e in events] == ["started", "ended"], (events, stats)
+    assert abs(events[1]["start"] - first) <= 1 / FPS + 1e-6
+    assert abs(events[1]["end"] - after) <= 1 / FPS + 1e-6

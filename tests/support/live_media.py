@@ -216,3 +216,43 @@ class Mosquitto:
             client.loop_stop()
             raise RuntimeError("could not subscribe to the test broker")
         return client, got
+
+
+class RtspStream:
+    """``clip`` (H.264 MPEG-TS) served live at :attr:`url` by GStreamer's RTSP server, run in
+    the system Python (see ``live_rtsp_server.py``); stops when the context exits."""
+
+    def __init__(self, clip: Path, python: str = "/usr/bin/python3") -> None:
+        self.clip = Path(clip)
+        self.python = python
+        self.port = free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/live"
+
+    def __enter__(self) -> RtspStream:
+        script = Path(__file__).with_name("live_rtsp_server.py")
+        self._proc = subprocess.Popen([self.python, str(script), str(self.port),
+                                       str(self.clip)], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()  # "ready", or EOF when it could not start
+        if line.strip() != b"ready":
+            err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+            self.__exit__()
+            raise RuntimeError(f"the RTSP test server did not start: {err[-500:]}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is None:
+            return
+        with contextlib.suppress(OSError):
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
