@@ -396,22 +396,3 @@ def test_an_unreachable_postgres_index_is_an_actionable_error(free_url: str = ""
         open_store(f"postgresql://u@127.0.0.1:{free_port()}/x")
     assert "VIDGROUND_INDEX" in info.value.message and info.value.http_status == 503
 
-
-def test_shot_boundaries_are_indexed_when_asked(tmp_path: Path,
-                                                events_server: FakeOpenAIServer) -> None:
-    from perception_media import Transition, make_perception_video
-
-    os.environ.setdefault("VIDGROUND_PERCEPTION_THREADS", "1")
-    (tmp_path / "shots").mkdir()
-    made = make_perception_video(tmp_path / "shots" / "cut.mp4", frames=50, fps=25,
-                                 size=(192, 108), texts=(), speech=(),
-                                 transitions=(Transition(25, 25),))
-    with open_store(str(tmp_path / "i.sqlite3")) as store:
-        report = index_paths([tmp_path / "shots"], store=store,
-                             grounder=grounder_for(events_server), options=OPTIONS,
-                             sources=("event", "shot"))
-        assert report.indexed and not report.warnings, report.to_dict()
-        cut = search(store, "shot change cut", top=5)[0]
-    assert cut.source == "shot" and cut.text == "shot change (cut)"
-    assert cut.video == os.path.realpath(made.path)
-    assert cut.start == cut.end == pytest.approx(25 / 25, abs=1e-6)
