@@ -962,8 +962,9 @@ def _gap(pair: tuple[float, float], span: Span) -> float:
 
 def _closest(pair: tuple[float, float], spans: tuple[Span, ...], tolerance: float) -> int | None:
     """Index of the span ``pair`` most overlaps (or lies nearest), within ``tolerance`` s."""
+    lo, hi = sorted(pair)
     best = min(range(len(spans)),
-               key=lambda k: (_gap(pair, spans[k]), -spans[k].intersection(Span(*sorted(pair)))))
+               key=lambda k: (_gap(pair, spans[k]), -spans[k].intersection(Span(lo, hi))))
     return best if _gap(pair, spans[best]) <= tolerance else None
 
 

@@ -114,7 +114,7 @@ class Grounder:
 
     def __init__(self, backend: Backend | None = None, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
-        self._backend = as_backend(backend) if backend is not None else None
+        self._backend: Backend | None = as_backend(backend) if backend is not None else None
         self._lock = threading.Lock()
         self._cache: DiskCache | None = None
         self._cache_opened = False
@@ -180,13 +180,14 @@ class Grounder:
         prompts = [build_prompt(q, language=language, return_reasoning=opts.return_reasoning,
                                 all_occurrences=opts.all_occurrences, duration=info.duration)
                    for q in questions]
-        answers = self.ask_windows(info, plan, prompts, opts, progress=report, fit=fit)
-        coarse = [_CoarseResult.parse(a, info) for a in answers]
+        asked = self.ask_windows(info, plan, prompts, opts, progress=report, fit=fit)
+        coarse = [_CoarseResult.parse(a, info) for a in asked]
 
         refine_started = time.perf_counter()
         counter = CallCounter(MAX_REFINE_CALLS_PER_QUESTION)
         spans: list[Span] = []
-        for question, label, result in zip(questions, phases or [None], coarse, strict=True):
+        labels: Sequence[str | None] = phases or [None]
+        for question, label, result in zip(questions, labels, coarse, strict=True):
             found = self._spans(info, question, language, plan, result, opts, counter, report)
             spans.extend(s.with_(label=label) if label else s for s in found)
         refine_s = time.perf_counter() - refine_started
@@ -417,7 +418,8 @@ class _Pieces:
         if self.most == 1:
             return [[frame] for frame in frames]
         index = split_windows(list(range(len(frames))), self.most)
-        return [[frames[i] for i in piece] for piece in index]
+        # split_windows hands back the indices it was given (ints, typed as its times)
+        return [[frames[int(i)] for i in piece] for piece in index]
 
 
 @dataclass
