@@ -116,14 +116,8 @@ def test_command_errors(video: PerceptionVideo, tmp_path) -> None:
 
 
 def test_real_command_line(video: PerceptionVideo) -> None:
-    """The command as a user runs it, in its own process (``python -m vidground text`` once
-    the lead registers it; the module's own entry point meanwhile)."""
-    from vidground.cli import app
-
-    registered = {c.name or getattr(c.callback, "__name__", "")
-                  for c in app.registered_commands}
-    entry = "vidground" if "text" in registered else "vidground.perception.cli"
-    proc = subprocess.run([sys.executable, "-m", entry, "text", str(video.path),
+    """The command as a user runs it, in its own process (``python -m vidground text``)."""
+    proc = subprocess.run([sys.executable, "-m", "vidground", "text", str(video.path),
                            "PAYMENT FAILED"], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
@@ -171,3 +165,27 @@ def test_quoted_answer_sentence() -> None:
                                  '00:00:02.360.')
     assert answer.answers(fps=25.0)["frames"] == '"PAYMENT FAILED" is on screen from 17 to 59.'
     assert quoted.QuotedAnswer((), ("支付失败",)).sentence() == '"支付失败" is not on screen.'
+
+
+def test_locate_answers_a_quoted_phrase_with_no_model(video: PerceptionVideo) -> None:
+    """The README's first command on a fresh CPU machine, with no weights and no model server:
+    a question that quotes on-screen text is answered by OCR, to the frame, saying so; a
+    question that quotes nothing still explains how to get a model (issue 24)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "vidground", "locate", str(video.path),
+         'When does "PAYMENT FAILED" appear on screen?', "--json", "--backend", "openai",
+         "--openai-base-url", "http://127.0.0.1:9/v1"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(proc.stdout)
+    assert body["model"].startswith("rapidocr")
+    first = body["segments"][0]
+    _check_exact(video, video.texts[0], first["start"], first["end"])
+    assert body["timings"]["model_calls"] == 0
+    unquoted = subprocess.run(
+        [sys.executable, "-m", "vidground", "locate", str(video.path), "When does it fail?",
+         "--json", "--backend", "openai", "--openai-base-url", "http://127.0.0.1:9/v1"],
+        capture_output=True, text=True, timeout=300)
+    assert unquoted.returncode == 2
+    assert json.loads(unquoted.stdout)["error"]["code"] in ("backend_error",
+                                                             "model_not_available")

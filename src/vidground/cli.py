@@ -437,6 +437,12 @@ from .finetune.cli import finetune_app  # noqa: E402
 
 app.add_typer(finetune_app, name="finetune")
 
+# `vidground text`, `shots`, `speech`: on-screen text, shot changes and speech with small CPU
+# models (docs/perception.md); imported lazily inside each command.
+from .perception.cli import register as _register_perception  # noqa: E402
+
+_register_perception(app)
+
 
 # `vidground export`, `cut` and `describe` (results people can use: docs/outputs.md).
 from .outputs.cli import register as _register_outputs  # noqa: E402

@@ -26,6 +26,7 @@ from ..cache import DiskCache, Tally, open_cache, track
 from ..cache.frames import cached_decode
 from ..cache.motion import cached_motion_curve
 from ..config import Settings
+from ..errors import ModelNotAvailableError
 from ..options import MAX_REFINE_CALLS_PER_QUESTION, LocateOptions, check_query
 from ..progress import ProgressCallback, ProgressEvent, ignore_progress
 from ..timecode import OUTPUT_FORMATS, OutputFormat, Span, format_time
@@ -162,6 +163,33 @@ class Grounder:
         """:func:`plan_sampling` for this grounder's backend and cache."""
         return plan_sampling(info, opts, self.backend.max_frames_per_request, cache=self.cache)
 
+    def _answer_quoted(self, info: VideoInfo, text: str, opts: LocateOptions,
+                       report: ProgressCallback) -> Grounding | None:
+        """A question quoting a phrase (``When does "PAYMENT FAILED" appear?``) answered to the
+        frame by OCR (or by word times when it asks what is said), before any model loads, so
+        it is answered with no model at all; None when nothing is quoted, the perception extra
+        is missing or the phrase was not found (then the model is asked as usual)."""
+        from ..perception.quoted import answer_quoted, quoted_phrases
+
+        if not opts.enable_temporal_grounding or not quoted_phrases(text):
+            return None
+        started = time.perf_counter()
+        report(ProgressEvent("model", 0, 1, "reading the screen"))
+        try:
+            answer = answer_quoted(info, text)
+        except ModelNotAvailableError:
+            return None
+        report(ProgressEvent("model", 1, 1, "reading the screen"))
+        if answer is None or not answer.found:
+            return None
+        answers = answer.answers(info.fps)
+        return Grounding(query=text, spans=answer.spans,
+                         answer=answers.get(opts.output_format, answer.sentence()),
+                         reasoning=None, video=info, model=answer.model,
+                         timings={"perception_s": round(time.perf_counter() - started, 3),
+                                  "model_calls": 0, "frames": 0},
+                         raw_answer=answer.sentence(), options=opts, answers=answers)
+
     def _locate(self, video: str | Path | VideoInfo, query: str, options: LocateOptions | None,
                 progress: ProgressCallback | None, fit: FitTally) -> Grounding:
         opts = options or LocateOptions()
@@ -172,6 +200,9 @@ class Grounder:
         report(ProgressEvent("probe", 0, 1, "reading the video"))
         info = video if isinstance(video, VideoInfo) else probe(video)
         report(ProgressEvent("probe", 1, 1, "reading the video"))
+        quoted = self._answer_quoted(info, text, opts, report)
+        if quoted is not None:
+            return quoted
         plan = self.plan(info, opts)
         language = detect_language(text) if opts.language == "auto" else opts.language
         phases = split_phases(text) if opts.split_phases and opts.enable_temporal_grounding \
