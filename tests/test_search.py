@@ -376,7 +376,11 @@ def test_a_damaged_index_is_moved_aside_and_rebuilt(tmp_path: Path,
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file
     conn.close()
     damage(index)
-    with SQLiteSearchStore(index) as store:
+    if damage is _damage_fts:  # only FTS5's own check (the full one, before writing) sees it
+        with SQLiteSearchStore(index, check="quick") as store:
+            assert store.warnings == []
+    # a one-off search's quick check sees the others; the full check sees all three
+    with SQLiteSearchStore(index, check="full" if damage is _damage_fts else "quick") as store:
         assert len(store.warnings) == 1 and "damaged" in store.warnings[0]
         assert store.counts() == {"videos": 0, "segments": 0}  # nothing half-written served
         store.put(VideoRecord("/v/new.mp4", "n"), [Segment(0, 1, "a blue square")])
@@ -387,7 +391,7 @@ def test_a_damaged_index_is_moved_aside_and_rebuilt(tmp_path: Path,
         assert store.warnings == [] and store.counts()["videos"] == 1
 
 
-def test_an_unreachable_postgres_index_is_an_actionable_error(free_url: str = "") -> None:
+def test_an_unreachable_postgres_index_is_an_actionable_error() -> None:
     from server_utils import free_port
 
     from vidground.search.store import SearchIndexError
@@ -396,3 +400,35 @@ def test_an_unreachable_postgres_index_is_an_actionable_error(free_url: str = ""
         open_store(f"postgresql://u@127.0.0.1:{free_port()}/x")
     assert "VIDGROUND_INDEX" in info.value.message and info.value.http_status == 503
 
+
+
+def test_a_locked_index_is_an_actionable_error(tmp_path: Path) -> None:
+    from vidground.search.store import SearchIndexError
+
+    index = tmp_path / "search.sqlite3"
+    with SQLiteSearchStore(index, busy_timeout_ms=200) as store:
+        other = sqlite3.connect(index, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process writing
+        try:
+            with pytest.raises(SearchIndexError) as info:
+                store.put(VideoRecord("/v/a.mp4", "a"), [Segment(0, 1, "a cat")])
+            assert "retry" in info.value.message and info.value.http_status == 503
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        store.put(VideoRecord("/v/a.mp4", "a"), [Segment(0, 1, "a cat")])  # free again
+        assert store.counts() == {"videos": 1, "segments": 1}
+
+
+def test_a_busy_index_is_not_taken_for_a_damaged_one(tmp_path: Path) -> None:
+    index = tmp_path / "search.sqlite3"
+    _stored(index)
+    other = sqlite3.connect(index, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing while this one opens
+    try:
+        with SQLiteSearchStore(index, busy_timeout_ms=200) as store:
+            assert store.warnings == [] and store.counts()["videos"] == 20
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert not [p for p in tmp_path.iterdir() if ".damaged-" in p.name]

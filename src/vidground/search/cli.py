@@ -87,7 +87,7 @@ def search_cmd(
         from .query import ground_hits, search
 
         settings = Settings()
-        with open_store(settings) as store:
+        with open_store(settings, check="quick") as store:
             for warning in store.warnings:
                 stderr.print(f"[yellow]warning:[/] {escape(warning)}")
             hits = search(store, query, top, within)

@@ -34,10 +34,12 @@ def _is_postgres(where: str) -> bool:
     return where.startswith(("postgresql://", "postgres://"))
 
 
-def open_store(where: str | Settings | None = None) -> SearchStore:
+def open_store(where: str | Settings | None = None, *, check: str = "full") -> SearchStore:
     """The index at ``where`` (a ``postgresql://`` URL or a SQLite path), or where
-    :func:`index_location` says for these settings."""
+    :func:`index_location` says for these settings. ``check``: how closely a SQLite file is
+    checked at open (:data:`vidground.search.sqlite.CHECKS`; ``quick`` for a one-off search,
+    ``full`` before writing and for a long-lived server)."""
     location = where if isinstance(where, str) else index_location(where)
     if _is_postgres(location):
         return PostgresSearchStore(location)
-    return SQLiteSearchStore(Path(location).expanduser())
+    return SQLiteSearchStore(Path(location).expanduser(), check=check)

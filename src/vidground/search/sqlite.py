@@ -4,9 +4,10 @@ characters or more (Chinese included) is found through the index and ranked by B
 
 Safety: WAL journal, one transaction per video, so a process killed mid-write (``kill -9``)
 leaves each video whole or absent. At open, ``PRAGMA quick_check`` and FTS5's own
-``integrity-check`` run; a file that fails either (or is not a database at all) is moved aside
-(``search.sqlite3.damaged-<time>``, with its ``-wal``/``-shm``) and a fresh index is made, so a
-damaged index is rebuilt by the next ``vidground index``, never served half-written.
+``integrity-check`` run (a search-only open, ``check="quick"``, runs the first alone); a file
+that fails either (or is not a database at all) is moved aside (``search.sqlite3.damaged-
+<time>``, with its ``-wal``/``-shm``) and a fresh index is made, so a damaged index is rebuilt
+by the next ``vidground index``, never served half-written.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from .terms import SHORT
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 15_000
+#: What is checked at open: ``full`` (``quick_check`` and FTS5's ``integrity-check``: about a
+#: second per 100k segments), ``quick`` (``quick_check`` alone: a tenth of that) or ``none``.
+CHECKS = ("full", "quick", "none")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS videos (
@@ -68,8 +72,10 @@ def _like(term: str) -> str:
 class SQLiteSearchStore(SearchStore):
     """The index in the SQLite file at ``path`` (made, with its folder, when missing)."""
 
-    def __init__(self, path: str | Path, *, check: bool = True) -> None:
+    def __init__(self, path: str | Path, *, check: str = "full",
+                 busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
+        self._busy_ms = busy_timeout_ms
         self.warnings = []
         self._lock = threading.RLock()
         try:
@@ -78,8 +84,10 @@ class SQLiteSearchStore(SearchStore):
             raise SearchIndexError(f"cannot make the index folder {self.path.parent}: "
                                    f"{exc.strerror}; set VIDGROUND_INDEX to a writable path."
                                    ) from None
-        if check and self.path.exists():
-            problem = self._damage()
+        if check not in CHECKS:
+            raise ValueError(f"check must be one of {CHECKS}")
+        if check != "none" and self.path.exists():
+            problem = self._damage(full=check == "full")
             if problem:
                 self._move_aside(problem)
         self._conn = self._connect()
@@ -87,23 +95,35 @@ class SQLiteSearchStore(SearchStore):
     # -- opening ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+            conn = sqlite3.connect(self.path, timeout=self._busy_ms / 1000,
                                    isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "INSERT OR IGNORE INTO meta "
-                               f"(key, value) VALUES ('version', '{SCHEMA_VERSION}'); COMMIT;")
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_ms)}")
+            made = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                                "name IN ('meta', 'videos', 'segments', 'segments_fts')"
+                                ).fetchone()[0] == 4
+            if not made:  # a write: only when needed, so opening a busy index waits for nothing
+                conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "INSERT OR IGNORE INTO meta "
+                                   f"(key, value) VALUES ('version', '{SCHEMA_VERSION}'); "
+                                   "COMMIT;")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise SearchIndexError(f"the search index {self.path} is busy (another process "
+                                       "is writing it); retry shortly.") from None
+            raise SearchIndexError(f"cannot open the search index {self.path}: {exc}; set "
+                                   "VIDGROUND_INDEX to a writable file path.") from None
         except sqlite3.Error as exc:
             raise SearchIndexError(f"cannot open the search index {self.path}: {exc}; set "
                                    "VIDGROUND_INDEX to a writable file path.") from None
         return conn
 
-    def _damage(self) -> str | None:
-        """Why the existing file cannot be trusted, or None when it passes the checks."""
+    def _damage(self, *, full: bool) -> str | None:
+        """Why the existing file cannot be trusted, or None when it passes the checks (with
+        ``full``, FTS5's own check too)."""
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+            conn = sqlite3.connect(self.path, timeout=self._busy_ms / 1000,
                                    isolation_level=None)
         except sqlite3.Error as exc:
             return str(exc)
@@ -113,11 +133,15 @@ class SQLiteSearchStore(SearchStore):
                 return "; ".join(str(r[0]) for r in rows[:3])
             tables = {r[0] for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
-            if "segments_fts" in tables:
+            if full and "segments_fts" in tables:
                 # FTS5's check that the index matches the segments it was built from
                 conn.execute("INSERT INTO segments_fts (segments_fts, rank) "
                              "VALUES ('integrity-check', 1)")
             return None
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):  # another process is writing
+                return None
+            return str(exc)
         except sqlite3.Error as exc:
             return str(exc)
         finally:
@@ -181,12 +205,18 @@ class SQLiteSearchStore(SearchStore):
         where, args = "", []
         if within:
             where, args = " AND substr(v.path, 1, length(?)) = ?", [within, within]
-        if indexed:
-            sql = ("SELECT v.path, s.start_s, s.end_s, -bm25(segments_fts), s.text, s.kind "
+        if indexed and not within:  # the best rows first, then their videos: ranks fewer
+            sql = ("SELECT v.path, s.start_s, s.end_s, -f.rank, s.text, s.kind FROM "
+                   "(SELECT rowid, rank FROM segments_fts WHERE segments_fts MATCH ? "
+                   "ORDER BY rank LIMIT ?) f JOIN segments s ON s.id = f.rowid "
+                   "JOIN videos v ON v.id = s.video_id ORDER BY f.rank, s.id")
+            params: list[object] = [_fts_query(indexed), top]
+        elif indexed:
+            sql = ("SELECT v.path, s.start_s, s.end_s, -segments_fts.rank, s.text, s.kind "
                    "FROM segments_fts JOIN segments s ON s.id = segments_fts.rowid "
                    "JOIN videos v ON v.id = s.video_id WHERE segments_fts MATCH ?" + where +
-                   " ORDER BY bm25(segments_fts), s.id LIMIT ?")
-            params: list[object] = [_fts_query(indexed), *args, top]
+                   " ORDER BY segments_fts.rank, s.id LIMIT ?")
+            params = [_fts_query(indexed), *args, top]
         else:  # one- or two-character terms: not in the trigram index, a scan
             matched = " + ".join("(s.text LIKE ? ESCAPE '\\')" for _ in found_terms)
             sql = (f"SELECT v.path, s.start_s, s.end_s, ({matched}) AS score, s.text, s.kind "
@@ -203,7 +233,7 @@ class SQLiteSearchStore(SearchStore):
         self.put_many([(record, segments)])
 
     def put_many(self, items: Sequence[tuple[VideoRecord, Sequence[Segment]]]) -> None:
-        with self._lock, _transaction(self._conn, immediate=True):
+        with self._lock, self._writing(), _transaction(self._conn, immediate=True):
             for record, segments in items:
                 self._conn.execute("DELETE FROM videos WHERE path = ?", (record.path,))
                 cur = self._conn.execute(
@@ -218,11 +248,20 @@ class SQLiteSearchStore(SearchStore):
 
     def remove(self, paths: Sequence[str]) -> int:
         removed = 0
-        with self._lock, _transaction(self._conn, immediate=True):
+        with self._lock, self._writing(), _transaction(self._conn, immediate=True):
             for path in paths:
                 removed += self._conn.execute("DELETE FROM videos WHERE path = ?",
                                               (path,)).rowcount
         return removed
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full
+            raise SearchIndexError(f"cannot write the search index {self.path}: {exc}; retry "
+                                   "when the other `vidground index` has finished (or free "
+                                   "disk space).") from exc
 
     def close(self) -> None:
         with self._lock:
