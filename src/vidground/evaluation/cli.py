@@ -113,18 +113,20 @@ def run_command(
         if all_occurrences:
             base["all_occurrences"] = True
         for item in option or []:
-            key, sep, value = item.partition("=")
+            key, sep, text = item.partition("=")
             if not sep:
                 from .records import EvaluationError
 
                 raise EvaluationError(f"--set {item!r}: write KEY=VALUE")
-            base[key.strip().replace("-", "_")] = parse_value(value)
+            base[key.strip().replace("-", "_")] = parse_value(text)
         runs = plan_runs(grid or [], protocol=protocol, base=base)
         if base and all(r.protocol.name.startswith("timelens") for r in runs):
             stderr.print("[yellow]note:[/] locate options do not apply to the timelens "
                          "protocol (it has fixed settings of its own)", highlight=False)
-        overrides = {"backend": backend, "model": model, "openai_base_url": openai_base_url,
-                     "openai_model": openai_model, "device": device}
+        # Settings' text fields, by name (a **dict of str cannot be matched to them by type)
+        overrides: dict[str, Any] = {
+            "backend": backend, "model": model, "openai_base_url": openai_base_url,
+            "openai_model": openai_model, "device": device}
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
         settings = _reference_precision(settings, runs)
         data = load_dataset(kind, annotations, videos, durations=durations,

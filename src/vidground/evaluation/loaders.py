@@ -116,7 +116,7 @@ def _with_duration(sample: Sample, durations: dict[str, float]) -> Sample:
 
 
 def _read_charades(path: Path) -> list[Sample]:
-    samples = []
+    samples: list[Sample] = []
     for lineno, line in enumerate(_text(path).splitlines(), start=1):
         if not line.strip():
             continue
@@ -236,7 +236,7 @@ def guess_kind(path: str | Path) -> str:
         first = rows[0][1] if rows else {}
         return "qvhighlights" if "relevant_windows" in first or "qid" in first else "jsonl"
     data = _json(path)
-    entry = next(iter(data.values()), {}) if isinstance(data, dict) and data else {}
+    entry: object = next(iter(data.values()), {}) if isinstance(data, dict) and data else {}
     if isinstance(entry, dict) and "queries" in entry:
         return "timelens"
     if isinstance(entry, dict) and "sentences" in entry:

@@ -272,6 +272,7 @@ def score_videomind(pairs: Iterable[tuple[Sample, Prediction]],
     failed = missing = 0
     for sample, pred in pairs:
         duration = sample.duration if sample.duration is not None else pred.duration
+        spans: list[Pair]
         if duration is None:
             spans, ok = [], False
             row = [0.0]

@@ -73,7 +73,10 @@ TIMELENS_PROMPT = (
 class InferenceProtocol(Protocol):
     """Turns one sample into one prediction with a :class:`~vidground.Grounder`."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The protocol's name, as the report shows it (read-only: protocols are frozen)."""
+        ...
 
     def settings(self) -> dict[str, Any]:
         """Everything that decides the answer, for the report and the resume check."""

@@ -103,7 +103,7 @@ def environment() -> dict[str, Any]:
     """vidground's version and git commit, Python, the platform and library versions."""
     from .. import __version__
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in LIBRARIES:
         try:
             versions[name] = metadata.version(name)
