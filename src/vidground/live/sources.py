@@ -41,6 +41,7 @@ ALLOW_ENV = "VIDGROUND_STREAM_ALLOW"
 #: a pts this far behind the last frame means the source restarted its clock (nearer: repeats
 #: a reconnect delivers again, dropped)
 RESTART_S = 15.0
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class SourceError(VidgroundError):
@@ -85,7 +86,7 @@ class AllowList:
         host = host.lower()
         return any((s is None or s == scheme) and h == host for s, h in self._split())
 
-    def names_address(self, scheme: str, address: ipaddress._BaseAddress) -> bool:
+    def names_address(self, scheme: str, address: IPAddress) -> bool:
         for s, h in self._split():
             if s is not None and s != scheme:
                 continue
@@ -97,13 +98,13 @@ class AllowList:
         return False
 
 
-def _is_internal(address: ipaddress._BaseAddress) -> bool:
+def _is_internal(address: IPAddress) -> bool:
     return bool(address.is_loopback or address.is_private or address.is_link_local
                 or address.is_multicast or address.is_reserved or address.is_unspecified
                 or getattr(address, "ipv4_mapped", None) is not None)
 
 
-def _resolve(host: str, port: int | None) -> list[ipaddress._BaseAddress]:
+def _resolve(host: str, port: int | None) -> list[IPAddress]:
     try:
         return [ipaddress.ip_address(host.strip("[]"))]
     except ValueError:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -492,13 +492,15 @@ def cut_clip(frames: Sequence[StreamFrame], path: Path, frame_s: float) -> Path:
     first = frames[0].time
     h, w = frames[0].frame.image.shape[:2]
     with av.open(str(path), mode="w") as out:
-        stream = out.add_stream(codec, rate=Fraction(1 / frame_s).limit_denominator(1001))
+        # a video encoder's name (add_stream's overloads type only literal names)
+        stream = cast(av.VideoStream, out.add_stream(
+            codec, rate=Fraction(1 / frame_s).limit_denominator(1001)))
         stream.width, stream.height = w - w % 2, h - h % 2
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = Fraction(1, 1000)
         last_pts = -1
         for f in frames:
-            image = f.frame.image[: stream.height, : stream.width]
+            image: np.ndarray = f.frame.image[: stream.height, : stream.width]
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             pts = max(last_pts + 1, int(round((f.time - first) * 1000)))
             vf.pts, vf.time_base, last_pts = pts, Fraction(1, 1000), pts
