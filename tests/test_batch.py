@@ -1,4 +1,5 @@
-"""``vidground batch`` on a real local Ray (2 CPUs) against the fake model server: every row
+"""``vidground batch`` on a real Ray cluster (2 CPUs on this machine, started by another process
+and reached with ``--address``) against the fake model server: every row
 answered like ``vidground locate``, errors recorded per row, a killed Ray worker costs nothing,
 and a resumed run asks the model only for the rows it lacks (issue 26)."""
 
@@ -7,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,15 +35,44 @@ N = 10
 OPTIONS = {"refine": False, "verify": False, "frame_sampling_rate": 2}
 
 
+CLUSTER = """
+import sys, ray
+ray.init(num_cpus=2, include_dashboard=False)
+print("ADDRESS", ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()  # until the test closes it
+ray.shutdown()
+"""
+
+
 @pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    """One real local Ray for the module (2 CPUs), stopped after."""
-    assert not ray.is_initialized()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+def local_ray() -> Iterator[str]:
+    """A real Ray cluster on this machine (2 CPUs) started by another process, as an existing
+    cluster is: every batch connects with ``--address``. Stopped after the module."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=env)
+    old = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     try:
-        yield
+        assert proc.stdout is not None
+        line = ""
+        for line in proc.stdout:
+            if line.startswith("ADDRESS "):
+                break
+        assert line.startswith("ADDRESS "), line  # this machine's node IP: Ray's choice
+        yield line.split()[1]
     finally:
-        ray.shutdown()
+        if old is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = old
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +109,7 @@ def _comparable(response: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_batch_answers_every_row_like_locate_and_records_errors(
-        local_ray: None, archive: Path, fake_model: FakeOpenAIServer, tmp_path: Path) -> None:
+        local_ray: str, archive: Path, fake_model: FakeOpenAIServer, tmp_path: Path) -> None:
     fake_model.configure(delay_s=0.0, answer=None)
     manifest = tmp_path / "manifest.jsonl"
     rows = [json.loads(line) for line in (archive / "manifest.jsonl").read_text().splitlines()]
@@ -89,6 +121,7 @@ def test_batch_answers_every_row_like_locate_and_records_errors(
     out = tmp_path / "out"
     result = CliRunner().invoke(batch_app, [
         str(manifest), "--out", str(out), "--json", "--actor-cpus", "0.5", "--quiet",
+        "--address", local_ray,
         "--openai-base-url", fake_model.base_url, "--openai-model", fake_model.model])
     assert result.exit_code == 1, result.output  # two rows failed
     lines = [line for line in result.stdout.splitlines() if line.startswith('{"total"')]
@@ -96,6 +129,7 @@ def test_batch_answers_every_row_like_locate_and_records_errors(
     summary = json.loads(lines[-1])
     assert summary["total"] == N + 2 and summary["ok"] == N and summary["errors"] == 2
     assert summary["error_codes"] == {"video_not_found": 1, "invalid_options": 1}
+    assert summary["ray_address"] == local_ray and not ray.is_initialized()
 
     records = _records(out)
     assert [r["index"] for r in records] == list(range(N + 2))  # one per row, manifest order
@@ -124,7 +158,7 @@ def test_batch_answers_every_row_like_locate_and_records_errors(
 
 
 def test_a_killed_ray_worker_loses_no_row_and_doubles_none(
-        local_ray: None, archive: Path, fake_model: FakeOpenAIServer, tmp_path: Path) -> None:
+        local_ray: str, archive: Path, fake_model: FakeOpenAIServer, tmp_path: Path) -> None:
     fake_model.configure(delay_s=0.4, answer=None)
     out = tmp_path / "out"
     killed: list[int] = []
@@ -146,7 +180,8 @@ def test_a_killed_ray_worker_loses_no_row_and_doubles_none(
     before = fake_model.chat_count
     try:
         summary = run_batch(read_rows(archive / "manifest.jsonl"), _settings(fake_model), out,
-                            BatchConfig(actors=2, actor_cpus=0.5, concurrency=1, batch_size=1))
+                            BatchConfig(address=local_ray, actors=2, actor_cpus=0.5,
+                                        concurrency=1, batch_size=1))
     finally:
         fake_model.configure(delay_s=0.0)
     side.join(5)
@@ -164,12 +199,12 @@ def test_a_killed_ray_worker_loses_no_row_and_doubles_none(
 
 
 def test_a_resumed_run_asks_only_for_missing_rows(
-        local_ray: None, archive: Path, fake_model: FakeOpenAIServer, tmp_path: Path) -> None:
+        local_ray: str, archive: Path, fake_model: FakeOpenAIServer, tmp_path: Path) -> None:
     fake_model.configure(delay_s=0.0, answer=None)
     out = tmp_path / "out"
     full = read_rows(archive / "manifest.jsonl")
     settings = _settings(fake_model)
-    config = BatchConfig(actor_cpus=0.5)
+    config = BatchConfig(address=local_ray, actor_cpus=0.5)
     first = run_batch(full[:6], settings, out, config)
     assert first.ok == 6
     # a torn last line, as a killed run leaves it, is ignored
