@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.fake_openai_server import FakeOpenAIServer
-from tests.support.live_media import HlsStream, WebhookReceiver
+from tests.support.live_media import HlsStream, Mosquitto, WebhookReceiver
 from tests.support.media import make_video
 from vidground.backends.openai_compat import OpenAICompatBackend
 from vidground.live.alerts import SIGNATURE_HEADER, verify_signature
@@ -54,18 +54,22 @@ def test_watch_cli_started_ended_webhook_store(tmp_path: Path, model: FakeOpenAI
     monkeypatch.setenv("VIDGROUND_WEBHOOK_SECRET", "s3cret")
     duration, event = 9.0, (3.0, 5.5)
     first, after = truth(duration, *event)
-    with WebhookReceiver() as hook, HlsStream(clip(tmp_path, duration, event),
-                                              tmp_path / "hls") as hls:
+    with WebhookReceiver() as hook, Mosquitto(tmp_path / "broker") as broker, \
+            HlsStream(clip(tmp_path, duration, event), tmp_path / "hls") as hls:
+        subscriber, published = broker.subscribe("cams/door")
         result = CliRunner().invoke(watch_app, [
             hls.url, QUERY, "--json", "--webhook", hook.url, "--allow", "127.0.0.1",
+            "--mqtt", f"mqtt://127.0.0.1:{broker.port}/cams/door",
             "--from-start", "--clips", str(tmp_path / "clips"),
             "--store", str(tmp_path / "events.jsonl"), "--max-seconds", str(duration - 0.1),
             "--backend", "openai", "--openai-base-url", model.base_url,
             "--openai-model", model.model])
         assert result.exit_code == 0, result.output
         deadline = time.monotonic() + 10
-        while len(hook.received) < 2 and time.monotonic() < deadline:
+        while (len(hook.received) < 2 or len(published) < 2) and time.monotonic() < deadline:
             time.sleep(0.05)
+        subscriber.loop_stop()
+        subscriber.disconnect()
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [e["event"] for e in lines] == ["started", "ended"]
     started, ended = lines
@@ -92,6 +96,7 @@ def test_watch_cli_started_ended_webhook_store(tmp_path: Path, model: FakeOpenAI
         sent = json.loads(body)
         assert headers["Idempotency-Key"] == f"{sent['id']}:{sent['event']}"
     assert [json.loads(b)["event"] for _, b in hook.received] == ["started", "ended"]
+    assert [json.loads(p) for p in published] == [json.loads(b) for _, b in hook.received]
     stored = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert [e["event"] for e in stored] == ["started", "ended"]
 
