@@ -211,3 +211,21 @@ def test_rtsp(tmp_path: Path, model: FakeOpenAIServer) -> None:
     assert [e["event"] for e in events] == ["started", "ended"], (events, stats)
     assert abs(events[1]["start"] - first) <= 1 / FPS + 1e-6
     assert abs(events[1]["end"] - after) <= 1 / FPS + 1e-6
+
+
+def test_event_longer_than_the_buffer(tmp_path: Path, model: FakeOpenAIServer) -> None:
+    """The start is re-asked right after "started", while its frames are still buffered: an
+    event longer than --buffer still ends frame-exact at both ends."""
+    duration, event = 11.0, (2.5, 8.0)
+    first, after = truth(duration, *event)
+    events: list[dict[str, Any]] = []
+    backend = OpenAICompatBackend(model.base_url, model=model.model)
+    with HlsStream(clip(tmp_path, duration, event), tmp_path / "hls") as hls:
+        run_watch(hls.url, QUERY, webhooks=[], mqtts=[], allow=["127.0.0.1"],
+                  from_start=True, max_seconds=duration - 0.1, backend=backend, buffer=3.0,
+                  on_event=events.append, quiet=True)
+    backend.close()
+    assert [e["event"] for e in events] == ["started", "ended"], events
+    assert events[1]["refined"] is True
+    assert abs(events[1]["start"] - first) <= 1 / FPS + 1e-6
+    assert abs(events[1]["end"] - after) <= 1 / FPS + 1e-6

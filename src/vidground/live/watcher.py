@@ -149,6 +149,8 @@ class _Active:
     score: float | None
     evidence: list[dict[str, Any]] = field(default_factory=list)
     event_id: str = ""
+    start_tried: bool = False  # the start was re-asked while its frames were buffered
+    refined_start: float | None = None
 
 
 @dataclass
@@ -186,6 +188,7 @@ class Watcher:
         self._ended_at = -1.0  # exclusive end of the last event (stream s)
         self._count = 0
         self._ending: _Active | None = None
+        self._starting: _Active | None = None
         source.on_status = self._source_status
 
     # -- reading ------------------------------------------------------------------------
@@ -239,6 +242,9 @@ class Watcher:
                 if pending is not None and pending.done():
                     result, pending = pending.result(), None
                     self._handle(pending_kind, result)
+                if pending is None and self._starting is not None:
+                    pending, pending_kind = pool.submit(self._refine_start, self._starting), ""
+                    self._starting = None
                 if pending is None and self._ending is not None:
                     pending, pending_kind = pool.submit(self._finish, self._ending), "end"
                     self._ending = None
@@ -322,6 +328,8 @@ class Watcher:
                        last_time=frames[-1].time, frames=frames)
 
     def _handle(self, kind: str, result: Any) -> None:
+        if kind == "":
+            return
         if kind == "end":
             if result is not None:
                 self._emit(result)
@@ -344,6 +352,8 @@ class Watcher:
                                               "answer": answer.text.strip()[:500]}])
             self.stats.events_started += 1
             self._emit(self._event("started", self._active, None, None, refined=False))
+            if self.config.refine:  # now, while its frames are buffered (a long event)
+                self._starting = self._active
             ongoing = fresh[-1][1] >= answer.last_time - 0.5 * step
             if ongoing:
                 return
@@ -359,7 +369,16 @@ class Watcher:
         assert active is not None
         self._active = None
         self._ended_at = active.last_seen + 1e-6
+        if self._starting is active:
+            self._starting = None  # refined with the end, from the same buffer
         return active
+
+    def _refine_start(self, active: _Active) -> None:
+        step = 1.0 / self.config.sample_fps
+        frames = self._snapshot(active.start - 3 * step, active.start + step)
+        active.refined_start = self._boundary(frames, active.start - 2 * step,
+                                              active.start + 0.5 * step, "start")
+        active.start_tried = True
 
     def _finish(self, active: _Active) -> dict[str, Any]:
         """Refine the event's boundaries on the buffered frames, cut its clip: the "ended"."""
@@ -369,12 +388,12 @@ class Watcher:
         native = _native_step(frames)
         refined = False
         if self.config.refine and frames:
-            s = self._boundary(frames, start - 2 * step, start + 0.5 * step, "start")
+            s = active.refined_start if active.start_tried else self._boundary(
+                frames, start - 2 * step, start + 0.5 * step, "start")
             e = self._boundary(frames, end - 0.5 * step, end + 2 * step, "end")
-            if s is not None and e is not None and e > s:
-                start, end, refined = s, e, True
-            else:
-                end = end + native
+            refined = s is not None and e is not None and e > s
+            start = s if s is not None and (e is None or e > s) else start
+            end = e if e is not None and e > start else end + native
         else:
             end = end + native
         self._ended_at = max(self._ended_at, end if refined else active.last_seen + step)
