@@ -55,7 +55,7 @@ def encode_frames(frames: Sequence[Frame]) -> tuple[dict[str, Any], memoryview]:
     meta = {"times": [float(f.time) for f in frames],
             "indices": [f.index for f in frames],
             "shapes": [list(im.shape) for im in images]}
-    return meta, memoryview(payload)
+    return meta, payload.data  # the array's buffer, as memoryview(payload) gives it
 
 
 def decode_entry(entry: Entry) -> list[Frame]:

@@ -43,7 +43,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import av
 import av.stream
@@ -150,6 +150,7 @@ class _Decoder:
         return plan_decode(keys, times, frame_times=frames, frame_duration=self.info.frame_s)
 
     def image(self, frame: av.VideoFrame) -> np.ndarray:
+        rgb: np.ndarray
         if self.out_size is None:
             rgb = frame.to_ndarray(format="rgb24")
         else:
@@ -168,7 +169,7 @@ class _Decoder:
     def run(self, run: DecodeRun) -> Iterator[tuple[float, Frame]]:
         """Yield ``(requested time, frame)`` for each time of ``run`` (in order)."""
         targets = list(run.times)
-        wanted = {self.wanted_pts(t) for t in targets} - {None}
+        wanted = {p for p in map(self.wanted_pts, targets) if p is not None}
         key_pts = self.start_pts + round(run.keyframe / self.time_base)
         if self.untimed:  # cannot seek: read from the first byte again
             self.container.close()
@@ -190,8 +191,8 @@ class _Decoder:
                 exact = self.wanted_pts(targets[0])
                 if pts == exact or previous is None and pts > self.pts_of(targets[0]):
                     pick = frame
-                elif pts > self.pts_of(targets[0]):
-                    pick = previous
+                elif previous is not None and pts > self.pts_of(targets[0]):
+                    pick = previous  # (with no previous frame, the test above took it)
                 else:
                     break
                 served = self._serve(pick, served)
@@ -318,7 +319,8 @@ class _Decoder:
             if run.keyframes_only and not packet.is_keyframe and packet.size:
                 continue
             if self.can_skip:
-                want = "DEFAULT" if packet.pts in wanted or packet.is_keyframe else "NONREF"
+                want: Literal["DEFAULT", "NONREF"] = \
+                    "DEFAULT" if packet.pts in wanted or packet.is_keyframe else "NONREF"
                 if want != mode:
                     ctx.skip_frame = mode = want
             yield from self._decode(packet)

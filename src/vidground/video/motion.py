@@ -84,6 +84,7 @@ def _packet_sizes(info: VideoInfo) -> list[tuple[float, int, bool]]:
     try:
         with open_video(info.path, info.max_pixels) as container:
             stream = video_stream(container, Path(info.path))
+            assert stream.time_base is not None  # FFmpeg gives every demuxed stream one
             tb = float(stream.time_base)
             rows = [(float(p.pts) * tb - info.start_time, p.size, bool(p.is_keyframe))
                     for p in container.demux(stream) if p.pts is not None and p.size]
