@@ -71,7 +71,7 @@ async def health(request: Request) -> dict[str, Any]:
     svc = service(request)
     key = svc.settings.api_key
     parts = await svc.health_parts.aget()
-    return svc.health(parts=parts, show_paths=bool(key) and key_matches(request, key))
+    return svc.health(parts=parts, show_paths=key_matches(request, key) if key else False)
 
 
 @router.post("/inference", response_model=InferenceResponse, tags=["inference"])

@@ -483,31 +483,32 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                     all_occ: "all", refine: "refine", answer: "answer", ranges: "range",
                     reasoning: "reasoning", export_fmt: "export_format", export_btn: "export"}
         buttons = {refresh: "refresh", locate_btn: "locate", describe_btn: "describe"}
-        language_outputs = {lang, header, player, media, query, sampling, history, timeline,
-                            status, *labelled, *buttons}
-        video_outputs = {sess_state, player, status, answer, ranges, reasoning, timeline, history,
-                         evidence, export_btn}
+        # (the handlers' updates are keyed by component: the order of these lists is free)
+        language_outputs = [lang, header, player, media, query, sampling, history, timeline,
+                            status, *labelled, *buttons]
+        video_outputs = [sess_state, player, status, answer, ranges, reasoning, timeline, history,
+                         evidence, export_btn]
 
-        upload.upload(on_upload, [upload, sess_state, lang], {*video_outputs, media},
+        upload.upload(on_upload, [upload, sess_state, lang], [*video_outputs, media],
                       api_visibility="undocumented")
-        media.input(on_pick, [media, sess_state, lang], {*video_outputs, upload},
+        media.input(on_pick, [media, sess_state, lang], [*video_outputs, upload],
                     api_visibility="undocumented")
         refresh.click(on_refresh, None, media, api_visibility="undocumented")
         locate_inputs = [sess_state, query, sampling, fps, max_frames, fmt, reasoning_on,
                          all_occ, refine, lang, export_fmt]
-        locate_outputs = {sess_state, status, answer, ranges, reasoning, timeline, history,
-                          evidence, export_btn}
+        locate_outputs = [sess_state, status, answer, ranges, reasoning, timeline, history,
+                          evidence, export_btn]
         for trigger, handler in ((locate_btn.click, on_locate), (query.submit, on_locate),
                                  (describe_btn.click, on_describe)):
             trigger(handler, locate_inputs, locate_outputs, api_visibility="undocumented",
                     show_progress_on=[status], concurrency_id="locate")
         history.input(on_history, [history, sess_state, fmt, lang, export_fmt],
-                      {sess_state, status, answer, ranges, reasoning, timeline, query,
-                       evidence, export_btn},
+                      [sess_state, status, answer, ranges, reasoning, timeline, query,
+                       evidence, export_btn],
                       api_visibility="undocumented")
         export_fmt.input(on_export_format, [export_fmt, sess_state], export_btn,
                          api_visibility="undocumented")
-        fmt.input(on_format, [fmt, sess_state, lang], {answer, ranges, timeline},
+        fmt.input(on_format, [fmt, sess_state, lang], [answer, ranges, timeline],
                   api_visibility="undocumented")
         lang.input(on_language, [lang, sess_state, fmt], language_outputs,
                    api_visibility="undocumented")
