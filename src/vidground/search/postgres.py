@@ -1,7 +1,8 @@
 """The search index in PostgreSQL (``VIDGROUND_INDEX`` or ``VIDGROUND_JOB_STORE`` a
 ``postgresql://`` URL): tables ``vg_search_videos`` and ``vg_search_segments`` and a
-``pg_trgm`` GIN index on the lower-cased text, so the same substring terms as SQLite's trigram
-index (Chinese included) are looked up through an index. A segment's score is the summed
+``pg_trgm`` GIN index on the lower-cased text (a stored column, ``folded``, so no row is
+lower-cased at query time), so the same substring terms as SQLite's trigram index (Chinese
+included) are looked up through an index. A segment's score is the summed
 length of the query terms it contains (longer terms are rarer), shorter texts first among
 equals (higher is better; not on the same scale as SQLite's BM25). Every video is written in
 one transaction.
@@ -37,11 +38,12 @@ SCHEMA = (
         kind TEXT NOT NULL,
         start_s DOUBLE PRECISION NOT NULL,
         end_s DOUBLE PRECISION NOT NULL,
-        text TEXT NOT NULL)""",
+        text TEXT NOT NULL,
+        folded TEXT GENERATED ALWAYS AS (lower(text)) STORED)""",
     "CREATE INDEX IF NOT EXISTS vg_search_segments_video "
     "ON vg_search_segments (video_id, start_s)",
     "CREATE INDEX IF NOT EXISTS vg_search_segments_trgm "
-    "ON vg_search_segments USING gin (lower(text) gin_trgm_ops)",
+    "ON vg_search_segments USING gin (folded gin_trgm_ops)",
 )
 
 
@@ -150,8 +152,8 @@ class PostgresSearchStore(SearchStore):
              ) -> list[Hit]:
         terms = list(found_terms)
         likes = [_like(t) for t in terms]
-        matched = " OR ".join("lower(s.text) LIKE %s" for _ in terms)
-        weight = " + ".join("(CASE WHEN strpos(lower(s.text), %s) > 0 THEN %s ELSE 0 END)"
+        matched = " OR ".join("s.folded LIKE %s" for _ in terms)
+        weight = " + ".join("(CASE WHEN strpos(s.folded, %s) > 0 THEN %s ELSE 0 END)"
                             for _ in terms)
         weight_args: list[Any] = [x for t in terms for x in (t, float(len(t)))]
         where, args = "", []
