@@ -170,7 +170,8 @@ wait_healthy
 say "ok: the image's HEALTHCHECK passes"
 
 # the page
-curl -fsS "http://127.0.0.1:$PORT/" | grep -qi "<html" || fail "no HTML page on /"
+page=$(curl -fsS "http://127.0.0.1:$PORT/") || fail "GET / failed"
+printf '%s' "$page" | grep -qi "<html" || fail "no HTML page on /"
 say "ok: the page answers on /"
 
 # non-root
