@@ -134,9 +134,10 @@ def fit_steps(quality: int, side: int, *, min_quality: int = MIN_FIT_QUALITY,
     return steps
 
 
-def check_frame_count(count: int, cap: int) -> None:
-    """:class:`RequestTooLargeError` when ``count`` frames exceed the per-request ``cap``."""
-    if count > cap:
+def check_frame_count(count: int, cap: int | None) -> None:
+    """:class:`RequestTooLargeError` when ``count`` frames exceed the per-request ``cap``
+    (None: no cap, as a backend's ``max_frames_per_request`` reads)."""
+    if cap is not None and count > cap:
         raise RequestTooLargeError(
             f"{count} frames in one request exceed the cap of {cap}; send fewer frames per "
             "request or raise VIDGROUND_OPENAI_MAX_FRAMES_PER_REQUEST", fits=cap)

@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -320,11 +320,11 @@ class QwenTransformersBackend(BaseBackend):
                 f"and that transformers is recent enough (installed: "
                 f"{transformers.__version__}).{attn}"
             ) from exc
-        if adapter_kind == "lora":
+        if adapter_dir is not None and adapter_kind == "lora":
             model = apply_adapter(model, adapter_dir)
         model.eval()
         self._fingerprint = model_fingerprint(self._model_ref, model_dir)
-        if adapter_dir is not None:  # the adapter's weights decide the features too
+        if self._adapter and adapter_dir is not None:  # its weights decide the features too
             self._fingerprint["adapter"] = model_fingerprint(self._adapter, adapter_dir)
         # transformers 5.x takes precomputed visual features; older releases get the pixels
         self._takes_features = "mm_encoder_outputs" in inspect.signature(model.forward).parameters
@@ -559,7 +559,7 @@ class _backend_errors:  # noqa: N801 - used like a function: ``with _backend_err
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         if exc is None or isinstance(exc, BackendError) or not isinstance(exc, Exception):
             return False
         if "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError":

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..cache.identity import file_identity
 from ..cache.store import CorruptEntryError, DiskCache, Entry
@@ -114,5 +114,7 @@ def decode_features(entry: Entry, device: Any) -> Any:
     embeds = tuple(tensors[f"embeds.{v}"].to(device) for v in range(videos))
     deepstack = [tuple(tensors[f"deepstack.{layer}.{v}"].to(device) for v in range(videos))
                  for layer in range(layers)]
-    return BaseModelOutputWithDeepstackFeatures(pooler_output=embeds,
-                                                deepstack_features=deepstack)
+    # get_video_features itself stores these per-video tuples in the two fields (wider than
+    # their annotations, Tensor and list[Tensor]), and the model reads them back as such
+    return BaseModelOutputWithDeepstackFeatures(pooler_output=cast(Any, embeds),
+                                                deepstack_features=cast(Any, deepstack))
