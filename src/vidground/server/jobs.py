@@ -141,7 +141,7 @@ class JobRunner:
 
     def _run(self, row: dict[str, Any]) -> None:
         job_id, token = row["id"], row["run_token"]
-        last = [0.0, ""]
+        last: list[Any] = [0.0, ""]  # when and which stage was last stored
 
         def on_progress(event: ProgressEvent) -> None:
             now = time.monotonic()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,12 +88,14 @@ def mount_ui(app: fastapi.FastAPI, svc: Service) -> None:
 
     demo = build_blocks(svc, registry)
     api_key = getattr(settings, "api_key", None)
-    auth = None
+    auth: Callable[[str, str], bool] | None = None
     if api_key:
         # With an API key configured the page is not open either: log in with the key as the
         # password (any user name). The page goes through the service, not the /api routes.
-        def auth(username: str, password: str) -> bool:
+        def key_login(username: str, password: str) -> bool:
             return secrets.compare_digest(str(password).encode(), str(api_key).encode())
+
+        auth = key_login
 
     head = "<script>\n" + (ASSETS / "ui.js").read_text(encoding="utf-8") + "\n</script>"
     max_mb = int(getattr(settings, "max_upload_mb", 2048) or 2048)
@@ -117,7 +120,7 @@ def mount_ui(app: fastapi.FastAPI, svc: Service) -> None:
     demo.has_launched = True
     for route in app.router.routes:
         mounted = getattr(route, "app", None)
-        if getattr(mounted, "blocks", None) is demo:
+        if mounted is not None and getattr(mounted, "blocks", None) is demo:
             page_app["app"] = mounted
             # the page's own routes answer errors in our JSON shape too (with Gradio's
             # ``detail`` key, which its client reads)
