@@ -1,11 +1,11 @@
 """The search index in PostgreSQL (``VIDGROUND_INDEX`` or ``VIDGROUND_JOB_STORE`` a
 ``postgresql://`` URL): tables ``vg_search_videos`` and ``vg_search_segments`` and a
-``pg_trgm`` GIN index on the lower-cased text (a stored column, ``folded``, so no row is
-lower-cased at query time), so the same substring terms as SQLite's trigram index (Chinese
-included) are looked up through an index. A segment's score is the summed
-length of the query terms it contains (longer terms are rarer), shorter texts first among
-equals (higher is better; not on the same scale as SQLite's BM25). Every video is written in
-one transaction.
+``pg_trgm`` GIN index on the lower-cased text (a column, ``folded``, lower-cased by Python as
+the query is, whatever the database's locale; no row is lower-cased at query time), so the
+same substring terms as SQLite's trigram index (Chinese included) are looked up through an
+index. A segment's score is the summed length of the query terms it contains (longer terms are
+rarer), shorter texts first among equals (higher is better; not on the same scale as SQLite's
+BM25). Every video is written in one transaction.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ SCHEMA = (
         start_s DOUBLE PRECISION NOT NULL,
         end_s DOUBLE PRECISION NOT NULL,
         text TEXT NOT NULL,
-        folded TEXT GENERATED ALWAYS AS (lower(text)) STORED)""",
+        folded TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS vg_search_segments_video "
     "ON vg_search_segments (video_id, start_s)",
     "CREATE INDEX IF NOT EXISTS vg_search_segments_trgm "
@@ -181,8 +181,9 @@ class PostgresSearchStore(SearchStore):
                              json.dumps(record.facts, ensure_ascii=False), record.model))
                 [video_id] = cur.fetchone()
                 cur.executemany("INSERT INTO vg_search_segments (video_id, kind, start_s, "
-                                "end_s, text) VALUES (%s, %s, %s, %s, %s)",
-                                [(video_id, s.kind, s.start, s.end, s.text) for s in segments])
+                                "end_s, text, folded) VALUES (%s, %s, %s, %s, %s, %s)",
+                                [(video_id, s.kind, s.start, s.end, s.text, s.text.lower())
+                                 for s in segments])
 
         self._run(work, tx=True)
 
