@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 from rich.markup import escape
@@ -22,6 +22,9 @@ from .errors import OptionsError
 from .outputs.cli import EvidenceOpt, ExportOpt, RelinkOpt
 from .progress import ProgressEvent
 from .timecode import OUTPUT_FORMATS
+
+if TYPE_CHECKING:  # Typer's own copy of Click since 0.2x (Click itself before)
+    from typer._click import ClickException
 
 app = typer.Typer(
     name="vidground",
@@ -470,8 +473,8 @@ def main() -> None:
 
 
 #: Click's base exception for bad command lines, as Typer raises it (Typer may bundle Click)
-_USAGE_ERROR: type[Exception] = next(
-    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_USAGE_ERROR = cast("type[ClickException]", next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
 
 
 def _plain_flags(command: Any) -> None:

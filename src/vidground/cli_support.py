@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -26,6 +25,9 @@ from rich.progress import (
 from typer.core import TyperGroup
 
 from .errors import VidgroundError
+
+if TYPE_CHECKING:  # the Click that TyperGroup is built on: Typer's own copy since 0.2x
+    from typer._click import Context as ClickContext
 
 T = TypeVar("T")
 
@@ -70,7 +72,7 @@ class RunByDefault(TyperGroup):
     """A group whose arguments, when they do not start with one of its commands, go to its
     ``run`` command (``vidground eval DATASET ...`` is ``vidground eval run DATASET ...``)."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
