@@ -85,21 +85,20 @@ build_image() {
 
 FAKE_PID=""
 cleanup() {
-  "${PODMAN[@]}" rm -f -t 5 "$NAME" >/dev/null 2>&1 || true
+  "${PODMAN[@]}" rm -f -t 5 "$NAME" "$NAME-front" "$NAME-worker1" "$NAME-worker2" \
+    >/dev/null 2>&1 || true
   "${PODMAN[@]}" volume rm -f "$VOLUME" >/dev/null 2>&1 || true
   if [ -n "$FAKE_PID" ]; then kill "$FAKE_PID" 2>/dev/null || true; fi
 }
 
-start_fake_model() {
-  # the tests' fake model server, reachable from containers: a forwarder on 0.0.0.0:$FAKE_PORT
-  FAKE_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("",0)); print(s.getsockname()[1])')
-  "$PY" - "$FAKE_PORT" >"$CACHE/fake.log" 2>&1 <<'PY' &
-import socket, sys, threading
+start_host_services() {
+  # the tests' fake model server and (for the queue check) a throwaway PostgreSQL, both on
+  # 127.0.0.1, reachable from containers through forwarders on 0.0.0.0 (host.containers.internal)
+  "$PY" - >"$CACHE/host.log" 2>&1 <<'PY' &
+import signal, socket, sys, threading
 sys.path.insert(0, "tests/support")
 from fake_openai_server import FakeOpenAIServer
-
-srv = FakeOpenAIServer(color=(255, 0, 0), object_name="red square").start()
-lsock = socket.create_server(("0.0.0.0", int(sys.argv[1])))
+from pg_server import PostgresServer
 
 def pipe(a, b):
     try:
@@ -114,16 +113,29 @@ def pipe(a, b):
             except OSError:
                 pass
 
-print("fake model ready", srv.base_url, flush=True)
-while True:
-    c, _ = lsock.accept()
-    u = socket.create_connection(("127.0.0.1", srv.port))
-    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
-    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+def forward(port):
+    lsock = socket.create_server(("0.0.0.0", 0))
+    def loop():
+        while True:
+            c, _ = lsock.accept()
+            u = socket.create_connection(("127.0.0.1", port))
+            threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+            threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+    return lsock.getsockname()[1]
+
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+with FakeOpenAIServer(color=(255, 0, 0), object_name="red square") as srv, PostgresServer() as pg:
+    db = pg.new_database("smoke").rsplit("/", 1)[1]
+    print(f"READY {forward(srv.port)} {forward(pg.port)} {db}", flush=True)
+    signal.pause()
 PY
   FAKE_PID=$!
-  for _ in $(seq 100); do grep -q "fake model ready" "$CACHE/fake.log" && return; sleep 0.1; done
-  cat "$CACHE/fake.log"; fail "the fake model server did not start"
+  for _ in $(seq 300); do
+    if read -r _ FAKE_PORT PG_PORT PG_DB < <(grep '^READY' "$CACHE/host.log"); then return; fi
+    sleep 0.1
+  done
+  cat "$CACHE/host.log"; fail "the fake model server / PostgreSQL did not start"
 }
 
 run_container() {
@@ -160,7 +172,7 @@ build_image
 cd "$ROOT"
 trap cleanup EXIT
 cleanup
-start_fake_model
+start_host_services
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("",0)); print(s.getsockname()[1])')
 run_container
 wait_healthy
@@ -219,6 +231,48 @@ code=$("${PODMAN[@]}" inspect --format '{{.State.ExitCode}}' "$NAME")
 [ "$code" = 0 ] || fail "exit code $code after SIGTERM"
 "$PY" -c "import sys; sys.exit(0 if $stop_s < 25 else 1)" || fail "SIGTERM took $stop_s s"
 say "ok: SIGTERM: exit code 0 in $stop_s s"
+
+# compose's services by hand (no compose tool, no postgres image here): a front end that only
+# takes jobs and two workers, one PostgreSQL job store (on the host), one shared data volume
+"${PODMAN[@]}" rm -f "$NAME" >/dev/null
+"${PODMAN[@]}" volume rm -f "$VOLUME" >/dev/null
+store="postgresql://postgres@host.containers.internal:$PG_PORT/$PG_DB"
+common=(-v "$VOLUME:/app/data" -e VIDGROUND_BACKEND=openai -e VIDGROUND_OPENAI_MODEL=fake/qwen3-vl
+        -e VIDGROUND_OPENAI_BASE_URL="http://host.containers.internal:$FAKE_PORT/v1"
+        -e VIDGROUND_JOB_STORE="$store")
+"${PODMAN[@]}" run -d --name "$NAME-front" -p "127.0.0.1:$PORT:7860" "${common[@]}" \
+  -e VIDGROUND_RUN_JOBS=false "$IMAGE" >/dev/null
+for w in 1 2; do
+  "${PODMAN[@]}" run -d --name "$NAME-worker$w" "${common[@]}" "$IMAGE" worker >/dev/null
+done
+NAME="$NAME-front" wait_healthy
+vid=$(curl -fsS -F "file=@$video" "http://127.0.0.1:$PORT/api/v1/videos" \
+  | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["video_id"])')
+req="{\"video_id\": \"$vid\", \"query\": \"the red square\", \"options\": {\"refine\": false}}"
+jobs=$(curl -fsS -H 'Content-Type: application/json' "http://127.0.0.1:$PORT/api/v1/jobs" \
+  -d "{\"requests\": [$req, $req, $req, $req, $req, $req]}" \
+  | "$PY" -c 'import json,sys; print(" ".join(json.load(sys.stdin)["job_ids"]))')
+for job in $jobs; do
+  for _ in $(seq 240); do
+    state=$(job_status "$job")
+    case "$state" in succeeded*|failed*|cancelled*) break ;; esac
+    sleep 0.5
+  done
+  case "$state" in succeeded*) ;; *) fail "queue job $job: $state" ;; esac
+done
+runs="" total=0
+for w in 1 2; do
+  n=$("${PODMAN[@]}" logs "$NAME-worker$w" 2>&1 | grep -c ' succeeded (attempt' || true)
+  runs="$runs worker$w=$n" total=$((total + n))
+done
+[ "$total" = 6 ] || fail "workers report $total succeeded jobs, not 6:$runs"
+say "ok: front end + 2 workers on one PostgreSQL job store: 6 jobs succeeded ($runs )"
+for w in 1 2; do
+  "${PODMAN[@]}" stop -t 30 "$NAME-worker$w" >/dev/null
+  code=$("${PODMAN[@]}" inspect --format '{{.State.ExitCode}}' "$NAME-worker$w")
+  [ "$code" = 0 ] || fail "worker$w: exit code $code after SIGTERM"
+done
+say "ok: the workers stop on SIGTERM with exit code 0"
 
 size=$("${PODMAN[@]}" image inspect --format '{{.Size}}' "$IMAGE")
 base=$("${PODMAN[@]}" image inspect --format '{{.Size}}' "$BASE_IMAGE")
