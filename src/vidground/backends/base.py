@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..frame import Frame
-from ..grounding.prompts import Prompt
+from ..prompt import Prompt
 
 __all__ = ["Backend", "BaseBackend", "Frame", "Prompt", "TokenCallback"]
 

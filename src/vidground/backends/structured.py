@@ -38,7 +38,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from ..errors import BackendError
-from ..grounding.prompts import REASONING_LABEL, Prompt
+from ..prompt import REASONING_LABEL, Prompt
 
 log = logging.getLogger(__name__)
 

@@ -28,14 +28,9 @@ from ..cache.frames import cached_decode
 from ..cache.store import DiskCache
 from ..evaluation.records import Sample
 from ..grounding import plan_sampling
-from ..grounding.prompts import (
-    ANSWER_LABEL,
-    NOT_FOUND_EN,
-    NOT_FOUND_ZH,
-    build_prompt,
-    detect_language,
-)
+from ..grounding.prompts import build_prompt, detect_language
 from ..options import LocateOptions
+from ..prompt import ANSWER_LABEL, NOT_FOUND_EN, NOT_FOUND_ZH
 from ..timecode import Span
 from ..video.decode import Frame
 from ..video.probe import VideoInfo, probe

@@ -18,28 +18,11 @@ or, when the event does not happen, ``Answer: NOT FOUND``. In Chinese the labels
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Literal
 
+from ..prompt import NOT_FOUND_EN, NOT_FOUND_ZH, Prompt
+
 Language = Literal["en", "zh"]
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """What the model is asked. ``user`` comes after the frames in the user turn."""
-
-    system: str
-    user: str
-    language: str = "en"
-
-
-#: The fixed phrases a model is told to write when the event never happens.
-NOT_FOUND_EN = "NOT FOUND"
-NOT_FOUND_ZH = "未找到"
-
-#: Section labels the prompts ask for (``answer.py`` splits on these and common variants).
-ANSWER_LABEL = {"en": "Answer:", "zh": "答案："}
-REASONING_LABEL = {"en": "Reasoning:", "zh": "理由："}
 
 _CJK = re.compile(
     r"[\u3400-\u4dbf"  # CJK Unified Ideographs Extension A
