@@ -229,3 +229,36 @@ def test_event_longer_than_the_buffer(tmp_path: Path, model: FakeOpenAIServer) -
     assert events[1]["refined"] is True
     assert abs(events[1]["start"] - first) <= 1 / FPS + 1e-6
     assert abs(events[1]["end"] - after) <= 1 / FPS + 1e-6
+
+
+def test_model_failures_are_counted_and_the_watch_goes_on(tmp_path: Path,
+                                                          model: FakeOpenAIServer) -> None:
+    duration, event = 9.0, (4.5, 6.5)
+    first, after = truth(duration, *event)
+    events: list[dict[str, Any]] = []
+    statuses: list[str] = []
+    model.configure(always_500=True)
+    backend = OpenAICompatBackend(model.base_url, model=model.model, max_retries=0)
+    with HlsStream(clip(tmp_path, duration, event), tmp_path / "hls") as hls:
+        def recover() -> None:
+            deadline = time.monotonic() + 30
+            while "model_error" not in statuses and time.monotonic() < deadline:
+                time.sleep(0.05)
+            model.configure(always_500=False)
+
+        fixer = threading.Thread(target=recover, daemon=True)
+        fixer.start()
+        from vidground.live.sources import AllowList, LiveSource, resolve_source
+        from vidground.live.watcher import Watcher
+
+        source = LiveSource(resolve_source(hls.url, AllowList(("127.0.0.1",)),
+                                           from_start=True))
+        watcher = Watcher(source, backend, QUERY, on_event=events.append,
+                          on_status=lambda kind, _d: statuses.append(kind))
+        stats = watcher.run(max_stream_s=duration - 0.1)
+        fixer.join(timeout=10)
+    backend.close()
+    assert stats.model_errors >= 1 and "model_error" in statuses
+    assert [e["event"] for e in events] == ["started", "ended"], (events, stats)
+    assert abs(events[1]["start"] - first) <= 1 / FPS + 1e-6
+    assert abs(events[1]["end"] - after) <= 1 / FPS + 1e-6

@@ -73,6 +73,7 @@ class WatchStats:
     gate_quiet: int = 0
     skipped_busy: int = 0
     skipped_budget: int = 0
+    model_errors: int = 0
     events_started: int = 0
     events_ended: int = 0
     reconnects: int = 0
@@ -240,7 +241,7 @@ class Watcher:
                     newest = self._buffer[-1].time if self._buffer else None
                     done = self._source_done
                 if pending is not None and pending.done():
-                    result, pending = pending.result(), None
+                    result, pending = self._result(pending), None
                     self._handle(pending_kind, result)
                 if pending is None and self._starting is not None:
                     pending, pending_kind = pool.submit(self._refine_start, self._starting), ""
@@ -254,7 +255,7 @@ class Watcher:
                     break
                 if done:
                     if pending is not None:
-                        self._handle(pending_kind, pending.result())
+                        self._handle(pending_kind, self._result(pending))
                         pending = None
                     if self._ending is not None:
                         self._handle("end", self._finish(self._ending))
@@ -302,6 +303,17 @@ class Watcher:
         self.on_status("stopped", {"monitor": self.monitor, "stats": self.stats.to_dict()})
         return self.stats
 
+    def _result(self, future: Future[Any]) -> Any:
+        """A model job's result; a failed call (server down, bad answer) is counted and
+        reported, and the watch goes on (the next window asks again)."""
+        try:
+            return future.result()
+        except Exception as exc:  # noqa: BLE001 - the model failing must not end the watch
+            self.stats.model_errors += 1
+            self.on_status("model_error", {"detail": f"{type(exc).__name__}: {exc}",
+                                           "monitor": self.monitor})
+            return None
+
     def stop(self) -> None:
         self.stop_event.set()
 
@@ -328,7 +340,7 @@ class Watcher:
                        last_time=frames[-1].time, frames=frames)
 
     def _handle(self, kind: str, result: Any) -> None:
-        if kind == "":
+        if kind == "" or result is None:
             return
         if kind == "end":
             if result is not None:
@@ -400,9 +412,13 @@ class Watcher:
         clip = None
         if self.config.clip_dir is not None:
             clip_frames = [f for f in frames if start - 1e-6 <= f.time < end - 1e-6]
-            if clip_frames:
+            try:
                 clip = str(cut_clip(clip_frames, self.config.clip_dir /
-                                    f"{self.monitor}-{active.event_id[:8]}.mp4", native))
+                                    f"{self.monitor}-{active.event_id[:8]}.mp4", native)
+                           ) if clip_frames else None
+            except Exception as exc:  # noqa: BLE001 - the event goes out without its clip
+                self.on_status("clip_error", {"detail": f"{type(exc).__name__}: {exc}",
+                                              "monitor": self.monitor})
         active.score = self._score([f for f in frames if start - 1e-6 <= f.time < end])
         wall_end = _wall_at(frames, end)
         self.stats.events_ended += 1
@@ -433,8 +449,14 @@ class Watcher:
                 return None
             self.stats.refine_calls += 1
             dense = [f.frame for f in shown]
-            text = self.backend.generate(on_virtual_clock(dense), self._prompt,
-                                         max_new_tokens=self.config.max_new_tokens)
+            try:
+                text = self.backend.generate(on_virtual_clock(dense), self._prompt,
+                                             max_new_tokens=self.config.max_new_tokens)
+            except Exception as exc:  # noqa: BLE001 - an unrefined boundary, not a lost event
+                self.stats.model_errors += 1
+                self.on_status("model_error", {"detail": f"{type(exc).__name__}: {exc}",
+                                               "monitor": self.monitor})
+                return None
             parsed = parse_answer(text)
             if not parsed.spans:
                 return None
@@ -458,7 +480,11 @@ class Watcher:
         if not frames or ask is None or not self._budget.take():
             return None
         step = max(1, len(frames) // self.config.dense_frames)
-        p = ask([f.frame for f in frames[::step]], build_verify_prompt(self.query))
+        try:
+            p = ask([f.frame for f in frames[::step]], build_verify_prompt(self.query))
+        except Exception:  # noqa: BLE001 - no score, the event still goes out
+            self.stats.model_errors += 1
+            p = None
         if p is None:
             self._budget.give_back()
             return None
