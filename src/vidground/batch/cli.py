@@ -66,9 +66,9 @@ def batch(
         if not isinstance(defaults, dict):
             raise OptionsError("--options must be a JSON object")
         rows = read_rows(source, query, defaults)
-        overrides = {k: v for k, v in {"openai_base_url": openai_base_url,
-                                       "openai_model": openai_model,
-                                       "openai_api_key": openai_api_key}.items() if v}
+        overrides: dict[str, Any] = {k: v for k, v in {
+            "openai_base_url": openai_base_url, "openai_model": openai_model,
+            "openai_api_key": openai_api_key}.items() if v}
         settings = Settings(**{"backend": "openai", **overrides})
         try:
             from .pipeline import BatchConfig, run_batch
