@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidground.answer import ParsedAnswer, parse_answer, parse_yes_no, restate_times
+from vidground.grounding.answer import ParsedAnswer, parse_answer, parse_yes_no, restate_times
 from vidground.timecode import OUTPUT_FORMATS, Span, format_time, parse_timecode
 
 S = tuple[float, float]

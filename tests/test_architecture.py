@@ -136,8 +136,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("vidground", "timecode", "options", "errors", "progress", "config", "frame", "prompt"),
     ("video",),  # knows nothing about models
     ("backends", "cache", "perception"),  # the model; the disk cache; what is read off frames
-    # the pipeline (and its old top-level names, the very same modules)
-    ("grounding", "answer", "prompts", "refine", "phases", "windows"),
+    ("grounding",),  # the pipeline
     # what people take elsewhere; the pipeline run over many videos (eval, batch, training,
     # a searchable library index) or over a live stream
     ("outputs", "evaluation", "finetune", "batch", "search", "live"),
@@ -323,7 +322,8 @@ def test_prompts_and_the_backend_contract_import_without_pyav() -> None:
     import sys
 
     code = ("import sys; sys.modules['av'] = None\n"
-            "import vidground.prompts, vidground.answer, vidground.backends.base, vidground.frame\n"
+            "import vidground.grounding.prompts, vidground.grounding.answer\n"
+            "import vidground.backends.base, vidground.frame, vidground.prompt\n"
             "assert 'av' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
             "print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

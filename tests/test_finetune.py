@@ -242,7 +242,7 @@ import json
 import torch
 from vidground.backends.qwen_transformers import QwenTransformersBackend
 from vidground.cli import app
-from vidground.prompts import build_prompt
+from vidground.grounding.prompts import build_prompt
 from vidground.video.decode import decode_frames
 from vidground.video.probe import probe
 info = probe({video!r})
@@ -299,9 +299,9 @@ def test_resume_goes_on_from_the_saved_step(model_dir: Path, data: Path,
 
 
 def test_targets_are_the_prompts_answer_form_and_parse_back_to_the_truth() -> None:
-    from vidground.answer import parse_answer
     from vidground.finetune.examples import answer_text
-    from vidground.prompts import build_prompt
+    from vidground.grounding.answer import parse_answer
+    from vidground.grounding.prompts import build_prompt
     from vidground.timecode import Span
 
     spans = [Span(1.0, 2.5), Span(4.0, 6.5)]

@@ -318,7 +318,7 @@ def test_a_cap_not_even_one_frame_fits_fails_naming_the_setting(tmp_path: Path,
 
 def test_the_answer_states_the_refined_times_in_the_requested_format(
         tmp_path: Path, fake_grounder: Grounder) -> None:
-    from vidground.answer import parse_answer
+    from vidground.grounding.answer import parse_answer
 
     video = make_video(tmp_path / "a.mp4", duration=6.0, fps=FPS, intervals=[(2.12, 3.48)])
     g = fake_grounder.locate(video.path, "When is the red square visible?",

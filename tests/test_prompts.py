@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vidground.answer import parse_answer, parse_yes_no
 from vidground.backends.base import Prompt
-from vidground.prompts import (
+from vidground.grounding.answer import parse_answer, parse_yes_no
+from vidground.grounding.prompts import (
     NOT_FOUND_EN,
     NOT_FOUND_ZH,
     build_prompt,

@@ -12,9 +12,9 @@ from media import make_video, object_visible
 
 from vidground.backends.base import BaseBackend
 from vidground.frame import Frame
-from vidground.phases import phase_question, split_phases
-from vidground.prompts import Prompt
-from vidground.refine import (
+from vidground.grounding.phases import phase_question, split_phases
+from vidground.grounding.prompts import Prompt
+from vidground.grounding.refine import (
     CallCounter,
     Refiner,
     RefineSettings,

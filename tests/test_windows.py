@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vidground.grounding.windows import merge_spans, split_windows
 from vidground.timecode import Span
-from vidground.windows import merge_spans, split_windows
 
 
 @given(n=st.integers(1, 400), per=st.integers(2, 64))

@@ -1,8 +1,0 @@
-"""Moved to :mod:`vidground.grounding.prompts` (the pipeline's stages are one package now); this
-name stays for existing imports and is the very same module."""
-
-import sys
-
-from .grounding import prompts as _moved
-
-sys.modules[__name__] = _moved
