@@ -23,7 +23,7 @@ from pg_server import PostgresServer
 from typer.testing import CliRunner
 
 from vidground.config import Settings
-from vidground.errors import OptionsError, QueryError
+from vidground.errors import OptionsError, QueryError, VideoError
 from vidground.grounding import Grounder
 from vidground.options import LocateOptions
 from vidground.search.cli import search_app
@@ -432,3 +432,15 @@ def test_a_busy_index_is_not_taken_for_a_damaged_one(tmp_path: Path) -> None:
         other.execute("ROLLBACK")
         other.close()
     assert not [p for p in tmp_path.iterdir() if ".damaged-" in p.name]
+
+
+def test_a_file_that_is_not_a_video_is_reported_and_the_run_goes_on(
+        library: Path, tmp_path: Path, events_server: FakeOpenAIServer) -> None:
+    (library / "notes.mp4").write_text("not a video")
+    with open_store(str(tmp_path / "i.sqlite3")) as store:
+        report = build(store, library, events_server)
+        assert [p for p, _ in report.failed] == [str(library.resolve() / "notes.mp4")]
+        assert len(report.indexed) == 3 and store.counts()["videos"] == 3
+        with pytest.raises(VideoError):  # a server's media root: nothing outside it
+            index_paths([library], store=store, grounder=grounder_for(events_server),
+                        root=tmp_path / "elsewhere")
