@@ -48,7 +48,7 @@ ray.shutdown()
 def local_ray() -> Iterator[str]:
     """A real Ray cluster on this machine (2 CPUs) started by another process, as an existing
     cluster is: every batch connects with ``--address``. Stopped after the module."""
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     proc = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, env=env)
     old = os.environ.get("RAY_AUTH_MODE")
