@@ -446,6 +446,12 @@ from .perception.cli import register as _register_perception  # noqa: E402
 
 _register_perception(app)
 
+# `vidground batch` (bulk runs on Ray Data, docs/scaling-out.md): imports Typer and Rich only
+# until it runs.
+from .batch.cli import batch as _batch  # noqa: E402
+
+app.command("batch")(_batch)
+
 
 # `vidground export`, `cut` and `describe` (results people can use: docs/outputs.md).
 from .outputs.cli import register as _register_outputs  # noqa: E402
