@@ -7,6 +7,7 @@ import html
 import math
 from typing import TYPE_CHECKING, Any
 
+from ...timecode import check_format
 from .media import MEDIA_ROUTE
 from .texts import _t
 
@@ -67,7 +68,7 @@ def timeline_html(grounding: Grounding | None, fmt: str, lang: str) -> str:
     duration = float(grounding.video.duration or 0.0)
     if not duration > 0:
         duration = max([s.end for s in grounding.spans] + [1.0])
-    segments = grounding.to_response(fmt)["segments"]
+    segments = grounding.to_response(check_format(fmt))["segments"]
     parts = [f'<div class="vg-timeline" id="vg-timeline">'
              f'<div class="vg-timeline-title">{_esc(_t(lang, "timeline"))}</div>'
              f'<div class="vg-track" data-vg-duration="{duration:.6f}">']
@@ -132,7 +133,7 @@ def motion_svg(per_second: list[float], duration: float) -> str:
 
 
 def ranges_text(grounding: Grounding, fmt: str, lang: str) -> str:
-    segments = grounding.to_response(fmt)["segments"]
+    segments = grounding.to_response(check_format(fmt))["segments"]
     if not segments:
         return _t(lang, "none")
     return "\n".join(f'{s["start_text"]} – {s["end_text"]}' for s in segments)
