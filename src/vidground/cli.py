@@ -452,6 +452,12 @@ from .batch.cli import batch as _batch  # noqa: E402
 
 app.command("batch")(_batch)
 
+# `vidground watch` (live cameras and streams: docs/live.md): imports Typer and Rich only until
+# it runs.
+from .live.cli import register as _register_live  # noqa: E402
+
+_register_live(app)
+
 
 # `vidground export`, `cut` and `describe` (results people can use: docs/outputs.md).
 from .outputs.cli import register as _register_outputs  # noqa: E402
