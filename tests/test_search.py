@@ -444,3 +444,13 @@ def test_a_file_that_is_not_a_video_is_reported_and_the_run_goes_on(
         with pytest.raises(VideoError):  # a server's media root: nothing outside it
             index_paths([library], store=store, grounder=grounder_for(events_server),
                         root=tmp_path / "elsewhere")
+
+
+def test_a_very_common_term_does_not_drown_a_rare_one(tmp_path: Path) -> None:
+    with SQLiteSearchStore(tmp_path / "i.sqlite3") as store:
+        store.put_many([(VideoRecord(f"/v/{n}.mp4", str(n)),
+                         [Segment(0, 1, f"a man walks {n}")]) for n in range(20)]
+                       + [(VideoRecord("/v/kite.mp4", "k"), [Segment(5, 6, "a kite flies")])])
+        assert store._selective(["man", "kite"]) == ["kite"]  # "man": in 20 of 21 segments
+        assert store._selective(["man"]) == ["man"]
+        assert [h.video for h in search(store, "man kite", top=1)] == ["/v/kite.mp4"]

@@ -26,6 +26,10 @@ from .terms import SHORT
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 15_000
+#: A term in more than this share of the segments is left out of a query that has rarer
+#: terms: its BM25 weight is near nothing, and ranking every segment it is in is what makes
+#: a query slow.
+COMMON_SHARE = 0.2
 #: What is checked at open: ``full`` (``quick_check`` and FTS5's ``integrity-check``: about a
 #: second per 100k segments), ``quick`` (``quick_check`` alone: a tenth of that) or ``none``.
 CHECKS = ("full", "quick", "none")
@@ -52,6 +56,7 @@ CREATE TABLE IF NOT EXISTS segments (
 CREATE INDEX IF NOT EXISTS segments_video ON segments (video_id, start_s);
 CREATE VIRTUAL TABLE IF NOT EXISTS segments_fts USING fts5 (
     text, content='segments', content_rowid='id', tokenize='trigram');
+CREATE VIRTUAL TABLE IF NOT EXISTS segments_vocab USING fts5vocab (segments_fts, 'row');
 CREATE TRIGGER IF NOT EXISTS segments_ai AFTER INSERT ON segments BEGIN
     INSERT INTO segments_fts (rowid, text) VALUES (new.id, new.text);
 END;
@@ -102,8 +107,8 @@ class SQLiteSearchStore(SearchStore):
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_ms)}")
             made = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-                                "name IN ('meta', 'videos', 'segments', 'segments_fts')"
-                                ).fetchone()[0] == 4
+                                "name IN ('meta', 'videos', 'segments', 'segments_fts', "
+                                "'segments_vocab')").fetchone()[0] == 5
             if not made:  # a write: only when needed, so opening a busy index waits for nothing
                 conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "INSERT OR IGNORE INTO meta "
                                    f"(key, value) VALUES ('version', '{SCHEMA_VERSION}'); "
@@ -201,7 +206,7 @@ class SQLiteSearchStore(SearchStore):
 
     def find(self, found_terms: Sequence[str], top: int, within: str | None = None
              ) -> list[Hit]:
-        indexed = [t for t in found_terms if len(t) >= SHORT]
+        indexed = self._selective([t for t in found_terms if len(t) >= SHORT])
         where, args = "", []
         if within:
             where, args = " AND substr(v.path, 1, length(?)) = ?", [within, within]
@@ -227,6 +232,24 @@ class SQLiteSearchStore(SearchStore):
             rows = self._conn.execute(sql, params).fetchall()
         return [Hit(video=r[0], start=r[1], end=r[2], score=float(r[3]), text=r[4],
                     source=r[5]) for r in rows]
+
+    def _selective(self, terms: list[str]) -> list[str]:
+        """``terms`` without those in more than :data:`COMMON_SHARE` of the segments, unless
+        every term is that common."""
+        if len(terms) < 2:
+            return terms
+        with self._lock:
+            total = self._conn.execute("SELECT count(*) FROM segments").fetchone()[0]
+            common = []
+            for term in terms:
+                grams = {term[i:i + SHORT] for i in range(len(term) - SHORT + 1)}
+                marks = ",".join("?" * len(grams))
+                row = self._conn.execute(f"SELECT min(doc), count(*) FROM segments_vocab "
+                                         f"WHERE term IN ({marks})", tuple(grams)).fetchone()
+                # the rarest of its trigrams bounds how many segments hold the term
+                if row[1] == len(grams) and row[0] > COMMON_SHARE * total:
+                    common.append(term)
+        return [t for t in terms if t not in common] or terms
 
     # -- writing ---------------------------------------------------------------------------
     def put(self, record: VideoRecord, segments: Sequence[Segment]) -> None:
