@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from pg_server import PostgresServer
-from server_utils import free_port
+from server_utils import free_port, wait_for
 
 from vidground.server.jobstore import (
     JobFinishedError,
@@ -177,19 +177,24 @@ def test_parallel_claims_take_each_job_exactly_once(make_store: Factory) -> None
 
 def test_an_expired_lease_re_runs_the_job_then_the_attempts_cap_fails_it(
         make_store: Factory) -> None:
-    dead, alive = make_store(lease_s=0.3), make_store(lease_s=0.3)
+    # Time moves by each store's clock offset (its ``$NOW``), never by sleeping: a lease of
+    # 60 s cannot run out by a stall of the machine, and it runs out exactly when a clock passes
+    # it.
+    dead, alive = make_store(lease_s=60), make_store(lease_s=60)
     _, (job_id,) = dead.create([REQ], max_attempts=2)
     first = dead.claim()
     assert first is not None
     assert alive.reap() == (0, 0)  # the lease still holds
-    time.sleep(0.5)  # "dead" never renews its lease
+    alive.clock_offset_s = 30
+    assert alive.reap() == (0, 0)  # ... half a lease later too
+    alive.clock_offset_s = 61  # "dead" never renews its lease
     assert alive.reap() == (1, 0)
-    again = alive.claim()
+    again = alive.claim()  # a lease until 61 + 60 s from now
     assert again is not None and again["id"] == job_id and again["attempts"] == 2
     # the first run wakes up late: it may not write over the re-run
     assert not dead.progress(job_id, first["run_token"], 0.9, "model", "late")
     assert not dead.finish(job_id, first["run_token"], "succeeded", result={"stale": True})
-    time.sleep(0.5)
+    dead.clock_offset_s = 61 + 61
     assert dead.reap() == (0, 1)  # second lease gone too: that was the last attempt
     job = alive.get(job_id)
     assert job["status"] == "failed" and job["error"]["code"] == "job_interrupted"
@@ -198,13 +203,15 @@ def test_an_expired_lease_re_runs_the_job_then_the_attempts_cap_fails_it(
 
 
 def test_a_heartbeat_keeps_the_lease(make_store: Factory) -> None:
-    runner, other = make_store(lease_s=0.4), make_store(lease_s=0.4)
+    runner, other = make_store(lease_s=60), make_store(lease_s=60)
     runner.create([REQ], max_attempts=1)
     row = runner.claim()
     assert row is not None
-    for _ in range(8):
-        time.sleep(0.1)
+    for step in range(1, 9):  # 8 beats, 40 s apart on the runner's clock: 320 s in all
+        runner.clock_offset_s = 40 * step
         assert runner.heartbeat({row["run_token"]}) == 1
+        # 40 s after that beat: past the claim's lease and every earlier beat's, not this one's
+        other.clock_offset_s = 40 * step + 40
         assert other.reap() == (0, 0)
     assert other.heartbeat({row["run_token"]}) == 0  # leases belong to the claiming instance
     assert runner.heartbeat(set()) == 0 and runner.heartbeat({"stale"}) == 0
@@ -306,31 +313,62 @@ def test_an_unreachable_postgres_gives_a_clear_error() -> None:
     assert "127.0.0.1" in info.value.message and "secret" not in info.value.message
 
 
+def _lease_until(engine: tuple[str, str], job_id: str) -> float:
+    """The job's lease as the database holds it (read outside the store under test)."""
+    kind, where = engine
+    sql = "SELECT lease_until FROM jobs WHERE id = ?"
+    if kind == "sqlite":
+        db = sqlite3.connect(where)
+        try:
+            return float(db.execute(sql, (job_id,)).fetchone()[0])
+        finally:
+            db.close()
+    with psycopg.connect(where) as conn:
+        return float(conn.execute(sql.replace("?", "%s"), (job_id,)).fetchone()[0])
+
+
 def test_a_job_longer_than_its_lease_is_kept_by_the_runners_heartbeat(
-        make_store: Factory) -> None:
+        engine: tuple[str, str], make_store: Factory) -> None:
     from vidground.server.jobs import JobRunner
 
     calls: list[str] = []
+    release = threading.Event()
 
     def slow_infer(request: dict, progress: Callable) -> dict:
         calls.append(request["query"])
-        time.sleep(1.5)  # no progress events: only the heartbeat renews the lease
+        # no progress events: only the heartbeat renews the lease
+        assert release.wait(60), "the test never let the job finish"
         return {"answer": "done"}
 
-    runners = [JobRunner(make_store(lease_s=0.4), slow_infer) for _ in range(2)]
+    # The heartbeat thread beats every third of the lease its store had at start (0.05 s
+    # here); the lease each beat grants is then raised to 60 s, so no stall of this machine
+    # can outlast it. The job's running time is made long by moving the runner's clock (its
+    # store's ``$NOW`` offset) 100 s per round, well past each lease it held before.
+    runners = [JobRunner(make_store(lease_s=0.15), slow_infer) for _ in range(2)]
     for runner in runners:
         runner.start()
+        runner.store.lease_s = 60.0
     try:
         _, (job_id,) = runners[0].store.create([REQ], max_attempts=3)
         task = runners[0].next_task()
         assert task is not None
         thread = threading.Thread(target=task)
         thread.start()
-        for _ in range(15):  # meanwhile the other runner keeps trying to claim
+        wait_for(lambda: calls, timeout_s=30)
+        lease = _lease_until(engine, job_id)
+        for step in range(1, 6):  # meanwhile the other runner keeps trying to claim
+            runners[0].store.clock_offset_s = 100.0 * step
+            # a beat on the runner's new clock renewed the lease (moved it ~100 s on)
+            lease = wait_for(lambda prev=lease: (lambda now: now if now > prev + 90 else None)(
+                _lease_until(engine, job_id)), timeout_s=30, interval_s=0.02)
+            # the other runner's clock: 30 s after that beat, past every earlier lease
+            runners[1].store.clock_offset_s = 100.0 * step + 30
             assert runners[1].next_task() is None
-            time.sleep(0.1)
-        thread.join(10)
+        release.set()
+        thread.join(30)
+        assert not thread.is_alive()
     finally:
+        release.set()
         for runner in runners:
             runner.stop()
     job = runners[1].store.get(job_id)

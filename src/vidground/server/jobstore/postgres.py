@@ -103,7 +103,7 @@ class PostgresJobStore(JobStore):
 
                 def q(sql: str, args: Sequence[Any] = ()) -> Result:
                     return conn.execute(  # type: ignore[return-value]
-                        sql.replace("?", "%s").replace("$NOW", NOW), tuple(args))
+                        self._sql(sql.replace("?", "%s"), NOW), tuple(args))
 
                 if not tx:
                     return fn(q)

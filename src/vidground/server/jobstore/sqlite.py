@@ -112,7 +112,7 @@ class SQLiteJobStore(JobStore):
             self._db.close()
 
     def _q(self, sql: str, args: Sequence[Any] = ()) -> Result:
-        return self._db.execute(sql.replace("$NOW", NOW), tuple(args))  # type: ignore[return-value]
+        return self._db.execute(self._sql(sql, NOW), tuple(args))  # type: ignore[return-value]
 
     def _tx(self, fn: Callable[[Query], Any], *, lock_queue: bool = False) -> Any:
         with self._lock:
