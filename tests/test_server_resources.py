@@ -136,33 +136,48 @@ def test_an_upload_a_queued_job_needs_cannot_be_deleted(
 
 def test_uploads_unused_past_the_retention_time_are_deleted(
         tmp_path: Path, fake_model: FakeOpenAIServer) -> None:
+    """Ages are set on the files' times (the store's clock is the file system's), never slept
+    out: the retention time is 3 minutes, so only a stall of minutes could expire a file the
+    test means to keep, and every wait is for an observable event (a file gone, a log line)."""
     fake_model.configure(delay_s=0.0)
     video = make_video(tmp_path / "clip.mp4", duration=2.0, fps=10).path
     base = tmp_path / "srv"
-    with ServerProcess(base, env=openai_env(fake_model)) as srv:
-        old_id, used_id, new_id = _upload(srv, video), _upload(srv, video), _upload(srv, video)
-    uploads = srv.data_dir / "uploads"
+    retention_s = 180.0
     week_ago = time.time() - 8 * 24 * 3600
-    for video_id in (old_id, used_id):
+    uploads = base / "data" / "uploads"
+
+    def age(video_id: str, when: float) -> None:
         for suffix in (".video", ".json"):
-            os.utime(uploads / f"{video_id}{suffix}", (week_ago, week_ago))
-    # using an upload leaves the video file's own time alone (the frame index is keyed by it)
-    uploaded_at = (uploads / f"{new_id}.video").stat().st_mtime_ns
-    # a 10-second retention, to also see the periodic sweep (at least every second here)
-    env = openai_env(fake_model, VIDGROUND_UPLOAD_RETENTION_HOURS=str(10 / 3600))
+            os.utime(uploads / f"{video_id}{suffix}", (when, when))
+
+    # the scene is set with no sweep at all (retention 0: keep everything)
+    keep_all = openai_env(fake_model, VIDGROUND_UPLOAD_RETENTION_HOURS="0")
+    with ServerProcess(base, env=keep_all) as srv:
+        assert srv.data_dir / "uploads" == uploads
+        old_id, used_id, new_id = _upload(srv, video), _upload(srv, video), _upload(srv, video)
+        for video_id in (old_id, used_id, new_id):
+            age(video_id, week_ago)  # all uploaded a week ago...
+        uploaded_at = (uploads / f"{new_id}.video").stat().st_mtime_ns
+        r = requests.post(srv.url("/api/v1/inference"), json={  # ...new_id used just now
+            "video_id": new_id, "query": QUERY, "options": ONE_CALL}, timeout=60)
+        assert r.status_code == 200, r.text
+    # using an upload restarts its clock (the mark is its sidecar's time) and leaves the video
+    # file's own time alone (the frame index is keyed by it)
+    assert (uploads / f"{new_id}.json").stat().st_mtime > week_ago + 7 * 24 * 3600
+    assert (uploads / f"{new_id}.video").stat().st_mtime_ns == uploaded_at
+    env = openai_env(fake_model, VIDGROUND_UPLOAD_RETENTION_HOURS=str(retention_s / 3600))
     with ServerProcess(base, env=env) as srv:
-        # the sweep at start removed the week-old uploads...
-        wait_for(lambda: not (uploads / f"{old_id}.video").exists(), timeout_s=10)
+        # the sweep at start removed the week-old uploads (its log line: the sweep is over)...
+        wait_for(lambda: "deleted 2 upload(s)" in srv.log(), timeout_s=60)
+        assert not (uploads / f"{old_id}.video").exists()
         assert not (uploads / f"{old_id}.json").exists()
         assert requests.get(srv.url(f"/api/v1/videos/{old_id}"), timeout=10).status_code == 404
         assert not (uploads / f"{used_id}.video").exists()
-        # ...kept the fresh one; using it restarts its clock
-        for _ in range(3):
-            time.sleep(4)
-            r = requests.post(srv.url("/api/v1/inference"), json={
-                "video_id": new_id, "query": QUERY, "options": ONE_CALL}, timeout=60)
-            assert r.status_code == 200, r.text
-        assert (uploads / f"{new_id}.video").stat().st_mtime_ns == uploaded_at
-        # 12 s after upload, used 0 s ago: still there; unused for 10+ s: deleted
-        wait_for(lambda: not (uploads / f"{new_id}.video").exists(), timeout_s=30)
-    assert "deleted 1 upload(s)" in srv.log() or "deleted 2 upload(s)" in srv.log()
+        # ...and kept the one uploaded a week ago but used since
+        assert (uploads / f"{new_id}.video").exists()
+        assert requests.get(srv.url(f"/api/v1/videos/{new_id}"), timeout=10).status_code == 200
+        # unused for longer than the retention time: the periodic sweep (every tenth of it,
+        # 18 s here) deletes it
+        age(new_id, time.time() - 2 * retention_s)
+        wait_for(lambda: not (uploads / f"{new_id}.video").exists(), timeout_s=120)
+        wait_for(lambda: "deleted 1 upload(s)" in srv.log(), timeout_s=10)
