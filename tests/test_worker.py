@@ -49,6 +49,13 @@ def _states(url: str) -> dict[str, str]:
         return dict(conn.execute("SELECT id, status FROM jobs").fetchall())
 
 
+def _all_final(url: str, ids: list[str]) -> bool:
+    """Every job in the store is final, and the jobs ``ids`` are among them (an empty or
+    partial read is not "all final")."""
+    states = _states(url)
+    return states.keys() >= set(ids) and all(s in FINAL for s in states.values())
+
+
 def _running_on(url: str, pid: int) -> str | None:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT id FROM jobs WHERE status='running' AND owner LIKE %s",
@@ -84,7 +91,7 @@ def test_three_workers_one_killed_mid_job_every_job_done_exactly_once(
             victim = workers[0]
             killed_job = wait_for(lambda: _running_on(url, victim.pid), 60, 0.02)
             victim.kill()
-            wait_for(lambda: all(s in FINAL for s in _states(url).values()), 120, 0.25)
+            wait_for(lambda: _all_final(url, ids), 120, 0.25)
         finally:
             for w in workers:
                 w.stop()
@@ -135,7 +142,7 @@ def test_two_front_ends_and_two_workers_agree_on_every_job(
                 f"/api/v1/jobs/{job_id}"), timeout=10)
             assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
         _start_all(workers)
-        wait_for(lambda: all(s in FINAL for s in _states(url).values()), 120, 0.25)
+        wait_for(lambda: _all_final(url, ids), 120, 0.25)
         views = [{i: requests.get(f.url(f"/api/v1/jobs/{i}"), timeout=10).json() for i in ids}
                  for f in fronts]
         lists = [requests.get(f.url("/api/v1/jobs?limit=100"), timeout=10).json()
