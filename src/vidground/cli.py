@@ -458,6 +458,11 @@ from .live.cli import register as _register_live  # noqa: E402
 
 _register_live(app)
 
+# `vidground index` and `vidground search` (a library's search index: docs/search.md).
+from .search.cli import register as _register_search  # noqa: E402
+
+_register_search(app)
+
 
 # `vidground export`, `cut` and `describe` (results people can use: docs/outputs.md).
 from .outputs.cli import register as _register_outputs  # noqa: E402
