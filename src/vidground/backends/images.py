@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import Any
 
 import numpy as np
+import PIL
 from PIL import Image
+
+#: Part of an encoding's cache spec: bump it when a change here alters the bytes of a frame.
+JPEG_ENCODER_VERSION = 2
 
 
 def to_pil(image: np.ndarray) -> Image.Image:
@@ -40,6 +45,30 @@ def encode_jpeg(image: np.ndarray, *, quality: int = 85, max_side: int | None = 
     buffer = io.BytesIO()
     fit_max_side(to_pil(image), max_side).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def jpeg_spec(quality: int, max_side: int | None) -> dict[str, Any]:
+    """What the bytes of :func:`encode_jpeg` depend on (the key of cached encodings)."""
+    from PIL import features
+
+    return {"format": "jpeg", "quality": int(quality), "max_side": max_side,
+            "encoder": JPEG_ENCODER_VERSION, "pillow": PIL.__version__,
+            "libjpeg": features.version("jpg")}
+
+
+def frame_jpeg(frame: Any, *, quality: int = 85, max_side: int | None = None) -> bytes:
+    """:func:`encode_jpeg` of ``frame.image``, read from ``frame.encodings`` when the frame
+    carries them (frames from the frame cache, :mod:`vidground.cache.frames`) and given to
+    them after encoding, so a repeat question sends the stored bytes without encoding."""
+    encodings = getattr(frame, "encodings", None)
+    if encodings is None:
+        return encode_jpeg(frame.image, quality=quality, max_side=max_side)
+    spec = jpeg_spec(quality, max_side)
+    data: bytes | None = encodings.get(spec)
+    if data is None:
+        data = encode_jpeg(frame.image, quality=quality, max_side=max_side)
+        encodings.put(spec, data)
+    return data
 
 
 def jpeg_base64(image: np.ndarray, *, quality: int = 85, max_side: int | None = None) -> str:

@@ -34,6 +34,7 @@ asked again in free text, and from then on, with one warning in the log.
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import email.utils
 import json
@@ -58,7 +59,7 @@ from .fitting import (
     fit_request,
     fit_steps,
 )
-from .images import jpeg_base64
+from .images import frame_jpeg
 from .structured import (
     Refusals,
     is_grounding_prompt,
@@ -111,13 +112,15 @@ def format_time_label(seconds: float, decimals: int = 1) -> str:
 
 
 def _encode_frames(frames: Sequence[Frame], quality: int, max_side: int | None) -> list[str]:
-    """Base64 JPEG of every frame, in order."""
-    return [jpeg_base64(frame.image, quality=quality, max_side=max_side) for frame in frames]
+    """Base64 JPEG of every frame, in order (the frame cache's stored bytes when it has them:
+    :func:`~vidground.backends.images.frame_jpeg`)."""
+    return [base64.b64encode(frame_jpeg(frame, quality=quality, max_side=max_side)
+                             ).decode("ascii") for frame in frames]
 
 
 def _longest_side(frames: Sequence[Frame], max_side: int | None) -> int:
     """The longest side the frames are sent with (``max_side`` shrinks, never enlarges)."""
-    side = max((max(f.image.shape[:2]) for f in frames), default=1)
+    side = max((max(f.size) for f in frames), default=1)
     return min(side, max_side) if max_side else side
 
 

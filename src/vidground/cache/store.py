@@ -18,7 +18,13 @@ Safe for several threads and processes at once:
   while it computes, and looks again after taking it, so two requests that want the same entry
   at once compute it once (threads too: each takes the lock through its own file descriptor);
 - a hit sets the entry's mtime to now; when the cache grows past ``max_bytes`` the entries used
-  longest ago are deleted until it is back under 90% of the cap (one process evicts at a time).
+  longest ago are deleted until it is back under 90% of the cap (one process evicts at a time);
+- entries may belong to a *group* (a video: its frames and their encodings), named at the front
+  of the key (``<group>-<digest>``). Writing an entry of a group evicts other groups' entries
+  first (least recently used first); when the group alone is over the cap its *newest* entries
+  go (the one just written, usually), so a video larger than the cache keeps its first windows
+  and a second question, reading the windows in the same order, hits them (plain LRU would
+  delete each window before it is asked for again: issue 22.7).
 
 Where ``fcntl`` does not exist (Windows) the lock only covers the threads of one process.
 """
@@ -30,6 +36,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import struct
 import threading
 import time
@@ -54,6 +61,7 @@ MAGIC = b"VGCACHE1"
 FORMAT = "v1"
 SUFFIX = ".vgc"
 _HEAD = struct.Struct("<II")
+_HEX = re.compile("[0-9a-f]{1,16}")
 #: Largest meta block accepted when reading (a bigger length field means a damaged file).
 MAX_META_BYTES = 16 * 1024 * 1024
 #: How long a request waits for another one computing the same entry before computing it too.
@@ -78,10 +86,23 @@ class Entry:
     payload: bytearray
 
 
-def make_key(kind: str, parts: Mapping[str, Any]) -> str:
-    """The key of the entry of ``kind`` whose content ``parts`` (JSON values) determine."""
+def make_key(kind: str, parts: Mapping[str, Any], group: str | None = None) -> str:
+    """The key of the entry of ``kind`` whose content ``parts`` (JSON values) determine;
+    ``group`` (e.g. a video's identity) puts the entry in that eviction group (the module
+    docstring): its first 16 hex digits lead the key."""
     text = json.dumps({"kind": kind, **parts}, sort_keys=True, separators=(",", ":"))
-    return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+    digest = hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+    if group is None:
+        return digest
+    if not _HEX.fullmatch(group[:16]):
+        group = hashlib.blake2b(group.encode(), digest_size=8).hexdigest()
+    return f"{group[:16]}-{digest}"
+
+
+def group_of(key: str) -> str | None:
+    """The eviction group named in ``key`` (None for a key made without one)."""
+    head, sep, _ = key.partition("-")
+    return head if sep else None
 
 
 class DiskCache:
@@ -149,7 +170,7 @@ class DiskCache:
             if self._approx_bytes is not None:
                 self._approx_bytes += size
             self._disk = None
-        self._evict_if_needed()
+        self._evict_if_needed(group_of(key))
         return True
 
     def drop(self, kind: str, key: str, *, reason: str = "") -> None:
@@ -168,12 +189,14 @@ class DiskCache:
 
     def get_or_create(self, kind: str, parts: Mapping[str, Any], create: Callable[[], T],
                       encode: Callable[[T], tuple[dict[str, Any], bytes | memoryview]],
-                      decode: Callable[[Entry], T]) -> tuple[T, bool]:
+                      decode: Callable[[Entry], T], group: str | None = None
+                      ) -> tuple[T, bool]:
         """``(value, hit)``: the stored value for ``parts``, or ``create()`` stored for next
         time. Only one caller (thread or process) runs ``create`` for one key at a time; the
         others wait and then read its entry. A stored entry that ``decode`` rejects (raises
-        ``CorruptEntryError``/``ValueError``/``KeyError``) is dropped and recomputed."""
-        key = make_key(kind, parts)
+        ``CorruptEntryError``/``ValueError``/``KeyError``) is dropped and recomputed.
+        ``group``: the entry's eviction group (:func:`make_key`)."""
+        key = make_key(kind, parts, group)
         found = self._lookup(kind, key, decode)
         if found is not None:
             return found[0], True
@@ -261,17 +284,18 @@ class DiskCache:
                     if item.suffix == SUFFIX:
                         yield kind_dir.name, item, stat
 
-    def _evict_if_needed(self) -> None:
+    def _evict_if_needed(self, keep: str | None = None) -> None:
         with self._lock:
             approx = self._approx_bytes
         if approx is not None and approx <= self.max_bytes:
             return
-        self.evict()
+        self.evict(keep=keep)
 
-    def evict(self, max_bytes: int | None = None) -> int:
+    def evict(self, max_bytes: int | None = None, *, keep: str | None = None) -> int:
         """Delete the least recently used entries until the cache holds at most 90% of
-        ``max_bytes`` (default: the cap) when it holds more than the cap. Returns how many
-        were deleted. Another process already evicting makes this a no-op."""
+        ``max_bytes`` (default: the cap) when it holds more than the cap. Entries of the group
+        ``keep`` (the one being written) go last, newest first (the module docstring).
+        Returns how many were deleted. Another process already evicting makes this a no-op."""
         cap = self.max_bytes if max_bytes is None else max_bytes
         with self._exclusive("evict") as got:
             if not got:
@@ -280,6 +304,9 @@ class DiskCache:
             total = sum(st.st_size for _, _, st in items)
             removed = 0
             if total > cap:
+                if keep is not None:
+                    own = [e for e in items if group_of(e[1].stem) == keep]
+                    items = [e for e in items if group_of(e[1].stem) != keep] + own[::-1]
                 for kind, path, stat in items:
                     if total <= cap * EVICT_TO:
                         break
