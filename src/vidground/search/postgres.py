@@ -137,7 +137,8 @@ class PostgresSearchStore(SearchStore):
         return [Segment(*row) for row in rows]
 
     def paths(self, within: str | None = None) -> list[str]:
-        sql, args = "SELECT path FROM vg_search_videos", ()
+        sql = "SELECT path FROM vg_search_videos"
+        args: tuple[str, ...] = ()
         if within:
             sql, args = sql + " WHERE substr(path, 1, length(%s)) = %s", (within, within)
         return [r[0] for r in self._rows(sql + " ORDER BY path", args)]

@@ -192,7 +192,8 @@ class SQLiteSearchStore(SearchStore):
         return [Segment(*row) for row in rows]
 
     def paths(self, within: str | None = None) -> list[str]:
-        sql, args = "SELECT path FROM videos", ()
+        sql = "SELECT path FROM videos"
+        args: tuple[str, ...] = ()
         if within:
             sql, args = sql + " WHERE substr(path, 1, length(?)) = ?", (within, within)
         with self._lock:
