@@ -15,6 +15,14 @@ width of 2048).
     python benchmarks/repeat_query.py [--duration 8] [--fps 1] [--questions 5]
                                       [--max-pixels 65536] [--tokens 8]
 
+``--remote`` instead measures the remote (OpenAI-compatible) backend against the fake server in
+``tests/support`` on a camera-like 1280x720 clip (``--remote-duration``, default 20 s, sampled at
+2 fps): wall and process CPU (the in-process fake server's identical share included) of the first
+question and of a repeat, and the cache's bytes per video-minute by kind, next to what the raw RGB
+frames the cache used to store take (issue 22.7).
+
+    python benchmarks/repeat_query.py --remote [--remote-duration 20]
+
 The default run takes about a minute on a 2-core VM (most of it building the model and
 running the vision tower for the first question and for the cache-off repeat). A warm-up call
 on other pictures comes first, so the first question does not pay torch's start-up.
@@ -99,7 +107,14 @@ def main() -> None:
                         help="most pixels per frame shown to the model")
     parser.add_argument("--tokens", type=int, default=8, help="tokens generated per answer")
     parser.add_argument("--text-hidden", type=int, default=64, help="text width (tiny)")
+    parser.add_argument("--remote", action="store_true",
+                        help="measure the remote backend (fake server) instead")
+    parser.add_argument("--remote-duration", type=float, default=20.0,
+                        help="--remote: video length, seconds")
     args = parser.parse_args()
+    if args.remote:
+        remote(args.remote_duration)
+        return
     n = max(2, min(args.questions, len(QUESTIONS)))
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,6 +182,54 @@ def main() -> None:
     print(f"features at the real 2B's width ({OUT_HIDDEN_2B}, 4 tensors per token): "
           f"{feats_mb * scale / minutes:.0f} MB/min in float32, "
           f"{feats_mb * scale / 2 / minutes:.0f} MB/min in bfloat16")
+
+
+def remote(duration: float) -> None:
+    """First and repeat question on the remote backend (fake server), and the cache's bytes
+    per video-minute, by kind, next to the raw RGB the frames would take."""
+    from fake_openai_server import FakeOpenAIServer
+
+    from vidground.cache.store import DiskCache as Store
+
+    with tempfile.TemporaryDirectory() as tmp, FakeOpenAIServer(
+            color=(255, 0, 0), object_name="red square") as fake:
+        base = Path(tmp)
+        video = make_video(base / "cam.mp4", duration=duration, fps=25, size=(1280, 720),
+                           intervals=[(duration * 0.3, duration * 0.6)], noise=8, motion=True)
+        opts = LocateOptions(frame_sampling_rate=2.0, refine=False, verify=False)
+        settings = Settings(backend="openai", openai_base_url=fake.base_url,
+                            openai_model=fake.model, openai_max_retries=0,
+                            cache_dir=base / "cache")
+        grounder = Grounder(settings=settings)
+        rows = []
+        for question in QUESTIONS[:3]:
+            wall, cpu = time.perf_counter(), time.process_time()
+            g = grounder.locate(video.path, question, opts)
+            rows.append((question, time.perf_counter() - wall, time.process_time() - cpu,
+                         int(g.timings["cache_hits"]), int(g.timings["cache_misses"])))
+        uncached = Grounder(settings=Settings(backend="openai", openai_base_url=fake.base_url,
+                                              openai_model=fake.model, openai_max_retries=0,
+                                              cache_max_gb=0))
+        wall, cpu = time.perf_counter(), time.process_time()
+        uncached.locate(video.path, QUESTIONS[0], opts)
+        rows.append(("(cache off) " + QUESTIONS[0], time.perf_counter() - wall,
+                     time.process_time() - cpu, 0, 0))
+        frames = len(g.frame_times)
+        width, height = (int(v) for v in _size(opts, video).split("x"))
+        kinds: dict[str, int] = {}
+        for kind, _, st in Store(base / "cache", 10**12).entries():
+            kinds[kind] = kinds.get(kind, 0) + st.st_size
+    minutes = duration / 60
+    print(f"\nremote backend (fake server), {duration:g} s 1280x720 camera-like clip, "
+          f"{frames} frames at 2 fps, sent at {width}x{height}\n")
+    print(f"{'question':<52} {'wall s':>7} {'cpu s':>7} {'hits':>5} {'misses':>7}")
+    for q, w, c, h, m in rows:
+        print(f"{q[:52]:<52} {w:>7.3f} {c:>7.3f} {h:>5} {m:>7}")
+    raw = frames * width * height * 3
+    print("\ncache bytes per video-minute: "
+          + ", ".join(f"{k} {v / 1e6 / minutes:.1f} MB" for k, v in sorted(kinds.items()))
+          + f"; total {sum(kinds.values()) / 1e6 / minutes:.1f} MB "
+          f"(raw RGB of the same frames: {raw / 1e6 / minutes:.1f} MB)")
 
 
 def _warm_up(backend: QwenTransformersBackend) -> None:
