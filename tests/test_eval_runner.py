@@ -203,7 +203,10 @@ def test_resume_after_a_kill_asks_only_what_is_left(videos: Path, tmp_path: Path
             "openai", "--openai-base-url", fake_model.base_url, "--protocol", "timelens",
             "--concurrency", "1", "--out", str(out)]
     predictions = out / "timelens.predictions.jsonl"
-    fake_model.configure(delay_s=0.4, answer=None)
+    # the model answers two questions and then holds the third unanswered: the kill lands
+    # midway however slow this machine is (was: 0.4 s per answer, killed when two were seen)
+    fake_model.reset_stats()
+    fake_model.configure(hold_after=2, answer=None)
     try:
         proc = subprocess.Popen([sys.executable, "-m", "vidground", "eval", *args],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -213,13 +216,13 @@ def test_resume_after_a_kill_asks_only_what_is_left(videos: Path, tmp_path: Path
             if predictions.exists():
                 done = sum(1 for line in predictions.read_text().splitlines()
                            if '"pred"' in line)
-                if done >= 2:
+                if done >= 2 and fake_model.chat_count > 2:  # the third question is held
                     break
             time.sleep(0.05)
         proc.kill()
         proc.wait(timeout=30)
     finally:
-        fake_model.configure(delay_s=0.0)
+        fake_model.configure(hold_after=None)
     assert 2 <= done < 6, "the run should have been killed midway"
     _, kept = read_predictions(predictions)
     answered = {p.query for p in kept if p.ok}

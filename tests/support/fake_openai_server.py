@@ -24,6 +24,9 @@ frames, times as sent) or ``"The red square does not appear in the video."``. A 
 Behaviour knobs (constructor keywords; change later with ``srv.configure(**knobs)``):
   delay_s=0.0             sleep before answering (a slow server)
   stream_chunk_delay_s=0  sleep between streamed chunks
+  hold_after=None         when set to N, chat requests after the first N (counted since
+                          ``reset_stats``) wait unanswered until it is set back to None or the
+                          server stops: a client stopped at a known point, not a raced delay
   fail_429_times=0        answer the first N chat requests 429 with ``Retry-After: retry_after``
   retry_after="0"         the Retry-After header value sent with those 429s
   always_500=False        every chat request gets 500 {"error": {"message": ...}}
@@ -170,6 +173,7 @@ class FakeOpenAIServer:
         self.min_fraction = min_fraction
         self.delay_s = 0.0
         self.stream_chunk_delay_s = 0.0
+        self.hold_after: int | None = None
         self.fail_429_times = 0
         self.retry_after: str | None = "0"
         self.always_500 = False
@@ -325,9 +329,9 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # many simultaneous connects must not wait for SYN retries
 
 
-_KNOBS = {"delay_s", "stream_chunk_delay_s", "fail_429_times", "retry_after", "always_500",
-          "fail_status", "fail_message", "garbage", "empty", "answer", "api_key", "models",
-          "events", "max_body_bytes", "response_format"}
+_KNOBS = {"delay_s", "stream_chunk_delay_s", "hold_after", "fail_429_times", "retry_after",
+          "always_500", "fail_status", "fail_message", "garbage", "empty", "answer", "api_key",
+          "models", "events", "max_body_bytes", "response_format"}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -417,6 +421,9 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.structured_count += 1
         if fake.delay_s and fake._stopping.wait(fake.delay_s):
             return
+        while fake.hold_after is not None and number > fake.hold_after:
+            if fake._stopping.wait(0.02):
+                return
         if _json_schema(body) is not None and fake.response_format == "refuse":
             record.status = 400
             self._error(400, "response_format json_schema is not supported by this server")
