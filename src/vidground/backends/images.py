@@ -23,10 +23,10 @@ def to_pil(image: np.ndarray) -> Image.Image:
         return Image.fromarray(array, mode="L").convert("RGB")
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise ValueError(f"expected an image of shape (H, W, 3), got {array.shape}")
-    image = Image.fromarray(array)
+    picture = Image.fromarray(array)
     # an RGB array is already what JPEG takes: .convert("RGB") would only copy it, and the
     # copy made encoding 2-3x slower (issue 22.7)
-    return image if image.mode == "RGB" else image.convert("RGB")
+    return picture if picture.mode == "RGB" else picture.convert("RGB")
 
 
 def fit_max_side(image: Image.Image, max_side: int | None) -> Image.Image:

@@ -81,6 +81,10 @@ class StoredFrame(Frame):
     use of :attr:`image` (never, when only its encodings are used), and it carries
     :attr:`encodings`."""
 
+    shape: tuple[int, ...]
+    blob: memoryview | None
+    encodings: FrameEncodings | None
+
     def __init__(self, time: float, index: int | None, shape: tuple[int, ...], *,
                  image: np.ndarray | None = None, blob: memoryview | None = None,
                  encodings: FrameEncodings | None = None) -> None:
