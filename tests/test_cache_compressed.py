@@ -138,3 +138,29 @@ def test_eviction_keeps_the_writing_groups_oldest_entries(tmp_path: Path) -> Non
     assert keys[0] in left and keys[1] in left and keys[2] in left  # the first ones stay
     assert keys[-1] not in left  # the newest of the group over the cap went
     assert sum(st.st_size for _, _, st in cache.entries()) <= 10_000
+
+
+def test_clear_plan_says_what_clear_will_delete(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from vidground import cache as cache_module
+
+    settings = Settings(cache_dir=tmp_path / "cache")
+    cache = cache_module.open_cache(settings)
+    assert cache is not None
+    old, new = make_key("frames", {"i": 0}, "aa"), make_key("encoded", {"i": 1}, "aa")
+    cache.put("frames", old, {}, bytes(3000))
+    cache.put("encoded", new, {}, bytes(1000))
+    past = time.time() - 3 * 86400
+    os.utime(cache.path("frames", old), (past, past))
+    plan = cache_module.clear_plan(settings, older_than_s=86400)
+    assert plan["entries"] == 1 and set(plan["kinds"]) == {"frames"}
+    line = cache_module.describe_clear(plan)
+    assert line.startswith("will delete 1 entries unused for 86400 s") and str(
+        tmp_path / "cache") in line and "frames 1" in line
+    assert cache.path("frames", old).exists()  # a plan deletes nothing
+    assert cache_module.clear(settings, 86400) == (1, plan["bytes"])
+    everything = cache_module.clear_plan(settings)
+    assert (everything["entries"], set(everything["kinds"])) == (1, {"encoded"})
+    assert cache_module.clear(settings) == (1, everything["bytes"])

@@ -104,6 +104,37 @@ def info(settings: Settings | None = None) -> dict[str, Any]:
     return {**cache.info(), "enabled": cache.max_bytes > 0}
 
 
+def clear_plan(settings: Settings | None = None, older_than_s: float | None = None
+               ) -> dict[str, Any]:
+    """What :func:`clear` with the same arguments would delete, deleting nothing: the folder,
+    entries and bytes in all and per kind (``vidground cache clear`` says it first)."""
+    import time
+
+    cache = _at(settings)
+    now = time.time()
+    kinds: dict[str, dict[str, int]] = {}
+    for kind, _, stat in cache.entries():
+        if older_than_s is not None and now - stat.st_mtime < older_than_s:
+            continue
+        k = kinds.setdefault(kind, {"entries": 0, "bytes": 0})
+        k["entries"] += 1
+        k["bytes"] += stat.st_size
+    return {"dir": str(cache.root), "older_than_s": older_than_s,
+            "entries": sum(k["entries"] for k in kinds.values()),
+            "bytes": sum(k["bytes"] for k in kinds.values()), "kinds": kinds}
+
+
+def describe_clear(plan: dict[str, Any]) -> str:
+    """One line saying what a :func:`clear_plan` covers, e.g. ``will delete 12 entries
+    (340.2 MB) from /home/me/.local/share/vidground/cache: frames 10 (300.0 MB), ...``."""
+    age = plan.get("older_than_s")
+    which = f" unused for {age:g} s" if age is not None else ""
+    kinds = ", ".join(f"{kind} {k['entries']} ({k['bytes'] / 1e6:.1f} MB)"
+                      for kind, k in sorted(plan["kinds"].items()))
+    return (f"will delete {plan['entries']} entries{which} ({plan['bytes'] / 1e6:.1f} MB) "
+            f"from {plan['dir']}" + (f": {kinds}" if kinds else ""))
+
+
 def clear(settings: Settings | None = None, older_than_s: float | None = None
           ) -> tuple[int, int]:
     """Delete the cache's entries (only those unused for ``older_than_s`` seconds when given);
@@ -131,5 +162,5 @@ def parse_age(text: str) -> float:
     return seconds
 
 
-__all__ = ["DiskCache", "Tally", "cache_dir", "clear", "current", "file_identity", "info",
-           "make_key", "open_cache", "parse_age", "stats", "track"]
+__all__ = ["DiskCache", "Tally", "cache_dir", "clear", "clear_plan", "current", "describe_clear",
+           "file_identity", "info", "make_key", "open_cache", "parse_age", "stats", "track"]
