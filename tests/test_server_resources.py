@@ -6,13 +6,14 @@ Real ``vidground serve`` subprocesses, real HTTP, the fake OpenAI-compatible mod
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import requests
 from fake_openai_server import FakeOpenAIServer
@@ -37,20 +38,30 @@ def slow_server(tmp_path: Path, fake_model: FakeOpenAIServer) -> Iterator[Server
         with srv:
             yield srv
     finally:
-        fake_model.configure(delay_s=0.0)
+        fake_model.configure(delay_s=0.0, hold_after=None)
 
 
-def _hang_up_after(srv: ServerProcess, body: dict, seconds: float) -> None:
-    """Send a sync request and close the connection after ``seconds`` without an answer."""
-    with pytest.raises(httpx.ReadTimeout):
-        httpx.post(srv.url("/api/v1/inference"), json=body, timeout=httpx.Timeout(
-            10.0, read=seconds))
+def _send(srv: ServerProcess, body: dict) -> socket.socket:
+    """Send a sync request on a raw connection and leave it open, unread: the test closes
+    it (the client hangs up) when it chooses, not after a timeout."""
+    data = json.dumps(body).encode()
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    sock.sendall(b"POST /api/v1/inference HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Content-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+    return sock
+
+
+def _health(srv: ServerProcess) -> dict:
+    return requests.get(srv.url("/api/v1/health"), timeout=10).json()
 
 
 def test_a_queued_sync_request_whose_client_left_never_runs(
         slow_server: ServerProcess, fake_model: FakeOpenAIServer) -> None:
-    fake_model.configure(delay_s=2.0)  # the first request holds the only worker for 2 s
+    # the model holds the first request unanswered (the only worker is busy) until the test
+    # lets it go: no race between the first request's time and the second's hang-up
     fake_model.reset_stats()
+    fake_model.configure(delay_s=0.0, hold_after=0)
     answers: list[requests.Response] = []
     first = threading.Thread(target=lambda: answers.append(requests.post(
         slow_server.url("/api/v1/inference"),
@@ -58,14 +69,18 @@ def test_a_queued_sync_request_whose_client_left_never_runs(
     first.start()
     wait_for(lambda: len(fake_model.requests) == 1, timeout_s=20)
     # the second waits behind the first (one worker), and its client gives up
-    _hang_up_after(slow_server, {"video_path": "short.mp4", "query": QUERY,
-                                 "options": ONE_CALL}, 0.2)
+    second = _send(slow_server, {"video_path": "short.mp4", "query": QUERY,
+                                 "options": ONE_CALL})
+    wait_for(lambda: _health(slow_server)["queue"]["waiting"] == 1, timeout_s=20)
+    second.close()
+    # the server noticed (it logs this after taking the request out of the queue)
+    wait_for(lambda: "client disconnected" in slow_server.log(), timeout_s=20)
+    fake_model.configure(hold_after=None)
     first.join(timeout=30)
     assert answers and answers[0].status_code == 200, answers
-    time.sleep(2.5)  # long enough for the dropped request to have reached the model
     assert len(fake_model.requests) == 1
-    health = requests.get(slow_server.url("/api/v1/health"), timeout=10).json()
-    assert health["queue"]["waiting"] == 0 and health["queue"]["running"] == 0
+    wait_for(lambda: (lambda q: q["waiting"] == 0 and q["running"] == 0)(
+        _health(slow_server)["queue"]), timeout_s=20)
     assert "client disconnected" in slow_server.log()
 
 
@@ -78,14 +93,19 @@ def test_a_running_sync_request_whose_client_left_stops_at_the_next_step(
     calls = r.json()["timings"]["model_calls"]
     assert r.status_code == 200 and calls >= 5 and len(fake_model.requests) == calls, r.text
     fake_model.reset_stats()
-    _hang_up_after(slow_server, body, 0.9)  # during the second call
-    time.sleep(0.6 * calls)  # the whole request would have been done by now
-    assert 1 <= len(fake_model.requests) <= 3 < calls
-    # the worker is free again: the next request runs at once and is answered
+    fake_model.configure(hold_after=1)  # the second call is held until the client is gone
+    client = _send(slow_server, body)
+    wait_for(lambda: len(fake_model.requests) == 2, timeout_s=30)
+    client.close()  # during the second call
+    wait_for(lambda: "client disconnected" in slow_server.log(), timeout_s=20)
+    fake_model.configure(hold_after=None)
+    # the worker is free again: the next request (one model call; it runs after the dropped
+    # one, one worker) is answered
     r = requests.post(slow_server.url("/api/v1/inference"),
                       json={"video_path": "short.mp4", "query": QUERY, "options": ONE_CALL},
                       timeout=60)
     assert r.status_code == 200 and r.json()["timestamp_range"] is not None
+    assert 1 <= len(fake_model.requests) - 1 <= 3 < calls  # the dropped request's calls
 
 
 def _upload(srv: ServerProcess, video: Path) -> str:
