@@ -316,12 +316,6 @@ class VideoResolver:
                         return index[key]
         return None
 
-    def looked_for(self, names: Sequence[str]) -> str:
-        """Where :meth:`find` looked, for messages."""
-        exts = ",".join(e.lstrip(".") for e in self.extensions)
-        where = f"{self.root}/{names[0]}.{{{exts}}}" if names else str(self.root)
-        return where + (" (and sub-folders)" if self.recursive else "")
-
     def _listing(self) -> dict[str, Path]:
         if self._index is None:
             index: dict[str, Path] = {}

@@ -261,7 +261,6 @@ _END_CUE = re.compile(
 )
 _START_AFTER = re.compile(r"^\s*(?:开始|起)")
 _END_AFTER = re.compile(r"^\s*(?:结束|为止|止|停止)")
-_ANY_AFTER_END = re.compile(r"^\s*(?:结束|为止|止)")
 
 # A time that states a length, not a moment: "lasts 2 seconds", "30 seconds long", "持续2秒".
 _DURATION_BEFORE = re.compile(

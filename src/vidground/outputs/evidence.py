@@ -25,7 +25,6 @@ from ..timecode import Span, format_time
 from ..video.decode import decode_frames
 from ..video.probe import VideoInfo, probe
 
-ROLES = ("first", "middle", "last")
 #: How far before a span's (exclusive) end its last frame is looked up.
 END_EPSILON_S = 1e-4
 THUMB_WIDTH = 240
