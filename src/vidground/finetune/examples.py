@@ -3,12 +3,12 @@
 For each annotated sample (video, query, spans) the video is probed and planned with
 :func:`vidground.grounding.plan_sampling` (the same times, frame size and windows ``locate``
 uses for these :class:`~vidground.LocateOptions`); the prompt is
-:func:`vidground.prompts.build_prompt` with the arguments ``locate`` passes; the target is the
-answer in the form that prompt asks for: ``Answer: 12.5 - 18.0 seconds`` (one decimal; ``; ``
-between spans when every occurrence is asked for; ``Answer: NOT FOUND`` when the window does not
-hold the event; ``答案：… 秒`` for a Chinese query). Frames are decoded when an example is used,
-through the frame cache (:func:`vidground.cache.frames.cached_decode`), as ``locate`` decodes
-them.
+:func:`vidground.grounding.prompts.build_prompt` with the arguments ``locate`` passes; the
+target is the answer in the form that prompt asks for: ``Answer: 12.5 - 18.0 seconds`` (one
+decimal; ``; `` between spans when every occurrence is asked for; ``Answer: NOT FOUND`` when the
+window does not hold the event; ``答案：… 秒`` for a Chinese query). Frames are decoded when an
+example is used, through the frame cache (:func:`vidground.cache.frames.cached_decode`), as
+``locate`` decodes them.
 
 A long video that ``locate`` would ask about in several windows gives one example per window:
 the spans that overlap the window, clipped to it (``locate`` merges the windows' answers).
@@ -55,7 +55,7 @@ class Example:
 
 
 def answer_text(spans: Sequence[Span], language: str, *, all_occurrences: bool) -> str:
-    """The answer line the grounding prompt asks for (see :mod:`vidground.prompts`).
+    """The answer line the grounding prompt asks for (see :mod:`vidground.grounding.prompts`).
 
     >>> answer_text([Span(1.25, 3.0)], "en", all_occurrences=False)
     'Answer: 1.2 - 3.0 seconds'

@@ -1,6 +1,6 @@
 """Model text -> time spans: every form Qwen3-VL (and friends) really write.
 
-The prompt (:mod:`vidground.prompts`) asks for ``Answer: 12.5 - 18.0 seconds`` and a
+The prompt (:mod:`vidground.grounding.prompts`) asks for ``Answer: 12.5 - 18.0 seconds`` and a
 ``Reasoning:`` line, but models drift, so :func:`parse_answer` also reads ``from 12.5s to 18s``,
 ``between 12.5 and 18 seconds``, ``<12.5 seconds> ... <18.0 seconds>``, clock times
 (``1:23`` = 83 s, ``1:02:03`` = 3723 s, ``00:01:23,5``), Chinese (``12.5秒到18秒``,

@@ -1,7 +1,7 @@
 """Grounding prompts for Qwen3-VL, in Chinese and English.
 
 The model sees frames labelled ``<t seconds>`` and is asked to answer in one fixed form that
-:mod:`vidground.answer` parses (it also parses many other forms models drift into)::
+:mod:`vidground.grounding.answer` parses (it also parses many other forms models drift into)::
 
     Answer: 12.5 - 18.0 seconds
     Reasoning: the player jumps at 12.5 s and lands at 18.0 s.
