@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -200,17 +201,39 @@ def test_describe_has_one_path_and_one_default(server: Server,
     assert max(asked) == DESCRIBE_DEFAULTS["max_new_tokens"], asked
 
 
-def test_describe_stops_when_the_client_hangs_up(server: Server) -> None:
+def test_describe_stops_when_the_client_hangs_up(server: Server,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """The model holds the window call until the server has seen the client hang up; then no
+    further call (the refinement) is made by the time the server's queue is idle."""
     client, fake = server
-    fake.configure(delay_s=1.0)
     fake.reset_stats()
+    fake.configure(hold_after=0)
+    caplog.set_level(logging.INFO, logger="vidground.server")
     try:
-        with pytest.raises(httpx.ReadTimeout):
-            client.post("/api/v1/describe", json={"video_path": "two.mp4"}, timeout=0.4)
-        time.sleep(2.5)  # the window call ends; a describe still running would refine now
+        data = b'{"video_path": "two.mp4"}'
+        hung_up = socket.create_connection((client.base_url.host, client.base_url.port),
+                                           timeout=10)
+        hung_up.sendall(b"POST /api/v1/describe HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        b"Authorization: Bearer " + KEY.encode() + b"\r\n"
+                        b"Content-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+        _until(lambda: fake.chat_count == 1)  # the window call is with the model
+        hung_up.close()
+        _until(lambda: "its describe request was dropped" in caplog.text)
+        fake.configure(hold_after=None)  # the window call ends; a describe still running
+        # would refine now
+        _until(lambda: (lambda q: q["running"] == 0 and q["waiting"] == 0)(
+            client.get("/api/v1/health").json()["queue"]))
         assert fake.chat_count == 1
     finally:
-        fake.configure(delay_s=0.0)
+        fake.configure(hold_after=None)
+
+
+def _until(predicate: Callable[[], object], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
 
 
 def test_evidence_and_clip_links_download(server: Server) -> None:

@@ -265,10 +265,12 @@ def test_connections_that_never_finish_their_headers_are_closed(tmp_path: Path,
                 s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
                 s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no end
                 socks.append(s)
-            time.sleep(2.5)
+            # each is closed 1 s after it began; read until then (one generous deadline for
+            # all, not a fixed sleep that a slow start-up outlasts)
+            deadline = time.monotonic() + 30
             closed = 0
             for s in socks:
-                s.settimeout(3)
+                s.settimeout(max(0.1, deadline - time.monotonic()))
                 try:
                     closed += s.recv(100) == b""
                 except TimeoutError:
