@@ -164,3 +164,40 @@ def test_clear_plan_says_what_clear_will_delete(tmp_path: Path) -> None:
     everything = cache_module.clear_plan(settings)
     assert (everything["entries"], set(everything["kinds"])) == (1, {"encoded"})
     assert cache_module.clear(settings) == (1, everything["bytes"])
+
+
+def test_frames_stored_without_pixels_decode_again_only_when_read(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    import vidground.cache.frames as fm
+
+    made = make_video(tmp_path / "v.mp4", duration=3.0, fps=10, size=(320, 192), noise=8)
+    info = probe(made.path)
+    times = [0.2 * i for i in range(10)]
+    truth = decode_frames(info, times, size=SIZE)
+    cache = DiskCache(tmp_path / "cache", 10**9)
+    first = cached_decode(cache, info, times, size=SIZE, pixels=False)
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(truth, first, strict=True))
+    assert _kind_bytes(cache, "frames") < 2000  # times and shapes only
+    spec = images.jpeg_spec(85, None)
+    for frame in first:
+        images.frame_jpeg(frame)  # the remote backend's encodings, stored whole
+    decodes = {"n": 0}
+    real = fm.decode_frames
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        decodes["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fm, "decode_frames", counting)
+    with track() as tally:
+        second = cached_decode(cache, info, times, size=SIZE, pixels=False)
+    assert (tally.hits, tally.misses) == (1, 0)
+    assert [f.encodings.get(spec) for f in second] == [  # type: ignore[attr-defined]
+        images.encode_jpeg(f.image) for f in truth]
+    assert decodes["n"] == 0 and second[3].size == truth[3].size  # no pixels needed yet
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(truth, second, strict=True))
+    assert decodes["n"] == 1  # read: the window decoded again, once, and its pixels stored
+    assert _kind_bytes(cache, "frames") > 2000
+    third = cached_decode(cache, info, times, size=SIZE)
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(truth, third, strict=True))
+    assert decodes["n"] == 1

@@ -328,6 +328,11 @@ class OpenAICompatBackend(BaseBackend):
     out on a thread pool of that size. :meth:`close` releases both (they are made on first use).
     """
 
+    #: Frames are sent as JPEG bytes, which the frame cache keeps
+    #: (:func:`~vidground.backends.images.frame_jpeg`): a caller may decode through the cache
+    #: with ``pixels=False`` (:func:`vidground.cache.frames.cached_decode`).
+    needs_pixels = False
+
     def __init__(self, base_url: str = "http://127.0.0.1:8000/v1", *, model: str | None = None,
                  api_key: str | None = None, timeout_s: float = 120.0,
                  max_concurrency: int = 4, max_retries: int = 3, image_quality: int = 85,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,28 +52,67 @@ def frames_key_parts(info: VideoInfo, times: Sequence[float],
 
 def cached_decode(cache: DiskCache | None, info: VideoInfo, times: Sequence[float], *,
                   size: tuple[int, int] | None = None,
-                  progress: ProgressFn | None = None) -> list[Frame]:
+                  progress: ProgressFn | None = None, pixels: bool = True) -> list[Frame]:
     """:func:`~vidground.video.decode.decode_frames` (``unique=True``) through ``cache``; a
-    hit reports its progress at once (all frames done). ``cache=None`` just decodes."""
+    hit reports its progress at once (all frames done). ``cache=None`` just decodes.
+
+    ``pixels=False`` (a consumer that only sends the frames' cached encodings, like the remote
+    backend): a miss stores the frames' times and shapes without their pixels (no compression
+    on the first question; the encodings are stored as they are made). A hit of such an entry
+    decodes the video again only if something then reads ``frame.image`` (a request refitted
+    at a lower quality, a backend that needs pixels), and then stores the pixels too."""
     if cache is None or not times:
         return decode_frames(info, times, size=size, progress=progress)
     parts = frames_key_parts(info, times, size)
     group = str(parts["video"])
+    key = make_key(KIND, parts, group)
+
+    def reload() -> list[Frame]:
+        if file_identity(info.path) != group:
+            from ..errors import VideoError
+
+            raise VideoError(f"{info.path} changed while its frames were in use; ask again.")
+        fresh = decode_frames(info, times, size=size)
+        cache.put(KIND, key, *encode_frames(fresh))  # the pixels, now that they are wanted
+        return fresh
+
     frames, hit = cache.get_or_create(
         KIND, parts, lambda: decode_frames(info, times, size=size, progress=progress),
-        encode_frames, decode_entry, group=group)
+        encode_frames if pixels else encode_without_pixels,
+        lambda entry: decode_entry(entry, _Reloader(reload)), group=group)
     if hit and progress is not None and frames:
         progress(len(frames), len(frames))
-    window = WindowEncodings(cache, make_key(KIND, parts, group), group, len(frames))
+    window = WindowEncodings(cache, key, group, len(frames))
     return [_with_encodings(f, FrameEncodings(window, i)) for i, f in enumerate(frames)]
 
 
 def _with_encodings(frame: Frame, encodings: FrameEncodings) -> StoredFrame:
-    if isinstance(frame, StoredFrame):  # a hit: pixels still compressed
+    if isinstance(frame, StoredFrame):  # a hit: pixels still compressed (or not stored)
         return StoredFrame(frame.time, frame.index, frame.shape, blob=frame.blob,
-                           encodings=encodings)
+                           reload=frame.reload, encodings=encodings)
     return StoredFrame(frame.time, frame.index, tuple(frame.image.shape), image=frame.image,
                        encodings=encodings)
+
+
+class _Reloader:
+    """The pixels of an entry stored without them: the window decoded again, once, on the first
+    frame's ask (checked against the entry's times and shapes)."""
+
+    def __init__(self, reload: Callable[[], list[Frame]]) -> None:
+        self._reload = reload
+        self._lock = threading.Lock()
+        self._frames: list[Frame] | None = None
+        self.expected: list[tuple[float, int | None, tuple[int, ...]]] = []
+
+    def __call__(self, position: int) -> np.ndarray:
+        with self._lock:
+            if self._frames is None:
+                fresh = self._reload()
+                got = [(float(f.time), f.index, tuple(f.image.shape)) for f in fresh]
+                if got != self.expected:
+                    raise CorruptEntryError("the video decoded again does not match the entry")
+                self._frames = fresh
+        return self._frames[position].image
 
 
 class StoredFrame(Frame):
@@ -83,17 +122,20 @@ class StoredFrame(Frame):
 
     shape: tuple[int, ...]
     blob: memoryview | None
+    reload: tuple[_Reloader, int] | None
     encodings: FrameEncodings | None
 
     def __init__(self, time: float, index: int | None, shape: tuple[int, ...], *,
                  image: np.ndarray | None = None, blob: memoryview | None = None,
+                 reload: tuple[_Reloader, int] | None = None,
                  encodings: FrameEncodings | None = None) -> None:
-        if image is None and blob is None:
-            raise ValueError("a stored frame needs its pixels or their compressed bytes")
+        if image is None and blob is None and reload is None:
+            raise ValueError("a stored frame needs its pixels or a way to them")
         object.__setattr__(self, "time", float(time))
         object.__setattr__(self, "index", index)
         object.__setattr__(self, "shape", tuple(int(v) for v in shape))
         object.__setattr__(self, "blob", blob)
+        object.__setattr__(self, "reload", reload)
         object.__setattr__(self, "encodings", encodings)
         object.__setattr__(self, "_pixels", image)
 
@@ -101,8 +143,12 @@ class StoredFrame(Frame):
     def image(self) -> np.ndarray:  # noqa: D102 - Frame.image, decompressed on first use
         pixels = self.__dict__["_pixels"]
         if pixels is None:
-            assert self.blob is not None
-            pixels = _decompress(self.blob, self.shape)
+            if self.blob is not None:
+                pixels = _decompress(self.blob, self.shape)
+            else:
+                assert self.reload is not None
+                reloader, position = self.reload
+                pixels = reloader(position)
             object.__setattr__(self, "_pixels", pixels)
         return pixels
 
@@ -224,10 +270,27 @@ def encode_frames(frames: Sequence[Frame]) -> tuple[dict[str, Any], bytes]:
     return meta, b"".join(blobs)
 
 
-def decode_entry(entry: Entry) -> list[Frame]:
+def encode_without_pixels(frames: Sequence[Frame]) -> tuple[dict[str, Any], bytes]:
+    """Meta of an entry holding ``frames``' times and shapes only (``pixels=False``)."""
+    meta = {"times": [float(f.time) for f in frames],
+            "indices": [f.index for f in frames],
+            "shapes": [list(np.shape(f.image)) for f in frames], "codec": "none"}
+    return meta, b""
+
+
+def decode_entry(entry: Entry, reloader: _Reloader | None = None) -> list[Frame]:
     """The frames of an entry (pixels decompressed on first use; a frame that then fails to
-    decompress raises :class:`CorruptEntryError`)."""
+    decompress raises :class:`CorruptEntryError`); an entry stored without pixels gets them
+    from ``reloader`` (without one it is unreadable)."""
     meta = entry.meta
+    if meta.get("codec") == "none" and reloader is not None:
+        if len(entry.payload):
+            raise CorruptEntryError("an entry without pixels has a payload")
+        reloader.expected = [
+            (float(t), None if i is None else int(i), tuple(int(v) for v in shape))
+            for t, i, shape in zip(meta["times"], meta["indices"], meta["shapes"], strict=True)]
+        return [StoredFrame(t, i, shape, reload=(reloader, n))
+                for n, (t, i, shape) in enumerate(reloader.expected)]
     if meta.get("codec") != CODEC:
         raise CorruptEntryError(f"frames stored as {meta.get('codec')!r}, not {CODEC}")
     view = memoryview(entry.payload)
