@@ -125,8 +125,7 @@ def test_rows_are_what_locate_sends_and_the_loss_covers_only_the_answer(
     examples = _examples(model_dir, data)
     assert [e.target for e in examples] == ["Answer: 1.0 - 2.5 seconds"] * len(COLOURS)
     backend = QwenTransformersBackend(str(model_dir), device="cpu")
-    backend.load()
-    processor = backend._processor
+    _, processor, _ = load_base(str(model_dir), device="cpu")  # the processor training uses
     encoder = ExampleEncoder(processor)
     tokenizer = processor.tokenizer
     video_pad = tokenizer.convert_tokens_to_ids("<|video_pad|>")
@@ -253,6 +252,8 @@ out = {{}}
 for name, adapter in (("base", None), ("lora", {lora!r}), ("merged", {merged!r})):
     backend = QwenTransformersBackend({model!r}, device="cpu", adapter=adapter)
     inputs = backend.build_inputs(frames, prompt)
+    # the model itself (private): the claim is about logits, and no public call returns them
+    # (yes_probability folds them into one number a real adapter's change can vanish from)
     with torch.no_grad():
         out[name] = backend._model(**inputs).logits[0, -1].tolist()
 print(json.dumps(out))

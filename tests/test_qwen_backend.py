@@ -206,14 +206,15 @@ def test_rendered_prompt_is_the_chat_format(tiny_backend: QwenTransformersBacken
 
 def test_metadata_indices_give_half_up_labels_through_the_real_processor(
         tiny_backend: QwenTransformersBackend) -> None:
-    processor = tiny_backend._processor
+    """The labels in the text the model reads (the backend's own processor call, through
+    ``render_prompt``), not the processor's private timestamp helper."""
     rng = np.random.default_rng(3)
     cases = [rng.uniform(0, 3600, size=n).round(rng.integers(1, 4)) for n in range(1, 40)]
     cases += [np.arange(0, 20, 0.05)[:k] for k in (2, 7, 40)]  # many exact .x5 ties
     for times in cases:
         times = sorted(float(t) for t in times)
-        stamps = processor._calculate_timestamps(frame_indices(times), 1000.0, 2)
-        assert [f"{s:.1f}" for s in stamps] == pair_labels(times)
+        text = tiny_backend.render_prompt(make_frames(times, size=(32, 32)), PROMPT)
+        assert labels_in(text) == pair_labels(times), times
 
 
 def test_pair_labels() -> None:
@@ -272,6 +273,8 @@ def test_auto_device_and_dtype_on_cpu(tiny_backend: QwenTransformersBackend) -> 
     assert resolve_dtype("auto", "cpu") == torch.float32
     assert resolve_dtype("bf16", "cpu") == torch.bfloat16
     assert tiny_backend.device == "cpu" and tiny_backend.dtype == torch.float32
+    # the weights themselves (private): no public call shows the dtype transformers actually
+    # loaded them in, and ``tiny_backend.dtype`` is only what the backend asked for
     assert next(tiny_backend._model.parameters()).dtype == torch.float32
     with pytest.raises(BackendError, match="unknown dtype"):
         resolve_dtype("float7", "cpu")
