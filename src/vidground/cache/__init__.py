@@ -4,7 +4,8 @@
   computation per key across threads and processes, damaged entries dropped and recomputed).
 - :mod:`.identity`: a video file's identity (size, mtime, sampled blocks; not its path).
 - :mod:`.frames`: the decoded, resized frames of a sampling plan (every backend, the refiner and
-  the page use them).
+  the page use them), stored as lossless WebP, and the JPEG bytes the remote backend sends
+  (``encoded`` entries); a video's entries are one eviction group (:mod:`.store`).
 - :mod:`.tally`: per-request hits, misses and vision seconds for the response's ``timings``.
 - Visual features of the local backend live in :mod:`vidground.backends.vision_cache`.
 
