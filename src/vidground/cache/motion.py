@@ -27,9 +27,10 @@ def cached_motion_curve(cache: DiskCache | None, info: VideoInfo, *,
 
     if cache is None:
         return compute()
-    parts = {"video": file_identity(info.path), "method": method, "bin_s": bin_s,
+    identity = file_identity(info.path)
+    parts = {"video": identity, "method": method, "bin_s": bin_s,
              "pixel_fps": pixel_fps, "version": MOTION_VERSION}
-    curve, _ = cache.get_or_create(KIND, parts, compute, _encode, _decode)
+    curve, _ = cache.get_or_create(KIND, parts, compute, _encode, _decode, group=identity)
     return curve
 
 
