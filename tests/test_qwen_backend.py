@@ -234,10 +234,14 @@ def test_model_is_loaded_once_across_calls_and_threads(
 
     original = transformers.AutoModelForImageTextToText.from_pretrained
     calls: list[str] = []
+    entered: list[int] = []
+    both_in = threading.Event()
 
     def counting(*args, **kwargs):
         calls.append(str(args[0]))
-        time.sleep(0.2)  # widen the race window
+        # the load does not finish before the second call has begun (was: a 0.2 s sleep
+        # that made the overlap likely)
+        assert both_in.wait(30), "the second call never began"
         return original(*args, **kwargs)
 
     monkeypatch.setattr(transformers.AutoModelForImageTextToText, "from_pretrained", counting)
@@ -247,6 +251,9 @@ def test_model_is_loaded_once_across_calls_and_threads(
     errors: list[BaseException] = []
 
     def worker() -> None:
+        entered.append(1)
+        if len(entered) == 2:
+            both_in.set()
         try:
             results.append(backend.generate(make_frames([0.0, 0.5]), PROMPT, max_new_tokens=4))
         except BaseException as exc:  # pragma: no cover - reported below
