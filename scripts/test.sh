@@ -65,4 +65,5 @@ fi
 
 export VIDGROUND_NO_SKIPS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
 python -m ruff check src tests benchmarks
+python -m mypy  # [tool.mypy] in pyproject.toml: src/vidground, clean
 python -m pytest "$@"

@@ -310,3 +310,16 @@ def test_help_at_80_columns_shows_every_option_name_whole() -> None:
 
     walk(root, [])
     assert checked > 60  # every command's flags were looked at
+
+
+def test_cache_clear_says_what_it_will_delete(tmp_path: Path) -> None:
+    """``cache clear`` names what it deletes before deleting it (issue 22 item 7)."""
+    from vidground.cache import open_cache
+    from vidground.config import Settings
+
+    store = open_cache(Settings(cache_dir=tmp_path / "c"))
+    assert store is not None
+    cleared = run_cli("cache", "clear", "--cache-dir", str(tmp_path / "c"))
+    assert cleared.returncode == 0, cleared.stderr
+    assert "will delete" in cleared.stdout and str(tmp_path / "c") in cleared.stdout
+    assert "deleted 0 entries" in cleared.stdout

@@ -424,7 +424,9 @@ def cache_clear(
 
     def work() -> None:
         age = cache.parse_age(older_than) if older_than is not None else None
-        count, size = cache.clear(_settings(cache_dir=cache_dir), age)
+        settings = _settings(cache_dir=cache_dir)
+        stdout.print(escape(cache.describe_clear(cache.clear_plan(settings, age))))
+        count, size = cache.clear(settings, age)
         stdout.print(f"deleted {count} entries ({size / 1e6:.1f} MB)")
 
     _run(work)

@@ -14,6 +14,8 @@ member                      meaning                                             
 ``is_loaded``               the weights are in memory (remote backends: True)      True
 ``load``                    load the weights now (the server's preload)            nothing
 ``structured_output``       grounding answers asked as JSON held to a schema       False
+``needs_pixels``            reads decoded pixels (False: the frame cache's stored  True
+                            JPEG bytes are enough, so a repeat decodes nothing)
 ==========================  =====================================================  ==========
 
 ``structured_output`` is the backend's default; code run inside
@@ -47,6 +49,7 @@ class Backend(Protocol):
 
     max_concurrency: int
     max_frames_per_request: int | None
+    needs_pixels: bool
 
     def generate(self, frames: Sequence[Frame], prompt: Prompt, *, max_new_tokens: int = 512,
                  on_token: TokenCallback | None = None) -> str:
@@ -72,6 +75,7 @@ class BaseBackend:
     max_concurrency: int = 1
     max_frames_per_request: int | None = None
     structured_output: bool = False
+    needs_pixels: bool = True
 
     @property
     def model_name(self) -> str:
@@ -107,7 +111,8 @@ class _Adapted(BaseBackend):
 
     def __init__(self, inner: object) -> None:
         self._inner = inner
-        for name in ("max_concurrency", "max_frames_per_request", "structured_output"):
+        for name in ("max_concurrency", "max_frames_per_request", "structured_output",
+                     "needs_pixels"):
             if hasattr(inner, name):
                 setattr(self, name, getattr(inner, name))
         for name in ("generate_many", "yes_probability", "load"):

@@ -299,7 +299,8 @@ class Grounder:
                     report(ProgressEvent("decode", base + done, total_frames, "decoding frames"))
 
                 windows.append(cached_decode(self.cache, info, window, size=plan.size,
-                                             progress=on_decoded))
+                                             progress=on_decoded,
+                                             pixels=self.backend.needs_pixels))
                 decoded += len(window)
             decode_s = time.perf_counter() - decode_started
             for prompt, result in zip(prompts, results, strict=True):
