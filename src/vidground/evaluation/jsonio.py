@@ -9,9 +9,10 @@ names the place.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
-from .records import EvaluationError
+from .records import EvaluationError, Pair
 
 
 def load_json_text(text: str, where: str) -> Any:
@@ -37,3 +38,23 @@ def unreadable_json(exc: BaseException, where: str) -> EvaluationError:
 def _short(exc: BaseException) -> str:
     text = str(exc)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def number_at(value: Any, where: str) -> float:
+    """``value`` as a finite number, or an :class:`EvaluationError` naming ``where``."""
+    if isinstance(value, bool):
+        raise EvaluationError(f"{where}: {value!r} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise EvaluationError(f"{where}: {value!r:.60} is not a number") from None
+    if not math.isfinite(number):
+        raise EvaluationError(f"{where}: {value!r:.60} is not a finite number")
+    return number
+
+
+def pair_at(value: Any, where: str) -> Pair:
+    """``value`` as a ``[start, end]`` pair of finite numbers (extra items ignored)."""
+    if not isinstance(value, (list, tuple)) or len(value) < 2:
+        raise EvaluationError(f"{where}: {value!r:.60} is not a [start, end] pair")
+    return (number_at(value[0], where), number_at(value[1], where))

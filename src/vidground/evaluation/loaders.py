@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .jsonio import load_json_text
+from .jsonio import load_json_text, pair_at
 from .records import EvaluationError, Pair, Sample
 
 DATASETS = ("charades-sta", "timelens", "activitynet", "qvhighlights", "jsonl")
@@ -128,7 +128,7 @@ def _read_charades(path: Path) -> list[Sample]:
                 f"{line[:80]!r}")
         vid, start, end = fields
         where = f"{path}:{lineno}"
-        span = _pair([start, end], where)
+        span = pair_at([start, end], where)
         samples.append(Sample(f"{vid}#{len(samples)}", vid, parse_query(sentence), (span,),
                               names=(vid,), where=where))
     return samples
@@ -168,7 +168,7 @@ def _read_span_table(path: Path, kind: str, keys: tuple[str, str],
                                   f"{queries_key}")
         duration = _seconds(entry["duration"], where)
         for k, (span, query) in enumerate(zip(spans, queries, strict=True)):
-            samples.append(Sample(f"{vid}#{k}", vid, _query(query, where), (_pair(span, where),),
+            samples.append(Sample(f"{vid}#{k}", vid, _query(query, where), (pair_at(span, where),),
                                   duration, names=names(vid), where=f"{where} #{k}"))
     return samples
 
@@ -187,7 +187,7 @@ def _read_qvhighlights(path: Path) -> list[Sample]:
             raise EvaluationError(f"{where}: qid {qid!r} is already used on line "
                                   f"{first_line[qid]}; each query needs its own qid")
         first_line[qid] = lineno
-        windows = tuple(_pair(w, where) for w in _list_of(entry["relevant_windows"],
+        windows = tuple(pair_at(w, where) for w in _list_of(entry["relevant_windows"],
                                                           "relevant_windows", where,
                                                           "[start, end] windows"))
         if not windows:
@@ -426,26 +426,9 @@ def _query(value: Any, where: str) -> str:
 
 def _ordered_span(value: Any, where: str) -> Pair:
     """A ground-truth span of our own format: ``0 <= start <= end``."""
-    start, end = _pair(value, where)
+    start, end = pair_at(value, where)
     if start < 0 or end < start:
         raise EvaluationError(f"{where}: span {value!r:.60} is not 0 <= start <= end seconds")
     return (start, end)
 
 
-def _pair(value: Any, where: str) -> Pair:
-    if not isinstance(value, (list, tuple)) or len(value) < 2:
-        raise EvaluationError(f"{where}: {value!r} is not a [start, end] pair")
-    start, end = (_number(v, where) for v in value[:2])
-    return (start, end)
-
-
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool):
-        raise EvaluationError(f"{where}: {value!r} is not a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise EvaluationError(f"{where}: {value!r:.60} is not a number") from None
-    if not math.isfinite(number):
-        raise EvaluationError(f"{where}: {value!r} is not a finite number")
-    return number

@@ -29,12 +29,11 @@ from __future__ import annotations
 import ast
 import json
 import logging
-import math
 import os
 from pathlib import Path
 from typing import IO, Any
 
-from .jsonio import unreadable_json
+from .jsonio import number_at, pair_at, unreadable_json
 from .records import RAW, TIMELENS_DUMP, EvaluationError, Pair, Prediction
 
 log = logging.getLogger(__name__)
@@ -109,14 +108,14 @@ def _spans_of(entry: dict[str, Any], where: str
     """The spans, their scores, and ``"raw"`` when only the model's text was given."""
     if "pred_relevant_windows" in entry:
         windows = _list(entry["pred_relevant_windows"], "pred_relevant_windows", where)
-        spans = [_pair(w, where) for w in windows]
-        scores = [_number(w[2], where) if len(w) > 2 else None for w in windows]
+        spans = [pair_at(w, where) for w in windows]
+        scores = [number_at(w[2], where) if len(w) > 2 else None for w in windows]
         return spans, scores, ""
     key = next((k for k in SPAN_KEYS if k in entry), None)
     if key is not None:
-        spans = [_pair(s, where) for s in _list(entry[key], key, where)]
+        spans = [pair_at(s, where) for s in _list(entry[key], key, where)]
         given = _list(entry.get("scores"), "scores", where)
-        return spans, [None if s is None else _number(s, where) for s in given][:len(spans)], ""
+        return spans, [None if s is None else number_at(s, where) for s in given][:len(spans)], ""
     if _raw_text(entry) is not None:
         return [], [], RAW
     raise EvaluationError(
@@ -162,9 +161,9 @@ def _timelens_dump(entry: dict[str, Any], where: str) -> Prediction:
                               "('VIDEO>>>query>>>[start, end]': {...})")
     video_name, query, span_text = parts
     video = Path(video_name).stem
-    gt = _pair(_literal(span_text, where), where)
+    gt = pair_at(_literal(span_text, where), where)
     if "timestamps" in value:
-        spans = tuple(_pair(s, where) for s in _list(value["timestamps"], "timestamps", where))
+        spans = tuple(pair_at(s, where) for s in _list(value["timestamps"], "timestamps", where))
     elif isinstance(value.get("answers"), str):
         spans = tuple(extract_time(value["answers"]))
     else:
@@ -213,28 +212,10 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _pair(value: Any, where: str) -> Pair:
-    if not isinstance(value, (list, tuple)) or len(value) < 2:
-        raise EvaluationError(f"{where}: {value!r:.60} is not a [start, end] pair")
-    return (_number(value[0], where), _number(value[1], where))
-
-
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool):
-        raise EvaluationError(f"{where}: {value!r} is not a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise EvaluationError(f"{where}: {value!r:.60} is not a number") from None
-    if not math.isfinite(number):
-        raise EvaluationError(f"{where}: {value!r:.60} is not a finite number")
-    return number
-
-
 def _optional_seconds(value: Any, where: str) -> float | None:
     if value is None:
         return None
-    seconds = _number(value, where)
+    seconds = number_at(value, where)
     if seconds < 0:
         raise EvaluationError(f"{where}: duration {value!r} is negative")
     return seconds
