@@ -75,3 +75,20 @@ def test_export_of_a_saved_response_writes_what_locate_writes(
                                "--relink", "/Volumes/footage", "--quiet", cwd=work)
     assert located_relinked.returncode == 0, located_relinked.stderr
     assert "* FROM CLIP: file:///Volumes/footage/m.mp4\n" in located_relinked.stdout
+
+
+def test_locate_and_describe_exports_of_one_video_do_not_overwrite(
+        tmp_path: Path, fake_model: FakeOpenAIServer) -> None:
+    """Default export names: ``m.srt`` from locate, ``m.describe.srt`` from describe (issue 20
+    item 7: the second run used to overwrite the first's file)."""
+    fake_model.configure(delay_s=0.0, answer=None)
+    make_video(tmp_path / "m.mp4", duration=4.0, fps=25, intervals=[(1.0, 2.0)])
+    model = ("--backend", "openai", "--openai-base-url", fake_model.base_url)
+    located = run_cli("locate", "m.mp4", QUERY, *model, "--fps", "5", "--export", "srt",
+                      "--quiet", cwd=tmp_path)
+    assert located.returncode == 0, located.stderr
+    described = run_cli("describe", "m.mp4", *model, "--export", "srt", cwd=tmp_path)
+    assert described.returncode == 0, described.stderr
+    assert (tmp_path / "m.srt").is_file() and (tmp_path / "m.describe.srt").is_file()
+    [cue] = list(srt.parse((tmp_path / "m.srt").read_text(encoding="utf-8")))
+    assert cue.content == QUERY  # locate's file is still locate's

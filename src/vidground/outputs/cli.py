@@ -96,9 +96,11 @@ def local_result(result: Result) -> Result:
 
 
 def write_outputs(result: Result, exports: Sequence[str] | None, evidence: Path | None,
-                  relink: str | None = None) -> None:
-    """What ``--export`` and ``--evidence`` ask for, after ``locate`` or ``describe``."""
-    stem = Path(result.video).stem if result.video else "result"
+                  relink: str | None = None, *, suffix: str = "") -> None:
+    """What ``--export`` and ``--evidence`` ask for, after ``locate`` or ``describe``; default
+    file names are the video's stem plus ``suffix`` (describe's ``.describe``, so the exports
+    of ``locate`` and ``describe`` of one video do not overwrite each other)."""
+    stem = (Path(result.video).stem if result.video else "result") + suffix
     if exports:
         write_exports([local_result(result)], exports, stem, relink)
     if evidence is not None and result.video:
@@ -247,6 +249,6 @@ def register(app: typer.Typer, run: Callable[[Callable[[], Any]], Any],
                                  f"{event.label}")
                 if not result.events:
                     stdout.print("no events: the model listed nothing it could place in time")
-            write_outputs(result.to_result(), export, evidence, relink)
+            write_outputs(result.to_result(), export, evidence, relink, suffix=".describe")
 
         run(work)
