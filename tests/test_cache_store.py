@@ -161,16 +161,21 @@ def test_clear_older_than(tmp_path: Path) -> None:
 def test_two_threads_asking_at_once_compute_once(tmp_path: Path) -> None:
     cache = DiskCache(tmp_path / "cache", 10**9)
     inside = threading.Event()
+    second_asking = threading.Event()
     calls: list[str] = []
     results: dict[str, tuple[bytes, bool]] = {}
 
     def create() -> bytes:
         calls.append(threading.current_thread().name)
         inside.set()
-        time.sleep(0.3)  # the other thread arrives meanwhile
+        # the first computes until the second is asking (not a guess at a sleep's length)
+        assert second_asking.wait(30)
+        time.sleep(0.05)  # from its announcement into get_or_create's wait
         return b"expensive"
 
     def ask(name: str) -> None:
+        if name == "second":
+            second_asking.set()
         results[name] = cache.get_or_create("blob", {"q": 1}, create, lambda v: ({}, v),
                                             lambda e: bytes(e.payload))
 
@@ -191,14 +196,20 @@ _WORKER = textwrap.dedent("""
     from vidground.cache import DiskCache
 
     root, marker, log = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    asking = marker.with_name("asking")
 
     def create():
         with open(log, "a") as f:
             f.write("computed\\n")
         marker.touch()
-        time.sleep(1.0)
+        deadline = time.monotonic() + 60  # compute until the other process is asking
+        while not asking.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # from its announcement into get_or_create's wait
         return b"features"
 
+    if marker.exists():
+        asking.touch()
     value, hit = DiskCache(root, 10**9).get_or_create(
         "blob", {"q": 1}, create, lambda v: ({}, v), lambda e: bytes(e.payload))
     print(value.decode(), hit)
