@@ -222,7 +222,7 @@ class Grounder:
             found = self._spans(info, question, language, plan, result, opts, counter, report)
             spans.extend(s.with_(label=label) if label else s for s in found)
         refine_s = time.perf_counter() - refine_started
-        warnings = _budget_warnings(spans, opts)
+        warnings = budget_warnings(spans, opts)
 
         answers, reasoning = _summarise(coarse, spans, phases, language, info,
                                         tolerance=max(1.0, 2 * plan.interval))
@@ -538,15 +538,18 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
     return SamplingPlan(times, windows, size, interval, motion)
 
 
-def _budget_warnings(spans: Sequence[Span], opts: LocateOptions) -> tuple[str, ...]:
-    """A warning when a call budget left spans with their coarse times."""
+def budget_warnings(spans: Sequence[Span], opts: LocateOptions, *, noun: str = "span",
+                    ceiling: str = f"{MAX_REFINE_CALLS_PER_QUESTION} per question",
+                    advice: str = "; raise max_refine_calls (--max-refine-calls) for "
+                                  "frame-exact times") -> tuple[str, ...]:
+    """A warning when a call budget left spans (``noun``: spans, describe's events) with
+    their coarse times; locate and describe both say it this way."""
     short = [s for s in spans if s.refined is False]
     if not short:
         return ()
-    return (f"refinement of {len(short)} of {len(spans)} span(s) was cut short by the call "
-            f"budget ({opts.max_refine_calls} per span, {MAX_REFINE_CALLS_PER_QUESTION} per "
-            "question): their times are the coarse pass's, within one sampling interval; raise "
-            "max_refine_calls (--max-refine-calls) for frame-exact times",)
+    return (f"refinement of {len(short)} of {len(spans)} {noun}(s) was cut short by the call "
+            f"budget ({opts.max_refine_calls} per {noun}, {ceiling}): their times are the "
+            f"coarse pass's, within one sampling interval{advice}",)
 
 
 def _summarise(coarse: Sequence[_CoarseResult], spans: Sequence[Span], phases: Sequence[str],

@@ -148,6 +148,8 @@ def describe(grounder: Grounder, video: str | Path | VideoInfo,
 
 def _describe(grounder: Grounder, video: str | Path | VideoInfo, opts: LocateOptions,
               report: ProgressCallback) -> Description:
+    from ..grounding.pipeline import budget_warnings
+
     report(ProgressEvent("probe", 0, 1, "reading the video"))
     info = video if isinstance(video, VideoInfo) else probe(video)
     report(ProgressEvent("probe", 1, 1, "reading the video"))
@@ -165,7 +167,8 @@ def _describe(grounder: Grounder, video: str | Path | VideoInfo, opts: LocateOpt
     refine_started = time.perf_counter()
     if events and (opts.refine or opts.verify):
         events = _refine(grounder, info, events, language, plan, opts, budget, report)
-    warnings = _budget_warnings(events, opts)
+    warnings = budget_warnings(events, opts, noun="event", advice="",
+                               ceiling=f"{MAX_DESCRIBE_CALLS} model calls per describe request")
     report(ProgressEvent("done", 1, 1, "done"))
     timings: dict[str, float | int] = {
         "decode_s": round(answers.decode_s, 4), "model_s": round(answers.model_s, 4),
@@ -191,14 +194,6 @@ def _refine(grounder: Grounder, info: VideoInfo, events: Sequence[Span], languag
     return merge_events(kept, gap=0.0)
 
 
-def _budget_warnings(events: Sequence[Span], opts: LocateOptions) -> tuple[str, ...]:
-    short = [e for e in events if e.refined is False]
-    if not short:
-        return ()
-    return (f"refinement of {len(short)} of {len(events)} event(s) was cut short by the call "
-            f"budget ({opts.max_refine_calls} per event, {MAX_DESCRIBE_CALLS} model calls per "
-            "describe request): their times are the coarse pass's, within one sampling "
-            "interval",)
 
 
 # -- reading the model's list ----------------------------------------------------------------
