@@ -182,71 +182,77 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                                  elem_classes=["vg-header"])
             lang = gr.Radio(LANG_CHOICES, value=lang0, label=_t(lang0, "lang"),
                             elem_id="vg-lang", scale=0, min_width=240)
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5):
-                player = gr.HTML(player_html(None, lang0), elem_id="vg-player-box",
-                                 js_on_load=None)
-                upload = gr.File(label=_t(lang0, "upload"), file_types=list(VIDEO_EXTENSIONS),
-                                 file_count="single", type="filepath", elem_id="vg-upload",
-                                 height=110)
-                with gr.Row(equal_height=True):
-                    media = gr.Dropdown(choices=[], value=None, label=_t(lang0, "media"),
-                                        elem_id="vg-media", scale=4, allow_custom_value=False)
-                    refresh = gr.Button(_t(lang0, "refresh"), scale=1, size="sm",
-                                        elem_id="vg-refresh")
-            with gr.Column(scale=6):
-                query = gr.Textbox(label=_t(lang0, "query"), placeholder=_t(lang0, "query_ph"),
-                                   lines=2, max_lines=6, elem_id="vg-query")
-                with gr.Accordion(_t(lang0, "options"), open=False,
-                                  elem_id="vg-options") as options_box:
-                    with gr.Row():
-                        sampling = gr.Radio(
-                            [(_t(lang0, "sampling_fps"), "fps"),
-                             (_t(lang0, "sampling_adaptive"), "adaptive")],
-                            value="fps", label=_t(lang0, "sampling"), elem_id="vg-sampling")
-                        fps = gr.Number(value=float(default.frame_sampling_rate)
-                                        if default.frame_sampling_rate != "adaptive" else 2.0,
-                                        minimum=0.01, maximum=60, step=0.5,
-                                        label=_t(lang0, "fps"), elem_id="vg-fps")
-                        max_frames = gr.Number(value=default.max_frames, minimum=2, maximum=4096,
-                                               precision=0, step=16,
-                                               label=_t(lang0, "max_frames"),
-                                               elem_id="vg-max-frames")
-                    with gr.Row():
-                        fmt = gr.Dropdown(list(OUTPUT_FORMATS), value=default.output_format,
-                                          label=_t(lang0, "format"), elem_id="vg-format",
-                                          min_width=190)
-                        reasoning_on = gr.Checkbox(value=default.return_reasoning,
-                                                   label=_t(lang0, "reasoning_on"),
-                                                   elem_id="vg-reasoning-on")
-                        all_occ = gr.Checkbox(value=default.all_occurrences,
-                                              label=_t(lang0, "all"), elem_id="vg-all")
-                        refine = gr.Checkbox(value=default.refine, label=_t(lang0, "refine"),
-                                             elem_id="vg-refine")
-                with gr.Row(equal_height=True):
-                    locate_btn = gr.Button(_t(lang0, "locate"), variant="primary", size="lg",
-                                           elem_id="vg-locate", scale=3)
-                    describe_btn = gr.Button(_t(lang0, "describe"), variant="secondary",
-                                             size="lg", elem_id="vg-describe", scale=2)
-                status = gr.HTML("", elem_id="vg-status", js_on_load=None)
-                answer = gr.Textbox(label=_t(lang0, "answer"), lines=2, max_lines=8,
-                                    interactive=False, elem_id="vg-answer", buttons=["copy"])
-                ranges = gr.Textbox(label=_t(lang0, "range"), lines=1, max_lines=10,
-                                    interactive=False, elem_id="vg-range", buttons=["copy"])
-        timeline = gr.HTML(timeline_html(None, "HH:MM:SS.sss", lang0), elem_id="vg-timeline-box",
-                           js_on_load=None)
-        with gr.Row(equal_height=False):
-            reasoning = gr.Textbox(label=_t(lang0, "reasoning"), lines=3, max_lines=12,
-                                   interactive=False, elem_id="vg-reasoning", scale=6)
-            history = gr.Radio([], value=None, label=_t(lang0, "history"), elem_id="vg-history",
-                               scale=5)
-        evidence = gr.HTML("", elem_id="vg-evidence-box", js_on_load=None)
-        with gr.Row(equal_height=True):
-            export_fmt = gr.Dropdown(list(EXPORT_FORMATS), value="srt",
-                                     label=_t(lang0, "export_format"),
-                                     elem_id="vg-export-format", scale=1, min_width=180)
-            export_btn = gr.DownloadButton(_t(lang0, "export"), value=None,
-                                           elem_id="vg-export", scale=2, interactive=False)
+        # one tab per way in: asking about one video (this one); the live monitors and the
+        # library search add their own tabs after it (each module builds its tab and follows
+        # the language switch itself)
+        with gr.Tab(_t(lang0, "tab_ask"), id="ask", elem_id="vg-tab-ask") as ask_tab:
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=5):
+                    player = gr.HTML(player_html(None, lang0), elem_id="vg-player-box",
+                                     js_on_load=None)
+                    upload = gr.File(label=_t(lang0, "upload"), file_types=list(VIDEO_EXTENSIONS),
+                                     file_count="single", type="filepath", elem_id="vg-upload",
+                                     height=110)
+                    with gr.Row(equal_height=True):
+                        media = gr.Dropdown(choices=[], value=None, label=_t(lang0, "media"),
+                                            elem_id="vg-media", scale=4, allow_custom_value=False)
+                        refresh = gr.Button(_t(lang0, "refresh"), scale=1, size="sm",
+                                            elem_id="vg-refresh")
+                with gr.Column(scale=6):
+                    query = gr.Textbox(label=_t(lang0, "query"), placeholder=_t(lang0, "query_ph"),
+                                       lines=2, max_lines=6, elem_id="vg-query")
+                    with gr.Accordion(_t(lang0, "options"), open=False,
+                                      elem_id="vg-options") as options_box:
+                        with gr.Row():
+                            sampling = gr.Radio(
+                                [(_t(lang0, "sampling_fps"), "fps"),
+                                 (_t(lang0, "sampling_adaptive"), "adaptive")],
+                                value="fps", label=_t(lang0, "sampling"), elem_id="vg-sampling")
+                            fps = gr.Number(value=float(default.frame_sampling_rate)
+                                            if default.frame_sampling_rate != "adaptive" else 2.0,
+                                            minimum=0.01, maximum=60, step=0.5,
+                                            label=_t(lang0, "fps"), elem_id="vg-fps")
+                            max_frames = gr.Number(value=default.max_frames, minimum=2,
+                                                   maximum=4096,
+                                                   precision=0, step=16,
+                                                   label=_t(lang0, "max_frames"),
+                                                   elem_id="vg-max-frames")
+                        with gr.Row():
+                            fmt = gr.Dropdown(list(OUTPUT_FORMATS), value=default.output_format,
+                                              label=_t(lang0, "format"), elem_id="vg-format",
+                                              min_width=190)
+                            reasoning_on = gr.Checkbox(value=default.return_reasoning,
+                                                       label=_t(lang0, "reasoning_on"),
+                                                       elem_id="vg-reasoning-on")
+                            all_occ = gr.Checkbox(value=default.all_occurrences,
+                                                  label=_t(lang0, "all"), elem_id="vg-all")
+                            refine = gr.Checkbox(value=default.refine, label=_t(lang0, "refine"),
+                                                 elem_id="vg-refine")
+                    with gr.Row(equal_height=True):
+                        locate_btn = gr.Button(_t(lang0, "locate"), variant="primary", size="lg",
+                                               elem_id="vg-locate", scale=3)
+                        describe_btn = gr.Button(_t(lang0, "describe"), variant="secondary",
+                                                 size="lg", elem_id="vg-describe", scale=2)
+                    status = gr.HTML("", elem_id="vg-status", js_on_load=None)
+                    answer = gr.Textbox(label=_t(lang0, "answer"), lines=2, max_lines=8,
+                                        interactive=False, elem_id="vg-answer", buttons=["copy"])
+                    ranges = gr.Textbox(label=_t(lang0, "range"), lines=1, max_lines=10,
+                                        interactive=False, elem_id="vg-range", buttons=["copy"])
+            timeline = gr.HTML(timeline_html(None, "HH:MM:SS.sss", lang0),
+                               elem_id="vg-timeline-box",
+                               js_on_load=None)
+            with gr.Row(equal_height=False):
+                reasoning = gr.Textbox(label=_t(lang0, "reasoning"), lines=3, max_lines=12,
+                                       interactive=False, elem_id="vg-reasoning", scale=6)
+                history = gr.Radio([], value=None, label=_t(lang0, "history"), elem_id="vg-history",
+                                   scale=5)
+            evidence = gr.HTML("", elem_id="vg-evidence-box", js_on_load=None)
+            with gr.Row(equal_height=True):
+                export_fmt = gr.Dropdown(list(EXPORT_FORMATS), value="srt",
+                                         label=_t(lang0, "export_format"),
+                                         elem_id="vg-export-format", scale=1, min_width=180)
+                export_btn = gr.DownloadButton(_t(lang0, "export"), value=None,
+                                               elem_id="vg-export", scale=2, interactive=False)
 
         # -- handlers: each returns its updates keyed by component; what it leaves out is
         # left as it is ------------------------------------------------------------------
@@ -458,6 +464,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             updates = {
                 **labels,
                 lang: gr.update(value=lv, label=_t(lv, "lang")),
+                ask_tab: gr.update(label=_t(lv, "tab_ask")),
                 header: f"# {_t(lv, 'title')}\n{_t(lv, 'subtitle')}",
                 player: player_html(sess.get("video"), lv),
                 media: gr.update(label=_t(lv, "media"), choices=media_choices()),
@@ -484,7 +491,8 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                     reasoning: "reasoning", export_fmt: "export_format", export_btn: "export"}
         buttons = {refresh: "refresh", locate_btn: "locate", describe_btn: "describe"}
         # (the handlers' updates are keyed by component: the order of these lists is free)
-        language_outputs = [lang, header, player, media, query, sampling, history, timeline,
+        language_outputs = [lang, ask_tab, header, player, media, query, sampling, history,
+                            timeline,
                             status, *labelled, *buttons]
         video_outputs = [sess_state, player, status, answer, ranges, reasoning, timeline, history,
                          evidence, export_btn]
