@@ -37,6 +37,13 @@ def test_from_mapping_accepts_known_options() -> None:
         ({"min_frames": 100, "max_frames": 10}, "larger than"),
         ({"max_context_length": 10}, "max_context_length"),
         ({"language": "fr"}, "language"),
+        ({"time_range": [5, 2]}, "must be after its start"),
+        ({"time_range": [3, 3]}, "must be after its start"),
+        ({"time_range": [-1, 2]}, "0 or later"),
+        ({"time_range": [1]}, "two numbers"),
+        ({"time_range": "0-5"}, "two numbers"),
+        ({"time_range": [0, float("inf")]}, "finite"),
+        ({"time_range": [True, 4]}, "finite number"),
     ],
 )
 def test_bad_options_are_refused_with_a_reason(values: dict, fragment: str) -> None:
@@ -56,3 +63,12 @@ def test_bad_queries_are_refused(query: object, fragment: str) -> None:
 
 def test_query_is_stripped() -> None:
     assert check_query("  when does it start?  ") == "when does it start?"
+
+
+def test_time_range_is_kept_as_seconds_and_clamped_to_the_video() -> None:
+    opts = LocateOptions.from_mapping({"time_range": [4, 8]})
+    assert opts.time_range == (4.0, 8.0)
+    assert opts.range_in(6.5) == (4.0, 6.5)
+    assert LocateOptions().range_in(6.5) == (0.0, 6.5)
+    with pytest.raises(OptionsError, match="starts at 7 s but the video is only 6.500 s"):
+        opts.__class__(time_range=(7, 9)).range_in(6.5)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from media import make_video, object_visible
+from media import make_video, object_visible, read_painted_index
 
 from vidground.backends.base import BaseBackend
 from vidground.frame import Frame
@@ -130,3 +130,24 @@ def test_phase_questions_name_the_phase_in_the_question_language() -> None:
     zh = phase_question("完成拾起动作", "开始伸手拿手机，以及完成拾起动作", "zh")
     assert "finish" in en and en != "finish"
     assert "完成拾起动作" in zh
+
+
+def test_refine_inside_bounds_never_looks_outside_them(video: Path) -> None:
+    """With ``bounds`` (a ``time_range``) cutting the event, the refiner asks only about
+    frames inside them and the span ends at their edge, not at the event's true end."""
+    seen: list[float] = []
+
+    class Recording(LookingModel):
+        def generate(self, frames: Sequence[Frame], prompt: Prompt, *,
+                     max_new_tokens: int = 512, on_token: object = None) -> str:
+            seen.extend(read_painted_index(f.image) / FPS for f in frames)
+            return super().generate(frames, prompt, max_new_tokens=max_new_tokens)
+
+    counter = CallCounter(8)
+    ref = Refiner(Recording(), probe(video), "When is the red square visible?", language="en",
+                  size=(160, 120), settings=RefineSettings(radius_s=0.6, max_frames=16),
+                  counter=counter, coarse_times=[0.25, 0.75, 1.25, 1.75], bounds=(0.0, 2.0))
+    span = ref.refine(Span(1.25, 1.75))
+    assert span.start == pytest.approx(TRUE[0], abs=1e-6)
+    assert span.end == pytest.approx(2.0, abs=1e-6)  # the range's end, the event goes on
+    assert seen and max(seen) < 2.0, max(seen)

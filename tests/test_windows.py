@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vidground.grounding.windows import merge_spans, split_windows
+from vidground.grounding.windows import merge_spans, range_adaptive_times, split_windows, within
 from vidground.timecode import Span
 
 
@@ -37,3 +37,23 @@ def test_merge_joins_overlapping_reports_and_keeps_separate_events() -> None:
     assert merged == [Span(1, 2), Span(10, 13, "x", 0.9)]
     assert merge_spans([Span(1, 2), Span(2.4, 3)], gap=0.5) == [Span(1, 3)]
     assert merge_spans([Span(1, 2), Span(2.6, 3)], gap=0.5) == [Span(1, 2), Span(2.6, 3)]
+
+
+def test_within_clamps_spans_to_the_range_and_drops_those_outside() -> None:
+    spans = [Span(0.5, 1.0), Span(1.5, 2.5), Span(3.0, 4.5), Span(5.0, 6.0), Span(2.0, 2.0)]
+    assert within(spans, (2.0, 5.0)) == [Span(2.0, 2.5), Span(3.0, 4.5), Span(2.0, 2.0)]
+    assert within([Span(1.0, 2.0)], (2.0, 3.0)) == []  # it ends where the range begins
+    assert within(spans, None) == spans
+
+
+def test_adaptive_times_in_a_range_stay_in_it_and_keep_its_anchors() -> None:
+    from vidground.video.motion import MotionCurve
+
+    values = tuple(1.0 if 24 <= i < 28 else 0.0 for i in range(40))  # motion at 6-7 s
+    curve = MotionCurve(bin_s=0.25, values=values, cuts=(6.5,), duration=10.0, method="pixels",
+                        anchors=(6.0, 6.96, 1.0))
+    times = range_adaptive_times(curve, (5.1, 8.0), 8)
+    assert times == sorted(times) and all(5.1 <= t < 8.0 for t in times), times
+    assert {6.0, 6.96} <= set(times) and 1.0 not in times
+    dense = [t for t in times if 6.0 <= t < 7.0]
+    assert len(dense) >= len(times) // 2, times  # the moving second gets the frames

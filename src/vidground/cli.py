@@ -80,7 +80,8 @@ _FLAGS = {"output_format": "--format", "frame_sampling_rate": "--fps",
           "max_frames": "--max-frames", "max_frames_per_call": "--max-frames-per-call",
           "return_reasoning": "--reasoning",
           "all_occurrences": "--all", "snap_to_keyframes": "--snap-keyframes",
-          "split_phases": "--split-phases", "max_refine_calls": "--max-refine-calls"}
+          "split_phases": "--split-phases", "max_refine_calls": "--max-refine-calls",
+          "time_range": "--from/--to"}
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -146,6 +147,27 @@ def _parse_rate(value: str) -> float | str:
         raise OptionsError(f"--fps must be a number or 'adaptive', got {value!r}") from None
 
 
+def _time_range(start: str | None, end: str | None, video: Path) -> list[float] | None:
+    """``--from``/``--to`` as the ``time_range`` option (seconds or HH:MM:SS.sss); a missing
+    ``--to`` is the video's end, a missing ``--from`` its start."""
+    from .timecode import parse_timecode
+
+    if start is None and end is None:
+        return None
+    bounds: list[float] = []
+    for flag, value in (("--from", start), ("--to", end)):
+        if value is None:
+            from .video.probe import probe
+
+            bounds.append(0.0 if flag == "--from" else probe(video).duration)
+            continue
+        try:
+            bounds.append(parse_timecode(value))
+        except ValueError as exc:
+            raise OptionsError(f"{flag}: {exc}") from None
+    return bounds
+
+
 @app.command()
 def locate(
     video: Annotated[Path, typer.Argument(help="the video file")],
@@ -179,6 +201,11 @@ def locate(
     structured: Annotated[bool | None, typer.Option(
         "--structured/--no-structured", help="ask for JSON answers held to a schema "
         "(response_format / xgrammar); env VIDGROUND_STRUCTURED_OUTPUT")] = None,
+    range_from: Annotated[str | None, typer.Option(
+        "--from", help="look only from this time on (seconds or HH:MM:SS.sss); times "
+                       "printed stay whole-video times")] = None,
+    range_to: Annotated[str | None, typer.Option(
+        "--to", help="look only before this time (seconds or HH:MM:SS.sss)")] = None,
     backend: BackendOpt = None,
     model: ModelOpt = None,
     model_source: ModelSourceOpt = None,
@@ -208,6 +235,7 @@ def locate(
                 "all_occurrences": all_occurrences, "refine": refine, "verify": verify,
                 "split_phases": split_phases, "max_refine_calls": max_refine_calls,
                 "snap_to_keyframes": snap_keyframes, "structured_output": structured,
+                "time_range": _time_range(range_from, range_to, video),
             })
         except OptionsError as exc:
             raise OptionsError(_flag_names(exc.message)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
@@ -43,6 +44,8 @@ OPTION_DOCS = {
     "language": "prompt language: auto, en or zh",
     "structured_output": "ask for JSON answers held to a schema (response_format / xgrammar); "
                          "null: the server's VIDGROUND_STRUCTURED_OUTPUT",
+    "time_range": "[start, end] seconds: look only inside this part of the video (clamped to "
+                  "it); spans are still in whole-video seconds",
 }
 
 
@@ -60,6 +63,9 @@ class LocateOptions:
     ``max_refine_calls`` extra model calls per span (and at most
     :data:`MAX_REFINE_CALLS_PER_QUESTION` in all). ``snap_to_keyframes``: with a fixed rate, when
     every sampling interval holds a keyframe, sample the keyframes (only they are decoded).
+    ``time_range`` (``(start, end)`` seconds, ``start < end``): sample, ask and refine only
+    inside that part of the video (clamped to it: see :meth:`range_in`); spans stay in
+    whole-video seconds.
     """
 
     enable_temporal_grounding: bool = True
@@ -81,8 +87,11 @@ class LocateOptions:
     max_new_tokens: int = 512
     language: Literal["auto", "en", "zh"] = "auto"
     structured_output: bool | None = None
+    time_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        if self.time_range is not None:  # a JSON list is accepted and kept as a tuple
+            object.__setattr__(self, "time_range", _check_range(self.time_range))
         rate = self.frame_sampling_rate
         if isinstance(rate, str):
             if rate != "adaptive":
@@ -119,6 +128,20 @@ class LocateOptions:
         if self.language not in ("auto", "en", "zh"):
             raise OptionsError(f"language must be 'auto', 'en' or 'zh', got {self.language!r}")
 
+    def range_in(self, duration: float) -> tuple[float, float]:
+        """The part of a ``duration``-second video to look at: ``time_range`` clamped to the
+        video (the whole video when it is None). Raises :class:`OptionsError` when the range
+        starts at or after the video's end."""
+        if self.time_range is None:
+            return 0.0, duration
+        start, end = self.time_range
+        if start >= duration:
+            raise OptionsError(
+                f"time_range starts at {start:g} s but the video is only {duration:.3f} s "
+                f"long; give a start before {duration:.3f}"
+            )
+        return start, min(end, duration)
+
     @classmethod
     def from_mapping(cls, values: dict[str, Any] | None) -> LocateOptions:
         """Build from a plain mapping (API body, CLI flags), refusing unknown keys."""
@@ -140,6 +163,25 @@ class LocateOptions:
 def _check_int(name: str, value: object, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not (lo <= value <= hi):
         raise OptionsError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
+
+
+def _check_range(value: object) -> tuple[float, float]:
+    """``value`` as ``(start, end)`` seconds, or :class:`OptionsError` saying what is wrong."""
+    example = "e.g. [30, 45] for 0:30 to 0:45"
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise OptionsError(f"time_range must be two numbers [start, end] in seconds ({example}), "
+                           f"got {value!r}")
+    start, end = value
+    for name, v in (("start", start), ("end", end)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise OptionsError(f"time_range's {name} must be a finite number of seconds "
+                               f"({example}), got {v!r}")
+    if start < 0:
+        raise OptionsError(f"time_range's start must be 0 or later, got {start!r}")
+    if end <= start:
+        raise OptionsError(f"time_range's end ({end!r}) must be after its start ({start!r}); "
+                           f"{example}")
+    return float(start), float(end)
 
 
 def check_query(query: object) -> str:

@@ -39,7 +39,14 @@ from .answer import ParsedAnswer, exclusive_end_note, parse_answer, restate_time
 from .phases import phase_question, split_phases
 from .prompts import Prompt, build_prompt, detect_language
 from .refine import CallCounter, Refiner, RefineSettings
-from .windows import frames_in_windows, merge_spans, split_windows
+from .windows import (
+    frames_in_windows,
+    merge_spans,
+    range_adaptive_times,
+    range_sample_times,
+    split_windows,
+    within,
+)
 
 
 @dataclass(frozen=True)
@@ -176,7 +183,8 @@ class Grounder:
         started = time.perf_counter()
         report(ProgressEvent("model", 0, 1, "reading the screen"))
         try:
-            answer = answer_quoted(info, text)
+            bounds = opts.range_in(info.duration) if opts.time_range is not None else None
+            answer = answer_quoted(info, text, bounds=bounds)
         except ModelNotAvailableError:
             return None
         report(ProgressEvent("model", 1, 1, "reading the screen"))
@@ -263,7 +271,7 @@ class Grounder:
         was asked for, then refined and verified."""
         if not opts.enable_temporal_grounding:
             return []
-        spans = merge_spans(coarse.spans, gap=plan.interval)
+        spans = merge_spans(within(coarse.spans, plan.bounds), gap=plan.interval)
         if not opts.all_occurrences:
             spans = spans[:1]
         if spans and (opts.refine or opts.verify):
@@ -368,7 +376,7 @@ class Grounder:
                               settings=RefineSettings(radius_s=max(0.5, plan.interval),
                                                       max_calls=opts.max_refine_calls),
                               counter=own, coarse_times=plan.times, on_call=on_call,
-                              cache=self.cache)
+                              cache=self.cache, bounds=plan.bounds)
             if opts.refine:
                 span = refiner.refine(span).with_(refined=own.refused == 0)
             if opts.verify:
@@ -493,6 +501,8 @@ class SamplingPlan:
     size: tuple[int, int]
     interval: float
     motion: MotionCurve | None = None
+    #: the part of the video looked at (``time_range`` clamped to it); None: all of it
+    bounds: tuple[float, float] | None = None
 
 
 def plan_sampling(info: VideoInfo, opts: LocateOptions,
@@ -504,7 +514,10 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
     rate); one window holds at most ``max_frames_per_call`` of them, what fits in
     ``max_context_length`` tokens, and what the backend takes in one request
     (``backend_max_frames``); there are at most ``max_windows`` windows (overlaps counted).
-    ``cache`` keeps the adaptive pass's motion curve between questions."""
+    ``cache`` keeps the adaptive pass's motion curve between questions. With ``time_range``,
+    all of this happens inside that part of the video (``SamplingPlan.bounds``)."""
+    bounds = opts.range_in(info.duration) if opts.time_range is not None else None
+    length = bounds[1] - bounds[0] if bounds is not None else info.duration
     width, height = info.display_size
     per_call_cap = min(opts.max_frames, opts.max_frames_per_call or opts.max_frames)
     size = frame_size_for(width, height, per_call_cap,
@@ -516,26 +529,31 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
     motion = None
     if opts.frame_sampling_rate == "adaptive":
         motion = cached_motion_curve(cache, info)
-        budget = min(limit, max(opts.min_frames, math.ceil(info.duration)))
-        times = adaptive_times(motion, budget)
+        budget = min(limit, max(opts.min_frames, math.ceil(length)))
+        times = (adaptive_times(motion, budget) if bounds is None
+                 else range_adaptive_times(motion, bounds, budget))
     else:
-        times = sample_times(info, fps=float(opts.frame_sampling_rate),
-                             min_frames=min(opts.min_frames, limit), max_frames=limit,
-                             max_context_tokens=None, tokens_per_frame=None)
+        if bounds is None:
+            times = sample_times(info, fps=float(opts.frame_sampling_rate),
+                                 min_frames=min(opts.min_frames, limit), max_frames=limit,
+                                 max_context_tokens=None, tokens_per_frame=None)
+        else:
+            times = range_sample_times(info, bounds, fps=float(opts.frame_sampling_rate),
+                                       min_frames=min(opts.min_frames, limit), max_frames=limit)
         if opts.snap_to_keyframes and len(times) > 2:  # the ends never move
             keyframes = keyframe_times(info)
             if keyframes:
-                step = info.duration / len(times)
+                step = length / len(times)
                 times = snap_to_keyframes(times, keyframes, step) or times
     if len(times) <= per_call:
         size = frame_size_for(width, height, max(len(times), 1),
                               max_pixels_per_frame=opts.max_pixels_per_frame,
                               max_context_tokens=opts.max_context_length)
-    interval = info.duration / max(len(times), 1)
+    interval = length / max(len(times), 1)
     windows = split_windows(times, per_call, cuts=motion.cuts if motion else ())
     if len(windows) > opts.max_windows:  # borders moved to scene cuts: one window too many
         windows = split_windows(times, per_call)
-    return SamplingPlan(times, windows, size, interval, motion)
+    return SamplingPlan(times, windows, size, interval, motion, bounds)
 
 
 def budget_warnings(spans: Sequence[Span], opts: LocateOptions, *, noun: str = "span",

@@ -117,13 +117,16 @@ class Refiner:
     in ``(t[k], t[k+1]]``; that bracket is decoded densely (every native frame, or every n-th
     when it holds more than ``max_frames``, then narrowed with another call), and widened when
     the event turns out to reach the bracket's edge (a coarse answer that was off).
+    ``bounds`` (seconds): the part of the video it may look at (``LocateOptions.time_range``,
+    clamped); no frame outside it is asked about and no boundary is moved outside it.
     """
 
     def __init__(self, backend: Backend, info: VideoInfo, query: str, *, language: str,
                  size: FrameSize, settings: RefineSettings, counter: CallCounter,
                  coarse_times: Sequence[float] = (), max_new_tokens: int = 256,
                  on_call: Callable[[int], None] | None = None,
-                 cache: DiskCache | None = None) -> None:
+                 cache: DiskCache | None = None,
+                 bounds: tuple[float, float] | None = None) -> None:
         self.backend = backend
         self.cache = cache  # decoded frames (None: always decode)
         self.info = info
@@ -136,10 +139,16 @@ class Refiner:
         self.max_new_tokens = max_new_tokens
         self.on_call = on_call or (lambda n: None)
         self.frame_s = info.frame_s
+        # the part of the video it may look at (``LocateOptions.time_range``): never outside
+        self.lo, self.hi = bounds if bounds is not None else (0.0, info.duration)
 
     def refine(self, span: Span) -> Span:
         """``span`` with its start and end moved to the frames where the event really starts
-        and stops; a boundary whose re-ask fails keeps its coarse value."""
+        and stops; a boundary whose re-ask fails keeps its coarse value. The span stays inside
+        the refiner's ``bounds``."""
+        return self._boundaries(span).clamp(self.lo, self.hi)
+
+    def _boundaries(self, span: Span) -> Span:
         start_lo, start_hi = self._bracket(span.start, before=True)
         end_lo, end_hi = self._bracket(span.end, before=False)
         if end_lo <= start_hi and self._fits(start_lo, end_hi):
@@ -160,14 +169,13 @@ class Refiner:
         times = self.coarse_times
         if len(times) < 2:
             r = self.settings.radius_s
-            return max(0.0, t - r), min(self.info.duration, t + r)
+            return max(self.lo, t - r), min(self.hi, t + r)
         k = min(range(len(times)), key=lambda i: abs(times[i] - t))
         if before:
-            lo, hi = (times[k - 1] if k > 0 else 0.0), max(times[k], t)
+            lo, hi = (times[k - 1] if k > 0 else self.lo), max(times[k], t)
         else:
-            lo, hi = min(times[k], t), (times[k + 1] if k + 1 < len(times)
-                                        else self.info.duration)
-        return max(0.0, lo - self.frame_s), min(self.info.duration, hi + self.frame_s)
+            lo, hi = min(times[k], t), (times[k + 1] if k + 1 < len(times) else self.hi)
+        return max(self.lo, lo - self.frame_s), min(self.hi, hi + self.frame_s)
 
     def _settle(self, found: _Found, side: str) -> float:
         """Follow one boundary from a dense answer: look further out when the event already
@@ -175,12 +183,13 @@ class Refiner:
         call budget is spent."""
         value = found.start if side == "start" else found.end
         width = found.hi - found.lo
-        if side == "start" and found.touches_start and found.lo > 0:
-            lo, hi = max(0.0, found.lo - width), found.lo + self.frame_s
-        elif side == "end" and found.touches_end and found.hi < self.info.duration:
-            lo, hi = found.hi - self.frame_s, min(self.info.duration, found.hi + width)
+        if side == "start" and found.touches_start and found.lo > self.lo:
+            lo, hi = max(self.lo, found.lo - width), found.lo + self.frame_s
+        elif side == "end" and found.touches_end and found.hi < self.hi:
+            lo, hi = found.hi - self.frame_s, min(self.hi, found.hi + width)
         elif found.step > 1.5 * self.frame_s:
-            lo, hi = value - found.step - self.frame_s, value + found.step
+            lo = max(self.lo, value - found.step - self.frame_s)
+            hi = min(self.hi, value + found.step)
         else:
             return value
         again = self._ask(lo, hi)
@@ -196,8 +205,9 @@ class Refiner:
             return None
         count = self.settings.max_frames
         for _ in range(_MAX_FIT_TRIES):
-            frames = cached_decode(self.cache, self.info,
-                                   dense_times(self.info, lo, hi, count), size=self.size)
+            times = [t for t in dense_times(self.info, max(lo, self.lo), min(hi, self.hi),
+                                            count) if t < self.hi]
+            frames = cached_decode(self.cache, self.info, times, size=self.size)
             if len(frames) < 2:
                 return None
             prompt = build_prompt(self.query, language=self.language, return_reasoning=False,

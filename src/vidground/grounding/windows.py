@@ -1,11 +1,21 @@
 """Long videos in windows: split sampled times into model-sized, overlapping windows (cut at
-scene changes where one is near), and merge the spans the windows report."""
+scene changes where one is near), and merge the spans the windows report. A question may look
+at only part of the video (``LocateOptions.time_range``): :func:`range_sample_times` and
+:func:`range_adaptive_times` plan inside it, :func:`within` keeps the spans there."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from ..timecode import Span
+
+if TYPE_CHECKING:
+    from ..video.motion import MotionCurve
+    from ..video.probe import VideoInfo
+
+Bounds = tuple[float, float]
 
 
 def split_windows(times: Sequence[float], per_window: int, *, overlap: int | None = None,
@@ -82,3 +92,54 @@ def merge_spans(spans: Iterable[Span], *, gap: float = 0.0) -> list[Span]:
         else:
             merged.append(span)
     return merged
+
+
+def range_sample_times(info: VideoInfo, bounds: Bounds, *, fps: float, min_frames: int,
+                       max_frames: int) -> list[float]:
+    """Fixed-rate times inside ``bounds`` (seconds of ``info``'s video), as
+    :func:`vidground.video.sampling.sample_times` places them over a whole video: the centres
+    of equal intervals covering ``[start, end)``, never past the start of the last frame.
+
+    >>> from vidground.video.probe import VideoInfo
+    >>> info = VideoInfo(path="v.mp4", duration=10.0, fps=25.0, frame_count=250, width=64,
+    ...                  height=48, codec="h264", container="mp4")
+    >>> range_sample_times(info, (4.0, 6.0), fps=2.0, min_frames=4, max_frames=768)
+    [4.25, 4.75, 5.25, 5.75]
+    """
+    from ..video.sampling import frame_count_for, interval_centres, last_frame_time
+
+    start, end = bounds
+    length = end - start
+    native = int(round(length * info.fps)) if info.fps > 0 else None
+    n = frame_count_for(length, fps=fps, min_frames=min_frames, max_frames=max_frames,
+                        available_frames=max(1, native) if native is not None else None)
+    last = min(end, last_frame_time(info))
+    return [round(start + t, 6) for t in
+            interval_centres(length, n, last_frame=max(0.0, last - start))]
+
+
+def range_adaptive_times(curve: MotionCurve, bounds: Bounds, budget: int) -> list[float]:
+    """Adaptive times (:func:`vidground.video.motion.adaptive_times`) spending ``budget``
+    frames inside ``bounds`` only: the curve's bins there, its anchors there."""
+    from ..video.motion import adaptive_times
+
+    start, end = bounds
+    first = min(max(0, int(start / curve.bin_s)), max(0, len(curve.values) - 1))
+    last = max(first + 1, int(-(-end // curve.bin_s)))
+    offset = first * curve.bin_s  # the part's clock starts at its first bin
+    part = dataclasses.replace(
+        curve, values=curve.values[first:last], duration=end - offset,
+        cuts=tuple(c - offset for c in curve.cuts if start <= c < end),
+        anchors=tuple(a - offset for a in curve.anchors if start <= a < end))
+    times = (round(offset + t, 6) for t in adaptive_times(part, budget))
+    return sorted({min(max(t, start), end) for t in times if t < end})
+
+
+def within(spans: Iterable[Span], bounds: Bounds | None) -> list[Span]:
+    """``spans`` clamped to ``bounds``; those wholly outside them are dropped (a model may
+    name a time outside the frames it was shown). ``None``: the whole video, spans kept."""
+    if bounds is None:
+        return list(spans)
+    start, end = bounds  # half-open, like spans: a span ending at ``start`` lies before it
+    return [s.clamp(start, end) for s in spans
+            if s.start < end and (s.end > start or s.start >= start)]

@@ -66,10 +66,12 @@ class QuotedAnswer:
 
 
 def answer_quoted(video: str | Path | VideoInfo, query: str, *,
-                  step_s: float = DEFAULT_STEP_S) -> QuotedAnswer | None:
+                  step_s: float = DEFAULT_STEP_S,
+                  bounds: tuple[float, float] | None = None) -> QuotedAnswer | None:
     """None when ``query`` quotes nothing; else every span in which a quoted phrase is on
     screen (each span's ``label`` is the text OCR read, ``score`` its match x confidence),
-    in time order. An empty answer means OCR did not find the phrase on screen."""
+    in time order. An empty answer means OCR did not find the phrase on screen. ``bounds``
+    (seconds, inside the video: ``LocateOptions.range_in``): look only there."""
     phrases = quoted_phrases(query)
     if not phrases:
         return None
@@ -84,14 +86,22 @@ def answer_quoted(video: str | Path | VideoInfo, query: str, *,
         if model is None:
             return None  # a question about what is said, and nothing here hears words
         for phrase in phrases:
-            spans.extend(find_spoken(info, phrase, model))
+            spans.extend(_inside(find_spoken(info, phrase, model), bounds))
         spans.sort(key=lambda s: (s.start, s.end))
         return QuotedAnswer(tuple(spans), tuple(phrases), detector="speech",
                             model=f"faster-whisper ({Path(model).name})")
     for phrase in phrases:
-        spans.extend(find_text(info, phrase, step_s=step_s).spans)
+        spans.extend(find_text(info, phrase, step_s=step_s, bounds=bounds).spans)
     spans.sort(key=lambda s: (s.start, s.end))
     return QuotedAnswer(tuple(spans), tuple(phrases))
+
+
+def _inside(spans: list[Span], bounds: tuple[float, float] | None) -> list[Span]:
+    """``spans`` that overlap ``bounds``, clamped to them (all of them when None)."""
+    if bounds is None:
+        return spans
+    lo, hi = bounds
+    return [s.clamp(lo, hi) for s in spans if s.start < hi and (s.end > lo or s.start >= lo)]
 
 
 def asks_about_speech(query: str) -> bool:

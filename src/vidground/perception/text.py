@@ -108,11 +108,20 @@ def ocr_size(info: VideoInfo, max_side: int = MAX_SIDE) -> tuple[int, int]:
     return max(2, int(round(w * scale / 2)) * 2), max(2, int(round(h * scale / 2)) * 2)
 
 
-def sample_times(info: VideoInfo, step_s: float) -> list[float]:
-    """``0, step, 2 step, ...`` inside the video, and its last frame."""
+def sample_times(info: VideoInfo, step_s: float,
+                 bounds: tuple[float, float] | None = None) -> list[float]:
+    """``0, step, 2 step, ...`` inside the video, and its last frame; with ``bounds``
+    (seconds), the multiples of ``step`` inside them (the whole video's grid, so a range's
+    samples are the whole scan's), its first instant and its last frame."""
     if not (step_s > 0 and math.isfinite(step_s)):
         raise QueryError(f"the OCR step must be a positive number of seconds, got {step_s}")
     last = max(0.0, info.duration - info.frame_s)
+    if bounds is not None:
+        lo = max(0.0, bounds[0])
+        hi = max(lo, min(last, bounds[1] - info.frame_s))
+        grid = [i * step_s for i in range(int(math.ceil(lo / step_s - 1e-9)),
+                                          int(math.floor(hi / step_s + 1e-9)) + 1)]
+        return sorted({round(t, 6) for t in [lo, *grid, hi] if lo <= t <= hi})
     n = int(math.floor(last / step_s + 1e-9)) + 1
     times = [i * step_s for i in range(n)]
     if last - times[-1] > 1e-6:
@@ -121,10 +130,15 @@ def sample_times(info: VideoInfo, step_s: float) -> list[float]:
 
 
 def scan(info: VideoInfo, step_s: float = DEFAULT_STEP_S, *,
-         progress: ProgressFn | None = None) -> tuple[list[Sample], bool]:
+         progress: ProgressFn | None = None,
+         bounds: tuple[float, float] | None = None) -> tuple[list[Sample], bool]:
     """OCR of the frames every ``step_s`` seconds (cached); ``(samples, hit)``.
-    ``progress(done, total)`` is called after each sampled frame when the scan runs."""
+    ``progress(done, total)`` is called after each sampled frame when the scan runs.
+    ``bounds`` (seconds): only the frames inside them (cached apart from the whole scan)."""
     size = ocr_size(info)
+    params: dict[str, Any] = {"step_s": step_s, "size": list(size)}
+    if bounds is not None:
+        params["bounds"] = [round(bounds[0], 6), round(bounds[1], 6)]
 
     def compute() -> list[dict[str, Any]]:
         from ..video.decode import iter_frames
@@ -132,7 +146,7 @@ def scan(info: VideoInfo, step_s: float = DEFAULT_STEP_S, *,
         out: list[dict[str, Any]] = []
         last_id = None
         previous: tuple[np.ndarray, list[list[Any]]] | None = None
-        for _, frame in iter_frames(info, sample_times(info, step_s), size=size,
+        for _, frame in iter_frames(info, sample_times(info, step_s, bounds), size=size,
                                     progress=progress):
             if id(frame) == last_id:
                 continue
@@ -147,7 +161,7 @@ def scan(info: VideoInfo, step_s: float = DEFAULT_STEP_S, *,
             out.append({"time": frame.time, "lines": lines, "reused": reused})
         return out
 
-    raw, hit = cached("ocr-scan", info.path, {"step_s": step_s, "size": list(size)}, compute)
+    raw, hit = cached("ocr-scan", info.path, params, compute)
     samples = [Sample(float(s["time"]), tuple(TextLine(t, float(sc), _box(b))
                                               for t, sc, b in s["lines"]),
                       bool(s.get("reused"))) for s in raw]
@@ -309,9 +323,11 @@ def first_true(info: VideoInfo, size: tuple[int, int], lo: float, hi: float,
         lo, hi = frames[a].time, frames[b].time
 
 
-def refine(info: VideoInfo, samples: Sequence[Sample], run: Run, size: tuple[int, int]
-           ) -> tuple[Span, int, int]:
-    """The span of ``run`` to the frame; (span, region reads, whole-frame reads)."""
+def refine(info: VideoInfo, samples: Sequence[Sample], run: Run, size: tuple[int, int],
+           bounds: tuple[float, float] | None = None) -> tuple[Span, int, int]:
+    """The span of ``run`` to the frame; (span, region reads, whole-frame reads). A run
+    reaching the first or last sample starts or ends at the edge of ``bounds`` (default: the
+    video)."""
     from ..video.decode import decode_frames
 
     reads = [0, 0]
@@ -325,15 +341,16 @@ def refine(info: VideoInfo, samples: Sequence[Sample], run: Run, size: tuple[int
         reads[0] += judge.region_reads
         reads[1] += judge.frame_reads
 
+    lo, hi = bounds if bounds is not None else (0.0, info.duration)
     if run.first == 0:
-        start = 0.0
+        start = lo
     else:
         judge = judge_for(run.first_box, samples[run.first].time)
         start = first_true(info, size, samples[run.first - 1].time, samples[run.first].time,
                            judge, want=True)
         count(judge)
     if run.last == len(samples) - 1:
-        end = info.duration
+        end = hi
     else:
         judge = judge_for(run.last_box, samples[run.last].time)
         end = first_true(info, size, samples[run.last].time, samples[run.last + 1].time,
@@ -351,16 +368,17 @@ def _info(video: str | Path | VideoInfo) -> VideoInfo:
 
 
 def find_text(video: str | Path | VideoInfo, phrase: str, *,
-              step_s: float = DEFAULT_STEP_S, progress: ProgressFn | None = None
-              ) -> TextFinding:
+              step_s: float = DEFAULT_STEP_S, progress: ProgressFn | None = None,
+              bounds: tuple[float, float] | None = None) -> TextFinding:
     """Every span in which ``phrase`` is on screen (see the module docstring);
-    ``progress(done, total)`` follows the scan."""
+    ``progress(done, total)`` follows the scan. ``bounds`` (seconds, inside the video): look
+    only there (spans in whole-video seconds, clamped to them)."""
     if not normalize(phrase):
         raise QueryError("give the words to look for on screen, e.g. "
                          "vidground text video.mp4 \"PAYMENT FAILED\"")
     info = _info(video)
-    samples, hit = scan(info, step_s, progress=progress)
-    return _refined(info, samples, phrase_runs(phrase, samples), hit)
+    samples, hit = scan(info, step_s, progress=progress, bounds=bounds)
+    return _refined(info, samples, phrase_runs(phrase, samples), hit, bounds)
 
 
 def all_text(video: str | Path | VideoInfo, *, step_s: float = DEFAULT_STEP_S,
@@ -371,13 +389,13 @@ def all_text(video: str | Path | VideoInfo, *, step_s: float = DEFAULT_STEP_S,
     return _refined(info, samples, text_runs(samples), hit)
 
 
-def _refined(info: VideoInfo, samples: list[Sample], runs: list[Run], hit: bool
-             ) -> TextFinding:
+def _refined(info: VideoInfo, samples: list[Sample], runs: list[Run], hit: bool,
+             bounds: tuple[float, float] | None = None) -> TextFinding:
     size = ocr_size(info)
     finding = TextFinding([], samples=len(samples), cached_scan=hit,
                           sample_reads=sum(not s.reused for s in samples))
     for run in runs:
-        span, region, whole = refine(info, samples, run, size)
+        span, region, whole = refine(info, samples, run, size, bounds)
         finding.spans.append(span)
         finding.region_reads += region
         finding.frame_reads += whole

@@ -22,6 +22,10 @@ def _options_model() -> type[BaseModel]:
     for f in fields(LocateOptions):
         defined[f.name] = (hints[f.name] | None,
                            Field(default=None, description=OPTION_DOCS.get(f.name)))
+    # JSON has no tuples: [start, end] (strict mode would take only a Python tuple)
+    defined["time_range"] = (list[float] | None, Field(
+        default=None, min_length=2, max_length=2, description=OPTION_DOCS["time_range"],
+        examples=[[30.0, 45.0]]))
     return create_model(  # type: ignore[call-overload, no-any-return]
         "InferenceOptions",
         __config__=ConfigDict(extra="forbid", strict=True),
