@@ -219,14 +219,22 @@ def _error_classes() -> list[type]:
     return found
 
 
-def test_docs_error_table_lists_every_code_the_server_answers() -> None:
+def _documented_statuses() -> dict[str, set[int]]:
+    """docs/api.md's error table: code -> the statuses its row names."""
     text = (DOCS / "api.md").read_text(encoding="utf-8")
     table = text[text.index("## Errors"):text.index("## Security notes")]
-    documented: set[str] = set()
+    documented: dict[str, set[int]] = {}
     for line in table.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 3 and re.fullmatch(r"[0-9 /]+", cells[0]):
-            documented.update(re.findall(r"`([a-z_]+)`", cells[1]))
+            statuses = {int(n) for n in re.findall(r"[0-9]+", cells[0])}
+            for code in re.findall(r"`([a-z_]+)`", cells[1]):
+                documented.setdefault(code, set()).update(statuses)
+    return documented
+
+
+def test_docs_error_table_lists_every_code_the_server_answers() -> None:
+    documented = set(_documented_statuses())
     http_codes = {"bad_request", "not_found", "method_not_allowed", "request_too_large",
                   "invalid_request", "internal_error", "host_not_allowed",
                   "cross_origin_refused", "too_many_failed_logins", "store_busy"}
@@ -242,6 +250,64 @@ def test_docs_error_table_lists_every_code_the_server_answers() -> None:
     assert not missing, f"codes the server answers but docs/api.md does not list: {missing}"
     stale = documented - raised - http_codes
     assert not stale, f"codes docs/api.md lists but nothing raises: {stale}"
+
+
+def test_every_documented_error_code_gets_its_documented_status() -> None:
+    """The edge's table (server/statuses.py, looked up along each error's MRO) answers every
+    code docs/api.md lists with the status its row names."""
+    from vidground.server.statuses import status_for
+
+    documented = _documented_statuses()
+    wrong = {cls.code: (status_for(cls), sorted(documented[cls.code]))
+             for cls in _error_classes()
+             if cls.code in documented and status_for(cls) not in documented[cls.code]}
+    assert not wrong, f"code: (status answered, statuses documented): {wrong}"
+    assert status_for(_error_classes()[0]("x")) == 400  # an instance is looked up by its class
+
+
+def test_no_error_knows_http() -> None:
+    """Errors are grouped by meaning; only server/statuses.py maps a group to an HTTP status:
+    no class under src/ sets ``http_status`` (read from the source, so a module whose optional
+    extra is not installed is checked too)."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for stmt in node.body:
+                targets = (stmt.targets if isinstance(stmt, ast.Assign)
+                           else [stmt.target] if isinstance(stmt, ast.AnnAssign) else [])
+                if any(isinstance(t, ast.Name) and t.id == "http_status" for t in targets):
+                    found.append(f"{path.relative_to(SRC)}:{stmt.lineno} {node.name}")
+    assert found == [], f"map the error's group in server/statuses.py instead: {found}"
+    assert not any("http_status" in vars(cls) for cls in _error_classes())
+
+
+def test_error_groups_by_meaning() -> None:
+    """The parents the regroup fixed: a missing output is a missing thing, not the answer
+    "the event does not happen"; a job not finished and an unreadable result are not bad
+    options."""
+    from vidground.errors import (
+        ConflictError,
+        EventNotFoundError,
+        InvalidInputError,
+        NotFoundError,
+        OptionsError,
+        VideoError,
+        VideoNotFoundError,
+    )
+    from vidground.outputs.results import ResultError
+    from vidground.server.errors import JobNotDoneError, JobNotFoundError, OutputNotFoundError
+
+    assert issubclass(OutputNotFoundError, NotFoundError)
+    assert not issubclass(OutputNotFoundError, EventNotFoundError)
+    assert not issubclass(EventNotFoundError, NotFoundError)
+    assert issubclass(JobNotDoneError, ConflictError) and not issubclass(JobNotDoneError,
+                                                                        OptionsError)
+    assert issubclass(ResultError, InvalidInputError) and not issubclass(ResultError,
+                                                                        OptionsError)
+    assert issubclass(JobNotFoundError, NotFoundError)
+    assert issubclass(VideoNotFoundError, VideoError)  # still caught where a video fails
 
 
 def test_each_request_is_probed_once(tmp_path: Path, fake_model, monkeypatch) -> None:

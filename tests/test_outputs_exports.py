@@ -29,6 +29,7 @@ from vidground.outputs.results import (
     load_results,
     results_from_json,
 )
+from vidground.server.statuses import status_for
 from vidground.timecode import Span, parse_timecode
 
 NTSC = 30000 / 1001
@@ -327,7 +328,7 @@ def test_caps_refuse_before_writing() -> None:
     with pytest.raises(ExportTooLargeError, match="MiB"):
         export(wordy, "otio")
     assert time.perf_counter() - started < 5  # estimated, not built
-    assert ExportTooLargeError.http_status == 413 and MAX_EXPORT_BYTES == 64 * 2**20
+    assert status_for(ExportTooLargeError) == 413 and MAX_EXPORT_BYTES == 64 * 2**20
 
 
 @pytest.mark.parametrize("fmt", ["srt", "vtt", "chapters", "csv", "jsonl", "edl", "otio",

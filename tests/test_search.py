@@ -395,15 +395,17 @@ def test_an_unreachable_postgres_index_is_an_actionable_error() -> None:
     from server_utils import free_port
 
     from vidground.search.store import SearchIndexError
+    from vidground.server.statuses import status_for
 
     with pytest.raises(SearchIndexError) as info:
         open_store(f"postgresql://u@127.0.0.1:{free_port()}/x")
-    assert "VIDGROUND_INDEX" in info.value.message and info.value.http_status == 503
+    assert "VIDGROUND_INDEX" in info.value.message and status_for(info.value) == 503
 
 
 
 def test_a_locked_index_is_an_actionable_error(tmp_path: Path) -> None:
     from vidground.search.store import SearchIndexError
+    from vidground.server.statuses import status_for
 
     index = tmp_path / "search.sqlite3"
     with SQLiteSearchStore(index, busy_timeout_ms=200) as store:
@@ -412,7 +414,7 @@ def test_a_locked_index_is_an_actionable_error(tmp_path: Path) -> None:
         try:
             with pytest.raises(SearchIndexError) as info:
                 store.put(VideoRecord("/v/a.mp4", "a"), [Segment(0, 1, "a cat")])
-            assert "retry" in info.value.message and info.value.http_status == 503
+            assert "retry" in info.value.message and status_for(info.value) == 503
         finally:
             other.execute("ROLLBACK")
             other.close()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     BackendError,
+    EventNotFoundError,
     ModelNotAvailableError,
     NotFoundError,
     OptionsError,
@@ -52,8 +53,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BackendError", "Grounder", "Grounding", "LocateOptions", "ModelNotAvailableError",
-    "NotFoundError", "OptionsError", "QueryError", "Span", "VideoError", "VideoInfo",
+    "BackendError", "EventNotFoundError", "Grounder", "Grounding", "LocateOptions",
+    "ModelNotAvailableError", "NotFoundError", "OptionsError", "QueryError", "Span", "VideoError",
+    "VideoInfo",
     "VideoNotFoundError", "VideoTooLargeError", "VidgroundError", "format_time", "locate",
     "parse_answer", "parse_timecode", "probe",
 ]

@@ -28,14 +28,13 @@ import threading
 from pathlib import Path
 
 from .config import Settings
-from .errors import VidgroundError
+from .errors import SetupError
 
 log = logging.getLogger("vidground.worker")
 
 
-class WorkerSetupError(VidgroundError):
+class WorkerSetupError(SetupError):
     code = "worker_setup"
-    http_status = 500
 
 
 def check_paths(settings: Settings) -> None:

@@ -19,17 +19,16 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from ..errors import BackendError
+from ..errors import BackendError, TooLargeError
 from ..frame import Frame
 
 
-class RequestTooLargeError(BackendError):
+class RequestTooLargeError(TooLargeError, BackendError):
     """One request would carry more frames or bytes than the configured caps allow.
 
     ``fits`` is how many of its frames one request can carry (0: not even one frame fits)."""
 
     code = "request_too_large"
-    http_status = 413
 
     def __init__(self, message: str, fits: int = 0) -> None:
         super().__init__(message)

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..errors import VidgroundError
+from ..errors import InvalidInputError
 from ..frame import Frame
 
 NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https", "rtmp", "rtmps"})
@@ -44,11 +44,10 @@ RESTART_S = 15.0
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-class SourceError(VidgroundError):
+class SourceError(InvalidInputError):
     """A live source that may not or cannot be opened."""
 
     code = "invalid_source"
-    http_status = 422
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..errors import OptionsError
+from ..errors import OptionsError, TooLargeError
 from ..timecode import Span, format_time
 from ..video.probe import FALLBACK_FPS
 from .results import (
@@ -92,12 +92,11 @@ _SIZE_PER_SPAN = {"srt": 80, "vtt": 80, "chapters": 80, "csv": 160, "jsonl": 320
 _TEXT_REPEATS = 3
 
 
-class ExportTooLargeError(ResultError):
+class ExportTooLargeError(TooLargeError, ResultError):
     """An export with more spans than :data:`MAX_EXPORT_SEGMENTS`, or larger than
     :data:`MAX_EXPORT_BYTES`."""
 
     code = "export_too_large"
-    http_status = 413
 
 
 @dataclass(frozen=True)

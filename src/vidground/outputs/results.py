@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import OptionsError
+from ..errors import InvalidInputError
 from ..timecode import Span
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ MAX_SECONDS = 1e7
 MAX_RESULT_FPS = 1e6
 
 
-class ResultError(OptionsError):
+class ResultError(InvalidInputError):
     """A result file or body cannot be read as spans."""
 
     code = "invalid_result"

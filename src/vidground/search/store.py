@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import VidgroundError
+from ..errors import UnavailableError
 
 #: Where a segment's text came from. Built today: ``event`` (describe), ``facts`` (probe),
 #: ``shot`` (shot boundaries, when asked for); ``text`` (on-screen text) and ``speech``
@@ -20,11 +20,10 @@ from ..errors import VidgroundError
 KINDS = ("event", "text", "speech", "shot", "facts")
 
 
-class SearchIndexError(VidgroundError):
+class SearchIndexError(UnavailableError):
     """The search index cannot be reached or written (a PostgreSQL server that is down)."""
 
     code = "search_index_unavailable"
-    http_status = 503
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,24 @@
 """The errors the server adds to :mod:`vidground.errors`, in one place: each says what went
-wrong and what to do, and carries the HTTP status and the ``code`` of the JSON error body (the
-table in docs/api.md lists them all; a test keeps it in step)."""
+wrong and what to do, and carries the ``code`` of the JSON error body (the table in docs/api.md
+lists them all; a test keeps it in step). Each subclasses the group of :mod:`vidground.errors`
+it belongs to; the HTTP status comes from that group (:mod:`vidground.server.statuses`)."""
 
 from __future__ import annotations
 
 import errno
 import sqlite3
 
-from ..errors import NotFoundError, OptionsError, VidgroundError
+from ..errors import (
+    BusyError,
+    ConflictError,
+    InvalidInputError,
+    MalformedInputError,
+    NotAllowedError,
+    NotFoundError,
+    StorageFullError,
+    TooLargeError,
+    UnavailableError,
+)
 
 #: ``errno`` values that mean "no room to write": no space, quota exceeded, file too large.
 NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -31,67 +42,57 @@ def disk_full(exc: BaseException | None) -> bool:
     return False
 
 
-class InvalidPathError(VidgroundError):
+class InvalidPathError(MalformedInputError):
     """``video_path`` is not a usable relative path (NUL byte, URL, empty, too long)."""
 
     code = "invalid_path"
-    http_status = 400
 
 
-class PathNotAllowedError(VidgroundError):
+class PathNotAllowedError(NotAllowedError):
     """``video_path`` points outside the media root (``..``, absolute path, symlink)."""
 
     code = "path_not_allowed"
-    http_status = 403
 
 
-class UploadTooLargeError(VidgroundError):
+class UploadTooLargeError(TooLargeError):
     code = "upload_too_large"
-    http_status = 413
 
 
-class UnsupportedMediaError(VidgroundError):
+class UnsupportedMediaError(InvalidInputError):
     """The uploaded bytes are not a video we can read."""
 
     code = "unsupported_media"
-    http_status = 415
 
 
-class BadUploadError(VidgroundError):
+class BadUploadError(MalformedInputError):
     code = "invalid_upload"
-    http_status = 400
 
 
-class VideoInUseError(VidgroundError):
+class VideoInUseError(ConflictError):
     code = "video_in_use"
-    http_status = 409
 
 
-class UnauthorizedError(VidgroundError):
+class UnauthorizedError(NotAllowedError):
     code = "unauthorized"
-    http_status = 401
 
 
-class QueueFullError(VidgroundError):
+class QueueFullError(BusyError):
     code = "queue_full"
-    http_status = 429
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
 
-class ShuttingDownError(VidgroundError):
+class ShuttingDownError(UnavailableError):
     code = "shutting_down"
-    http_status = 503
 
 
-class InsufficientStorageError(VidgroundError):
+class InsufficientStorageError(StorageFullError):
     """The disk (or the outputs quota, ``VIDGROUND_MAX_OUTPUTS_MB``) is full: nothing was kept
     of what this request started to write."""
 
     code = "insufficient_storage"
-    http_status = 507
     retry_after = 60
 
 
@@ -99,46 +100,39 @@ class OutputNotFoundError(NotFoundError):
     code = "output_not_found"
 
 
-class JobNotDoneError(OptionsError):
+class JobNotDoneError(ConflictError):
     code = "job_not_finished"
-    http_status = 409
 
 
 # -- jobs and job stores --------------------------------------------------------------------
 
 
-class JobNotFoundError(VidgroundError):
+class JobNotFoundError(NotFoundError):
     code = "job_not_found"
-    http_status = 404
 
 
-class JobFinishedError(VidgroundError):
+class JobFinishedError(ConflictError):
     code = "job_finished"
-    http_status = 409
 
 
-class JobQueueFullError(VidgroundError):
+class JobQueueFullError(BusyError):
     """More jobs than ``job_queue_limit`` would be queued (checked in the insert's transaction)."""
 
     code = "too_many_jobs"
-    http_status = 429
     retry_after = 30
 
 
-class JobStoreUnavailableError(VidgroundError):
+class JobStoreUnavailableError(UnavailableError):
     code = "job_store_unavailable"
-    http_status = 503
     retry_after = 5
 
 
-class JobStoreVersionError(VidgroundError):
+class JobStoreVersionError(UnavailableError):
     code = "job_store_too_new"
-    http_status = 503
 
 
-class WorkerVideoError(VidgroundError):
+class WorkerVideoError(InvalidInputError):
     """This process cannot read the job's video (a worker without the shared media/data path).
     The attempt is given back to the queue, so a worker that can read it may take it."""
 
     code = "video_not_on_worker"
-    http_status = 422

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import VidgroundError
 from .errors import InsufficientStorageError, disk_full
+from .statuses import status_for
 
 log = logging.getLogger("vidground.server")
 access_log = logging.getLogger("vidground.access")
@@ -113,16 +114,17 @@ def install_error_handlers(app: FastAPI, *, detail: bool = False) -> None:
             log.warning("%s %s: the disk is full (%s)", request.method, request.url.path,
                         exc.message)
             exc = InsufficientStorageError(DISK_FULL)
-        log.log(logging.WARNING if exc.http_status >= 500 else logging.INFO,
-                "%s %s -> %d %s: %s", request.method, request.url.path, exc.http_status,
+        status = status_for(exc)
+        log.log(logging.WARNING if status >= 500 else logging.INFO,
+                "%s %s -> %d %s: %s", request.method, request.url.path, status,
                 exc.code, exc.message)
         headers = None
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             headers = {"Retry-After": str(int(retry_after))}
-        if exc.http_status == 401:
+        if status == 401:
             headers = {"WWW-Authenticate": "Bearer"}
-        return error_json(exc.http_status, exc.code, public_text(request, exc.message),
+        return error_json(status, exc.code, public_text(request, exc.message),
                           headers, detail=detail)
 
     @app.exception_handler(RequestValidationError)

@@ -38,6 +38,7 @@ from ..errors import (
 from ..progress import STAGE_SPANS, ProgressEvent
 from .errors import WorkerVideoError
 from .jobstore import JobStore
+from .statuses import status_for
 
 log = logging.getLogger(__name__)
 
@@ -186,4 +187,4 @@ class JobRunner:
 def error_body(exc: VidgroundError, public: Callable[[str], str] | None = None
                ) -> dict[str, Any]:
     message = public(exc.message) if public is not None else exc.message
-    return {"code": exc.code, "message": message, "status": exc.http_status}
+    return {"code": exc.code, "message": message, "status": status_for(exc)}
