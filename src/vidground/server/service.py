@@ -36,7 +36,11 @@ from ..video.probe import VideoInfo
 from .executor import BoundedExecutor, ignore_outcome
 from .jobs import JobRunner
 from .jobstore import JobStore, open_store
+from .monitors import ExecutorBackend, MonitorManager
 from .output_files import OutputFolders, attach_outputs
+from .perception_work import KINDS as PERCEPTION_KINDS
+from .perception_work import PerceptionRequest, perceive, perception_request
+from .search_service import Library
 from .storage import UploadStore, probe_checked, resolve_media_path
 
 log = logging.getLogger("vidground.server")
@@ -71,6 +75,9 @@ class Service:
         self.store: JobStore = None  # type: ignore[assignment]  # opened in start()
         self.uploads: UploadStore = None  # type: ignore[assignment]
         self.runner: JobRunner | None = None
+        self.monitors: MonitorManager = None  # type: ignore[assignment]  # made in start()
+        # library search: GET /api/v1/search, the index and grounded-search jobs, the page
+        self.library = Library(settings, grounder, self.media_root, self.public_text)
         self.executor = BoundedExecutor(settings.workers, settings.queue_limit,
                                         job_source=self._next_job, name="model worker")
         # clips and evidence: CPU and disk work with its own bounded queue (issue 21)
@@ -104,6 +111,12 @@ class Service:
         self.executor.start()
         self.heavy.start()
         self.probes.start()
+        # live monitors (issue 25): their model calls wait on the model executor like requests
+        self.monitors = MonitorManager(
+            self.store, data_dir=self.data_dir, limit=self.settings.max_monitors,
+            backend=lambda: ExecutorBackend(self.grounder.backend, self.executor.submit),
+            run=self.settings.run_monitors, public=self.public_text)
+        self.monitors.start()
         if self.settings.upload_retention_hours > 0:
             threading.Thread(target=self._sweep_uploads, name="vidground-uploads",
                              daemon=True).start()
@@ -119,6 +132,8 @@ class Service:
         self.health_parts.close()
         if self.runner is not None:
             self.runner.stop()
+        if self.monitors is not None:
+            self.monitors.stop()  # hands its monitors back for another process to take
         if self.store is not None:
             self.store.close()  # SQLite: checkpoints the log into the database file
 
@@ -220,6 +235,27 @@ class Service:
 
         return self.executor.submit(work)
 
+    def check_perception(self, request: dict[str, Any]) -> PerceptionRequest:
+        """The cheap checks of a text/shots/speech request (``kind``, phrase, options, the
+        video exists where allowed, the perception extra is installed: 503 naming it)."""
+        return perception_request(request, self.video_file(request))
+
+    def submit_perception(self, request: dict[str, Any],
+                          progress: Callable[[ProgressEvent], None], *,
+                          as_result: bool = False) -> Future[Any]:
+        """Check a text/shots/speech request and probe its video now (the server's limits),
+        then queue it on the shared executor (429 past the queue limit), like a question:
+        the one way for ``POST /api/v1/text|shots|speech`` and the web page (``as_result``:
+        the future holds the :class:`Perceived`, not the API's dict)."""
+        checked = self.check_perception(request)
+        info = self.probe(checked.video)
+
+        def work() -> Any:
+            found = perceive(checked, info, progress)
+            return found if as_result else found.to_response(checked.output_format)
+
+        return self.executor.submit(work)
+
     def probe(self, video: Path) -> VideoInfo:
         """``video`` probed with the server's limits (413 past them)."""
         return probe_checked(video, max_duration_s=self.settings.max_video_duration_s,
@@ -286,6 +322,12 @@ class Service:
               ) -> dict[str, Any]:
         """Run one job's request (in an executor worker): checked and probed here, where it
         runs, then located; the API response."""
+        if self.library.owns(request):  # index, grounded search (issue 27)
+            return self.library.run(request, progress)
+        if request.get("kind") in PERCEPTION_KINDS:  # text, shots, speech (issue 24)
+            perceiving = self.check_perception(request)
+            return perceive(perceiving, self.probe(perceiving.video), progress).to_response(
+                perceiving.output_format)
         checked = self.validate(request)
         return self.respond(checked, self.locate(checked, progress))
 
