@@ -34,6 +34,7 @@ from .http import (
 from .outputs_routes import outputs_router
 from .perception_routes import perception_router
 from .routes import public, router
+from .search_routes import search_router
 from .service import Service
 
 log = logging.getLogger("vidground.server")
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, grounder: Grounder | None = Non
     app.include_router(public)
     app.include_router(router)
     app.include_router(outputs_router)  # exports, clips, evidence, describe
+    app.include_router(search_router)  # library search and its index (issue 27)
     app.include_router(perception_router)  # on-screen text, shots, speech (issue 24)
     # added last = outermost: the Host/Origin guard sees every request first
     app.add_middleware(BodyLimit, limit=settings.max_request_kb * 1024,

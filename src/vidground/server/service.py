@@ -39,6 +39,7 @@ from .jobstore import JobStore, open_store
 from .output_files import OutputFolders, attach_outputs
 from .perception_work import KINDS as PERCEPTION_KINDS
 from .perception_work import PerceptionRequest, perceive, perception_request
+from .search_service import Library
 from .storage import UploadStore, probe_checked, resolve_media_path
 
 log = logging.getLogger("vidground.server")
@@ -73,6 +74,8 @@ class Service:
         self.store: JobStore = None  # type: ignore[assignment]  # opened in start()
         self.uploads: UploadStore = None  # type: ignore[assignment]
         self.runner: JobRunner | None = None
+        # library search: GET /api/v1/search, the index and grounded-search jobs, the page
+        self.library = Library(settings, grounder, self.media_root, self.public_text)
         self.executor = BoundedExecutor(settings.workers, settings.queue_limit,
                                         job_source=self._next_job, name="model worker")
         # clips and evidence: CPU and disk work with its own bounded queue (issue 21)
@@ -309,6 +312,8 @@ class Service:
               ) -> dict[str, Any]:
         """Run one job's request (in an executor worker): checked and probed here, where it
         runs, then located; the API response."""
+        if self.library.owns(request):  # index, grounded search (issue 27)
+            return self.library.run(request, progress)
         if request.get("kind") in PERCEPTION_KINDS:  # text, shots, speech (issue 24)
             perceiving = self.check_perception(request)
             return perceive(perceiving, self.probe(perceiving.video), progress).to_response(
