@@ -44,6 +44,30 @@ class FitTally:
     min_quality: int | None = None  # lowest JPEG quality sent
     min_side: int | None = None  # shortest "longest side" of the frames sent, in pixels
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    #: per configured (quality, side): the encoding step the question's requests start at
+    _starts: dict[tuple[int, int], int] = field(default_factory=dict, repr=False,
+                                                compare=False)
+    _learning: dict[tuple[int, int], threading.Lock] = field(default_factory=dict, repr=False,
+                                                             compare=False)
+
+    def start_step(self, key: tuple[int, int]) -> int:
+        """The step of :func:`fit_steps` the question's requests encoded at ``key`` start at:
+        the lowest an earlier request needed (its frames have the same size; 0 at first)."""
+        with self._lock:
+            return self._starts.get(key, 0)
+
+    def learn(self, key: tuple[int, int], step: int) -> None:
+        with self._lock:
+            self._starts[key] = max(step, self._starts.get(key, 0))
+
+    def learning(self, key: tuple[int, int]) -> threading.Lock | None:
+        """While the first request at ``key`` finds its encoding, the others wait on this lock
+        (then start where it ended) instead of sampling the same steps themselves; None once
+        a request has found it."""
+        with self._lock:
+            if key in self._starts:
+                return None
+            return self._learning.setdefault(key, threading.Lock())
 
     def add_refit(self, quality: int, side: int) -> None:
         with self._lock:
@@ -145,29 +169,97 @@ def check_frame_count(count: int, cap: int | None) -> None:
 def fit_request(frames: Sequence[Frame], build: Builder[R], sample: Sampler, *, quality: int,
                 side: int, max_bytes: int, empty_size: Callable[[], int]) -> R:
     """The request for ``frames`` at the first encoding of :func:`fit_steps` whose body is at
-    most ``max_bytes`` (what that cost goes to the question's tally). A few sample frames
-    predict which encodings cannot fit, so those are skipped without encoding every frame.
+    most ``max_bytes`` (what that cost goes to the question's tally), chosen before the frames
+    are encoded in full, so each frame is encoded once (issue 22.7):
+
+    * a request whose frames cannot reach the cap even as raw pixels is built at once;
+    * otherwise a few sample frames (:data:`FIT_SAMPLE`) predict which encodings cannot fit, and
+      only the first predicted to fit is built (the samples' bytes are reused where the frames
+      keep their encodings, as the pipeline's do);
+    * the question's later requests of frames of this size start at the encoding an earlier one
+      needed (:meth:`FitTally.start_step`; the first one finds it while the others wait).
+
     When even the smallest encoding is too large, :class:`RequestTooLargeError` says how many
     frames fit (``empty_size()``: the size of the body without any frame)."""
     steps = fit_steps(quality, side)
-    built = build(*steps[0])
-    if built.size <= max_bytes or not frames:
-        return built.request
-    overhead = built.size - sum(built.frame_sizes)
+    tally = current_fit()
+    if tally is None or not frames:
+        return _fit(frames, build, sample, steps, 0, max_bytes, empty_size, None)
+    key = (int(quality), int(side))
+    lock = tally.learning(key)
+    if lock is None:
+        return _fit(frames, build, sample, steps, tally.start_step(key), max_bytes,
+                    empty_size, tally)
+    with lock:  # the first request of this size finds the encoding; the others start there
+        return _fit(frames, build, sample, steps, tally.start_step(key), max_bytes,
+                    empty_size, tally)
+
+
+#: bytes a request spends on each frame besides its base64 (its time label and JSON wrapper),
+#: used to predict a request's size from its frames' sizes
+FRAME_PART_BYTES = 112
+#: an upper bound on a JPEG's size per pixel (quality <= 95; random noise at quality 85 takes
+#: about a third of this), so a request under the cap even at this size needs no sample
+_JPEG_BOUND_PER_PIXEL = 3
+_JPEG_HEADER_BOUND = 2048
+
+
+def _fit(frames: Sequence[Frame], build: Builder[R], sample: Sampler,
+         steps: list[tuple[int, int]], first: int, max_bytes: int,
+         empty_size: Callable[[], int], tally: FitTally | None) -> R:
+    """:func:`fit_request` from step ``first`` on."""
+    last = len(steps) - 1
+    empty = empty_size() if frames else 0
+    sampled = bool(frames) and not _surely_fits(frames, empty, max_bytes)
     picked = list(frames[::max(1, -(-len(frames) // FIT_SAMPLE))])
-    for i, (step_quality, step_side) in enumerate(steps[1:], start=2):
-        if i < len(steps):  # the last step is always tried in full
-            mean = sum(sample(picked, step_quality, step_side)) / len(picked)
-            if overhead + mean * len(frames) > max_bytes:
-                continue
-        built = build(step_quality, step_side)
-        if built.size <= max_bytes:
-            tally = current_fit()
+
+    def may_fit(step: int) -> bool:
+        """Whether the sample predicts the request may fit at ``step`` (the last step is
+        always tried in full: its build says how many frames fit)."""
+        if not sampled or step >= last:
+            return True
+        mean = sum(sample(picked, *steps[step])) / len(picked)
+        return empty + (mean + FRAME_PART_BYTES) * len(frames) <= max_bytes
+
+    # the first step predicted to fit: sizes fall step by step, so halving the steps left
+    # finds it with few samples (the configured encoding is asked about first)
+    start = min(first, last)
+    if not may_fit(start):
+        low, high = start + 1, last
+        while low < high:
+            middle = (low + high) // 2
+            if may_fit(middle):
+                high = middle
+            else:
+                low = middle + 1
+        start = low
+    for step in range(start, last + 1):
+        if step > start and not may_fit(step):
+            continue
+        built = build(*steps[step])
+        if built.size <= max_bytes or not frames:
             if tally is not None:
-                tally.add_refit(step_quality, step_side)
+                tally.learn(steps[0], step)
+                if step > 0:
+                    tally.add_refit(*steps[step])
             return built.request
+    if tally is not None:
+        tally.learn(steps[0], last)
     last_quality, last_side = steps[-1]
-    raise too_large_error(len(frames), built, empty_size(), max_bytes, last_quality, last_side)
+    raise too_large_error(len(frames), built, empty, max_bytes, last_quality, last_side)
+
+
+def _surely_fits(frames: Sequence[Frame], empty: int, max_bytes: int) -> bool:
+    """Whether ``frames`` fit under ``max_bytes`` even at an upper bound of their JPEG size
+    (their pixel counts, read without touching the pixels)."""
+    bound = empty
+    for frame in frames:
+        width, height = frame.size
+        jpeg = width * height * _JPEG_BOUND_PER_PIXEL + _JPEG_HEADER_BOUND
+        bound += -(-jpeg // 3) * 4 + FRAME_PART_BYTES  # base64
+        if bound > max_bytes:
+            return False
+    return True
 
 
 def too_large_error(count: int, built: Built[Any], empty: int, max_bytes: int, quality: int,

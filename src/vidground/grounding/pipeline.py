@@ -23,7 +23,6 @@ from ..backends.base import as_backend
 from ..backends.fitting import FitTally, RequestTooLargeError, current_fit, track_fit
 from ..backends.structured import structured_answers
 from ..cache import DiskCache, Tally, open_cache, track
-from ..cache.frames import cached_decode
 from ..cache.motion import cached_motion_curve
 from ..config import Settings
 from ..errors import ModelNotAvailableError
@@ -39,6 +38,7 @@ from .answer import ParsedAnswer, exclusive_end_note, parse_answer, restate_time
 from .phases import phase_question, split_phases
 from .prompts import Prompt, build_prompt, detect_language
 from .refine import CallCounter, Refiner, RefineSettings
+from .window_frames import WindowFrames
 from .windows import (
     frames_in_windows,
     merge_spans,
@@ -295,21 +295,18 @@ class Grounder:
         fit = fit or current_fit() or FitTally()
         results = [WindowAnswers() for _ in prompts]
         batch_size = max(1, int(self.backend.max_concurrency or 1))
-        total_frames = sum(len(w) for w in plan.windows)  # overlaps are decoded twice
-        decoded = 0
+        frames = WindowFrames(self.cache, info, plan.size, pixels=self.backend.needs_pixels)
+        total_frames = frames.distinct(plan.windows)  # the frames windows share: decoded once
         fitting = _Pieces()
         for first in range(0, len(plan.windows), batch_size):
             batch = plan.windows[first:first + batch_size]
             decode_started = time.perf_counter()
             windows: list[list[Frame]] = []
             for window in batch:
-                def on_decoded(done: int, total: int, base: int = decoded) -> None:
+                def on_decoded(done: int, total: int, base: int = frames.decoded) -> None:
                     report(ProgressEvent("decode", base + done, total_frames, "decoding frames"))
 
-                windows.append(cached_decode(self.cache, info, window, size=plan.size,
-                                             progress=on_decoded,
-                                             pixels=self.backend.needs_pixels))
-                decoded += len(window)
+                windows.append(frames.decode(window, progress=on_decoded))
             decode_s = time.perf_counter() - decode_started
             for prompt, result in zip(prompts, results, strict=True):
                 result.decode_s += decode_s / len(prompts)
