@@ -9,6 +9,14 @@
 #   docker build -t vidground:cpu --build-arg VARIANT=cpu .
 #   docker build -t vidground:remote --build-arg VARIANT=remote --build-arg EXTRAS=ray .
 #
+# Where torch comes from (TORCH_INDEX_URL): empty = the variant's usual index: gpu -> your pip's
+# index (PyPI: its x86_64 torch is a CUDA build), cpu -> https://download.pytorch.org/whl/cpu.
+# Any PEP 503 index otherwise, e.g. --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126
+# for an older driver, or a mirror. TORCH_VERSION and TORCHVISION_VERSION must be a matching pair.
+# pip also reads PIP_* variables and /etc/pip.conf, so a build can take wheels from a local
+# directory without a network (what scripts/container-smoke.sh does, as `podman build -v`):
+#   podman build -v /opt/wheels:/opt/wheels:ro -v ./pip.conf:/etc/pip.conf:ro --build-arg ... .
+#
 # BASE_IMAGE: any image with Python 3.10+ whose `python` and `pip` are on PATH (default
 # python:3.11-slim). scripts/container-smoke.sh builds on a local Debian bookworm base made with
 # debootstrap (no registry there) and runs the image: page, health, upload + job, non-root,
@@ -25,10 +33,11 @@ FROM ${BASE_IMAGE}
 ARG VARIANT=gpu
 # more extras, comma-separated (e.g. ray: the image as a KubeRay worker for `vidground batch`)
 ARG EXTRAS=""
-# the pair the project's tests pin; CUDA wheels from this PyTorch index (gpu variant)
+# a matching pair (the one the project's tests pin)
 ARG TORCH_VERSION=2.14.1
 ARG TORCHVISION_VERSION=0.29.1
-ARG TORCH_CUDA=cu128
+# empty: gpu -> pip's default index (PyPI, CUDA wheels on x86_64), cpu -> PyTorch's CPU index
+ARG TORCH_INDEX_URL=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -42,13 +51,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /src
 RUN case "$VARIANT" in \
-      gpu) pip install --index-url "https://download.pytorch.org/whl/${TORCH_CUDA}" \
-             "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" ;; \
-      cpu) pip install --index-url https://download.pytorch.org/whl/cpu \
-             "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" ;; \
-      remote) ;; \
+      gpu) index="${TORCH_INDEX_URL}" ;; \
+      cpu) index="${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}" ;; \
+      remote) exit 0 ;; \
       *) echo "VARIANT must be gpu, cpu or remote, not '$VARIANT'" >&2; exit 1 ;; \
-    esac
+    esac \
+    && pip install ${index:+--index-url "$index"} \
+         "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" \
+    && python -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN if [ "$VARIANT" = remote ]; then extras="server,postgres"; else extras="local,server,postgres"; fi \
