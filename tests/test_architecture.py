@@ -240,11 +240,10 @@ def test_docs_error_table_lists_every_code_the_server_answers() -> None:
                   "cross_origin_refused", "too_many_failed_logins", "store_busy"}
     # errors the CLI meets but the server never answers (no HTTP request can cause them)
     # (or that stop a server or worker from starting, before it answers anything)
-    # (the commands `vidground batch`, `watch` and `index`/`search`: no route of the server
-    # reaches them; a route that does must list their codes in docs/api.md)
+    # (the commands `vidground batch` and `watch`: no route of the server reaches them; a
+    # route that does must list their codes in docs/api.md)
     cli_only = {"vidground_error", "event_not_found", "evaluation_error", "finetune_error",
-                "worker_setup", "job_store_too_new", "invalid_manifest", "invalid_source",
-                "search_index_unavailable"}
+                "worker_setup", "job_store_too_new", "invalid_manifest", "invalid_source"}
     raised = {cls.code for cls in _error_classes()} - cli_only
     missing = raised - documented
     assert not missing, f"codes the server answers but docs/api.md does not list: {missing}"
