@@ -179,6 +179,18 @@ def test_no_module_imports_a_higher_layer() -> None:
     assert LAYER_DEBT - found == set(), "paid debt: remove these lines from LAYER_DEBT"
 
 
+def test_nothing_in_video_knows_about_models() -> None:
+    """docs/architecture.md: ``video/`` knows nothing about models. Qwen3-VL's patch, merge
+    and token geometry lives in ``backends/geometry.py`` (it was ``video/resize.py``)."""
+    model_words = re.compile(r"qwen|tokens?\b|patch(es)?\b|merge_size|vision[ _-]?process",
+                             re.IGNORECASE)
+    found = [f"{path.relative_to(SRC)}:{number}: {line.strip()}"
+             for path in sorted((SRC / "video").rglob("*.py"))
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if model_words.search(line)]
+    assert found == [], "model geometry belongs to backends/geometry.py"
+
+
 def test_the_layer_check_finds_upward_imports() -> None:
     graph = {"vidground.video.probe": {"vidground.grounding.pipeline", "vidground.errors"},
              "vidground.outputs.cli": {"vidground.server.app"},

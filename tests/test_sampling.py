@@ -33,13 +33,6 @@ def test_long_video_capped_by_max_frames() -> None:
     assert times[-1] < 3600.0
 
 
-def test_token_budget_lowers_the_rate() -> None:
-    # 180 tokens a frame, fused in pairs: 90 per frame; 32768 * 0.9 / 90 = 327 frames -> 326
-    times = sample_times(_info(3600.0), fps=2.0, max_frames=768, max_context_tokens=32_768,
-                         tokens_per_frame=180)
-    assert len(times) == 326
-
-
 def test_never_beyond_last_frame() -> None:
     info = _info(0.2, fps=10.0)  # two frames: at 0.0 and 0.1
     times = sample_times(info, fps=30.0, min_frames=4)

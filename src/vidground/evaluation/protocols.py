@@ -149,7 +149,7 @@ class TimeLensProtocol:
     def frame_size(self, width: int, height: int, n_frames: int) -> tuple[int, int]:
         """``(width, height)`` of each of ``n_frames`` frames: ``smart_resize`` to multiples of
         32 within ``min_tokens·d²`` and ``total_tokens·d²`` pixels, ``d`` = ``downsample``."""
-        from ..video.resize import frame_size_for
+        from ..backends.geometry import frame_size_for
 
         d = self.downsample
         return frame_size_for(width, height, n_frames, total_pixels=self.total_tokens * d * d,

@@ -21,6 +21,7 @@ from typing import Any
 from ..backends import Backend, create_backend
 from ..backends.base import as_backend
 from ..backends.fitting import FitTally, RequestTooLargeError, current_fit, track_fit
+from ..backends.geometry import CONTEXT_SHARE, frame_size_for, tokens_per_frame
 from ..backends.structured import structured_answers
 from ..cache import DiskCache, Tally, open_cache, track
 from ..cache.motion import cached_motion_curve
@@ -32,7 +33,6 @@ from ..timecode import OUTPUT_FORMATS, OutputFormat, Span, format_time
 from ..video.decode import Frame, keyframe_times
 from ..video.motion import MotionCurve, adaptive_times
 from ..video.probe import VideoInfo, probe
-from ..video.resize import CONTEXT_SHARE, frame_size_for, tokens_per_frame
 from ..video.sampling import sample_times, snap_to_keyframes
 from .answer import ParsedAnswer, exclusive_end_note, parse_answer, restate_times
 from .phases import phase_question, split_phases
@@ -532,8 +532,7 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
     else:
         if bounds is None:
             times = sample_times(info, fps=float(opts.frame_sampling_rate),
-                                 min_frames=min(opts.min_frames, limit), max_frames=limit,
-                                 max_context_tokens=None, tokens_per_frame=None)
+                                 min_frames=min(opts.min_frames, limit), max_frames=limit)
         else:
             times = range_sample_times(info, bounds, fps=float(opts.frame_sampling_rate),
                                        min_frames=min(opts.min_frames, limit), max_frames=limit)

@@ -20,26 +20,18 @@ import math
 from collections.abc import Sequence
 
 from .probe import VideoInfo
-from .resize import CONTEXT_SHARE
-
-#: Share of the context the frames may take (the rest is for the prompt and the answer).
 
 
 def frame_count_for(duration: float, *, fps: float = 2.0, min_frames: int = 4,
-                    max_frames: int = 768, available_frames: int | None = None,
-                    max_context_tokens: int | None = None,
-                    tokens_per_frame: float | None = None) -> int:
-    """How many frames to sample: ``duration * fps`` within ``[min_frames, max_frames]``, within
-    the token budget (Qwen3-VL fuses frame pairs, so ``n`` frames cost
-    ``tokens_per_frame * n / 2`` tokens, ``tokens_per_frame`` being one frame's 32x32 cells),
-    never more than the video has, and even where the bounds allow it."""
+                    max_frames: int = 768, available_frames: int | None = None) -> int:
+    """How many frames to sample: ``duration * fps`` within ``[min_frames, max_frames]``,
+    never more than the video has, and even where the bounds allow it. (What fits a model's
+    context is the pipeline's question, asked of :mod:`vidground.backends.geometry`.)"""
     if fps <= 0 or not math.isfinite(fps):
         raise ValueError(f"fps must be a positive number, got {fps}")
     if min_frames < 1 or max_frames < min_frames:
         raise ValueError(f"need 1 <= min_frames <= max_frames, got {min_frames}, {max_frames}")
     upper = max_frames
-    if max_context_tokens and tokens_per_frame:
-        upper = min(upper, int(2 * max_context_tokens * CONTEXT_SHARE / tokens_per_frame))
     if available_frames is not None:
         upper = min(upper, max(1, available_frames))
     upper = max(1, upper)
@@ -53,13 +45,11 @@ def frame_count_for(duration: float, *, fps: float = 2.0, min_frames: int = 4,
 
 
 def sample_times(info: VideoInfo, *, fps: float = 2.0, min_frames: int = 4,
-                 max_frames: int = 768, max_context_tokens: int | None = None,
-                 tokens_per_frame: float | None = None) -> list[float]:
+                 max_frames: int = 768) -> list[float]:
     """Times (seconds from the first frame, ascending) to decode for one model call; see
     :func:`frame_count_for` for how many."""
     n = frame_count_for(info.duration, fps=fps, min_frames=min_frames, max_frames=max_frames,
-                        available_frames=info.frame_count or None,
-                        max_context_tokens=max_context_tokens, tokens_per_frame=tokens_per_frame)
+                        available_frames=info.frame_count or None)
     return interval_centres(info.duration, n, last_frame=last_frame_time(info))
 
 

@@ -1,4 +1,6 @@
-"""Frame sizes for Qwen3-VL, computed the way qwen-vl-utils (``vision_process.py``) does.
+"""Qwen3-VL's picture geometry: frame sizes computed the way qwen-vl-utils
+(``vision_process.py``) does, and what a frame costs in tokens. The backend owns it (nothing in
+``video/`` knows about models); the pipeline asks it what size to decode frames at.
 
 Qwen3-VL cuts pictures into 16x16 patches and merges 2x2 patches into one token, so both sides
 must be multiples of 32 (``FACTOR``); one video token covers 32x32 pixels of two consecutive
