@@ -382,7 +382,7 @@ def test_a_damaged_index_is_moved_aside_and_rebuilt(tmp_path: Path,
     # a one-off search's quick check sees the others; the full check sees all three
     with SQLiteSearchStore(index, check="full" if damage is _damage_fts else "quick") as store:
         assert len(store.warnings) == 1 and "damaged" in store.warnings[0]
-        assert store.counts() == {"videos": 0, "segments": 0}  # nothing half-written served
+        assert store.counts() == {"videos": 0, "segments": 0, "vectors": 0}  # none half-written
         store.put(VideoRecord("/v/new.mp4", "n"), [Segment(0, 1, "a blue square")])
         assert [h.video for h in search(store, "blue square")] == ["/v/new.mp4"]
     aside = [p.name for p in tmp_path.iterdir() if ".damaged-" in p.name]
@@ -419,7 +419,7 @@ def test_a_locked_index_is_an_actionable_error(tmp_path: Path) -> None:
             other.execute("ROLLBACK")
             other.close()
         store.put(VideoRecord("/v/a.mp4", "a"), [Segment(0, 1, "a cat")])  # free again
-        assert store.counts() == {"videos": 1, "segments": 1}
+        assert store.counts() == {"videos": 1, "segments": 1, "vectors": 0}
 
 
 def test_a_busy_index_is_not_taken_for_a_damaged_one(tmp_path: Path) -> None:

@@ -19,6 +19,10 @@ def index_cmd(
     paths: Annotated[list[Path], typer.Argument(help="video files and folders (walked)")],
     force: Annotated[bool, typer.Option(
         "--force", help="describe every video again, changed or not")] = False,
+    sources: Annotated[str | None, typer.Option(
+        "--sources", help="what to index, comma-separated: events, text (on-screen), speech "
+                          "(with VIDGROUND_SPEECH_MODEL), shots (default: events, text when "
+                          "OCR is installed, speech when a speech model is set)")] = None,
     shots: Annotated[bool, typer.Option(
         "--shots", help="also store shot boundaries (needs vidground[perception])")] = False,
     fps: Annotated[float | None, typer.Option(
@@ -33,9 +37,11 @@ def index_cmd(
         from ..grounding import Grounder
         from .engines import open_store
         from .index import IndexProgress, index_paths
+        from .sources import parse_sources
 
         settings = Settings()
         options: dict[str, Any] = {} if fps is None else {"frame_sampling_rate": fps}
+        chosen = parse_sources(sources) + (("shot",) if shots else ())
         with open_store(settings) as store, eta_bar() as bar:
             for warning in store.warnings:
                 stderr.print(f"[yellow]warning:[/] {escape(warning)}")
@@ -47,8 +53,8 @@ def index_cmd(
                            description=escape(f"{p.status} {name}"[:60]))
 
             report = index_paths(paths, store=store, grounder=Grounder(settings=settings),
-                                 options=options, sources=("event", "shot") if shots
-                                 else ("event",), force=force, progress=on_progress)
+                                 options=options, sources=chosen, force=force,
+                                 progress=on_progress)
             counts = store.counts()
         if as_json:
             print(json.dumps({**report.to_dict(), "index": counts}, ensure_ascii=False,

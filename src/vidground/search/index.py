@@ -4,14 +4,17 @@
 For each video under the given files and folders: its content identity
 (:func:`vidground.cache.identity.file_identity`) is compared with the stored one, and an
 unchanged video is skipped; a renamed or copied one (same identity, new path) takes the stored
-segments without asking the model; a new or changed one is probed and described
-(:func:`vidground.outputs.describe.describe`), and its time-coded text is written in one
-transaction: the events (kind ``event``), the video's facts (kind ``facts``: file name,
-duration, size, frame rate, codec, audio) and, when asked, shot boundaries (kind ``shot``).
-Videos stored under a given folder (or named) that are no longer there are dropped.
+segments without asking the model; a new or changed one is probed and its time-coded text is
+written in one transaction: the video's facts (kind ``facts``: file name, duration, size, frame
+rate, codec, audio) and the asked sources (:mod:`.sources`): describe's events
+(:func:`vidground.outputs.describe.describe`, kind ``event``), on-screen text (``text``),
+speech (``speech``), shot boundaries (``shot``).
 
-On-screen text and speech are kinds the store already has (``text``, ``speech``); they are
-filled from describe alone for now (perception's results are not indexed yet).
+Each video records the sources it was indexed with: an unchanged video that lacks a source
+now asked for gets that source alone (the others are kept, nothing is described again). With
+an embedding model, segments written get vectors, and an unchanged video whose segments lack
+them gets them. Videos stored under a given folder (or named) that are no longer there are
+dropped.
 
 Each video is committed on its own, so an interrupted run (Ctrl-C, ``kill -9``) resumes where it
 stopped: the next run skips what was committed.
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +32,8 @@ from ..cache.identity import file_identity
 from ..errors import VideoError, VideoNotFoundError, VidgroundError
 from ..options import LocateOptions
 from ..timecode import format_time
+from . import sources as src
+from .sources import SOURCES
 from .store import SearchStore, Segment, VideoRecord, folder_prefix
 
 if TYPE_CHECKING:
@@ -38,8 +43,6 @@ if TYPE_CHECKING:
 #: Files taken from a folder (a file named directly is tried whatever its suffix).
 VIDEO_EXTENSIONS = frozenset((".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg",
                               ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".3gp"))
-#: Sources :func:`index_paths` can store besides the facts.
-SOURCES = ("event", "shot")
 
 
 @dataclass
@@ -55,8 +58,9 @@ class IndexProgress:
 
 @dataclass
 class IndexReport:
-    """What an index run did. ``failed``: (path, message) of videos that could not be indexed
-    (the run goes on without them)."""
+    """What an index run did. ``indexed`` holds the videos described anew and those that got a
+    newly asked source; ``sources``: the sources the run asked for; ``failed``: (path,
+    message) of videos that could not be indexed (the run goes on without them)."""
 
     indexed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -64,12 +68,13 @@ class IndexReport:
     removed: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"indexed": self.indexed, "skipped": self.skipped, "reused": self.reused,
                 "removed": self.removed,
                 "failed": [{"video": p, "error": m} for p, m in self.failed],
-                "warnings": self.warnings}
+                "warnings": self.warnings, "sources": self.sources}
 
 
 def find_videos(paths: Iterable[str | Path], root: str | Path | None = None
@@ -117,63 +122,80 @@ def facts_of(info: VideoInfo) -> dict[str, Any]:
             "has_audio": info.has_audio, "rotation": info.rotation}
 
 
-def describe_segments(grounder: Grounder, info: VideoInfo, options: LocateOptions | None,
-                      sources: Sequence[str]) -> tuple[list[Segment], list[str]]:
-    """The segments of one probed video and warnings (a source that could not run)."""
+@dataclass
+class Plan:
+    """What one run asks of every video: the sources, describe's options, the speech model."""
+
+    sources: tuple[str, ...]
+    options: LocateOptions
+    speech_model: str | None = None
+    text_step_s: float = src.TEXT_STEP_S
+
+
+def source_segments(grounder: Grounder, info: VideoInfo, plan: Plan, wanted: Sequence[str]
+                    ) -> tuple[list[Segment], list[str], list[str]]:
+    """The segments of ``wanted`` sources for one probed video: (segments, the sources done,
+    warnings). A perception source that fails is a warning, not done (the next run tries it
+    again); describe's failure is raised (the model is down, or the video cannot be read)."""
     from ..outputs.describe import describe
 
-    segments = [Segment(0.0, info.duration, facts_text(info), "facts")]
+    segments: list[Segment] = []
+    done: list[str] = []
     warnings: list[str] = []
-    if "event" in sources:
-        description = describe(grounder, info, options)
-        segments += [Segment(e.start, e.end, e.label or "", "event")
-                     for e in description.events if e.label]
-        warnings += list(description.warnings)
-    if "shot" in sources:
-        segments += _shot_segments(info, warnings)
-    return segments, warnings
-
-
-def _shot_segments(info: VideoInfo, warnings: list[str]) -> list[Segment]:
-    from ..perception.shots import detect_shots
-
-    try:
-        result = detect_shots(info)
-    except VidgroundError as exc:
-        warnings.append(f"{Path(info.path).name}: shot boundaries were not indexed: "
-                        f"{exc.message}")
-        return []
-    return [Segment(t.start, t.end, f"shot change ({t.kind})", "shot")
-            for t in result.transitions]
+    for source in wanted:
+        try:
+            if source == "event":
+                description = describe(grounder, info, plan.options)
+                segments += [Segment(e.start, e.end, e.label or "", "event")
+                             for e in description.events if e.label]
+                warnings += list(description.warnings)
+            elif source == "text":
+                segments += src.text_segments(info, plan.text_step_s)
+            elif source == "speech":
+                if plan.speech_model is None:
+                    continue
+                segments += src.speech_segments(info, plan.speech_model)
+            elif source == "shot":
+                segments += src.shot_segments(info)
+        except VidgroundError as exc:
+            if source == "event":
+                raise
+            warnings.append(f"{source} was not indexed: {exc.message}")
+            continue
+        done.append(source)
+    return segments, done, warnings
 
 
 def index_paths(paths: Sequence[str | Path], *, store: SearchStore, grounder: Grounder,
                 options: LocateOptions | Mapping[str, Any] | None = None,
-                root: str | Path | None = None, sources: Sequence[str] = ("event",),
+                root: str | Path | None = None, sources: str | Sequence[str] | None = None,
                 force: bool = False,
                 progress: Callable[[IndexProgress], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> IndexReport:
     """Index the videos under ``paths`` into ``store`` (see the module docstring).
 
     ``options``: describe's options (:func:`vidground.outputs.describe.describe_options`);
-    ``root``: every path must lie inside it (the server's media root); ``sources``: of
-    :data:`SOURCES`; ``force``: describe again even when unchanged; ``progress`` is called
-    before and after each video; ``should_stop`` (a job being cancelled) is asked between
-    videos. One video's failure (not a video, the model's error) is recorded and the run goes
-    on."""
+    ``root``: every path must lie inside it (the server's media root); ``sources``: names of
+    :data:`~vidground.search.sources.SOURCES` (or ``"events,text"``; None: the defaults,
+    :func:`~vidground.search.sources.default_sources`); ``force``: index again even when
+    unchanged; ``progress`` is called before and after each video; ``should_stop`` (a job
+    being cancelled) is asked between videos. One video's failure (not a video, the model's
+    error) is recorded and the run goes on."""
     from ..outputs.describe import describe_options
-    from ..video.probe import probe
 
-    unknown = set(sources) - set(SOURCES)
-    if unknown:
-        raise VideoError(f"unknown index source(s) {sorted(unknown)}; use {list(SOURCES)}.")
-    opts = describe_options(options)
+    chosen = src.parse_sources(sources)
+    src.check_installed(chosen)
+    plan = Plan(chosen, describe_options(options), src.speech_model())
     files, folders, gone = find_videos(paths, root)
     for path in gone:
         if store.video(path) is None and not store.paths(folder_prefix(path)):
             raise VideoNotFoundError(f"{path} does not exist, and nothing indexed was there; "
                                      "check the path.")
-    report = IndexReport(warnings=list(store.warnings))
+    report = IndexReport(warnings=list(store.warnings), sources=list(chosen))
+    if "speech" in chosen and plan.speech_model is None:
+        report.warnings.append("speech was not indexed: no speech model is configured (set "
+                               "VIDGROUND_SPEECH_MODEL to a faster-whisper model; speech "
+                               "spans alone have no words to search)")
     stale = _missing(store, files, folders + gone)
     total = len(files)
     for done, path in enumerate(files):
@@ -181,7 +203,7 @@ def index_paths(paths: Sequence[str | Path], *, store: SearchStore, grounder: Gr
             break
         if progress:
             progress(IndexProgress(done, total, path, "working"))
-        status = _index_one(path, store, grounder, opts, sources, force, probe, report)
+        status = _index_one(path, store, grounder, plan, force, report)
         if progress:
             progress(IndexProgress(done + 1, total, path, status))
     if stale:  # after the new files: a renamed one took its old path's segments first
@@ -201,28 +223,38 @@ def _missing(store: SearchStore, files: list[str], folders: list[str]) -> list[s
     return list(dict.fromkeys(p for p in stale if not os.path.exists(p)))
 
 
-def _index_one(path: str, store: SearchStore, grounder: Grounder, opts: LocateOptions,
-               sources: Sequence[str], force: bool, probe: Callable[[str], VideoInfo],
+def _index_one(path: str, store: SearchStore, grounder: Grounder, plan: Plan, force: bool,
                report: IndexReport) -> str:
+    from ..video.probe import probe
+
+    warnings: list[str] = []
     try:
         identity = file_identity(path)
-        stored = store.video(path)
-        if stored is not None and stored.identity == identity and not force:
+        base = store.video(path)
+        if base is None or base.identity != identity or force:
+            base = None if force else _reuse(path, identity, store)
+        elif not _missing_sources(base, plan):
+            store.fill_vectors(path)
             report.skipped.append(path)
             return "skipped"
-        twin = None if force else store.by_identity(identity)
-        if twin is not None:
-            old, new = Path(twin.path).name, Path(path).name
-            segments = [Segment(s.start, s.end, s.text.replace(old, new, 1), s.kind)
-                        if s.kind == "facts" else s for s in store.segments(twin.path)]
-            store.put(VideoRecord(path, identity, twin.duration, twin.facts, twin.model),
-                      segments)
+        missing = _missing_sources(base, plan) if base is not None else list(plan.sources)
+        if base is not None and not missing:
+            store.fill_vectors(path)
             report.reused.append(path)
             return "reused"
         info = probe(path)
-        segments, warnings = describe_segments(grounder, info, opts, sources)
-        store.put(VideoRecord(path, identity, info.duration, facts_of(info),
-                              grounder.backend.model_name), segments)
+        segments, done, warnings = source_segments(grounder, info, plan, missing)
+        model = grounder.backend.model_name if "event" in done else ""
+        if base is None:
+            store.put(VideoRecord(path, identity, info.duration, facts_of(info), model,
+                                  tuple(done)),
+                      [Segment(0.0, info.duration, facts_text(info), "facts"), *segments])
+        else:  # the stored sources stay; the new ones join them
+            have = set(base.sources) | set(done)
+            store.replace_kinds(replace(base, model=model or base.model,
+                                        sources=tuple(s for s in SOURCES if s in have)),
+                                done, segments)
+            store.fill_vectors(path)
     except OSError as exc:
         report.failed.append((path, f"cannot read the file: {exc.strerror or exc}"))
         return "failed"
@@ -234,3 +266,23 @@ def _index_one(path: str, store: SearchStore, grounder: Grounder, opts: LocateOp
     report.indexed.append(path)
     report.warnings += [f"{Path(path).name}: {w}" for w in warnings]
     return "indexed"
+
+
+def _missing_sources(record: VideoRecord, plan: Plan) -> list[str]:
+    """The asked sources ``record`` was not indexed with (speech only with a model)."""
+    return [s for s in plan.sources if s not in record.sources
+            and (s != "speech" or plan.speech_model is not None)]
+
+
+def _reuse(path: str, identity: str, store: SearchStore) -> VideoRecord | None:
+    """A renamed or copied video (another path, this identity) lends ``path`` its segments;
+    the record now stored for ``path``, or None."""
+    twin = store.by_identity(identity)
+    if twin is None:
+        return None
+    old, new = Path(twin.path).name, Path(path).name
+    segments = [Segment(s.start, s.end, s.text.replace(old, new, 1), s.kind)
+                if s.kind == "facts" else s for s in store.segments(twin.path)]
+    record = replace(twin, path=path)
+    store.put(record, segments)
+    return record

@@ -2,6 +2,10 @@
 the segments' text (external content, kept in step by triggers), so any substring of three
 characters or more (Chinese included) is found through the index and ranked by BM25.
 
+With an embedding model (:mod:`.embeddings`), each segment's vector is a float32 blob in
+``segment_vectors`` (deleted with its segment by a foreign key, so no extension is needed to
+write or drop a video); :mod:`.vectors` ranks them by exact cosine similarity.
+
 Safety: WAL journal, one transaction per video, so a process killed mid-write (``kill -9``)
 leaves each video whole or absent. At open, ``PRAGMA quick_check`` and FTS5's own
 ``integrity-check`` run (a search-only open, ``check="quick"``, runs the first alone); a file
@@ -20,11 +24,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .store import Hit, SearchIndexError, SearchStore, Segment, VideoRecord
 from .terms import SHORT
+from .vectors import VectorMatrix, to_blob
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 15_000
 #: A term in more than this share of the segments is left out of a query that has rarer
 #: terms: its BM25 weight is near nothing, and ranking every segment it is in is what makes
@@ -42,7 +48,8 @@ CREATE TABLE IF NOT EXISTS videos (
     duration REAL NOT NULL DEFAULT 0,
     facts TEXT NOT NULL DEFAULT '{}',
     model TEXT NOT NULL DEFAULT '',
-    indexed_at REAL NOT NULL
+    indexed_at REAL NOT NULL,
+    sources TEXT NOT NULL DEFAULT '["event"]'
 );
 CREATE INDEX IF NOT EXISTS videos_identity ON videos (identity);
 CREATE TABLE IF NOT EXISTS segments (
@@ -63,7 +70,14 @@ END;
 CREATE TRIGGER IF NOT EXISTS segments_ad AFTER DELETE ON segments BEGIN
     INSERT INTO segments_fts (segments_fts, rowid, text) VALUES ('delete', old.id, old.text);
 END;
+CREATE TABLE IF NOT EXISTS segment_vectors (
+    segment_id INTEGER PRIMARY KEY REFERENCES segments (id) ON DELETE CASCADE,
+    embedding BLOB NOT NULL
+);
 """
+#: What a version-1 file (before sources and vectors) gets at open.
+MIGRATE_1 = """ALTER TABLE videos ADD COLUMN sources TEXT NOT NULL DEFAULT '["event"]';"""
+TABLES = ("meta", "videos", "segments", "segments_fts", "segments_vocab", "segment_vectors")
 
 
 def _fts_query(found_terms: Sequence[str]) -> str:
@@ -96,6 +110,8 @@ class SQLiteSearchStore(SearchStore):
             if problem:
                 self._move_aside(problem)
         self._conn = self._connect()
+        self._matrix = VectorMatrix()
+        self._writes = 0  # this connection's commits (data_version counts the others')
 
     # -- opening ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -106,13 +122,15 @@ class SQLiteSearchStore(SearchStore):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_ms)}")
-            made = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-                                "name IN ('meta', 'videos', 'segments', 'segments_fts', "
-                                "'segments_vocab')").fetchone()[0] == 5
-            if not made:  # a write: only when needed, so opening a busy index waits for nothing
-                conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "INSERT OR IGNORE INTO meta "
-                                   f"(key, value) VALUES ('version', '{SCHEMA_VERSION}'); "
-                                   "COMMIT;")
+            marks = ",".join("?" * len(TABLES))
+            made = conn.execute(f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                                f"name IN ({marks})", TABLES).fetchone()[0] == len(TABLES)
+            stale = _has_table(conn, "videos") and not _has_column(conn, "videos", "sources")
+            if not made or stale:  # a write: only when needed (a busy index waits for nothing)
+                migrate = MIGRATE_1 if stale else ""
+                conn.executescript("BEGIN IMMEDIATE;" + migrate + SCHEMA + "INSERT OR REPLACE "
+                                   "INTO meta (key, value) VALUES ('version', "
+                                   f"'{SCHEMA_VERSION}'); COMMIT;")
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise SearchIndexError(f"the search index {self.path} is busy (another process "
@@ -170,12 +188,13 @@ class SQLiteSearchStore(SearchStore):
     def _one(self, sql: str, args: Sequence[object]) -> VideoRecord | None:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT path, identity, duration, facts, model FROM videos WHERE {sql}",
+                f"SELECT path, identity, duration, facts, model, sources FROM videos WHERE {sql}",
                 tuple(args)).fetchone()
         if row is None:
             return None
         return VideoRecord(path=row[0], identity=row[1], duration=row[2],
-                           facts=json.loads(row[3]), model=row[4])
+                           facts=json.loads(row[3]), model=row[4],
+                           sources=tuple(json.loads(row[5])))
 
     def video(self, path: str) -> VideoRecord | None:
         return self._one("path = ?", (path,))
@@ -203,7 +222,44 @@ class SQLiteSearchStore(SearchStore):
         with self._lock:
             videos = self._conn.execute("SELECT count(*) FROM videos").fetchone()[0]
             segments = self._conn.execute("SELECT count(*) FROM segments").fetchone()[0]
-        return {"videos": int(videos), "segments": int(segments)}
+            vectors = self._conn.execute("SELECT count(*) FROM segment_vectors").fetchone()[0]
+        return {"videos": int(videos), "segments": int(segments), "vectors": int(vectors)}
+
+    def vectors_model(self) -> str:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'embed_model'"
+                                     ).fetchone()
+        return str(row[0]) if row else ""
+
+    def nearest(self, vector: Sequence[float], top: int, within: str | None = None
+                ) -> list[Hit]:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'embed_dim'"
+                                     ).fetchone()
+            if row is None:
+                return []
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            allowed = None
+            if within:
+                allowed = [r[0] for r in self._conn.execute(
+                    "SELECT s.id FROM segments s JOIN videos v ON v.id = s.video_id "
+                    "WHERE substr(v.path, 1, length(?)) = ?", (within, within))]
+            found = self._matrix.nearest(
+                (version, self._writes), lambda: self._conn.execute(
+                    "SELECT segment_id, embedding FROM segment_vectors"),
+                int(row[0]), vector, top, allowed)
+            return self._hits(found)
+
+    def _hits(self, found: list[tuple[int, float]]) -> list[Hit]:
+        if not found:
+            return []
+        marks = ",".join("?" * len(found))
+        rows = {r[0]: r[1:] for r in self._conn.execute(
+            "SELECT s.id, v.path, s.start_s, s.end_s, s.text, s.kind FROM segments s JOIN "
+            f"videos v ON v.id = s.video_id WHERE s.id IN ({marks})",
+            [i for i, _ in found])}
+        return [Hit(video=rows[i][0], start=rows[i][1], end=rows[i][2], score=score,
+                    text=rows[i][3], source=rows[i][4]) for i, score in found if i in rows]
 
     def find(self, found_terms: Sequence[str], top: int, within: str | None = None
              ) -> list[Hit]:
@@ -257,18 +313,97 @@ class SQLiteSearchStore(SearchStore):
         self.put_many([(record, segments)])
 
     def put_many(self, items: Sequence[tuple[VideoRecord, Sequence[Segment]]]) -> None:
+        vectors = self._embed([s for _, segments in items for s in segments])
         with self._lock, self._writing(), _transaction(self._conn, immediate=True):
+            self._adopt_model()
+            done = 0
             for record, segments in items:
                 self._conn.execute("DELETE FROM videos WHERE path = ?", (record.path,))
                 cur = self._conn.execute(
-                    "INSERT INTO videos (path, identity, duration, facts, model, indexed_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO videos (path, identity, duration, facts, model, indexed_at, "
+                    "sources) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (record.path, record.identity, record.duration,
-                     json.dumps(record.facts, ensure_ascii=False), record.model, time.time()))
-                self._conn.executemany(
-                    "INSERT INTO segments (video_id, kind, start_s, end_s, text) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [(cur.lastrowid, s.kind, s.start, s.end, s.text) for s in segments])
+                     json.dumps(record.facts, ensure_ascii=False), record.model, time.time(),
+                     json.dumps(list(record.sources))))
+                self._insert(int(cur.lastrowid or 0), segments,
+                             vectors[done:done + len(segments)] if vectors else None)
+                done += len(segments)
+            self._writes += 1
+
+    def replace_kinds(self, record: VideoRecord, kinds: Sequence[str],
+                      segments: Sequence[Segment]) -> None:
+        vectors = self._embed(segments)
+        with self._lock, self._writing(), _transaction(self._conn, immediate=True):
+            row = self._conn.execute("SELECT id FROM videos WHERE path = ?",
+                                     (record.path,)).fetchone()
+            if row is None:
+                raise SearchIndexError(f"{record.path} is no longer in the index (another "
+                                       "process removed it); run `vidground index` again.")
+            self._adopt_model()
+            marks = ",".join("?" * len(kinds))
+            self._conn.execute(f"DELETE FROM segments WHERE video_id = ? AND kind IN ({marks})",
+                               (row[0], *kinds))
+            self._conn.execute(
+                "UPDATE videos SET identity = ?, duration = ?, facts = ?, model = ?, "
+                "sources = ?, indexed_at = ? WHERE id = ?",
+                (record.identity, record.duration, json.dumps(record.facts, ensure_ascii=False),
+                 record.model, json.dumps(list(record.sources)), time.time(), row[0]))
+            self._insert(int(row[0]), segments, vectors)
+            self._writes += 1
+
+    def fill_vectors(self, path: str) -> int:
+        if self.embedder is None:
+            return 0
+        with self._lock:
+            same = self.vectors_model() == self.embedder.name
+            rows = self._conn.execute(
+                "SELECT s.id, s.text FROM segments s JOIN videos v ON v.id = s.video_id "
+                "LEFT JOIN segment_vectors x ON x.segment_id = s.id WHERE v.path = ? "
+                + ("AND x.segment_id IS NULL " if same else "") + "ORDER BY s.id",
+                (path,)).fetchall()
+        if not rows:
+            return 0
+        vectors = self._embed([Segment(0, 0, text) for _, text in rows]) or []
+        with self._lock, self._writing(), _transaction(self._conn, immediate=True):
+            self._adopt_model()
+            self._conn.executemany(  # a segment deleted meanwhile gets none
+                "INSERT OR REPLACE INTO segment_vectors (segment_id, embedding) SELECT ?, ? "
+                "WHERE EXISTS (SELECT 1 FROM segments WHERE id = ?)",
+                [(i, to_blob(v), i) for (i, _), v in zip(rows, vectors, strict=True)])
+            self._writes += 1
+        return len(rows)
+
+    def _embed(self, segments: Sequence[Segment]) -> list[Any] | None:
+        """The vectors of ``segments`` (before a write's transaction: the model is slow), or
+        None without an embedder."""
+        if self.embedder is None or not segments:
+            return None
+        return list(self.embedder.embed([s.text for s in segments]))
+
+    def _adopt_model(self) -> None:
+        """In a write: make the embedder's model the index's; another model's vectors go."""
+        if self.embedder is None:
+            return
+        name, dim = self.embedder.name, self.embedder.dim
+        stored = dict(self._conn.execute(
+            "SELECT key, value FROM meta WHERE key IN ('embed_model', 'embed_dim')"))
+        if stored == {"embed_model": name, "embed_dim": str(dim)}:
+            return
+        self._conn.execute("DELETE FROM segment_vectors")
+        self._conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                               [("embed_model", name), ("embed_dim", str(dim))])
+
+    def _insert(self, video_id: int, segments: Sequence[Segment],
+                vectors: Sequence[Any] | None) -> None:
+        rows = [(video_id, s.kind, s.start, s.end, s.text) for s in segments]
+        sql = "INSERT INTO segments (video_id, kind, start_s, end_s, text) VALUES (?, ?, ?, ?, ?)"
+        if not vectors:
+            self._conn.executemany(sql, rows)
+            return
+        for row, vector in zip(rows, vectors, strict=True):
+            cur = self._conn.execute(sql, row)
+            self._conn.execute("INSERT INTO segment_vectors (segment_id, embedding) "
+                               "VALUES (?, ?)", (cur.lastrowid, to_blob(vector)))
 
     def remove(self, paths: Sequence[str]) -> int:
         removed = 0
@@ -276,6 +411,7 @@ class SQLiteSearchStore(SearchStore):
             for path in paths:
                 removed += self._conn.execute("DELETE FROM videos WHERE path = ?",
                                               (path,)).rowcount
+            self._writes += 1
         return removed
 
     @contextmanager
@@ -290,6 +426,15 @@ class SQLiteSearchStore(SearchStore):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return bool(conn.execute("SELECT count(*) FROM sqlite_master WHERE name = ?",
+                             (name,)).fetchone()[0])
+
+
+def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in conn.execute(f"PRAGMA table_info({table})"))
 
 
 @contextmanager
