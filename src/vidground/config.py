@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     run_jobs: bool = Field(
         default=True, description="`vidground serve` also runs queued jobs (false: a front "
         "end only; `vidground worker` processes run them)")
+    # live monitors (issue 25): stored in the job store, run under a lease
+    max_monitors: int = Field(
+        default=16, ge=0, description="most live monitors that may exist (POST "
+        "/api/v1/monitors answers 409 past it); also the most one process runs")
+    run_monitors: bool = Field(
+        default=True, description="this server (or worker) runs stored monitors (false: it "
+        "only stores them; another process runs them)")
 
     def list_setting(self, name: str) -> list[str]:
         """A comma-separated setting as a list of its non-empty items."""

@@ -10,12 +10,14 @@ holds up the watcher, and a full queue dead-letters instead of growing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -72,8 +74,39 @@ class JsonlStore:
         """Nothing held open between events."""
 
 
+def check_webhook_url(url: str, allow: AllowList | None) -> str:
+    """``url`` if events may be POSTed there (http(s); checked like a source when ``allow``
+    is given: no internal address unless allowed), else :class:`SourceError`."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise SourceError(f"webhook URL must be http(s), got {url!r}")
+    if allow is not None:
+        check_url(url, allow, what="webhook")
+    return url
+
+
+def check_mqtt_url(url: str, allow: AllowList | None) -> str:
+    """``url`` if it is ``mqtt(s)://HOST:PORT/TOPIC`` with a plain topic (and, with ``allow``,
+    a broker a source could name), else :class:`SourceError`."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise SourceError(f"MQTT target must be mqtt://HOST:PORT/TOPIC, got {url!r}")
+    topic = parts.path.lstrip("/")
+    if not topic or "+" in topic or "#" in url or parts.query:
+        raise SourceError(f"MQTT target needs a plain topic (no wildcards), got {url!r}")
+    if allow is not None:
+        check_url(f"http://{parts.netloc.rpartition('@')[2]}/", allow, what="MQTT broker")
+    return url
+
+
+#: ``on_result(event, outcome)``: told once per event what became of it: ``"delivered"`` or
+#: ``"dead: <why>"`` (the server records it with the stored alert)
+ResultCallback = Callable[[dict[str, Any], str], None]
+
+
 class _Background:
     """A delivery thread behind a bounded queue; ``deliver`` does one event."""
+
+    on_result: ResultCallback | None = None
 
     def __init__(self, name: str, max_queue: int) -> None:
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=max_queue)
@@ -113,6 +146,12 @@ class _Background:
     def overflow(self, event: dict[str, Any]) -> None:
         self.failed(event, "delivery queue full", 0)
 
+    def _tell(self, event: dict[str, Any], outcome: str) -> None:
+        if self.on_result is not None:
+            # the recorder's failure is not the sink's
+            with contextlib.suppress(Exception):
+                self.on_result(event, outcome)
+
 
 class WebhookSink(_Background):
     """POST each event to ``url`` (see the module docstring). ``dead_letter``: the JSONL file
@@ -122,12 +161,10 @@ class WebhookSink(_Background):
     def __init__(self, url: str, *, secret: str | None = None, attempts: int = 5,
                  backoff_s: float = 0.5, backoff_max_s: float = 8.0, timeout_s: float = 5.0,
                  dead_letter: Path | None = None, allow: AllowList | None = None,
-                 max_queue: int = 1000) -> None:
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise SourceError(f"webhook URL must be http(s), got {url!r}")
-        if allow is not None:
-            check_url(url, allow, what="webhook")
+                 max_queue: int = 1000, on_result: ResultCallback | None = None) -> None:
+        check_webhook_url(url, allow)
         self.url = url
+        self.on_result = on_result
         self.secret = secret
         self.attempts = max(1, attempts)
         self.backoff_s = backoff_s
@@ -157,6 +194,7 @@ class WebhookSink(_Background):
                     response = client.post(self.url, content=body, headers=headers)
                     if response.status_code < 300:
                         self.delivered += 1
+                        self._tell(event, "delivered")
                         return
                     error = f"HTTP {response.status_code}"
                     if response.status_code not in RETRY_STATUSES:
@@ -169,6 +207,7 @@ class WebhookSink(_Background):
 
     def failed(self, event: dict[str, Any], error: str, attempts: int) -> None:
         self.dead += 1
+        self._tell(event, f"dead: {error}")
         if self.dead_letter is not None:
             _append_jsonl(self.dead_letter, {"sink": "webhook", "url": self.url,
                                              "error": error, "attempts": attempts,
@@ -181,15 +220,13 @@ class MqttSink(_Background):
 
     def __init__(self, url: str, *, dead_letter: Path | None = None,
                  allow: AllowList | None = None, timeout_s: float = 5.0,
-                 max_queue: int = 1000, client_id: str = "") -> None:
+                 max_queue: int = 1000, client_id: str = "",
+                 on_result: ResultCallback | None = None) -> None:
+        check_mqtt_url(url, allow)
         parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise SourceError(f"MQTT target must be mqtt://HOST:PORT/TOPIC, got {url!r}")
+        host = str(parts.hostname)  # check_mqtt_url made sure there is one
         topic = parts.path.lstrip("/")
-        if not topic or "+" in topic or "#" in url or parts.query:
-            raise SourceError(f"MQTT target needs a plain topic (no wildcards), got {url!r}")
-        if allow is not None:
-            check_url(f"http://{parts.netloc}/", allow, what="MQTT broker")
+        self.on_result = on_result
         import paho.mqtt.client as mqtt
 
         self.topic = topic
@@ -204,7 +241,7 @@ class MqttSink(_Background):
         if parts.username:
             self._client.username_pw_set(parts.username, parts.password)
         self._client.reconnect_delay_set(1, 8)
-        self._client.connect_async(parts.hostname, parts.port or 1883, keepalive=30)
+        self._client.connect_async(host, parts.port or 1883, keepalive=30)
         self._client.loop_start()
         deadline = time.monotonic() + timeout_s
         while not self._client.is_connected() and time.monotonic() < deadline:
@@ -219,11 +256,13 @@ class MqttSink(_Background):
         info.wait_for_publish(timeout=self.timeout_s)
         if info.is_published():
             self.delivered += 1
+            self._tell(event, "delivered")
         else:
             self.failed(event, "not acknowledged by the broker in time", 1)
 
     def failed(self, event: dict[str, Any], error: str, attempts: int) -> None:
         self.dead += 1
+        self._tell(event, f"dead: {error}")
         if self.dead_letter is not None:
             _append_jsonl(self.dead_letter, {"sink": "mqtt", "topic": self.topic,
                                              "error": error, "attempts": attempts,

@@ -59,6 +59,9 @@ class WatchConfig:
     dense_frames: int = 16
     clip_dir: Path | None = None
     max_new_tokens: int = 128
+    #: when set, the first frame showing an event is saved here as a JPEG and named in its
+    #: evidence (``"image"``)
+    evidence_dir: Path | None = None
 
 
 @dataclass
@@ -136,6 +139,11 @@ class CallBudget:
         self._times.append(now)
         return True
 
+    def recent(self, now: float | None = None) -> int:
+        """Calls taken in the last 60 s."""
+        now = time.monotonic() if now is None else now
+        return sum(1 for t in self._times if now - t < 60.0)
+
     def give_back(self) -> None:
         """Return the last call taken (it cost nothing: the backend had no answer)."""
         if self._times:
@@ -189,12 +197,18 @@ class Watcher:
         self._ended_at = -1.0  # exclusive end of the last event (stream s)
         self._count = 0
         self._ending: _Active | None = None
+        self._finishing: _Active | None = None  # its "ended" is being made
         self._starting: _Active | None = None
+        #: wall time of the last model answer, and the last error (source or model)
+        self.last_check_wall: float | None = None
+        self.last_error: str | None = None
         source.on_status = self._source_status
 
     # -- reading ------------------------------------------------------------------------
 
     def _source_status(self, kind: str, detail: str) -> None:
+        if kind in ("dropped", "reconnecting", "gave_up"):
+            self.last_error = detail
         self.stats.reconnects = self.source.stats.reconnects
         self.stats.drops = self.source.stats.drops
         self.on_status(kind, {"detail": detail, "monitor": self.monitor})
@@ -248,7 +262,7 @@ class Watcher:
                     self._starting = None
                 if pending is None and self._ending is not None:
                     pending, pending_kind = pool.submit(self._finish, self._ending), "end"
-                    self._ending = None
+                    self._finishing, self._ending = self._ending, None
                 if max_events is not None and self.stats.events_ended >= max_events:
                     break
                 if deadline is not None and time.monotonic() > deadline:
@@ -258,10 +272,11 @@ class Watcher:
                         self._handle(pending_kind, self._result(pending))
                         pending = None
                     if self._ending is not None:
-                        self._handle("end", self._finish(self._ending))
-                        self._ending = None
+                        self._finishing, self._ending = self._ending, None
+                        self._handle("end", self._finish(self._finishing))
                     if self._active is not None:
-                        self._handle("end", self._finish(self._close_active(None)))
+                        self._finishing = self._close_active(None)
+                        self._handle("end", self._finish(self._finishing))
                     break
                 if newest is None:
                     continue
@@ -310,6 +325,7 @@ class Watcher:
             return future.result()
         except Exception as exc:  # noqa: BLE001 - the model failing must not end the watch
             self.stats.model_errors += 1
+            self.last_error = f"model: {type(exc).__name__}: {exc}"
             self.on_status("model_error", {"detail": f"{type(exc).__name__}: {exc}",
                                            "monitor": self.monitor})
             return None
@@ -336,15 +352,17 @@ class Watcher:
                                      max_new_tokens=self.config.max_new_tokens)
         parsed = parse_answer(text)
         spans = [(s.start, s.end) for s in parsed.spans]
+        self.last_check_wall = time.time()
         return _Answer(present=bool(spans) and not parsed.not_found, spans=spans, text=text,
                        last_time=frames[-1].time, frames=frames)
 
     def _handle(self, kind: str, result: Any) -> None:
+        if kind == "end":
+            self._finishing = None  # before the emit: a checkpoint taken there is after it
         if kind == "" or result is None:
             return
         if kind == "end":
-            if result is not None:
-                self._emit(result)
+            self._emit(result)
             return
         answer: _Answer = result
         step = 1.0 / self.config.sample_fps
@@ -357,11 +375,15 @@ class Watcher:
             self._count += 1
             event_id = hashlib.sha256(f"{self.monitor}\0{self.query}\0{start:.6f}\0"
                                       f"{first.wall:.6f}".encode()).hexdigest()[:24]
+            evidence: dict[str, Any] = {"time": round(first.time, 3),
+                                        "wall": round(first.wall, 3),
+                                        "answer": answer.text.strip()[:500]}
+            image = self._save_evidence(first, event_id)
+            if image is not None:
+                evidence["image"] = image
             self._active = _Active(start=first.time, wall_start=first.wall,
                                    last_seen=fresh[-1][1], score=None, event_id=event_id,
-                                   evidence=[{"time": round(first.time, 3),
-                                              "wall": round(first.wall, 3),
-                                              "answer": answer.text.strip()[:500]}])
+                                   evidence=[evidence])
             self.stats.events_started += 1
             self._emit(self._event("started", self._active, None, None, refined=False))
             if self.config.refine:  # now, while its frames are buffered (a long event)
@@ -375,6 +397,43 @@ class Watcher:
         ongoing = bool(fresh) and fresh[-1][1] >= answer.last_time - 0.5 * step
         if not ongoing:
             self._ending = self._close_active(answer)
+
+    def _save_evidence(self, frame: StreamFrame, event_id: str) -> str | None:
+        """The frame as a JPEG in ``evidence_dir`` (its path), or None (none asked, or the
+        write failed: reported, the event still goes out)."""
+        if self.config.evidence_dir is None:
+            return None
+        from PIL import Image
+
+        path = self.config.evidence_dir / f"{self.monitor}-{event_id[:8]}-start.jpg"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.ascontiguousarray(frame.frame.image[..., :3])).save(
+                path, format="JPEG", quality=85)
+        except Exception as exc:  # noqa: BLE001 - an event without its picture
+            self.on_status("evidence_error", {"detail": f"{type(exc).__name__}: {exc}",
+                                              "monitor": self.monitor})
+            return None
+        return str(path)
+
+    # -- resuming -------------------------------------------------------------------------
+
+    def checkpoint(self) -> dict[str, Any]:
+        """What a new watcher needs to carry on where this one stopped (JSON): the end of
+        the last event and the event in progress, if any (it is not announced again)."""
+        # an event being closed is still in progress until its "ended" went out
+        active = self._active or self._ending or self._finishing
+        return {"ended_at": self._ended_at, "count": self._count,
+                "active": None if active is None else asdict(active)}
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        """Carry on from :meth:`checkpoint` (call before :meth:`run`)."""
+        self._ended_at = float(checkpoint.get("ended_at", -1.0))
+        self._count = int(checkpoint.get("count", 0))
+        active = checkpoint.get("active")
+        if active:
+            fields = {k: v for k, v in active.items() if k in _Active.__dataclass_fields__}
+            self._active = _Active(**fields)
 
     def _close_active(self, answer: _Answer | None) -> _Active:
         active = self._active

@@ -31,6 +31,7 @@ from .http import (
     error_json,
     install_error_handlers,
 )
+from .monitor_routes import monitor_router
 from .outputs_routes import outputs_router
 from .perception_routes import perception_router
 from .routes import public, router
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, grounder: Grounder | None = Non
     app.include_router(public)
     app.include_router(router)
     app.include_router(outputs_router)  # exports, clips, evidence, describe
+    app.include_router(monitor_router)  # live monitors (issue 25)
     app.include_router(search_router)  # library search and its index (issue 27)
     app.include_router(perception_router)  # on-screen text, shots, speech (issue 24)
     # added last = outermost: the Host/Origin guard sees every request first

@@ -36,6 +36,7 @@ from ..video.probe import VideoInfo
 from .executor import BoundedExecutor, ignore_outcome
 from .jobs import JobRunner
 from .jobstore import JobStore, open_store
+from .monitors import ExecutorBackend, MonitorManager
 from .output_files import OutputFolders, attach_outputs
 from .perception_work import KINDS as PERCEPTION_KINDS
 from .perception_work import PerceptionRequest, perceive, perception_request
@@ -74,6 +75,7 @@ class Service:
         self.store: JobStore = None  # type: ignore[assignment]  # opened in start()
         self.uploads: UploadStore = None  # type: ignore[assignment]
         self.runner: JobRunner | None = None
+        self.monitors: MonitorManager = None  # type: ignore[assignment]  # made in start()
         # library search: GET /api/v1/search, the index and grounded-search jobs, the page
         self.library = Library(settings, grounder, self.media_root, self.public_text)
         self.executor = BoundedExecutor(settings.workers, settings.queue_limit,
@@ -109,6 +111,12 @@ class Service:
         self.executor.start()
         self.heavy.start()
         self.probes.start()
+        # live monitors (issue 25): their model calls wait on the model executor like requests
+        self.monitors = MonitorManager(
+            self.store, data_dir=self.data_dir, limit=self.settings.max_monitors,
+            backend=lambda: ExecutorBackend(self.grounder.backend, self.executor.submit),
+            run=self.settings.run_monitors, public=self.public_text)
+        self.monitors.start()
         if self.settings.upload_retention_hours > 0:
             threading.Thread(target=self._sweep_uploads, name="vidground-uploads",
                              daemon=True).start()
@@ -124,6 +132,8 @@ class Service:
         self.health_parts.close()
         if self.runner is not None:
             self.runner.stop()
+        if self.monitors is not None:
+            self.monitors.stop()  # hands its monitors back for another process to take
         if self.store is not None:
             self.store.close()  # SQLite: checkpoints the log into the database file
 

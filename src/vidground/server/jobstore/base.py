@@ -33,6 +33,7 @@ from ..errors import (  # noqa: F401 - defined with the server's other errors
     JobQueueFullError,
     JobStoreUnavailableError,
 )
+from .monitors import MonitorStore
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -102,8 +103,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class JobStore:
+class JobStore(MonitorStore):
     """All job state behind one interface; subclasses provide the engine (see module doc).
+    Live monitors and their alerts live here too (:class:`~.monitors.MonitorStore`).
 
     Thread-safe. ``queue_limit``: most jobs that may be queued (``None``: no limit);
     ``lease_s``: how long a claim holds without a heartbeat."""

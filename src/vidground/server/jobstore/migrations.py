@@ -8,7 +8,10 @@ refused (:class:`JobStoreVersionError`) instead of being misread.
 Version 1 is the table vidground 0.1 created (SQLite databases from before versioning report
 ``user_version`` 0; step 1 is ``CREATE … IF NOT EXISTS`` and leaves their rows alone). Version 2
 adds the lease: which process runs a job (``owner``) and until when its claim holds
-(``lease_until``, seconds since the epoch on the database's clock).
+(``lease_until``, seconds since the epoch on the database's clock). Version 3 adds live
+monitors (``monitors``: what to watch, who runs it under a lease, its last state and resume
+checkpoint) and their alerts (``monitor_alerts``: one row per event, unique per monitor, event
+id and kind, with what each sink made of it).
 """
 
 from __future__ import annotations
@@ -35,6 +38,38 @@ _V1_COLUMNS = """
     finished_at {real}
 """
 
+_MONITORS = """CREATE TABLE IF NOT EXISTS monitors (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    owner TEXT,
+    run_token TEXT,
+    lease_until {real},
+    state TEXT,
+    checkpoint TEXT,
+    created_at {real} NOT NULL,
+    updated_at {real} NOT NULL)"""
+
+_ALERTS = """CREATE TABLE IF NOT EXISTS monitor_alerts (
+    seq {serial} PRIMARY KEY{auto},
+    monitor_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    deliveries TEXT NOT NULL DEFAULT '{{}}',
+    pending INTEGER NOT NULL DEFAULT 1,
+    created_at {real} NOT NULL,
+    UNIQUE (monitor_id, event_id, kind))"""
+
+
+def _v3(real: str, serial: str, auto: str) -> list[str]:
+    return [_MONITORS.format(real=real),
+            "CREATE INDEX IF NOT EXISTS monitors_lease ON monitors(lease_until)",
+            _ALERTS.format(real=real, serial=serial, auto=auto),
+            "CREATE INDEX IF NOT EXISTS monitor_alerts_monitor ON monitor_alerts(monitor_id, seq)",
+            "CREATE INDEX IF NOT EXISTS monitor_alerts_pending ON monitor_alerts(monitor_id, "
+            "pending)"]
+
+
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
     "sqlite": [
         (1, ["CREATE TABLE IF NOT EXISTS jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -44,6 +79,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         (2, ["ALTER TABLE jobs ADD COLUMN owner TEXT",
              "ALTER TABLE jobs ADD COLUMN lease_until REAL",
              "CREATE INDEX IF NOT EXISTS jobs_lease ON jobs(status, lease_until)"]),
+        (3, _v3("REAL", "INTEGER", " AUTOINCREMENT")),
     ],
     "postgresql": [
         (1, ["CREATE TABLE IF NOT EXISTS jobs (seq BIGSERIAL PRIMARY KEY,"
@@ -53,6 +89,7 @@ MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
         (2, ["ALTER TABLE jobs ADD COLUMN IF NOT EXISTS owner TEXT",
              "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_until DOUBLE PRECISION",
              "CREATE INDEX IF NOT EXISTS jobs_lease ON jobs(status, lease_until)"]),
+        (3, _v3("DOUBLE PRECISION", "BIGSERIAL", "")),
     ],
 }
 
