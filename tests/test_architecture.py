@@ -255,7 +255,7 @@ def test_docs_error_table_lists_every_code_the_server_answers() -> None:
     # (the commands `vidground batch` and `watch`: no route of the server reaches them; a
     # route that does must list their codes in docs/api.md)
     cli_only = {"vidground_error", "event_not_found", "evaluation_error", "finetune_error",
-                "worker_setup", "job_store_too_new", "invalid_manifest", "invalid_source"}
+                "worker_setup", "job_store_too_new", "invalid_manifest"}
     raised = {cls.code for cls in _error_classes()} - cli_only
     missing = raised - documented
     assert not missing, f"codes the server answers but docs/api.md does not list: {missing}"
