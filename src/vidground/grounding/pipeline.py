@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ..backends.structured import structured_answers
 from ..cache import DiskCache, Tally, open_cache, track
 from ..cache.motion import cached_motion_curve
 from ..config import Settings
-from ..errors import ModelNotAvailableError
+from ..errors import BackendError, ModelNotAvailableError
 from ..options import MAX_REFINE_CALLS_PER_QUESTION, LocateOptions, check_query
 from ..progress import ProgressCallback, ProgressEvent, ignore_progress
 from ..timecode import OUTPUT_FORMATS, OutputFormat, Span, format_time
@@ -35,6 +35,13 @@ from ..video.motion import MotionCurve, adaptive_times
 from ..video.probe import VideoInfo, probe
 from ..video.sampling import sample_times, snap_to_keyframes
 from .answer import ParsedAnswer, exclusive_end_note, parse_answer, restate_times
+from .candidates import (
+    MAX_CANDIDATES,
+    candidate_prompt,
+    candidate_times,
+    chosen,
+    model_at_hand,
+)
 from .phases import phase_question, split_phases
 from .prompts import Prompt, build_prompt, detect_language
 from .refine import CallCounter, Refiner, RefineSettings
@@ -174,7 +181,8 @@ class Grounder:
                        report: ProgressCallback) -> Grounding | None:
         """A question quoting a phrase (``When does "PAYMENT FAILED" appear?``) answered to the
         frame by OCR (or by word times when it asks what is said), before any model loads, so
-        it is answered with no model at all; None when nothing is quoted, the perception extra
+        it is answered with no model at all; with a model at hand, the model chooses among
+        OCR's hits (:meth:`_choose_among`). None when nothing is quoted, the perception extra
         is missing or the phrase was not found (then the model is asked as usual)."""
         from ..perception.quoted import answer_quoted, quoted_phrases
 
@@ -191,12 +199,56 @@ class Grounder:
         if answer is None or not answer.found:
             return None
         answers = answer.answers(info.fps)
-        return Grounding(query=text, spans=answer.spans,
-                         answer=answers.get(opts.output_format, answer.sentence()),
-                         reasoning=None, video=info, model=answer.model,
-                         timings={"perception_s": round(time.perf_counter() - started, 3),
-                                  "model_calls": 0, "frames": 0},
-                         raw_answer=answer.sentence(), options=opts, answers=answers)
+        ocr = Grounding(query=text, spans=answer.spans,
+                        answer=answers.get(opts.output_format, answer.sentence()),
+                        reasoning=None, video=info, model=answer.model,
+                        timings={"perception_s": round(time.perf_counter() - started, 3),
+                                 "model_calls": 0, "frames": 0},
+                        raw_answer=answer.sentence(), options=opts, answers=answers)
+        if answer.detector != "ocr" or not (self.backend_ready or model_at_hand(self.settings)):
+            return ocr
+        return self._choose_among(info, text, opts, answer, ocr, report)
+
+    def _choose_among(self, info: VideoInfo, text: str, opts: LocateOptions, answer: Any,
+                      ocr: Grounding, report: ProgressCallback) -> Grounding:
+        """OCR's hits (``answer``, a :class:`~vidground.perception.quoted.QuotedAnswer`) shown
+        to the model as candidates (:mod:`.candidates`): the hits it chooses, at OCR's times;
+        OCR's answer ``ocr``, with a warning, when it chooses none or cannot be asked."""
+        shown = answer.spans[:MAX_CANDIDATES]
+        times = candidate_times(shown, info, opts.range_in(info.duration)
+                                if opts.time_range is not None else None)
+        n = max(2, len(times))  # a plan of n frames says their size and how many fit a call
+        sized = self.plan(info, replace(opts, frame_sampling_rate=1.0, min_frames=n,
+                                        max_frames=n, snap_to_keyframes=False, time_range=None))
+        plan = SamplingPlan(times, split_windows(times, max(2, len(sized.windows[0]))),
+                            sized.size, sized.interval)
+        language = detect_language(text) if opts.language == "auto" else opts.language
+        prompt = candidate_prompt(build_prompt(
+            text, language=language, return_reasoning=opts.return_reasoning,
+            all_occurrences=opts.all_occurrences, duration=info.duration), shown, answer.phrases)
+        try:
+            asked = self.ask_windows(info, plan, [prompt], opts, progress=report)[0]
+        except BackendError as exc:  # no model after all (weights, server): OCR's answer
+            reason = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+            return replace(ocr, warnings=(f"the model could not be asked to choose among OCR's "
+                                          f"hits ({reason}); the answer is OCR's alone",))
+        coarse = _CoarseResult.parse(asked, info)
+        picked = chosen(shown, coarse.spans)
+        timings = {**ocr.timings, "decode_s": round(asked.decode_s, 4),
+                   "model_s": round(asked.model_s, 4), "model_calls": len(plan.windows),
+                   "frames": len(times), "candidates": len(shown)}
+        raw = "\n\n".join(coarse.raw)
+        if not picked:
+            return replace(ocr, timings=timings, raw_answer=raw, warnings=(
+                f"{self.backend.model_name} placed the event on none of OCR's {len(shown)} "
+                "hit(s) of the quoted text; the answer is OCR's alone",))
+        final = answer.chosen(tuple(picked if opts.all_occurrences else picked[:1]),
+                              self.backend.model_name)
+        answers = final.answers(info.fps)
+        return replace(ocr, spans=final.spans, model=final.model, timings=timings,
+                       answer=answers.get(opts.output_format, final.sentence()),
+                       answers=answers, raw_answer=raw, frame_times=tuple(times),
+                       reasoning=coarse.reasoning if opts.return_reasoning else None)
 
     def _locate(self, video: str | Path | VideoInfo, query: str, options: LocateOptions | None,
                 progress: ProgressCallback | None, fit: FitTally) -> Grounding:

@@ -33,13 +33,20 @@ _QUOTES = re.compile(r"\"[^\"]*\"|“[^”]*”|「[^」]*」|『[^』]*』|‘[
 @dataclass(frozen=True)
 class QuotedAnswer:
     """The spans in which the quoted ``phrases`` are on screen (``detector`` ``"ocr"``) or
-    said (``"speech"``: word times of the transcript)."""
+    said (``"speech"``: word times of the transcript). ``chosen_by``: the vision-language model
+    that chose these spans among OCR's hits (``detector`` ``"ocr+model"``), when one did."""
 
     spans: tuple[Span, ...]
     phrases: tuple[str, ...]
     detector: str = "ocr"
     #: what answered, for the response's ``model``
     model: str = "rapidocr (PP-OCR)"
+    chosen_by: str | None = None
+
+    def chosen(self, spans: tuple[Span, ...], model: str) -> QuotedAnswer:
+        """These OCR hits, chosen by the vision-language ``model`` among all of them."""
+        return QuotedAnswer(spans, self.phrases, detector="ocr+model",
+                            model=f"{self.model} + {model}", chosen_by=model)
 
     @property
     def found(self) -> bool:
@@ -53,6 +60,9 @@ class QuotedAnswer:
             return f"{said} is not on screen."
         parts = [f"from {format_time(s.start, output_format, fps=fps)} to "
                  f"{format_time(s.end, output_format, fps=fps)}" for s in self.spans]
+        if self.chosen_by:
+            return (f"{said} is on screen {', '.join(parts)} (read by OCR, chosen by "
+                    f"{self.chosen_by}).")
         return f"{said} is on screen {', '.join(parts)}."
 
     def answers(self, fps: float | None = None) -> dict[str, str]:
