@@ -27,7 +27,14 @@ from .media import (
     uploaded_file,
 )
 from .outputs import DescribedVideo, evidence_html, export_path
-from .render import _duration_text, player_html, ranges_text, status_html, timeline_html
+from .render import (
+    Overlay,
+    _duration_text,
+    player_html,
+    ranges_text,
+    status_html,
+    timeline_html,
+)
 from .texts import LANG_CHOICES, TEXTS, _lang, _t, error_text
 
 if TYPE_CHECKING:
@@ -70,6 +77,8 @@ def _history_choices(sess: dict[str, Any], lang: str) -> list[tuple[str, str]]:
         rng = g.timestamp_range(e["fmt"])
         shown = f"{rng[0]} – {rng[1]}" if rng else _t(lang, "none")
         query = e["query"] if len(e["query"]) <= 60 else e["query"][:57] + "…"
+        if e.get("kind") == "text":  # found on screen, not asked of the model
+            query = f"🔤 {query}"
         choices.append((f"{query}  →  {shown}", str(e["id"])))
     return choices
 
@@ -233,6 +242,15 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                                                elem_id="vg-locate", scale=3)
                         describe_btn = gr.Button(_t(lang0, "describe"), variant="secondary",
                                                  size="lg", elem_id="vg-describe", scale=2)
+                    # read off the pictures by OCR, shots and speech (issue 24): no model
+                    with gr.Row(equal_height=True):
+                        find_text = gr.Textbox(label=_t(lang0, "find_text"), lines=1,
+                                               max_lines=1, placeholder=_t(lang0, "find_text_ph"),
+                                               elem_id="vg-find-text", scale=4)
+                        find_text_btn = gr.Button(_t(lang0, "find_text_btn"), size="sm",
+                                                  elem_id="vg-find-text-btn", scale=2)
+                        shots_btn = gr.Button(_t(lang0, "show_shots"), size="sm",
+                                              elem_id="vg-show-shots", scale=2)
                     status = gr.HTML("", elem_id="vg-status", js_on_load=None)
                     answer = gr.Textbox(label=_t(lang0, "answer"), lines=2, max_lines=8,
                                         interactive=False, elem_id="vg-answer", buttons=["copy"])
@@ -258,17 +276,22 @@ def build_blocks(svc: Service, registry: MediaRegistry):
         # left as it is ------------------------------------------------------------------
 
         def result_updates(entry: dict[str, Any] | None, fmt_value: str,
-                           lang_value: str) -> dict[Any, Any]:
-            """The answer, ranges, reasoning and timeline of ``entry`` (None: cleared)."""
+                           lang_value: str, overlay: Overlay | None = None) -> dict[Any, Any]:
+            """The answer, ranges, reasoning and timeline of ``entry`` (None: cleared), the
+            video's shots and speech (``overlay``) drawn on the timeline too."""
             if entry is None:
                 return {answer: "", ranges: "", reasoning: "",
-                        timeline: timeline_html(None, fmt_value, lang_value)}
+                        timeline: timeline_html(None, fmt_value, lang_value, overlay)}
             g = entry["grounding"]
             # the answer's times follow the format chosen on the page
             return {answer: g.answer_in(fmt_value) or "",
                     ranges: ranges_text(g, fmt_value, lang_value),
                     reasoning: g.reasoning or "",
-                    timeline: timeline_html(g, fmt_value, lang_value)}
+                    timeline: timeline_html(g, fmt_value, lang_value, overlay)}
+
+        def overlay_of(sess: dict[str, Any]) -> Overlay | None:
+            """The shots and speech of the session's video, once shown."""
+            return (sess.get("video") or {}).get("overlay")
 
         def output_updates(entry: dict[str, Any] | None, export_value: str,
                            lang_value: str) -> dict[Any, Any]:
@@ -416,10 +439,93 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             else:
                 kind, text = "info", _t(lang_value, "not_found")
             return {**status_updates(sess, kind, text),
-                    **result_updates(entry, form["format"], lang_value),
+                    **result_updates(entry, form["format"], lang_value, overlay_of(sess)),
                     history: gr.update(choices=_history_choices(sess, lang_value),
                                        value=str(entry["id"])),
                     **output_updates(entry, export_value, lang_value)}
+
+        def perceive_here(sess: dict[str, Any], request: dict[str, Any], progress: Any,
+                          lang_value: str) -> Any:
+            """Text, shots or speech of the session's video through the server's service
+            (the API's checks, limits and shared queue); the
+            :class:`~vidground.server.perception_work.Perceived`."""
+            events: queue.SimpleQueue[ProgressEvent] = queue.SimpleQueue()
+            future = svc.submit_perception({**sess["video"]["source"], **request}, events.put,
+                                           as_result=True)
+            return _wait_showing(future, events, _progress_bar(progress, lang_value))
+
+        def on_find_text(sess: Any, phrase: str, fmt_value: str, lang_value: str,
+                         export_value: str,
+                         progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+            """When the phrase is on screen (OCR, to the frame), shown like an answer."""
+            sess = _session(sess)
+            lang_value = _lang(lang_value)
+            video = sess.get("video")
+            if not video:
+                return status_updates(sess, "error", _t(lang_value, "need_video"))
+            progress(0.0, desc=_t(lang_value, "stage_text"))
+            started = time.perf_counter()
+            try:
+                found = perceive_here(sess, {"kind": "text", "phrase": phrase or "",
+                                             "output_format": fmt_value}, progress, lang_value)
+            except VidgroundError as exc:
+                return status_updates(sess, "error", error_text(exc, lang_value))
+            except Exception as exc:
+                log.exception("finding text failed in the web page")
+                return status_updates(sess, "error", _t(
+                    lang_value, "unexpected", error=f"{type(exc).__name__}: {exc}"))
+            entry = _remember(sess, video, found.grounding, fmt_value, describing=False)
+            entry["kind"] = "text"
+            seconds = time.perf_counter() - started
+            if found.grounding.spans:
+                kind = "ok"
+                text = _t(lang_value, "text_found", seconds=seconds,
+                          n=len(found.grounding.spans))
+            else:
+                kind, text = "info", _t(lang_value, "text_not_found")
+            return {**status_updates(sess, kind, text),
+                    **result_updates(entry, fmt_value, lang_value, overlay_of(sess)),
+                    history: gr.update(choices=_history_choices(sess, lang_value),
+                                       value=str(entry["id"])),
+                    **output_updates(entry, export_value, lang_value)}
+
+        def on_shots(sess: Any, fmt_value: str, lang_value: str,
+                     progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+            """The video's shots (TransNetV2) and speech (Silero VAD) drawn on the timeline."""
+            sess = _session(sess)
+            lang_value = _lang(lang_value)
+            video = sess.get("video")
+            if not video:
+                return status_updates(sess, "error", _t(lang_value, "need_video"))
+            started = time.perf_counter()
+            try:
+                shots = perceive_here(sess, {"kind": "shots"}, progress, lang_value)
+                try:
+                    heard = perceive_here(sess, {"kind": "speech"}, progress, lang_value)
+                    speech, note = tuple((s.start, s.end) for s in heard.grounding.spans), ""
+                except VideoError as exc:
+                    if exc.code != "invalid_video":  # a video without sound has no speech
+                        raise
+                    speech, note = (), "no_sound"
+            except VidgroundError as exc:
+                return status_updates(sess, "error", error_text(exc, lang_value))
+            except Exception as exc:
+                log.exception("finding shots failed in the web page")
+                return status_updates(sess, "error", _t(
+                    lang_value, "unexpected", error=f"{type(exc).__name__}: {exc}"))
+            moves = shots.extra["transitions"]
+            overlay = Overlay(
+                duration=float(shots.grounding.video.duration),
+                cuts=tuple(t["start"] for t in moves if t["kind"] == "cut"),
+                gradual=tuple((t["start"], t["end"]) for t in moves if t["kind"] == "gradual"),
+                speech=speech, note=note)
+            video["overlay"] = overlay
+            entry = _find_entry(sess, sess.get("current"))
+            text = _t(lang_value, "shots_done", seconds=time.perf_counter() - started,
+                      shots=len(shots.grounding.spans), speech=len(speech))
+            return {**status_updates(sess, "ok", text),
+                    timeline: timeline_html(entry["grounding"] if entry else None, fmt_value,
+                                            lang_value, overlay)}
 
         def on_history(entry_id: Any, sess: Any, fmt_value: str, lang_value: str,
                        export_value: str) -> Any:
@@ -430,9 +536,11 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                 return {sess_state: sess}
             sess["current"] = entry["id"]
             updates = {**status_updates(sess, "info", _t(lang_value, "reopened")),
-                       **result_updates(entry, fmt_value, lang_value),
+                       **result_updates(entry, fmt_value, lang_value, overlay_of(sess)),
                        **output_updates(entry, export_value, lang_value)}
-            if not entry.get("describe"):
+            if entry.get("kind") == "text":
+                updates[find_text] = entry["query"]
+            elif not entry.get("describe"):
                 updates[query] = entry["query"]
             return updates
 
@@ -448,7 +556,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             if entry is None:
                 return gr.skip()
             try:
-                updates = result_updates(entry, fmt_value, _lang(lang_value))
+                updates = result_updates(entry, fmt_value, _lang(lang_value), overlay_of(sess))
             except ValueError:
                 return gr.skip()
             del updates[reasoning]  # the format changes times only
@@ -473,7 +581,10 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                                     choices=[(_t(lv, "sampling_fps"), "fps"),
                                              (_t(lv, "sampling_adaptive"), "adaptive")]),
                 history: gr.update(label=_t(lv, "history"), choices=_history_choices(sess, lv)),
-                timeline: timeline_html(entry["grounding"] if entry else None, fmt_value, lv),
+                timeline: timeline_html(entry["grounding"] if entry else None, fmt_value, lv,
+                                        overlay_of(sess)),
+                find_text: gr.update(label=_t(lv, "find_text"),
+                                     placeholder=_t(lv, "find_text_ph")),
                 **{button: gr.update(value=_t(lv, name)) for button, name in buttons.items()},
             }
             if kind != "error":
@@ -489,10 +600,11 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                     max_frames: "max_frames", fmt: "format", reasoning_on: "reasoning_on",
                     all_occ: "all", refine: "refine", answer: "answer", ranges: "range",
                     reasoning: "reasoning", export_fmt: "export_format", export_btn: "export"}
-        buttons = {refresh: "refresh", locate_btn: "locate", describe_btn: "describe"}
+        buttons = {refresh: "refresh", locate_btn: "locate", describe_btn: "describe",
+                   find_text_btn: "find_text_btn", shots_btn: "show_shots"}
         # (the handlers' updates are keyed by component: the order of these lists is free)
         language_outputs = [lang, ask_tab, header, player, media, query, sampling, history,
-                            timeline,
+                            timeline, find_text,
                             status, *labelled, *buttons]
         video_outputs = [sess_state, player, status, answer, ranges, reasoning, timeline, history,
                          evidence, export_btn]
@@ -510,9 +622,18 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                                  (describe_btn.click, on_describe)):
             trigger(handler, locate_inputs, locate_outputs, api_visibility="undocumented",
                     show_progress_on=[status], concurrency_id="locate")
+        find_outputs = [sess_state, status, answer, ranges, reasoning, timeline, history,
+                        evidence, export_btn]
+        for trigger in (find_text_btn.click, find_text.submit):
+            trigger(on_find_text, [sess_state, find_text, fmt, lang, export_fmt], find_outputs,
+                    api_visibility="undocumented", show_progress_on=[status],
+                    concurrency_id="locate")
+        shots_btn.click(on_shots, [sess_state, fmt, lang], [sess_state, status, timeline],
+                        api_visibility="undocumented", show_progress_on=[status],
+                        concurrency_id="locate")
         history.input(on_history, [history, sess_state, fmt, lang, export_fmt],
                       [sess_state, status, answer, ranges, reasoning, timeline, query,
-                       evidence, export_btn],
+                       find_text, evidence, export_btn],
                       api_visibility="undocumented")
         export_fmt.input(on_export_format, [export_fmt, sess_state], export_btn,
                          api_visibility="undocumented")

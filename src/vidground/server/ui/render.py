@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ...timecode import check_format
+from ...timecode import check_format, format_time
 from .media import MEDIA_ROUTE
 from .texts import _t
 
@@ -60,20 +61,87 @@ def player_html(video: dict[str, Any] | None, lang: str) -> str:
     )
 
 
-def timeline_html(grounding: Grounding | None, fmt: str, lang: str) -> str:
+@dataclass(frozen=True)
+class Overlay:
+    """What the timeline draws besides the answer: shot changes (``cuts`` in seconds, each the
+    new shot's first frame; ``gradual`` transitions as spans) and ``speech`` spans, over a
+    video of ``duration`` seconds (issue 24: TransNetV2, Silero VAD)."""
+
+    duration: float
+    cuts: tuple[float, ...] = ()
+    gradual: tuple[tuple[float, float], ...] = ()
+    speech: tuple[tuple[float, float], ...] = ()
+    #: the page text (a key of ``TEXTS``) saying why speech is missing (``no_sound``)
+    note: str = ""
+
+
+def _pct(seconds: float, duration: float) -> float:
+    return min(100.0, max(0.0, seconds / duration * 100))
+
+
+def overlay_html(overlay: Overlay, duration: float, lang: str) -> str:
+    """Shot ticks (a dark line per cut, a hatched band per gradual transition) and speech bands
+    (green, along the bottom of the track), none of them catching clicks."""
+    parts = []
+    for start, end in overlay.speech:
+        left = _pct(start, duration)
+        width = max(0.0, _pct(end, duration) - left)
+        title = f'{_t(lang, "speech")} {format_time(start)} – {format_time(end)}'
+        parts.append(
+            f'<div class="vg-speech" data-vg-start="{start:.6f}" data-vg-end="{end:.6f}" '
+            f'title="{_esc(title)}" style="position:absolute;bottom:0;height:7px;'
+            f"left:{left:.4f}%;width:{width:.4f}%;min-width:2px;background:#16a34a;"
+            'opacity:0.85;border-radius:2px;pointer-events:none"></div>')
+    for start, end in overlay.gradual:
+        left = _pct(start, duration)
+        width = max(0.0, _pct(end, duration) - left)
+        parts.append(
+            f'<div class="vg-shot vg-gradual" data-vg-start="{start:.6f}" '
+            f'data-vg-end="{end:.6f}" title="{_esc(_t(lang, "gradual"))} '
+            f'{_esc(format_time(start))} – {_esc(format_time(end))}" '
+            f'style="position:absolute;top:0;bottom:0;left:{left:.4f}%;width:{width:.4f}%;'
+            "min-width:2px;background:repeating-linear-gradient(45deg,rgba(17,24,39,0.55) 0 "
+            '2px,transparent 2px 5px);pointer-events:none"></div>')
+    for cut in overlay.cuts:
+        parts.append(
+            f'<div class="vg-shot vg-cut" data-vg-time="{cut:.6f}" '
+            f'title="{_esc(_t(lang, "cut"))} {_esc(format_time(cut))}" '
+            f'style="position:absolute;top:-3px;bottom:-3px;left:{_pct(cut, duration):.4f}%;'
+            'width:2px;margin-left:-1px;background:#111827;pointer-events:none"></div>')
+    return "".join(parts)
+
+
+def overlay_legend(overlay: Overlay, lang: str) -> str:
+    text = _t(lang, "overlay_legend", shots=len(overlay.cuts) + len(overlay.gradual) + 1,
+              cuts=len(overlay.cuts), gradual=len(overlay.gradual),
+              speech=len(overlay.speech))
+    note = f" {_t(lang, overlay.note)}" if overlay.note else ""
+    return f'<div class="vg-muted vg-overlay-legend">{_esc(text + note)}</div>'
+
+
+def timeline_html(grounding: Grounding | None, fmt: str, lang: str,
+                  overlay: Overlay | None = None) -> str:
     """A bar the width of the video with the found segments as clickable blocks, time ticks
-    under it, and one ▶ button per segment."""
-    if grounding is None:
+    under it, and one ▶ button per segment; with ``overlay``, the video's shot changes and
+    speech drawn on the bar too (also before any question)."""
+    if grounding is None and overlay is None:
         return f'<div class="vg-empty-timeline">{_esc(_t(lang, "timeline_empty"))}</div>'
-    duration = float(grounding.video.duration or 0.0)
-    if not duration > 0:
-        duration = max([s.end for s in grounding.spans] + [1.0])
-    segments = grounding.to_response(check_format(fmt))["segments"]
+    if grounding is not None:
+        duration = float(grounding.video.duration or 0.0)
+        if not duration > 0:
+            duration = max([s.end for s in grounding.spans] + [1.0])
+        segments = grounding.to_response(check_format(fmt))["segments"]
+    else:
+        assert overlay is not None
+        duration, segments = overlay.duration, []
+    duration = duration if duration > 0 else 1.0
     parts = [f'<div class="vg-timeline" id="vg-timeline">'
              f'<div class="vg-timeline-title">{_esc(_t(lang, "timeline"))}</div>'
              f'<div class="vg-track" data-vg-duration="{duration:.6f}">']
-    if grounding.motion is not None:
+    if grounding is not None and grounding.motion is not None:
         parts.append(motion_svg(grounding.motion.per_second(), duration))
+    if overlay is not None:
+        parts.append(overlay_html(overlay, duration, lang))
     for i, seg in enumerate(segments, 1):
         start, end = float(seg["start"]), float(seg["end"])
         left = min(100.0, max(0.0, start / duration * 100))
@@ -96,6 +164,8 @@ def timeline_html(grounding: Grounding | None, fmt: str, lang: str) -> str:
         parts.append(f'<span class="{cls}" style="left:{min(100.0, t / duration * 100):.4f}%">'
                      f"{_esc(_clock(t, step))}</span>")
     parts.append("</div>")
+    if overlay is not None:
+        parts.append(overlay_legend(overlay, lang))
     if segments:
         parts.append('<ul class="vg-seglist">')
         for i, seg in enumerate(segments, 1):
@@ -111,7 +181,7 @@ def timeline_html(grounding: Grounding | None, fmt: str, lang: str) -> str:
                 f'<span class="vg-muted">({end - start:.2f} s)</span>{label}</span></li>'
             )
         parts.append("</ul>")
-    else:
+    elif grounding is not None:
         parts.append(f'<div class="vg-muted">{_esc(_t(lang, "not_found"))}</div>')
     parts.append("</div>")
     return "".join(parts)

@@ -61,6 +61,21 @@ TEXTS: dict[str, dict[str, str]] = {
         "described": "(every event in the video)",
         "export_format": "Export format",
         "export": "⬇ Download the result",
+        "find_text": "Find text on screen",
+        "find_text_ph": "e.g. PAYMENT FAILED — read from the pictures, to the frame",
+        "find_text_btn": "🔤 Find on screen",
+        "show_shots": "🎬 Show shots & speech",
+        "text_found": "Done in {seconds:.1f} s — on screen {n} time(s).",
+        "text_not_found": "That text is not on screen in this video.",
+        "shots_done": "Done in {seconds:.1f} s — {shots} shot(s), {speech} speech span(s) on "
+                      "the timeline.",
+        "no_sound": "(no sound: no speech)",
+        "speech": "Speech",
+        "cut": "Cut at",
+        "gradual": "Gradual transition",
+        "overlay_legend": "{shots} shot(s): {cuts} cut(s) │ and {gradual} gradual "
+                          "transition(s) ▨; {speech} speech span(s) ▬ (green).",
+        "stage_text": "Reading the screen",
     },
     "zh": {
         "title": "vidground — 找出事件发生的**时间**",
@@ -114,6 +129,20 @@ TEXTS: dict[str, dict[str, str]] = {
         "described": "（视频中的所有事件）",
         "export_format": "导出格式",
         "export": "⬇ 下载结果",
+        "find_text": "查找画面中的文字",
+        "find_text_ph": "例如：支付失败——从画面中识别，精确到帧",
+        "find_text_btn": "🔤 在画面中查找",
+        "show_shots": "🎬 显示镜头和语音",
+        "text_found": "完成，用时 {seconds:.1f} 秒——在画面中出现 {n} 次。",
+        "text_not_found": "该视频的画面中没有这段文字。",
+        "shots_done": "完成，用时 {seconds:.1f} 秒——时间轴上有 {shots} 个镜头、{speech} 段语音。",
+        "no_sound": "（没有声音，因此没有语音）",
+        "speech": "语音",
+        "cut": "切换于",
+        "gradual": "渐变转场",
+        "overlay_legend": "{shots} 个镜头：{cuts} 个硬切 │，{gradual} 个渐变转场 ▨；"
+                          "{speech} 段语音 ▬（绿色）。",
+        "stage_text": "正在识别画面文字",
     },
 }
 
