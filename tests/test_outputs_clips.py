@@ -47,8 +47,9 @@ class Source:
 
 
 def make_toned(path: Path, *, codec: str = "h264", fps: int = 25, seconds: float = 4.0,
-               gop: int = 25, bframes: bool = False) -> Source:
-    """A test video (painted frame numbers) with an AAC track: silence, a tone during TONE."""
+               gop: int = 25, bframes: bool = False, rate: int = RATE) -> Source:
+    """A test video (painted frame numbers) with an AAC track at ``rate`` Hz: silence, a tone
+    during TONE."""
     fmt = {".mkv": "matroska", ".ts": "mpegts"}.get(path.suffix)
     with av.open(str(path), "w", format=fmt) as out:
         video = out.add_stream(ENCODERS[codec], rate=fps,
@@ -59,7 +60,7 @@ def make_toned(path: Path, *, codec: str = "h264", fps: int = 25, seconds: float
         if codec == "mpeg4":
             video.codec_context.max_b_frames = 0
             video.codec_context.bit_rate = 2_000_000
-        audio = out.add_stream("aac", rate=RATE)
+        audio = out.add_stream("aac", rate=rate)
         audio.codec_context.layout = "mono"
         for i in range(int(seconds * fps)):
             frame = av.VideoFrame.from_ndarray(draw_frame((160, 120), i, False, (0, 0, 0)),
@@ -68,14 +69,14 @@ def make_toned(path: Path, *, codec: str = "h264", fps: int = 25, seconds: float
             frame.time_base = Fraction(1, fps)
             out.mux(video.encode(frame))
         out.mux(video.encode())
-        t = np.arange(int(seconds * RATE)) / RATE
+        t = np.arange(int(seconds * rate)) / rate
         wave = np.where((t >= TONE[0]) & (t < TONE[1]), 0.5 * np.sin(2 * np.pi * 1000 * t), 0)
         for begin in range(0, len(wave), 1024):
             chunk = np.zeros((1, 1024), np.float32)
             piece = wave[begin:begin + 1024]
             chunk[0, :len(piece)] = piece
             frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = RATE, begin
+            frame.sample_rate, frame.pts = rate, begin
             out.mux(audio.encode(frame))
         out.mux(audio.encode())
     return Source(path, float(fps))
@@ -124,6 +125,47 @@ def test_exact_clip_shows_the_span_frames_with_audio_in_sync(toned: Source, tmp_
     assert clip.start == pytest.approx(toned.frame_at(span.start) / toned.fps)
     if span.start < TONE[0] < span.end:
         assert tone_onset(clip.path) == pytest.approx(TONE[0] - clip.start, abs=1 / toned.fps)
+
+
+def audio_of(path: Path) -> tuple[np.ndarray, int, float]:
+    """The clip's decoded audio (mono samples), its rate, and when it starts on the clip's
+    clock (video's first frame 0)."""
+    with av.open(str(path)) as f:
+        video_start = float(f.streams.video[0].start_time * f.streams.video[0].time_base)
+        frames = list(f.decode(audio=0))
+    samples = np.concatenate([fr.to_ndarray().reshape(len(fr.layout.channels), -1)[0]
+                              for fr in frames])
+    return samples, frames[0].sample_rate, float(frames[0].time) - video_start
+
+
+@pytest.mark.skipif(not encoder_available("libopus") or not encoder_available("libvpx-vp9"),
+                    reason="needs FFmpeg's libopus and libvpx-vp9 encoders")
+def test_audio_at_another_rate_is_resampled_to_the_encoders(tmp_path: Path) -> None:
+    """A 44.1 kHz source cut into WebM: Opus takes 48 kHz, so the clip's audio is resampled
+    (PyAV's resampler, in the encoder's 960-sample frames). The clip's audio lasts as long as
+    its picture, holds the tone at its place and is silent where the source is."""
+    source = make_toned(tmp_path / "cd.mp4", rate=44100)
+    assert probe(source.path).has_audio
+    span = Span(1.5, 3.0)
+    clip = cut(source.path, span, tmp_path / "clip.webm")
+    assert clip.has_audio
+    samples, rate, begins = audio_of(clip.path)
+    assert rate == 48000
+    duration = clip.end - clip.start
+    # Opus frames are 20 ms: the last one may be padded up to a frame
+    assert duration - 1e-3 <= begins + len(samples) / rate <= duration + 0.021
+    tone = (TONE[0] - clip.start, TONE[1] - clip.start)
+    t = begins + np.arange(len(samples)) / rate
+    during = samples[(t > tone[0] + 0.05) & (t < tone[1] - 0.05)]
+    outside = samples[(t < tone[0] - 0.05) | (t > tone[1] + 0.05)]
+    assert np.sqrt(np.mean(during ** 2)) > 0.2  # a 0.5 sine: RMS 0.35, not silent
+    assert np.sqrt(np.mean(outside ** 2)) < 0.02
+    # the tone's pitch survived: 1 kHz at the new rate (a resampling that kept 44.1 kHz
+    # samples at 48 kHz would play it at 1088 Hz)
+    spectrum = np.abs(np.fft.rfft(during))
+    assert np.fft.rfftfreq(len(during), 1 / rate)[int(np.argmax(spectrum))] == pytest.approx(
+        1000, abs=10)
+    assert tone_onset(clip.path) == pytest.approx(tone[0], abs=1 / source.fps)
 
 
 def test_a_span_on_frame_boundaries_gives_a_clip_of_its_duration(toned: Source,

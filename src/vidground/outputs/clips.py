@@ -64,6 +64,8 @@ AUDIO_ENCODERS = {".webm": "libopus", ".avi": "libmp3lame"}
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
               ".webm": "webm", ".avi": "avi", ".ts": "mpegts", ".flv": "flv"}
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+#: Samples handed to the audio resampler at a time (it re-cuts them to the encoder's frames).
+AUDIO_CHUNK = 4096
 #: PyAV 18 takes an enum member here (a string raises); older versions take the string.
 DISCARD_ALL: Any = getattr(getattr(av.stream, "Discard", None), "all", "all")
 
@@ -432,29 +434,20 @@ def _audio_encoder(out: av.container.OutputContainer, ext: str, rate: int, layou
     return stream
 
 
-def _resample(audio: _Audio, rate: int) -> np.ndarray:
-    n = int(round(audio.samples.shape[1] * rate / audio.rate))
-    x_old = np.arange(audio.samples.shape[1]) / audio.rate
-    x_new = np.arange(n) / rate
-    return np.stack([np.interp(x_new, x_old, ch) for ch in audio.samples]).astype(np.float32)
-
-
 def _encode_audio(out: av.container.OutputContainer, stream: av.AudioStream,
                   audio: _Audio) -> None:
+    """Encode ``audio`` into ``stream``: PyAV's resampler (libswresample) converts it to the
+    encoder's rate and sample format (Opus takes 48 kHz, not 44.1) and hands it on in the
+    encoder's frame size (AAC: 1024 samples), so every frame but the last is full."""
     ctx = stream.codec_context
-    if ctx.sample_rate and ctx.sample_rate != audio.rate:  # Opus takes 48 kHz, not 44.1
-        audio = _Audio(_resample(audio, ctx.sample_rate), ctx.sample_rate, audio.layout)
     fmt = ctx.format.name if ctx.format is not None else "fltp"
-    size = ctx.frame_size or 1024
+    resampler = av.AudioResampler(format=fmt, layout=audio.layout,
+                                  rate=ctx.sample_rate or audio.rate,
+                                  frame_size=ctx.frame_size or None)
     total = audio.samples.shape[1]
-    resampler = av.AudioResampler(format=fmt, layout=audio.layout, rate=ctx.sample_rate)
-    for begin in range(0, total, size):
-        chunk = audio.samples[:, begin:begin + size]
-        if chunk.shape[1] < size and ctx.frame_size:  # encoders with fixed frames: pad
-            chunk = np.concatenate([chunk, np.zeros((chunk.shape[0], size - chunk.shape[1]),
-                                                    np.float32)], axis=1)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp",
-                                           layout=audio.layout)
+    for begin in range(0, total, AUDIO_CHUNK):
+        chunk = np.ascontiguousarray(audio.samples[:, begin:begin + AUDIO_CHUNK])
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=audio.layout)
         frame.sample_rate = audio.rate
         frame.pts = begin
         frame.time_base = Fraction(1, audio.rate)
