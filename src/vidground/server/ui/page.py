@@ -19,6 +19,7 @@ from ...options import LocateOptions
 from ...outputs.exports import FORMATS as EXPORT_FORMATS
 from ...progress import STAGE_SPANS, ProgressEvent
 from ...timecode import OUTPUT_FORMATS
+from .live_tab import build_live_tab
 from .media import (
     VIDEO_EXTENSIONS,
     MediaRegistry,
@@ -272,6 +273,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                 export_btn = gr.DownloadButton(_t(lang0, "export"), value=None,
                                                elem_id="vg-export", scale=2, interactive=False)
 
+        build_live_tab(svc, lang, lang0, registry)  # live monitors (issue 25)
         # -- handlers: each returns its updates keyed by component; what it leaves out is
         # left as it is ------------------------------------------------------------------
 
