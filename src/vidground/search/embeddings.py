@@ -57,9 +57,16 @@ class Embedder:
             if self._loaded is None:
                 try:
                     from transformers import AutoModel, AutoTokenizer
+                    from transformers.utils import logging as hf_logging
 
-                    tokenizer = AutoTokenizer.from_pretrained(self.path)
-                    model = AutoModel.from_pretrained(self.path).eval()
+                    bars = hf_logging.is_progress_bar_enabled()
+                    hf_logging.disable_progress_bar()  # no bar on a search's stderr
+                    try:
+                        tokenizer = AutoTokenizer.from_pretrained(self.path)
+                        model = AutoModel.from_pretrained(self.path).eval()
+                    finally:
+                        if bars:
+                            hf_logging.enable_progress_bar()
                 except Exception as exc:  # noqa: BLE001 - missing files, bad folder
                     raise ModelNotAvailableError(
                         f"cannot load the embedding model {self.path} ({exc}); set "
