@@ -177,10 +177,13 @@ class MonitorRun:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, wait_s: float = 20.0) -> None:
+    def signal_stop(self) -> None:
         self._stop.set()
         for watcher in list(self._watchers):
             watcher.stop()
+
+    def stop(self, wait_s: float = 20.0) -> None:
+        self.signal_stop()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=wait_s)
         for _, sink in self._sinks:
@@ -458,6 +461,8 @@ class MonitorManager:
             self._thread.join(timeout=10)
         with self._lock:
             runs, self._runs = list(self._runs.values()), {}
+        for run in runs:  # all at once, then wait for each
+            run.signal_stop()
         for run in runs:
             run.stop()
         for run in runs:
