@@ -36,6 +36,7 @@ from .render import (
     status_html,
     timeline_html,
 )
+from .search_tab import build_search_tab
 from .texts import LANG_CHOICES, TEXTS, _lang, _t, error_text
 
 if TYPE_CHECKING:
@@ -273,6 +274,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                 export_btn = gr.DownloadButton(_t(lang0, "export"), value=None,
                                                elem_id="vg-export", scale=2, interactive=False)
 
+        build_search_tab(svc, lang, lang0, registry)  # library search (issue 27)
         build_live_tab(svc, lang, lang0, registry)  # live monitors (issue 25)
         # -- handlers: each returns its updates keyed by component; what it leaves out is
         # left as it is ------------------------------------------------------------------
