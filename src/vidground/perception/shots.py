@@ -11,8 +11,11 @@ all-frames score passes 0.5), widened to the frames around it whose all-frames (
 score passes ``threshold`` too:
 a run of at most :data:`HARD_MAX_FRAMES` frames is a **hard cut**, at the first frame of the new
 shot (a point: ``start == end``); a longer one is a **gradual** transition (dissolve, fade,
-wipe), the span ``[its first frame, the first frame after it)``. Shots are the spans between
-transitions: a shot ends where a transition starts and the next begins where it ends.
+wipe), the span ``[its first frame, the first frame after it)``. A gradual transition's ends
+are then put to the frame from its pixels where they are a cross-dissolve (:mod:`.dissolves`: a
+blend ramp fitted to the frames around it; TransNetV2's score rises late on a dissolve whose
+first frames still look like the old shot). Shots are the spans between transitions: a shot
+ends where a transition starts and the next begins where it ends.
 """
 
 from __future__ import annotations
@@ -193,6 +196,49 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return runs
 
 
+def refine_gradual(info: VideoInfo, times: list[float], transitions: list[Transition]
+                   ) -> list[Transition]:
+    """Each gradual transition's ends to the frame from its pixels where they are a
+    cross-dissolve (:mod:`.dissolves`: a blend ramp fitted to the frames around it, decoded at
+    the network's input size); a fitted blend of no frames is a hard cut. Others stay as
+    TransNetV2 found them. ``times``: every frame's time."""
+    import bisect
+
+    import numpy as np
+
+    from ..video.decode import decode_frames
+    from .dissolves import REFERENCE, SEARCH, refine_span
+
+    n = len(times)
+    out: list[Transition] = []
+    for tr in transitions:
+        lo = bisect.bisect_left(times, tr.start - 1e-6)  # its first frame
+        hi = bisect.bisect_left(times, tr.end - 1e-6)  # the new shot's first frame (or n)
+        begin, stop = lo - SEARCH - REFERENCE, hi + SEARCH + REFERENCE
+        if tr.kind != "gradual" or begin < 0 or stop > n:
+            out.append(tr)
+            continue
+        wanted = times[begin:stop]
+        frames = decode_frames(info, [t + 0.25 * info.frame_s for t in wanted],
+                               size=INPUT_SIZE, unique=False)
+        if [round(f.time, 4) for f in frames] != [round(t, 4) for t in wanted]:
+            out.append(tr)  # not the frames the network saw (a variable frame rate)
+            continue
+        fitted = refine_span(np.stack([f.image for f in frames]), lo - begin, hi - begin)
+        if fitted is None:
+            out.append(tr)
+            continue
+        first, after = times[begin + fitted.first], times[begin + fitted.after]
+        out.append(Transition(first, after, "gradual", tr.score) if after > first
+                   else Transition(first, first, "cut", tr.score))
+    kept: list[Transition] = []
+    for tr in out:  # a refined span may now reach into its neighbour: keep the first
+        if kept and tr.start < kept[-1].end:
+            continue
+        kept.append(tr)
+    return kept
+
+
 def shots_between(transitions: list[Transition], duration: float) -> list[Span]:
     spans: list[Span] = []
     start = 0.0
@@ -221,9 +267,9 @@ def detect_shots(video: str | Path | VideoInfo, *, threshold: float = DEFAULT_TH
     raw, _ = cached("shots", info.path, {"input": list(INPUT_SIZE)}, compute)
     import numpy as np
 
-    transitions = transitions_from([float(t) for t in raw["times"]],
-                                   np.asarray(raw["single"], np.float32),
-                                   np.asarray(raw["many"], np.float32), info.duration,
-                                   threshold)
+    times = [float(t) for t in raw["times"]]
+    transitions = refine_gradual(info, times, transitions_from(
+        times, np.asarray(raw["single"], np.float32), np.asarray(raw["many"], np.float32),
+        info.duration, threshold))
     return ShotResult(shots_between(transitions, info.duration), transitions,
                       len(raw["times"]))
