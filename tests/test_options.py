@@ -44,6 +44,7 @@ def test_from_mapping_accepts_known_options() -> None:
         ({"time_range": "0-5"}, "two numbers"),
         ({"time_range": [0, float("inf")]}, "finite"),
         ({"time_range": [True, 4]}, "finite number"),
+        ({"use_shots": "yes"}, "use_shots must be true, false or null"),
     ],
 )
 def test_bad_options_are_refused_with_a_reason(values: dict, fragment: str) -> None:

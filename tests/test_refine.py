@@ -151,3 +151,18 @@ def test_refine_inside_bounds_never_looks_outside_them(video: Path) -> None:
     assert span.start == pytest.approx(TRUE[0], abs=1e-6)
     assert span.end == pytest.approx(2.0, abs=1e-6)  # the range's end, the event goes on
     assert seen and max(seen) < 2.0, max(seen)
+
+
+@pytest.mark.parametrize(("cut", "start"), [(1.2, 1.2), (1.1, 1.1), (1.0, TRUE[0]), (1.3, TRUE[0])],
+                         ids=["one-frame-away", "two-frames-away", "three-frames-away", "on-it"])
+def test_a_refined_boundary_snaps_to_a_hard_cut_one_or_two_frames_away(
+        video: Path, cut: float, start: float) -> None:
+    counter = CallCounter(8)
+    ref = Refiner(LookingModel(), probe(video), "When is the red square visible?",
+                  language="en", size=(160, 120),
+                  settings=RefineSettings(radius_s=0.6, max_frames=16), counter=counter,
+                  coarse_times=[0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3.25], cuts=[cut, 3.9])
+    span = ref.refine(Span(1.75, 2.25))
+    assert span.start == pytest.approx(start, abs=1e-6)
+    assert span.end == pytest.approx(TRUE[1], abs=1e-6)  # no cut near the end
+    assert counter.snapped == (1 if start != TRUE[0] else 0)

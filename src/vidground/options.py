@@ -46,6 +46,10 @@ OPTION_DOCS = {
                          "null: the server's VIDGROUND_STRUCTURED_OUTPUT",
     "time_range": "[start, end] seconds: look only inside this part of the video (clamped to "
                   "it); spans are still in whole-video seconds",
+    "use_shots": "shot changes (TransNetV2) place window borders at cuts and snap refined "
+                 "boundaries to a hard cut 1-2 frames away; null: only when already detected "
+                 "for this video (free), true: detect them if not (about 0.3-3x real time on "
+                 "a CPU; needs vidground[perception]), false: never",
 }
 
 
@@ -65,7 +69,10 @@ class LocateOptions:
     every sampling interval holds a keyframe, sample the keyframes (only they are decoded).
     ``time_range`` (``(start, end)`` seconds, ``start < end``): sample, ask and refine only
     inside that part of the video (clamped to it: see :meth:`range_in`); spans stay in
-    whole-video seconds.
+    whole-video seconds. ``use_shots``: shot changes (:mod:`vidground.perception.shots`)
+    place window borders at cuts and snap refined boundaries to a hard cut one or two frames
+    away; ``None`` uses them only when already detected for the video (a cache lookup),
+    ``True`` detects them when not, ``False`` never uses them.
     """
 
     enable_temporal_grounding: bool = True
@@ -88,6 +95,7 @@ class LocateOptions:
     language: Literal["auto", "en", "zh"] = "auto"
     structured_output: bool | None = None
     time_range: tuple[float, float] | None = None
+    use_shots: bool | None = None
 
     def __post_init__(self) -> None:
         if self.time_range is not None:  # a JSON list is accepted and kept as a tuple
@@ -125,6 +133,8 @@ class LocateOptions:
         if self.structured_output is not None and not isinstance(self.structured_output, bool):
             raise OptionsError(f"structured_output must be true, false or null, got "
                                f"{self.structured_output!r}")
+        if self.use_shots is not None and not isinstance(self.use_shots, bool):
+            raise OptionsError(f"use_shots must be true, false or null, got {self.use_shots!r}")
         if self.language not in ("auto", "en", "zh"):
             raise OptionsError(f"language must be 'auto', 'en' or 'zh', got {self.language!r}")
 

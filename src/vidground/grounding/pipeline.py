@@ -45,6 +45,7 @@ from .candidates import (
 from .phases import phase_question, split_phases
 from .prompts import Prompt, build_prompt, detect_language
 from .refine import CallCounter, Refiner, RefineSettings
+from .shot_cuts import shot_cuts
 from .window_frames import WindowFrames
 from .windows import (
     frames_in_windows,
@@ -295,6 +296,8 @@ class Grounder:
             "windows": len(plan.windows),
             "model_calls": len(plan.windows) * len(prompts) + fit.split + counter.calls,
             "refine_calls": counter.calls,
+            "shot_cuts": len(plan.cuts),
+            "snapped_to_cuts": counter.snapped,
             "refine_frames": counter.frames,
             "spans_cut_short": sum(1 for s in spans if s.refined is False),
             **fit.timings(),
@@ -425,7 +428,7 @@ class Grounder:
                               settings=RefineSettings(radius_s=max(0.5, plan.interval),
                                                       max_calls=opts.max_refine_calls),
                               counter=own, coarse_times=plan.times, on_call=on_call,
-                              cache=self.cache, bounds=plan.bounds)
+                              cache=self.cache, bounds=plan.bounds, cuts=plan.cuts)
             if opts.refine:
                 span = refiner.refine(span).with_(refined=own.refused == 0)
             if opts.verify:
@@ -552,6 +555,8 @@ class SamplingPlan:
     motion: MotionCurve | None = None
     #: the part of the video looked at (``time_range`` clamped to it); None: all of it
     bounds: tuple[float, float] | None = None
+    #: hard cuts (seconds) refined boundaries snap to (``use_shots``); () when none are known
+    cuts: tuple[float, ...] = ()
 
 
 def plan_sampling(info: VideoInfo, opts: LocateOptions,
@@ -598,10 +603,13 @@ def plan_sampling(info: VideoInfo, opts: LocateOptions,
                               max_pixels_per_frame=opts.max_pixels_per_frame,
                               max_context_tokens=opts.max_context_length)
     interval = length / max(len(times), 1)
-    windows = split_windows(times, per_call, cuts=motion.cuts if motion else ())
+    shots = shot_cuts(info, opts.use_shots)  # window borders go to shot changes, a quarter
+    borders = sorted({*(motion.cuts if motion else ()), *shots.borders})  # window away or less
+    windows = split_windows(times, per_call, cuts=borders,
+                            cut_reach=per_call // 4 if shots.borders else None)
     if len(windows) > opts.max_windows:  # borders moved to scene cuts: one window too many
         windows = split_windows(times, per_call)
-    return SamplingPlan(times, windows, size, interval, motion, bounds)
+    return SamplingPlan(times, windows, size, interval, motion, bounds, shots.cuts)
 
 
 def budget_warnings(spans: Sequence[Span], opts: LocateOptions, *, noun: str = "span",

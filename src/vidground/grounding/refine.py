@@ -25,6 +25,7 @@ from ..video.decode import Frame
 from ..video.probe import VideoInfo
 from .answer import parse_answer, parse_yes_no
 from .prompts import Prompt, build_prompt, build_verify_prompt
+from .shot_cuts import snap_to_cut
 
 FrameSize = tuple[int, int]
 #: re-asks of one clip with fewer frames when the backend says its request is too large
@@ -46,13 +47,14 @@ class CallCounter:
     """Counts the extra model calls and frames that refinement and verification spend, within
     ``limit`` calls (and within the ``parent`` counter's, when there is one: a span's own budget
     inside its question's). ``refused`` counts the calls the budget did not allow: work the
-    budget cut short."""
+    budget cut short; ``snapped`` the boundaries moved onto a hard cut."""
 
     limit: int
     calls: int = 0
     frames: int = 0
     refused: int = 0
     parent: CallCounter | None = None
+    snapped: int = 0
 
     def take(self) -> bool:
         if self.calls >= self.limit or (self.parent is not None and not self.parent.take()):
@@ -65,6 +67,11 @@ class CallCounter:
         self.frames += count
         if self.parent is not None:
             self.parent.add_frames(count)
+
+    def add_snapped(self, count: int) -> None:
+        self.snapped += count
+        if self.parent is not None:
+            self.parent.add_snapped(count)
 
 
 def dense_times(info: VideoInfo, lo: float, hi: float, max_frames: int) -> list[float]:
@@ -119,6 +126,8 @@ class Refiner:
     the event turns out to reach the bracket's edge (a coarse answer that was off).
     ``bounds`` (seconds): the part of the video it may look at (``LocateOptions.time_range``,
     clamped); no frame outside it is asked about and no boundary is moved outside it.
+    ``cuts``: hard cuts (seconds, :mod:`.shot_cuts`); a refined boundary one or two frames
+    from one moves onto it (counted in ``counter.snapped``).
     """
 
     def __init__(self, backend: Backend, info: VideoInfo, query: str, *, language: str,
@@ -126,8 +135,10 @@ class Refiner:
                  coarse_times: Sequence[float] = (), max_new_tokens: int = 256,
                  on_call: Callable[[int], None] | None = None,
                  cache: DiskCache | None = None,
-                 bounds: tuple[float, float] | None = None) -> None:
+                 bounds: tuple[float, float] | None = None,
+                 cuts: Sequence[float] = ()) -> None:
         self.backend = backend
+        self.cuts = tuple(cuts)
         self.cache = cache  # decoded frames (None: always decode)
         self.info = info
         self.query = query
@@ -145,8 +156,25 @@ class Refiner:
     def refine(self, span: Span) -> Span:
         """``span`` with its start and end moved to the frames where the event really starts
         and stops; a boundary whose re-ask fails keeps its coarse value. The span stays inside
-        the refiner's ``bounds``."""
-        return self._boundaries(span).clamp(self.lo, self.hi)
+        the refiner's ``bounds``; a boundary one or two frames from a hard cut moves onto it."""
+        return self._snapped(self._boundaries(span)).clamp(self.lo, self.hi)
+
+    def _snapped(self, span: Span) -> Span:
+        """``span`` with each boundary within :data:`~.shot_cuts.SNAP_FRAMES` frames of a
+        hard cut (inside the bounds) moved onto it."""
+        cuts = [c for c in self.cuts if self.lo <= c <= self.hi]
+        start, end = span.start, span.end
+        moved = 0
+        cut = snap_to_cut(start, cuts, self.frame_s)
+        if cut is not None and cut < end:
+            start, moved = cut, moved + 1
+        cut = snap_to_cut(end, cuts, self.frame_s)
+        if cut is not None and cut > start:
+            end, moved = cut, moved + 1
+        if not moved:
+            return span
+        self.counter.add_snapped(moved)
+        return span.with_(start=start, end=end)
 
     def _boundaries(self, span: Span) -> Span:
         start_lo, start_hi = self._bracket(span.start, before=True)

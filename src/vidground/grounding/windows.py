@@ -19,12 +19,14 @@ Bounds = tuple[float, float]
 
 
 def split_windows(times: Sequence[float], per_window: int, *, overlap: int | None = None,
-                  cuts: Sequence[float] = ()) -> list[list[float]]:
+                  cuts: Sequence[float] = (), cut_reach: int | None = None
+                  ) -> list[list[float]]:
     """Split sorted ``times`` into windows of at most ``per_window`` times that overlap by
     ``overlap`` times (default 10 %), so an event on a border is seen whole by one window.
 
-    Where a scene cut lies within the overlap's reach of a planned border, the border moves to
-    the cut (then the overlap is not needed to see the event whole: it is still kept).
+    Where a scene cut lies within ``cut_reach`` times (default: the overlap) before a planned
+    border, the border moves to the cut (then the overlap is not needed to see the event
+    whole: it is still kept).
     """
     times = list(times)
     if per_window < 2:
@@ -33,12 +35,13 @@ def split_windows(times: Sequence[float], per_window: int, *, overlap: int | Non
         return [times]
     ov = default_overlap(per_window) if overlap is None else max(0, min(overlap,
                                                                        per_window // 2))
+    reach = ov if cut_reach is None else max(0, min(cut_reach, per_window - 2))
     windows: list[list[float]] = []
     start = 0
     while start < len(times):
         end = min(len(times), start + per_window)
         if end < len(times):
-            end = _snap_to_cut(times, start, end, ov, cuts)
+            end = _snap_to_cut(times, start, end, reach, cuts)
         windows.append(times[start:end])
         if end >= len(times):
             break

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..timecode import Span
 from .models import shot_model, threads
-from .results_cache import cached
+from .results_cache import cached, stored
 
 if TYPE_CHECKING:
     import numpy as np
@@ -265,6 +265,18 @@ def detect_shots(video: str | Path | VideoInfo, *, threshold: float = DEFAULT_TH
                 "many": [round(float(v), 5) for v in many]}
 
     raw, _ = cached("shots", info.path, {"input": list(INPUT_SIZE)}, compute)
+    return _result(raw, info, threshold)
+
+
+def stored_shots(info: VideoInfo, *, threshold: float = DEFAULT_THRESHOLD
+                 ) -> ShotResult | None:
+    """The shots :func:`detect_shots` found earlier for this file (cached by its identity),
+    or None when they were never detected: nothing is computed, no model is loaded."""
+    raw = stored("shots", info.path, {"input": list(INPUT_SIZE)})
+    return None if raw is None else _result(raw, info, threshold)
+
+
+def _result(raw: dict[str, Any], info: VideoInfo, threshold: float) -> ShotResult:
     import numpy as np
 
     times = [float(t) for t in raw["times"]]
