@@ -5,13 +5,17 @@ frames answers where the red square is."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from fake_openai_server import FakeOpenAIServer
 
 from vidground.grounding import Grounder, plan_sampling
 from vidground.options import LocateOptions
@@ -104,3 +108,20 @@ def test_shots_are_detected_only_when_asked(tmp_path: Path, fake_grounder: Groun
     assert asked.spans[0].start == pytest.approx(CUT / FPS, abs=1e-6)
     assert asked.timings["snapped_to_cuts"] == 1
     assert stored_shots(probe(path)) is not None
+
+
+def test_cli_shots_flag(detected: Path, fake_model: FakeOpenAIServer) -> None:
+    def run(*flags: str) -> dict:
+        out = subprocess.run(
+            [sys.executable, "-m", "vidground", "locate", str(detected), QUERY, "--json",
+             "--backend", "openai", "--openai-base-url", fake_model.base_url, *flags],
+            capture_output=True, text=True, timeout=180, env=dict(os.environ))
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    snapped = run()
+    assert snapped["segments"][0]["start"] == pytest.approx(CUT / FPS, abs=1e-6)
+    assert snapped["timings"]["snapped_to_cuts"] == 1
+    plain = run("--no-shots")
+    assert plain["segments"][0]["start"] == pytest.approx((CUT + 2) / FPS, abs=1e-6)
+    assert plain["timings"]["shot_cuts"] == 0

@@ -81,7 +81,7 @@ _FLAGS = {"output_format": "--format", "frame_sampling_rate": "--fps",
           "return_reasoning": "--reasoning",
           "all_occurrences": "--all", "snap_to_keyframes": "--snap-keyframes",
           "split_phases": "--split-phases", "max_refine_calls": "--max-refine-calls",
-          "time_range": "--from/--to"}
+          "time_range": "--from/--to", "use_shots": "--shots"}
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -206,6 +206,10 @@ def locate(
                        "printed stay whole-video times")] = None,
     range_to: Annotated[str | None, typer.Option(
         "--to", help="look only before this time (seconds or HH:MM:SS.sss)")] = None,
+    use_shots: Annotated[bool | None, typer.Option(
+        "--shots/--no-shots", help="shot changes place windows and snap boundaries to hard "
+        "cuts; default: only when already detected (vidground shots VIDEO); --shots detects "
+        "them (TransNetV2, slow on a CPU)")] = None,
     backend: BackendOpt = None,
     model: ModelOpt = None,
     model_source: ModelSourceOpt = None,
@@ -236,6 +240,7 @@ def locate(
                 "split_phases": split_phases, "max_refine_calls": max_refine_calls,
                 "snap_to_keyframes": snap_keyframes, "structured_output": structured,
                 "time_range": _time_range(range_from, range_to, video),
+                "use_shots": use_shots,
             })
         except OptionsError as exc:
             raise OptionsError(_flag_names(exc.message)) from None
