@@ -95,9 +95,9 @@ def predict(info: VideoInfo, progress: Callable[[int, int], None] | None = None
     """Every frame's time, single-frame and many-hot transition probabilities;
     ``progress(done, total)`` after each decoded frame."""
     import numpy as np
-    import torch
 
-    model = shot_model()
+    model = shot_model()  # first: without torch or TransNetV2 it says what to install
+    import torch
     times: list[float] = []
     single: list[np.ndarray] = []
     many: list[np.ndarray] = []
