@@ -219,3 +219,44 @@ def test_lines_on_screen_together_are_one_segment() -> None:
              Span(2.0, 4.0, label="Quarterly results"), Span(9.0, 10.0, label="Thank you")]
     assert group_lines(spans, 1.0) == [(2.0, 4.0, "Quarterly results | Revenue up 4%"),
                                        (9.0, 10.0, "Thank you")]
+
+
+def _downgrade(where: str) -> None:
+    """Make the index look like one written before sources and vectors were recorded."""
+    if where.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(where, autocommit=True) as conn:
+            conn.execute("ALTER TABLE vg_search_videos DROP COLUMN sources")
+            conn.execute("DROP TABLE vg_search_vectors, vg_search_meta")
+        return
+    import sqlite3
+
+    conn = sqlite3.connect(where, isolation_level=None)
+    try:
+        conn.execute("ALTER TABLE videos DROP COLUMN sources")
+        conn.execute("DROP TABLE segment_vectors")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'version'")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_an_index_made_before_sources_is_upgraded(engine: str, library: Path, tmp_path: Path,
+                                                  server: FakeOpenAIServer,
+                                                  request: pytest.FixtureRequest) -> None:
+    where = (str(tmp_path / "old.sqlite3") if engine == "sqlite"
+             else request.getfixturevalue("pg").new_database("old"))
+    grounder = grounder_for(server)
+    with open_store(where, embedder=None) as store:
+        index_paths([library], store=store, grounder=grounder, options=OPTIONS,
+                    sources="events")
+    _downgrade(where)
+    with open_store(where, embedder=None) as store:
+        alerts = at(library, "alerts.mp4")
+        assert store.video(alerts).sources == ("event",)  # type: ignore[union-attr]
+        assert store.counts()["videos"] == 2 and store.counts()["vectors"] == 0
+        report = index_paths([library], store=store, grounder=grounder, options=OPTIONS,
+                             sources="events,text")
+        assert len(report.indexed) == 2
+        assert search(store, "支付失败", top=1)[0].video == alerts
