@@ -207,7 +207,9 @@ class Job(BaseModel):
     cancel_requested: bool
     progress: JobProgress
     request: dict[str, Any]
-    result: InferenceResponse | None
+    result: InferenceResponse | dict[str, Any] | None = Field(
+        description="the inference response; a library job's (request.kind index or "
+        "search_ground) is its report or its search response (docs/api.md)")
     error: dict[str, Any] | None
     created_at: str
     updated_at: str
