@@ -20,6 +20,8 @@ from tiny_qwen import build_tiny_qwen3vl  # noqa: E402
 from vidground.backends.base import Prompt  # noqa: E402
 from vidground.backends.qwen_transformers import QwenTransformersBackend  # noqa: E402
 from vidground.cache import DiskCache, track  # noqa: E402
+from vidground.cache.identity import file_identity  # noqa: E402
+from vidground.cache.store import group_of, make_key  # noqa: E402
 from vidground.config import Settings  # noqa: E402
 from vidground.grounding import Grounder  # noqa: E402
 from vidground.options import LocateOptions  # noqa: E402
@@ -185,3 +187,63 @@ def test_a_transformers_without_precomputed_features_gets_the_pixels(
         assert backend.generate_ids(frames, PROMPT, max_new_tokens=TOKENS) == expected
     assert (tally.hits, tally.misses) == (0, 0)
     assert "features" not in cache.info()["kinds"]
+
+
+def test_a_videos_features_are_in_its_eviction_group(
+        tmp_path: Path, model_dirs: tuple[Path, Path]) -> None:
+    """The vision-feature entries join the eviction group of the video their frames came from
+    (issue 22.4), so a video larger than the cap keeps its first windows' features as well as
+    their frames for its second question. Ungrouped, every feature entry written evicted the
+    least recently used entries: the video's own first windows, each gone before it was asked
+    for again (0 feature hits)."""
+    video = make_video(tmp_path / "v.mp4", duration=8.0, fps=10, intervals=[(1.0, 2.0)])
+    opts = LocateOptions(frame_sampling_rate=2.0, max_frames_per_call=4, refine=False,
+                         verify=False, max_new_tokens=4)
+    question = "When is the red square visible?"
+    group = group_of(make_key("any", {}, file_identity(video.path)))
+
+    roomy = DiskCache(tmp_path / "roomy", 10**9)
+    Grounder(backend=_backend(model_dirs[0], roomy),
+             settings=Settings(cache_dir=tmp_path / "roomy")).locate(video.path, question, opts)
+    entries = list(roomy.entries())
+    kinds = [kind for kind, _, _ in entries]
+    assert kinds.count("features") >= 3 and kinds.count("frames") >= 3  # several windows
+    assert {group_of(path.stem) for _, path, _ in entries} == {group}
+    total = sum(st.st_size for _, _, st in entries)
+
+    cache = DiskCache(tmp_path / "cache", total // 2)  # half of one question's entries
+    grounder = Grounder(backend=_backend(model_dirs[0], cache),
+                        settings=Settings(cache_dir=tmp_path / "cache"))
+
+    def feature_counts() -> tuple[int, int]:
+        counts = cache.stats()["kinds"].get("features", {})
+        return counts.get("hits", 0), counts.get("misses", 0)
+
+    grounder.locate(video.path, question, opts)
+    assert feature_counts() == (0, kinds.count("features"))
+    second = grounder.locate(video.path, question, opts)
+    hits, misses = feature_counts()
+    assert hits >= 1 and hits + misses == 2 * kinds.count("features")
+    assert second.timings["cache_hits"] >= 2  # the first window's frames and its features
+    assert sum(st.st_size for _, _, st in cache.entries()) <= cache.max_bytes
+    assert {group_of(path.stem) for _, path, _ in cache.entries()} == {group}
+
+
+def test_eviction_group_of_frames(tmp_path: Path) -> None:
+    """Frames from the frame cache name their video's group (also through a window's
+    wrapper); frames made elsewhere, or from two videos, name none."""
+    from vidground.cache.frames import cached_decode, eviction_group
+    from vidground.grounding.window_frames import WindowFrames
+    from vidground.video.probe import probe
+
+    cache = DiskCache(tmp_path / "cache", 10**9)
+    a = probe(make_video(tmp_path / "a.mp4", duration=2.0, fps=10).path)
+    b = probe(make_video(tmp_path / "b.mp4", duration=2.0, fps=10, intervals=[(0.5, 1.0)]).path)
+    from_a = cached_decode(cache, a, [0.25, 0.75])
+    from_b = cached_decode(cache, b, [0.25, 0.75])
+    group_a = file_identity(a.path)
+    assert eviction_group(from_a) == group_a != eviction_group(from_b)
+    windows = WindowFrames(cache, a, from_a[0].size)
+    assert eviction_group(windows.decode([0.25, 0.75, 1.25])) == group_a
+    assert eviction_group([from_a[0], from_b[0]]) is None
+    assert eviction_group(_frames([0.5, 1.0])) is None

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..cache import tally
+from ..cache.frames import eviction_group
 from ..config import DEFAULT_CPU_MODEL, DEFAULT_GPU_MODEL
 from ..errors import BackendError, ModelNotAvailableError
 from .base import BaseBackend, Prompt, TokenCallback
@@ -377,10 +378,11 @@ class QwenTransformersBackend(BaseBackend):
             current.add_prep(time.perf_counter() - started)
         return inputs, digest
 
-    def _with_features(self, inputs, digest: str) -> dict[str, Any]:
+    def _with_features(self, inputs, digest: str, group: str | None = None) -> dict[str, Any]:
         """``inputs`` with the video's pixels replaced by its visual features (from the cache,
-        or computed by the vision tower), as ``generate`` and ``forward`` take them. Call with
-        the run lock held, under ``torch.inference_mode()``."""
+        or computed by the vision tower; stored in the eviction ``group`` of the frames'
+        video), as ``generate`` and ``forward`` take them. Call with the run lock held, under
+        ``torch.inference_mode()``."""
         pixels = inputs.get("pixel_values_videos")
         if pixels is None or not self._takes_features:
             return dict(inputs)
@@ -393,7 +395,8 @@ class QwenTransformersBackend(BaseBackend):
                                       device=str(self._model.device),
                                       attn=getattr(self._model.config, "_attn_implementation",
                                                    None))
-        features, _ = video_features(self._model, pixels, grid, cache=self.cache, parts=parts)
+        features, _ = video_features(self._model, pixels, grid, cache=self.cache, parts=parts,
+                                     group=group)
         current = tally.current()
         if current is not None:
             current.add_vision(time.perf_counter() - started)
@@ -454,7 +457,7 @@ class QwenTransformersBackend(BaseBackend):
                 import torch
 
                 with torch.inference_mode():
-                    kwargs = self._with_features(inputs, digest)
+                    kwargs = self._with_features(inputs, digest, eviction_group(frames))
                     if logits_processor:
                         kwargs["logits_processor"] = logits_processor
                     output = self._model.generate(**kwargs, max_new_tokens=max_new_tokens,
@@ -477,7 +480,8 @@ class QwenTransformersBackend(BaseBackend):
             import torch
 
             with torch.inference_mode():
-                logits = self._model(**self._with_features(inputs, digest)).logits[0, -1].float()
+                logits = self._model(**self._with_features(
+                    inputs, digest, eviction_group(frames))).logits[0, -1].float()
         probs = torch.softmax(logits, dim=-1)
         yes = _token_mass(probs, self._processor.tokenizer, ("yes", "Yes", " yes", " Yes", "YES"))
         no = _token_mass(probs, self._processor.tokenizer, ("no", "No", " no", " No", "NO"))

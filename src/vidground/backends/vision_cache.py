@@ -13,6 +13,10 @@ processor made (so frame times, which reach the model only as text, do not matte
 refinement clip hits whatever its labels), the grid, the model (id, snapshot revision and the
 identity of its weight files), the dtype, the device type, the attention implementation and
 the torch and transformers versions. Another model, dtype or device is a miss.
+
+An entry joins the eviction group of the video its frames came from
+(:func:`~vidground.cache.frames.eviction_group`): a video's features go with its frames, and
+writing them never evicts that video's first windows (:mod:`vidground.cache.store`).
 """
 
 from __future__ import annotations
@@ -68,9 +72,11 @@ def feature_key_parts(fingerprint: dict[str, Any], pixels: str, grid: list[list[
 
 
 def video_features(model: Any, pixel_values: Any, grid_thw: Any, *, cache: DiskCache | None,
-                   parts: dict[str, Any] | None) -> tuple[Any, bool]:
+                   parts: dict[str, Any] | None, group: str | None = None) -> tuple[Any, bool]:
     """``(features, hit)``: the vision tower's output for one video, from ``cache`` when it
-    holds it (``parts`` from :func:`feature_key_parts`), else computed (and stored)."""
+    holds it (``parts`` from :func:`feature_key_parts`), else computed (and stored in the
+    eviction ``group`` of the video the pixels come from:
+    :func:`~vidground.cache.frames.eviction_group`)."""
     def compute() -> Any:
         return model.model.get_video_features(pixel_values, grid_thw, return_dict=True)
 
@@ -78,7 +84,7 @@ def video_features(model: Any, pixel_values: Any, grid_thw: Any, *, cache: DiskC
         return compute(), False
     device = pixel_values.device
     return cache.get_or_create(KIND, parts, compute, encode_features,
-                               lambda entry: decode_features(entry, device))
+                               lambda entry: decode_features(entry, device), group=group)
 
 
 def encode_features(features: Any) -> tuple[dict[str, Any], bytes]:

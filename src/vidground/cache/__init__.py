@@ -7,7 +7,8 @@
   the page use them), stored as lossless WebP, and the JPEG bytes the remote backend sends
   (``encoded`` entries); a video's entries are one eviction group (:mod:`.store`).
 - :mod:`.tally`: per-request hits, misses and vision seconds for the response's ``timings``.
-- Visual features of the local backend live in :mod:`vidground.backends.vision_cache`.
+- Visual features of the local backend live in :mod:`vidground.backends.vision_cache`, in the
+  eviction group of the video their frames came from (:func:`.frames.eviction_group`).
 
 The cache lives in ``VIDGROUND_CACHE_DIR`` (default ``<data dir>/cache``) and holds at most
 ``VIDGROUND_CACHE_MAX_GB`` gigabytes (``0`` turns it off).

@@ -16,7 +16,9 @@ backend asks it for the bytes of an encoding ``spec`` (JSON values naming the fo
 parameter and library version that shapes the bytes) and gives it what it encoded. Once every
 frame of a window has been given one spec's bytes they are stored as one ``encoded`` entry
 (keyed by the frames' key and the spec), read back whole by the next question. Every entry of a
-video belongs to its eviction group (:mod:`.store`).
+video belongs to its eviction group (:mod:`.store`), and so does what a backend derives from its
+frames (the local backend's visual features): :func:`eviction_group` names it, read from the
+frames' ``encodings`` (``encodings.group``).
 """
 
 from __future__ import annotations
@@ -84,6 +86,18 @@ def cached_decode(cache: DiskCache | None, info: VideoInfo, times: Sequence[floa
         progress(len(frames), len(frames))
     window = WindowEncodings(cache, key, group, len(frames))
     return [_with_encodings(f, FrameEncodings(window, i)) for i, f in enumerate(frames)]
+
+
+def eviction_group(frames: Sequence[Frame]) -> str | None:
+    """The eviction group of the one video ``frames`` were decoded from through
+    :func:`cached_decode` (read from each frame's ``encodings.group``: a wrapper that keeps a
+    frame's encodings passes it on), for an entry derived from them to join; None when a frame
+    did not come from the cache or they come from several videos."""
+    groups = {getattr(getattr(frame, "encodings", None), "group", None) for frame in frames}
+    if len(groups) != 1:
+        return None
+    group = groups.pop()
+    return group if isinstance(group, str) and group else None
 
 
 def _with_encodings(frame: Frame, encodings: FrameEncodings) -> StoredFrame:
@@ -224,6 +238,11 @@ class FrameEncodings:
 
     def __init__(self, window: WindowEncodings, position: int) -> None:
         self.window, self.position = window, position
+
+    @property
+    def group(self) -> str:
+        """The eviction group of the video the frame was decoded from."""
+        return self.window.group
 
     def get(self, spec: dict[str, Any]) -> bytes | None:
         """The stored bytes of this frame's encoding ``spec``, or None."""

@@ -65,6 +65,11 @@ class MemoEncodings:
             self._done(key, data)
         return data
 
+    @property
+    def group(self) -> str | None:
+        """The eviction group of the cached frame's video (None: not from the cache)."""
+        return getattr(self._stored, "group", None)
+
     def put(self, spec: dict[str, Any], data: bytes) -> None:
         self._done(_spec_key(spec), data)
         if self._stored is not None:
