@@ -229,3 +229,36 @@ def test_the_worker_fleet_runs_index_jobs(tmp_path: Path, model: FakeOpenAIServe
         assert job["result"]["indexed"] == ["blue.mp4"]
         [hit] = get(front, "/api/v1/search", q="blue square", top=5).json()["hits"][:1]
         assert hit["video"] == "blue.mp4"
+
+
+def test_an_index_job_shows_the_time_left_and_can_be_cancelled(
+        server: ServerProcess, indexed: dict[str, Any], model: FakeOpenAIServer) -> None:
+    model.configure(delay_s=0.1)  # a few seconds per video: time to read its progress
+    try:
+        r = post(server, "/api/v1/index", {"paths": "all", "force": True, "fps": 2})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["job_id"]
+
+        def after_first_video() -> dict[str, Any] | None:
+            job = get(server, f"/api/v1/jobs/{job_id}").json()
+            message = job["progress"]["message"] or ""
+            ended = job["status"] not in ("queued", "running")
+            return job if "left" in message or ended else None
+
+        seen = wait_for(after_first_video, 120, 0.05)
+        assert seen["status"] == "running", seen
+        assert seen["progress"]["stage"] == "index" and 0 < seen["progress"]["fraction"] < 1
+        assert "of 3" in seen["progress"]["message"] and "left" in seen["progress"]["message"]
+        assert requests.delete(server.url(f"/api/v1/jobs/{job_id}"), timeout=TIMEOUT).ok
+
+        def ended() -> dict[str, Any] | None:
+            job = get(server, f"/api/v1/jobs/{job_id}").json()
+            return job if job["status"] not in ("queued", "running") else None
+
+        final = wait_for(ended, 120, 0.1)
+        assert final["status"] == "cancelled", final
+    finally:
+        model.configure(delay_s=0.0)
+    # what was committed stays searchable: every video is still in the index
+    hits = get(server, "/api/v1/search", q="visible", top=20).json()["hits"]
+    assert {h["video"] for h in hits} == set(VIDEOS)
