@@ -80,7 +80,7 @@ def _history_choices(sess: dict[str, Any], lang: str) -> list[tuple[str, str]]:
         shown = f"{rng[0]} – {rng[1]}" if rng else _t(lang, "none")
         query = e["query"] if len(e["query"]) <= 60 else e["query"][:57] + "…"
         if e.get("kind") == "text":  # found on screen, not asked of the model
-            query = f"🔤 {query}"
+            query = f"{_t(lang, 'on_screen')} {query}"
         choices.append((f"{query}  →  {shown}", str(e["id"])))
     return choices
 

@@ -63,8 +63,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "export": "⬇ Download the result",
         "find_text": "Find text on screen",
         "find_text_ph": "e.g. PAYMENT FAILED — read from the pictures, to the frame",
-        "find_text_btn": "🔤 Find on screen",
-        "show_shots": "🎬 Show shots & speech",
+        "find_text_btn": "Find on screen",
+        "show_shots": "Show shots & speech",
         "text_found": "Done in {seconds:.1f} s — on screen {n} time(s).",
         "text_not_found": "That text is not on screen in this video.",
         "shots_done": "Done in {seconds:.1f} s — {shots} shot(s), {speech} speech span(s) on "
@@ -76,6 +76,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "overlay_legend": "{shots} shot(s): {cuts} cut(s) │ and {gradual} gradual "
                           "transition(s) ▨; {speech} speech span(s) ▬ (green).",
         "stage_text": "Reading the screen",
+        "on_screen": "On screen:",
     },
     "zh": {
         "title": "vidground — 找出事件发生的**时间**",
@@ -131,8 +132,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "export": "⬇ 下载结果",
         "find_text": "查找画面中的文字",
         "find_text_ph": "例如：支付失败——从画面中识别，精确到帧",
-        "find_text_btn": "🔤 在画面中查找",
-        "show_shots": "🎬 显示镜头和语音",
+        "find_text_btn": "在画面中查找",
+        "show_shots": "显示镜头和语音",
         "text_found": "完成，用时 {seconds:.1f} 秒——在画面中出现 {n} 次。",
         "text_not_found": "该视频的画面中没有这段文字。",
         "shots_done": "完成，用时 {seconds:.1f} 秒——时间轴上有 {shots} 个镜头、{speech} 段语音。",
@@ -143,6 +144,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "overlay_legend": "{shots} 个镜头：{cuts} 个硬切 │，{gradual} 个渐变转场 ▨；"
                           "{speech} 段语音 ▬（绿色）。",
         "stage_text": "正在识别画面文字",
+        "on_screen": "画面文字：",
     },
 }
 
