@@ -80,8 +80,9 @@ def search_cmd(
     within: Annotated[Path | None, typer.Option(
         "--in", help="only videos inside this folder")] = None,
     ground: Annotated[bool, typer.Option(
-        "--ground", help="ask the model to confirm each hit and give frame-exact times "
-                         "(drops the hits it does not find)")] = False,
+        "--ground", help="ask the model to confirm each hit and give frame-exact times, "
+                         "looking only at the hit ± 2 s (drops the hits it does not find "
+                         "there)")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Which indexed videos show QUERY, and when: ranked moments with the text that matched."""
@@ -100,8 +101,9 @@ def search_cmd(
         if ground and hits:
             from ..grounding import Grounder
 
-            with stderr.status("asking the model about each video"):
-                hits = ground_hits(Grounder(settings=settings), hits, query)
+            with stderr.status("asking the model about each hit's neighbourhood") as shown:
+                hits = ground_hits(Grounder(settings=settings), hits, query,
+                                   progress=lambda e: shown.update(escape(e.message)))
         if as_json:
             print(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]},
                              ensure_ascii=False, indent=2))
