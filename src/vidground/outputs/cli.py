@@ -19,6 +19,7 @@ from ..errors import OptionsError
 if TYPE_CHECKING:
     from ..timecode import Span
     from .clips import Mode
+    from .describe import Description
     from .results import Result
 
 
@@ -105,6 +106,42 @@ def write_outputs(result: Result, exports: Sequence[str] | None, evidence: Path 
         write_exports([local_result(result)], exports, stem, relink)
     if evidence is not None and result.video:
         write_evidence_dir(result.video, result.spans, evidence, result.query)
+
+
+#: The files ``describe --subtitles`` writes besides ``<stem>.describe.json``: (part, format,
+#: file name after the stem). Chapters take the name a ``--export chapters`` of the events
+#: would (the same chapters, started at shot changes).
+DESCRIBE_FILES = (("subtitles", "srt", ".subtitles.srt"), ("subtitles", "vtt", ".subtitles.vtt"),
+                  ("chapters", "chapters", ".chapters.vtt"), ("shots", "csv", ".shots.csv"))
+#: Exports of a description written from its chapters rather than its events
+CHAPTER_FORMATS = ("chapters", "youtube")
+
+
+def write_description(description: Description, exports: Sequence[str] | None,
+                      evidence: Path | None, relink: str | None, *, files: bool) -> None:
+    """``describe``'s outputs: ``--export`` of the events (chapter formats from its chapters),
+    ``--evidence``, and with ``files`` (``--subtitles``) the whole response as
+    ``<stem>.describe.json`` and each part of :data:`DESCRIBE_FILES` it holds."""
+    from .exports import export_file
+
+    stem = (Path(description.video.path).stem or "result") + ".describe"
+    result, parts = description.to_result(), description.part_results()
+    chapter_specs = [s for s in exports or () if parse_target(s, stem)[0] in CHAPTER_FORMATS]
+    event_specs = [s for s in exports or () if s not in chapter_specs]
+    write_outputs(result, event_specs, evidence, relink, suffix=".describe")
+    if chapter_specs:
+        write_exports([local_result(parts["chapters"])], chapter_specs, stem, relink)
+    if not files:
+        return
+    whole = Path(f"{stem}.json")
+    whole.write_text(json.dumps(description.to_response(), ensure_ascii=False, indent=2)
+                     + "\n", encoding="utf-8")
+    stderr.print(f"wrote {whole} (the whole description: events, chapters, subtitles, shots)")
+    for part, fmt, ending in DESCRIBE_FILES:
+        if part in parts:
+            written = export_file([local_result(parts[part])], fmt, f"{stem}{ending}",
+                                  relink=relink_folder(relink))
+            stderr.print(f"wrote {written} ({part}, {fmt})")
 
 
 def parse_span(text: str) -> Span:
@@ -216,6 +253,16 @@ def register(app: typer.Typer, run: Callable[[Callable[[], Any]], Any],
         refine: Annotated[bool, typer.Option(help="re-ask around each event's boundaries")
                           ] = True,
         language: Annotated[str, typer.Option(help="en or zh")] = "en",
+        subtitles: Annotated[bool, typer.Option(
+            "--subtitles", help="one output with everything: the events, subtitles from the "
+                                "speech (a transcript with VIDGROUND_SPEECH_MODEL), chapters "
+                                "started at shot changes and the shots, printed with --json "
+                                "and written as <video>.describe.json, .subtitles.srt/.vtt, "
+                                ".chapters.vtt, .shots.csv (needs vidground[perception])")
+                             ] = False,
+        shots: Annotated[bool, typer.Option(
+            "--shots", help="find the shots too (TransNetV2) and start each chapter at a "
+                            "shot change nearby (needs vidground[perception])")] = False,
         export: ExportOpt = None,
         evidence: EvidenceOpt = None,
         relink: RelinkOpt = None,
@@ -240,7 +287,8 @@ def register(app: typer.Typer, run: Callable[[Callable[[], Any]], Any],
             grounder = Grounder(settings=settings(backend=backend, model=model,
                                                   openai_base_url=openai_base_url,
                                                   device=device))
-            result = describe(grounder, video, options)
+            include = ["subtitles", "shots"] if subtitles else ["shots"] if shots else []
+            result = describe(grounder, video, options, include=include)
             if as_json:
                 print(json.dumps(result.to_response(), ensure_ascii=False, indent=2))
             else:
@@ -249,6 +297,23 @@ def register(app: typer.Typer, run: Callable[[Callable[[], Any]], Any],
                                  f"{event.label}")
                 if not result.events:
                     stdout.print("no events: the model listed nothing it could place in time")
-            write_outputs(result.to_result(), export, evidence, relink, suffix=".describe")
+                _print_extras(result)
+            write_description(result, export, evidence, relink, files=subtitles)
 
         run(work)
+
+
+def _print_extras(description: Description) -> None:
+    """The chapters moved to shot changes, the shots and the subtitles, after the events."""
+    from ..timecode import format_time
+
+    if description.shots is not None:
+        moved = [c for c in description.chapters if c.shot]
+        stdout.print(f"{len(description.shots.shots)} shots; {len(moved)} of "
+                     f"{len(description.chapters)} chapters start at a shot change")
+    if description.subtitles is not None:
+        subs = description.subtitles
+        stdout.print(f"subtitles ({subs.source}): {len(subs.spans)} cues")
+        for span in subs.spans:
+            stdout.print(f"  {format_time(span.start)} - {format_time(span.end)}  "
+                         f"{span.label or ''}")

@@ -9,6 +9,11 @@ cap, several at once where the backend can) and its refinement (:meth:`Grounder.
 with the describe prompt and :func:`parse_events`. Its options are :class:`LocateOptions`
 with describe's own defaults (:data:`DESCRIBE_DEFAULTS`, see :func:`describe_options`).
 
+A description also holds chapters (the events in time order, none overlapping) and, when
+asked (``include``, :mod:`.describe_extras`), the video's shots — then each chapter starts at
+a shot change within half a sampling interval of its event — and subtitles from its speech:
+"summary + subtitles + time index" in one response.
+
 One describe request makes at most :data:`MAX_DESCRIBE_CALLS` model calls in all: the video is
 looked at in at most :data:`DESCRIBE_MAX_WINDOWS` windows (a longer video is sampled at a lower
 rate), and the events' refinement takes what is left, in time order; events past the budget
@@ -38,11 +43,13 @@ from ..options import LocateOptions
 from ..progress import ProgressCallback, ProgressEvent, ignore_progress
 from ..timecode import Span, format_time, parse_timecode
 from ..video.probe import VideoInfo, probe
+from .describe_extras import Chapter, Subtitles, chapters_from, shot_marks
 from .results import Result
 
 if TYPE_CHECKING:
     from ..grounding import Grounder
     from ..grounding.pipeline import SamplingPlan
+    from ..perception.shots import ShotResult
 
 #: Two events from overlapping windows are one when their times overlap (or nearly touch) and
 #: their descriptions are at least this similar.
@@ -79,11 +86,28 @@ class Description:
     timings: dict[str, float | int] = field(default_factory=dict)
     frame_times: tuple[float, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: the events as chapters (starting at shot changes when ``shots`` are known)
+    chapters: tuple[Chapter, ...] = ()
+    shots: ShotResult | None = None
+    subtitles: Subtitles | None = None
+    include: tuple[str, ...] = ()
 
     def to_result(self) -> Result:
         return Result(spans=self.events, fps=self.video.fps, duration=self.video.duration,
                       query=None, video=self.video.path, model=self.model,
                       answer=self.summary())
+
+    def part_results(self) -> dict[str, Result]:
+        """The description's other parts as results the exporters take: ``chapters`` always,
+        ``subtitles`` and ``shots`` when included."""
+        spans = {"chapters": tuple(c.span() for c in self.chapters)}
+        if self.subtitles is not None:
+            spans["subtitles"] = self.subtitles.spans
+        if self.shots is not None:
+            spans["shots"] = tuple(self.shots.shots)
+        return {name: Result(spans=part, fps=self.video.fps, duration=self.video.duration,
+                             video=self.video.path, model=self.model)
+                for name, part in spans.items()}
 
     def summary(self) -> str:
         return "\n".join(f"{format_time(e.start)} - {format_time(e.end)}  {e.label}"
@@ -108,6 +132,15 @@ class Description:
             "timings": dict(self.timings),
             "motion": None,
             "warnings": list(self.warnings),
+            "chapters": [c.to_dict(fmt, fps=self.video.fps) for c in self.chapters],
+            "include": list(self.include),
+            **({"shots": {"model": "transnetv2",
+                          "segments": [s.to_dict(fmt, fps=self.video.fps)
+                                       for s in self.shots.shots],
+                          "transitions": [t.to_dict() for t in self.shots.transitions]}}
+               if self.shots is not None else {}),
+            **({"subtitles": self.subtitles.to_dict(fmt, fps=self.video.fps)}
+               if self.subtitles is not None else {}),
         }
 
 
@@ -127,7 +160,8 @@ def describe_options(values: LocateOptions | Mapping[str, Any] | None = None) ->
 
 def describe(grounder: Grounder, video: str | Path | VideoInfo,
              options: LocateOptions | Mapping[str, Any] | None = None, *,
-             progress: ProgressCallback | None = None) -> Description:
+             include: Sequence[str] = (), progress: ProgressCallback | None = None
+             ) -> Description:
     """List the events of ``video`` (a path, or the :class:`VideoInfo` of a video already
     probed) with the grounder's model (see the module docstring).
 
@@ -136,18 +170,24 @@ def describe(grounder: Grounder, video: str | Path | VideoInfo,
     ``max_windows`` (at most :data:`DESCRIBE_MAX_WINDOWS`), ``max_context_length``,
     ``max_pixels_per_frame``, ``snap_to_keyframes``, ``language``, ``max_new_tokens``, and
     ``refine``/``verify`` with up to ``max_refine_calls`` extra calls per event. The whole
-    request makes at most :data:`MAX_DESCRIBE_CALLS` model calls."""
+    request makes at most :data:`MAX_DESCRIBE_CALLS` model calls.
+
+    ``include`` (see :func:`~vidground.outputs.describe_extras.check_include`): ``"shots"``
+    adds the video's shots (TransNetV2) and starts each chapter at a shot change within half
+    a sampling interval; ``"subtitles"`` adds subtitles from its speech."""
     from ..grounding.pipeline import tallied
+    from .describe_extras import check_include
 
     opts = describe_options(options)
+    extras = check_include(include)
     with tallied() as run:
-        description = _describe(grounder, video, opts, progress or ignore_progress)
+        description = _describe(grounder, video, opts, progress or ignore_progress, extras)
     description.timings.update(run.timings() | run.fit.timings())
     return description
 
 
 def _describe(grounder: Grounder, video: str | Path | VideoInfo, opts: LocateOptions,
-              report: ProgressCallback) -> Description:
+              report: ProgressCallback, include: tuple[str, ...] = ()) -> Description:
     from ..grounding.pipeline import budget_warnings
 
     report(ProgressEvent("probe", 0, 1, "reading the video"))
@@ -169,6 +209,9 @@ def _describe(grounder: Grounder, video: str | Path | VideoInfo, opts: LocateOpt
         events = _refine(grounder, info, events, language, plan, opts, budget, report)
     warnings = budget_warnings(events, opts, noun="event", advice="",
                                ceiling=f"{MAX_DESCRIBE_CALLS} model calls per describe request")
+    extras = _extras(info, events, include, opts.use_shots, plan.interval, report)
+    if extras["subtitles"] is not None and extras["subtitles"].source == "none":
+        warnings = (*warnings, extras["subtitles"].note)
     report(ProgressEvent("done", 1, 1, "done"))
     timings: dict[str, float | int] = {
         "decode_s": round(answers.decode_s, 4), "model_s": round(answers.model_s, 4),
@@ -176,10 +219,44 @@ def _describe(grounder: Grounder, video: str | Path | VideoInfo, opts: LocateOpt
         "frames": len(plan.times), "windows": len(plan.windows),
         "model_calls": budget.calls, "refine_calls": budget.calls - coarse_calls,
         "refine_frames": budget.frames,
-        "events_cut_short": sum(1 for e in events if e.refined is False)}
+        "events_cut_short": sum(1 for e in events if e.refined is False),
+        **{k: v for k, v in extras.items() if k.endswith("_s")}}
     return Description(events=tuple(events), video=info, model=grounder.backend.model_name,
                        raw_answer="\n\n".join(answers.texts), timings=timings,
-                       frame_times=tuple(plan.times), warnings=warnings)
+                       frame_times=tuple(plan.times), warnings=warnings,
+                       chapters=extras["chapters"], shots=extras["shots"],
+                       subtitles=extras["subtitles"], include=include)
+
+
+def _extras(info: VideoInfo, events: Sequence[Span], include: tuple[str, ...],
+            use_shots: bool | None, interval: float, report: ProgressCallback
+            ) -> dict[str, Any]:
+    """The chapters and what ``include`` asks for (shots, subtitles), with their seconds.
+    Chapters start at shot changes when the shots are known: included (or ``use_shots``
+    true: detected), else (``use_shots`` None) when already detected for this file."""
+    from .describe_extras import shots_of, stored_shots_of, subtitles_of
+
+    out: dict[str, Any] = {"shots": None, "subtitles": None}
+    shots = None
+    if "shots" in include or use_shots:
+        started = time.perf_counter()
+        report(ProgressEvent("model", 0, 1, "finding shots"))
+        shots = shots_of(info)
+        out["shots_s"] = round(time.perf_counter() - started, 4)
+    elif use_shots is None:
+        shots = stored_shots_of(info)
+    if "shots" in include:
+        out["shots"] = shots
+    marks = shot_marks(shots) if shots is not None else []
+    if "subtitles" in include:
+        started = time.perf_counter()
+        report(ProgressEvent("model", 0, 1, "listening"))
+        out["subtitles"] = subtitles_of(info)
+        out["subtitles_s"] = round(time.perf_counter() - started, 4)
+    # a chapter starts at a shot change no further than half a sampling interval away: the
+    # coarse pass cannot place a start closer than that, TransNetV2 places cuts to the frame
+    out["chapters"] = tuple(chapters_from(events, cuts=marks, tolerance=interval / 2))
+    return out
 
 
 def _refine(grounder: Grounder, info: VideoInfo, events: Sequence[Span], language: str,

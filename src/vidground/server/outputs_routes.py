@@ -128,6 +128,10 @@ class DescribeOptions(BaseModel):
 
 class DescribeRequest(VideoRef):
     options: DescribeOptions | None = None
+    include: list[Literal["subtitles", "shots"]] | None = Field(
+        default=None, max_length=2,
+        description="also: subtitles from the speech, the shots (chapters then start at shot "
+                    "changes); needs vidground[perception]")
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -221,7 +225,9 @@ async def describe_video(request: Request, body: DescribeRequest) -> Response:
     client_gone = threading.Event()
     values = body.options.model_dump(exclude_none=True) if body.options else {}
     # checking and probing the video touches the file system: off the event loop
-    future = await svc.off_loop(svc.submit_describe, {**body.stored(), "options": values},
+    wanted = {"include": body.include} if body.include is not None else {}
+    future = await svc.off_loop(svc.submit_describe, {**body.stored(), "options": values,
+                                                      **wanted},
                                 stop_when(client_gone))
     return await answer_or_drop(request, future, svc.executor, client_gone, "describe")
 

@@ -31,6 +31,7 @@ from ..errors import ModelNotAvailableError, VidgroundError
 from ..grounding import Grounder, Grounding
 from ..options import LocateOptions, check_query
 from ..outputs.describe import describe, describe_options
+from ..outputs.describe_extras import check_include
 from ..progress import ProgressEvent
 from ..video.probe import VideoInfo
 from .executor import BoundedExecutor, ignore_outcome
@@ -225,12 +226,15 @@ class Service:
         checked like an inference request (its ``options`` over describe's defaults, see
         :func:`~vidground.outputs.describe.describe_options`). The one way to describe for
         ``POST /api/v1/describe`` and the web page (``as_description``: the future holds the
-        :class:`~vidground.outputs.describe.Description`, not the API's dict)."""
+        :class:`~vidground.outputs.describe.Description`, not the API's dict). ``include``
+        (``["subtitles", "shots"]``, :func:`~vidground.outputs.describe_extras.check_include`)
+        is checked before queueing: 422 for an unknown one, 503 without the perception extra."""
+        include = check_include(request.get("include"))
         checked = self.validate(request, describing=True)
 
         def work() -> Any:
             found = describe(self.grounder, checked.info or checked.video, checked.options,
-                             progress=progress)
+                             include=include, progress=progress)
             return found if as_description else found.to_response()
 
         return self.executor.submit(work)
