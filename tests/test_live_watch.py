@@ -21,6 +21,8 @@ from tests.support.media import make_video
 from vidground.backends.openai_compat import OpenAICompatBackend
 from vidground.live.alerts import SIGNATURE_HEADER, verify_signature
 from vidground.live.cli import run_watch, watch_app
+from vidground.live.sources import AllowList, LiveSource, resolve_source
+from vidground.live.watcher import Watcher
 
 FPS = 24
 QUERY = "When is the red square visible?"
@@ -102,26 +104,42 @@ def test_watch_cli_started_ended_webhook_store(tmp_path: Path, model: FakeOpenAI
 
 
 def test_stream_cut_mid_event_reconnects(tmp_path: Path, model: FakeOpenAIServer) -> None:
+    """The server refuses everything while the event is on, until the watcher has lost the
+    stream and been refused a reconnect (its "reconnecting" status: waited on, not slept
+    for); then it comes back, and the event still ends on its true frames."""
     duration, event = 11.0, (3.0, 7.5)
     first, after = truth(duration, *event)
     events: list[dict[str, Any]] = []
+    started, refused = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def on_event(found: dict[str, Any]) -> None:
+        events.append(found)
+        started.set()
+
     backend = OpenAICompatBackend(model.base_url, model=model.model)
     with HlsStream(clip(tmp_path, duration, event), tmp_path / "hls") as hls:
-        def cut() -> None:  # the server refuses everything for 2.5 s while the event is on
-            deadline = time.monotonic() + 30
-            while not events and time.monotonic() < deadline:
-                time.sleep(0.05)
+        def status(kind: str, detail: dict[str, Any]) -> None:
+            seen.append(kind)
+            if kind == "reconnecting" and hls.down:  # a fresh open, refused by the outage
+                refused.set()
+
+        def cut() -> None:
+            started.wait(30)
             hls.down = True
-            time.sleep(2.5)
+            refused.wait(30)
             hls.down = False
 
+        spec = resolve_source(hls.url, AllowList.from_env(["127.0.0.1"]), from_start=True)
+        watcher = Watcher(LiveSource(spec), backend, QUERY, on_event=on_event,
+                          on_status=status)
         cutter = threading.Thread(target=cut, daemon=True)
         cutter.start()
-        stats = run_watch(hls.url, QUERY, webhooks=[], mqtts=[], allow=["127.0.0.1"],
-                          from_start=True, max_seconds=duration - 0.1, backend=backend,
-                          on_event=events.append)
-        cutter.join(timeout=10)
+        stats = watcher.run(max_stream_s=duration - 0.1)
+        cutter.join(timeout=40)
     backend.close()
+    assert started.is_set() and refused.is_set(), seen
+    assert seen.index("dropped") < seen.index("reconnecting"), seen
     assert stats.drops >= 1 and stats.reconnects >= 1, stats
     assert [e["event"] for e in events] == ["started", "ended"], events
     assert abs(events[1]["start"] - first) <= 1 / FPS + 1e-6
