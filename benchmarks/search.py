@@ -18,6 +18,14 @@ segments on SQLite and PostgreSQL, and does the first hit name the right video a
 3. Retrieval: each known event asked by its name ("red square", "黄色方块"): recall@1 (the
    first hit is a moment of that event: right video, overlapping the true time) and recall@5
    (share of the event's moments among the first five, out of at most five).
+4. On-screen text and speech: ``--sources-videos`` generated videos (6 s, 25 fps, 480x270,
+   three lines of text drawn with real fonts, two sentences of espeak-ng speech) indexed with
+   ``sources="text"`` (real PP-OCR every second, boundaries to the frame) and
+   ``sources="speech"`` (faster-whisper with a tiny random Whisper: the pipeline's cost, not a
+   real model's), and whether each line shown is found first at its moment.
+5. Vectors: the same synthetic segments with random 384-value vectors (a stand-in embedder:
+   latency does not depend on what the vectors mean), fused text + vector queries: p50/p95,
+   the first query (which reads the vectors) apart; and a tiny 384-wide BERT's embedding rate.
 """
 
 from __future__ import annotations
@@ -102,17 +110,19 @@ def bench_index(n: int) -> tuple[list[list[str]], dict[str, object]]:
     options = LocateOptions(frame_sampling_rate=2.0)
     rows: list[list[str]] = []
     with FakeOpenAIServer(events=COLORS) as server, \
-            open_store(str(work / "search.sqlite3")) as store:
+            open_store(str(work / "search.sqlite3"), embedder=None) as store:
         grounder = Grounder(settings=Settings(
             backend="openai", openai_base_url=server.base_url, openai_model=server.model,
             openai_max_retries=0, cache_max_gb=0))
         started = time.perf_counter()
-        report = index_paths([work / "videos"], store=store, grounder=grounder, options=options)
+        report = index_paths([work / "videos"], store=store, grounder=grounder, options=options,
+                             sources="events")
         first = time.perf_counter() - started
         assert len(report.indexed) == n, report.to_dict()
         calls = server.chat_count
         started = time.perf_counter()
-        again = index_paths([work / "videos"], store=store, grounder=grounder, options=options)
+        again = index_paths([work / "videos"], store=store, grounder=grounder, options=options,
+                            sources="events")
         second = time.perf_counter() - started
         assert len(again.skipped) == n
         rows.append(["first index", f"{n}", f"{first:.2f}", f"{n / first * 60:.0f}",
@@ -283,7 +293,7 @@ def bench_queries(sizes: list[int], n_queries: int, use_pg: bool) -> list[list[s
             if pg is not None:
                 engines.append(("PostgreSQL pg_trgm", pg.new_database(f"bench{size}")))
             for label, where in engines:
-                with open_store(where) as store:
+                with open_store(where, embedder=None) as store:
                     t0 = time.perf_counter()
                     for i in range(0, len(items), 50):
                         store.put_many(items[i:i + 50])
@@ -315,12 +325,127 @@ def table(header: list[str], rows: list[list[str]]) -> str:
                       *map(line, rows)])
 
 
+def bench_sources(n: int) -> list[list[str]]:
+    """Index ``n`` generated videos with on-screen text and speech; rows of the table."""
+    from fake_openai_server import FakeOpenAIServer
+    from perception_media import DEFAULT_TEXTS, make_perception_video
+    from tiny_whisper import make_tiny_whisper
+
+    from vidground.config import Settings
+    from vidground.grounding import Grounder
+    from vidground.search import index_paths, open_store, search
+
+    os.environ.setdefault("VIDGROUND_PERCEPTION_THREADS", "1")
+    work = Path(tempfile.mkdtemp(prefix="vidground-search-sources-"))
+    (work / "videos").mkdir()
+    made = [make_perception_video(work / "videos" / f"clip{k}.mp4", seed=11 + k)
+            for k in range(n)]
+    whisper = make_tiny_whisper(work / "whisper")
+    seconds = sum(m.duration for m in made)
+    rows: list[list[str]] = []
+    with FakeOpenAIServer(events=COLORS) as server, \
+            open_store(str(work / "search.sqlite3"), embedder=None) as store:
+        grounder = Grounder(settings=Settings(backend="openai", openai_base_url=server.base_url,
+                                              openai_model=server.model))
+        for label, sources, env in (("on-screen text (PP-OCR, 1 s, frame-exact)", "text", None),
+                                    ("speech (tiny random Whisper)", "speech", str(whisper))):
+            if env:
+                os.environ["VIDGROUND_SPEECH_MODEL"] = env
+            t0 = time.perf_counter()
+            report = index_paths([work / "videos"], store=store, grounder=grounder,
+                                 sources=sources)
+            took = time.perf_counter() - t0
+            assert len(report.indexed) == n, report.to_dict()
+            rows.append([label, f"{n}", f"{took:.1f}", f"{n / took * 60:.1f}",
+                         f"{took / seconds:.2f}"])
+        # every video shows the same lines: the first hit must be one of them, to the frame
+        showing = {os.path.realpath(m.path): m for m in made}
+        found = 0
+        for event in DEFAULT_TEXTS:
+            hits = search(store, event.text, top=1)
+            video = showing.get(hits[0].video) if hits else None
+            found += bool(video and hits[0].source == "text"
+                          and abs(hits[0].start - event.first / video.fps) <= 1.01 / video.fps
+                          and abs(hits[0].end - (event.last + 1) / video.fps)
+                          <= 1.01 / video.fps)
+        rows.append([f"lines found first, to the frame: {found} of {len(DEFAULT_TEXTS)}",
+                     "", "", "", ""])
+    os.environ.pop("VIDGROUND_SPEECH_MODEL", None)
+    return rows
+
+
+class RandomEmbedder:
+    """Random unit vectors of ``dim`` values (query latency does not depend on meaning)."""
+
+    name = "random-384"
+    dim = 384
+
+    def __init__(self, seed: int = 5) -> None:
+        import numpy as np
+
+        self._rng = np.random.default_rng(seed)
+
+    def embed(self, texts):
+        import numpy as np
+
+        v = self._rng.standard_normal((len(texts), self.dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def bench_vectors(sizes: list[int], n_queries: int, use_pg: bool) -> list[list[str]]:
+    from tiny_embedder import make_tiny_embedder
+
+    from vidground.search import open_store, search
+    from vidground.search.embeddings import Embedder
+
+    qs = queries(n_queries)
+    rows: list[list[str]] = []
+    work = Path(tempfile.mkdtemp(prefix="vidground-search-v-"))
+    bert = Embedder(make_tiny_embedder(work / "bert384", hidden=384))
+    texts = [" ".join(random.Random(k).choices(VOCAB, ZIPF, k=8)) for k in range(2000)]
+    bert.embed(texts[:32])
+    t0 = time.perf_counter()
+    bert.embed(texts)
+    rate = len(texts) / (time.perf_counter() - t0)
+    rows.append(["embedding, tiny BERT (1 layer, 384 wide)", f"{len(texts):,}", "-",
+                 f"{rate:.0f} segments/s", "-", "-"])
+    pg = None
+    if use_pg:
+        from pg_server import PostgresServer
+
+        pg = PostgresServer().start()
+    try:
+        for size in sizes:
+            items = synthetic(size)
+            engines = [("SQLite + vectors", str(work / f"v{size}.sqlite3"))]
+            if pg is not None:
+                engines.append(("PostgreSQL + vectors", pg.new_database(f"vec{size}")))
+            for label, where in engines:
+                with open_store(where, embedder=RandomEmbedder()) as store:  # type: ignore[arg-type]
+                    t0 = time.perf_counter()
+                    for i in range(0, len(items), 50):
+                        store.put_many(items[i:i + 50])
+                    load = time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    search(store, qs[0], top=10)
+                    cold = (time.perf_counter() - t0) * 1000
+                    p50, p95 = latency(store, qs)
+                rows.append([label, f"{size:,}", f"{load:.1f}", f"{cold:.0f}", f"{p50:.2f}",
+                             f"{p95:.2f}"])
+    finally:
+        if pg is not None:
+            pg.stop()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--videos", type=int, default=6)
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--sources-videos", type=int, default=3)
+    parser.add_argument("--vector-sizes", default="10000,100000")
     args = parser.parse_args()
 
     rows, extra = bench_index(args.videos)
@@ -335,6 +460,16 @@ def main() -> None:
     print(f"\n## Query latency, top 10 ({args.queries} queries, a quarter Chinese)\n")
     print(table(["engine", "segments", "load s", "p50 ms", "p95 ms"],
                 bench_queries(sizes, args.queries, not args.no_postgres)))
+    if args.sources_videos:
+        print("\n## On-screen text and speech (6 s videos, 480x270, SQLite)\n")
+        print(table(["source", "videos", "seconds", "videos/min", "s per video second"],
+                    bench_sources(args.sources_videos)))
+    vector_sizes = [int(s) for s in args.vector_sizes.split(",") if s]
+    if vector_sizes:
+        print(f"\n## Text + vector queries, top 10 ({args.queries} queries, 384-value "
+              "vectors)\n")
+        print(table(["engine", "segments", "load s", "first query ms", "p50 ms", "p95 ms"],
+                    bench_vectors(vector_sizes, args.queries, not args.no_postgres)))
 
 
 if __name__ == "__main__":

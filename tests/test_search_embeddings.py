@@ -206,3 +206,18 @@ def test_indexing_with_a_model_newly_set_adds_vectors_only(
     with pytest.raises(ModelNotAvailableError) as info:
         open_store(index)
     assert EMBED_MODEL_ENV in info.value.message
+
+
+def test_vectors_written_by_another_connection_are_seen(where: str,
+                                                        embedder: Embedder) -> None:
+    """A long-lived reader (a server) keeps the vectors it read only until the index changes,
+    whoever changes it."""
+    with open_store(where, embedder=embedder) as reader, \
+            open_store(where, embedder=embedder) as writer:
+        writer.put_many(LIBRARY[:1])
+        assert key(search(reader, ONLY_VECTORS, top=1)[0]) == TARGET  # read and kept
+        writer.remove(["/vglib/cars.mp4"])
+        assert search(reader, ONLY_VECTORS, top=1) == []
+        writer.put(VideoRecord("/vglib/again.mp4", "a"), [Segment(7, 8, "a red car stops")])
+        [hit] = search(reader, ONLY_VECTORS, top=1)
+        assert (hit.video, hit.start) == ("/vglib/again.mp4", 7)

@@ -60,6 +60,13 @@ MIGRATE_SOURCES = ("ALTER TABLE vg_search_videos ADD COLUMN IF NOT EXISTS source
                    "NOT NULL DEFAULT '[\"event\"]'")
 
 
+def _count_write(cur: Any) -> None:
+    """Count a write in ``vg_search_meta``'s ``generation`` (last in its transaction: the row
+    stays locked until the commit), so every process knows its vectors read are stale."""
+    cur.execute("INSERT INTO vg_search_meta (key, value) VALUES ('generation', '1') ON CONFLICT "
+                "(key) DO UPDATE SET value = (vg_search_meta.value::bigint + 1)::text")
+
+
 def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -179,18 +186,20 @@ class PostgresSearchStore(SearchStore):
 
     def nearest(self, vector: Sequence[float], top: int, within: str | None = None
                 ) -> list[Hit]:
-        dim = self._meta().get("embed_dim")
+        meta = self._meta()
+        dim = meta.get("embed_dim")
         if dim is None:
             return []
-        # ids only grow (BIGSERIAL): the largest and the count change with every write
-        [key] = self._rows("SELECT max(segment_id), count(*) FROM vg_search_vectors", ())
+        # every write counts itself in ``generation``: the vectors read stay good until then
+        key = (meta.get("generation"), meta.get("embed_model"), dim)
         allowed = None
         if within:
             allowed = [r[0] for r in self._rows(
                 "SELECT s.id FROM vg_search_segments s JOIN vg_search_videos v ON "
                 "v.id = s.video_id WHERE substr(v.path, 1, length(%s)) = %s", (within, within))]
         found = self._matrix.nearest(
-            key, lambda: self._rows("SELECT segment_id, embedding FROM vg_search_vectors", ()),
+            key, lambda: self._rows(
+                "SELECT segment_id, embedding FROM vg_search_vectors ORDER BY segment_id", ()),
             int(dim), vector, top, allowed)
         if not found:
             return []
@@ -241,6 +250,7 @@ class PostgresSearchStore(SearchStore):
                 self._insert(cur, video_id, segments,
                              vectors[done:done + len(segments)] if vectors else None)
                 done += len(segments)
+            _count_write(cur)
 
         self._run(work, tx=True)
 
@@ -264,6 +274,7 @@ class PostgresSearchStore(SearchStore):
                          json.dumps(record.facts, ensure_ascii=False), record.model,
                          json.dumps(list(record.sources)), row[0]))
             self._insert(cur, row[0], segments, vectors)
+            _count_write(cur)
 
         self._run(work, tx=True)
 
@@ -287,6 +298,7 @@ class PostgresSearchStore(SearchStore):
                 "EXISTS (SELECT 1 FROM vg_search_segments WHERE id = %s) ON CONFLICT "
                 "(segment_id) DO UPDATE SET embedding = excluded.embedding",
                 [(i, to_blob(v), i) for (i, _), v in zip(rows, vectors, strict=True)])
+            _count_write(cur)
 
         self._run(work, tx=True)
         return len(rows)
@@ -332,7 +344,9 @@ class PostgresSearchStore(SearchStore):
     def remove(self, paths: Sequence[str]) -> int:
         def work(cur: Any) -> int:
             cur.execute("DELETE FROM vg_search_videos WHERE path = ANY(%s)", (list(paths),))
-            return int(cur.rowcount)
+            removed = int(cur.rowcount)
+            _count_write(cur)
+            return removed
 
         return self._run(work, tx=True)
 

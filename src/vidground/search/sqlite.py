@@ -246,7 +246,7 @@ class SQLiteSearchStore(SearchStore):
                     "WHERE substr(v.path, 1, length(?)) = ?", (within, within))]
             found = self._matrix.nearest(
                 (version, self._writes), lambda: self._conn.execute(
-                    "SELECT segment_id, embedding FROM segment_vectors"),
+                    "SELECT segment_id, embedding FROM segment_vectors ORDER BY segment_id"),
                 int(row[0]), vector, top, allowed)
             return self._hits(found)
 

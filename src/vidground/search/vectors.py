@@ -42,6 +42,10 @@ class VectorMatrix:
         if allowed is not None:
             keep = np.isin(ids, np.fromiter(allowed, dtype=np.int64))
             ids, scores = ids[keep], scores[keep]
+        if top < len(scores):  # the top's candidates (all those tied at the cut) first
+            cut = np.partition(scores, len(scores) - top)[len(scores) - top]
+            keep = scores >= cut
+            ids, scores = ids[keep], scores[keep]
         order = np.lexsort((ids, -scores))[:top]
         return [(int(ids[i]), float(scores[i])) for i in order]
 
