@@ -328,7 +328,7 @@ compose() {
 }
 
 step_compose() {
-  local t_step=$SECONDS t0 version
+  local t_step=$SECONDS t0 version n
   version=$("$PODMAN_COMPOSE" version 2>/dev/null | sed -n 's/^podman-compose version //p')
   "$PY" -c "import sys; v=tuple(int(x) for x in '${version:-0}'.split('.')[:2]); sys.exit(v < (1, 1))" \
     || fail "podman-compose >= 1.1 is needed (for !override/!reset), found '${version:-none}' at $PODMAN_COMPOSE"
@@ -352,10 +352,13 @@ step_compose() {
   "${PODMAN[@]}" ps -a --filter "label=io.podman.compose.project=$PROJECT" \
     --format '{{.Names}} {{.Image}} {{.Status}}' >&2
   PORT=$COMPOSE_PORT
+  n=$("${PODMAN[@]}" ps --filter "label=io.podman.compose.project=$PROJECT" \
+    --filter "label=com.docker.compose.service=worker" --format '{{.Names}}' | wc -l)
+  [ "$n" = 2 ] || fail "compose started $n worker containers, not 2 (deploy.replicas)"
   wait_healthy "${PROJECT}_vidground_1"
   say "ok: compose up: PostgreSQL, the fake model (vllm), front end, 2 workers; healthy after $((SECONDS - t0)) s"
 
-  local vid req jobs job state runs="" total=0 n w code
+  local vid req jobs job state runs="" total=0 w code
   vid=$(upload)
   req="{\"video_id\": \"$vid\", \"query\": \"the red square\", \"options\": {\"refine\": false}}"
   jobs=$(curl -fsS -H 'Content-Type: application/json' "http://127.0.0.1:$PORT/api/v1/jobs" \
@@ -365,8 +368,11 @@ step_compose() {
     state=$(wait_job "$job")
     case "$state" in succeeded*) ;; *) fail "compose job $job: $state" ;; esac
     # the fake model sees the red square from 1.0 s to 2.5 s
-    "$PY" -c "import json,sys; a,b=json.loads(sys.argv[1]); sys.exit(not (abs(a-1.0)<=0.6 and abs(b-2.5)<=0.6))" \
-      "${state#succeeded }" || fail "compose job $job: the answer $state is not the red square's 1.0-2.5 s"
+    "$PY" -c "import json, sys
+def s(t): h, m, x = t.split(':'); return int(h) * 3600 + int(m) * 60 + float(x)
+a, b = map(s, json.loads(sys.argv[1]))
+sys.exit(not (abs(a - 1.0) <= 0.6 and abs(b - 2.5) <= 0.6))" "${state#succeeded }" \
+      || fail "compose job $job: the answer $state is not the red square's 1.0-2.5 s"
   done
   say "ok: 6 jobs through the front end succeeded, each $state"
   for w in 1 2; do
