@@ -1,6 +1,10 @@
 """HTTP plumbing shared by every route: JSON errors, body limits, the Host/Origin guard and the
 throttle on failed logins.
 
+An error's status is the edge's to choose: :func:`~vidground.server.statuses.status_for` looks
+the error's group up in one table (kept in :mod:`.statuses`, which imports no web framework, so
+the worker records a failed job's status with the same table).
+
 Everything a client can get back is ``{"error": {"code", "message"}}`` (plus ``detail`` with the
 same message, the shape Gradio's own client reads, on the page's routes). Responses are rendered
 by :class:`SafeJSONResponse`, so no stored text — not even a lone surrogate that came in through
