@@ -300,6 +300,8 @@ def test_each_monitor_has_one_holder_and_a_dead_holders_monitor_moves(
     # the holder stops beating: once its lease is out the other takes the monitor, and the
     # old holder is fenced off (no renewal, no alert)
     other.clock_offset_s = 6.0
+    for own, own_token in (theirs if holder is a else mine).items():
+        assert other.renew_monitor(own, own_token)  # its own beat keeps its own monitors
     taken = {row["id"]: row["run_token"] for row in other.claim_monitors(100)}
     assert mid in taken and set(taken) == set(mine if holder is a else theirs)
     assert not holder.renew_monitor(mid, token)
