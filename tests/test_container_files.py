@@ -120,6 +120,8 @@ def test_compose_names_its_services_and_builds_the_remote_image() -> None:
     assert {"postgres", "vllm", "vidground", "worker"} <= set(services)
     assert services["worker"]["command"] == ["worker"]
     assert services["worker"]["deploy"]["replicas"] == 2
+    # the spec's default, but podman-compose (1.6) counts replicas only when the mode is said
+    assert services["worker"]["deploy"]["mode"] == "replicated"
     for name in ("vidground", "worker"):
         assert services[name]["build"]["args"]["VARIANT"] == "remote"
     assert services["postgres"]["healthcheck"]["test"][0] == "CMD-SHELL"
