@@ -194,9 +194,12 @@ def build_live_tab(svc: Any, lang: Any, lang0: str, registry: MediaRegistry | No
             delete = gr.Button(_t(lang0, "delete"), variant="stop", size="sm",
                                elem_id="vg-live-delete", scale=1)
         alerts = gr.HTML(alerts_html(svc, registry, None, lang0), elem_id="vg-live-alerts")
+        shown = gr.State(None)  # what this page shows now: a tick sends only what changed
         timer = gr.Timer(REFRESH_S)
 
-    def refresh(picked: str | None, lang_value: str) -> dict[Any, Any]:
+    def refresh(picked: str | None, lang_value: str, was: Any = None) -> dict[Any, Any]:
+        """The list, the choice and the chosen monitor's alerts; with ``was`` (what the page
+        shows), only the parts that changed (the thumbnails are not sent again every tick)."""
         lv = _lang(lang_value)
         try:
             monitors = svc.monitors.list()
@@ -205,9 +208,20 @@ def build_live_tab(svc: Any, lang: Any, lang0: str, registry: MediaRegistry | No
         ids = [m["monitor_id"] for m in monitors]
         if picked not in ids:
             picked = ids[-1] if ids else None
-        return {table: monitors_html(monitors, lv),
-                pick: gr.update(choices=[_choice(m) for m in monitors], value=picked),
-                alerts: alerts_html(svc, registry, picked, lv)}
+        counts = {m["monitor_id"]: m.get("alerts") for m in monitors}
+        now: dict[str, Any] = {"table": monitors_html(monitors, lv),
+                               "choices": [_choice(m) for m in monitors],
+                               "alerts": [picked, counts.get(picked), lv]}
+        was = was if isinstance(was, dict) else {}
+        updates: dict[Any, Any] = {shown: now}
+        if now["table"] != was.get("table"):
+            updates[table] = now["table"]
+        if now["choices"] != was.get("choices") or picked != was.get("picked"):
+            updates[pick] = gr.update(choices=now["choices"], value=picked)
+        if now["alerts"] != was.get("alerts"):
+            updates[alerts] = alerts_html(svc, registry, picked, lv)
+        now["picked"] = picked
+        return updates
 
     def on_add(src: str, q: str, hook: str, lang_value: str) -> dict[Any, Any]:
         lv = _lang(lang_value)
@@ -239,13 +253,13 @@ def build_live_tab(svc: Any, lang: Any, lang0: str, registry: MediaRegistry | No
                 add: gr.update(value=_t(lv, "add")), delete: gr.update(value=_t(lv, "delete")),
                 pick: gr.update(label=_t(lv, "monitor")), **refresh(picked, lv)}
 
-    outputs = [table, pick, alerts, status]
+    outputs = [table, pick, alerts, status, shown]
     add.click(on_add, [source, query, webhook, lang], outputs, api_visibility="undocumented",
               concurrency_id="live")
     delete.click(on_delete, [pick, lang], outputs, api_visibility="undocumented",
                  concurrency_id="live")
     pick.input(on_pick, [pick, lang], alerts, api_visibility="undocumented")
-    timer.tick(refresh, [pick, lang], outputs, api_visibility="undocumented",
+    timer.tick(refresh, [pick, lang, shown], outputs, api_visibility="undocumented",
                show_progress="hidden")
     lang.change(on_language, [lang, pick],
                 [tab, source, query, webhook, add, delete, *outputs],
