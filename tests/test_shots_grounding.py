@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from fractions import Fraction
@@ -43,8 +44,10 @@ def _scene(shot: int, index: int, w: int = 192, h: int = 108) -> np.ndarray:
     return image
 
 
-def make_cut_clip(path: Path, square: tuple[int, int], frames: int = 100) -> Path:
-    """A hard cut at frame :data:`CUT`; the red square on frames ``square`` (inclusive)."""
+def make_cut_clip(path: Path, square: tuple[int, int], frames: int = 100, nonce: int = 0
+                  ) -> Path:
+    """A hard cut at frame :data:`CUT`; the red square on frames ``square`` (inclusive);
+    ``nonce`` is painted in a corner of the first frame (a file of its own)."""
     with av.open(str(path), mode="w") as out:
         stream = out.add_stream("libx264", rate=Fraction(FPS),
                                 options={"preset": "ultrafast", "crf": "18"})
@@ -54,6 +57,9 @@ def make_cut_clip(path: Path, square: tuple[int, int], frames: int = 100) -> Pat
             image = _scene(0 if i < CUT else 1, i)
             if square[0] <= i <= square[1]:
                 image[30:80, 70:120] = (255, 0, 0)
+            if i == 0 and nonce:
+                image[:8, :8] = nonce % 256
+                image[8:16, :8] = (nonce // 256) % 256
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, FPS)
             out.mux(stream.encode(frame))
@@ -99,7 +105,9 @@ def test_window_borders_move_to_the_shot_change(detected: Path) -> None:
 def test_shots_are_detected_only_when_asked(tmp_path: Path, fake_grounder: Grounder) -> None:
     """By default nothing runs TransNetV2 for a video whose shots are not known yet;
     ``use_shots=True`` detects (and caches) them."""
-    path = make_cut_clip(tmp_path / "fresh.mp4", (CUT + 1, 70))
+    # a file no earlier run can have cached (the cache is keyed by content)
+    path = make_cut_clip(tmp_path / "fresh.mp4", (CUT + 1, 70),
+                         nonce=1 + secrets.randbelow(65535))
     g = fake_grounder.locate(path, QUERY)
     assert g.spans[0].start == pytest.approx((CUT + 1) / FPS, abs=1e-6)
     assert g.timings["shot_cuts"] == 0
