@@ -50,6 +50,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIDGROUND_DATA_DIR=/app/data
 
 WORKDIR /src
+# pinned: torch==TORCH_VERSION, torchvision==TORCHVISION_VERSION (hadolint cannot see build args)
+# hadolint ignore=DL3013
 RUN case "$VARIANT" in \
       gpu) index="${TORCH_INDEX_URL}" ;; \
       cpu) index="${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}" ;; \
@@ -61,6 +63,8 @@ RUN case "$VARIANT" in \
     && python -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 COPY pyproject.toml README.md ./
 COPY src ./src
+# this repository's own source; its dependencies' ranges are pyproject.toml's
+# hadolint ignore=DL3013
 RUN if [ "$VARIANT" = remote ]; then extras="server,postgres"; else extras="local,server,postgres"; fi \
     && pip install ".[${extras}${EXTRAS:+,$EXTRAS}]" \
     && python -c "import vidground, vidground.server.app, psycopg"
@@ -71,7 +75,8 @@ RUN useradd --create-home --uid 1000 vidground \
     && mkdir -p /app/videos /app/data /app/cache/huggingface \
     && chown -R vidground:vidground /app \
     && chmod 0755 /usr/local/bin/vidground-entrypoint
-USER vidground
+# numeric, so Kubernetes' runAsNonRoot can check it (uid 1000 = vidground)
+USER 1000:1000
 WORKDIR /app
 VOLUME ["/app/data"]
 EXPOSE 7860

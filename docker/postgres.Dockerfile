@@ -9,8 +9,14 @@ ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 
 ARG PG_MAJOR=15
-# the package would make a cluster of its own in /var/lib/postgresql/15/main: not wanted
-RUN mkdir -p /etc/postgresql-common/createcluster.d \
+# uid/gid 999 like the official image (a numeric USER below; volumes keep their owner); the
+# package would make a cluster of its own in /var/lib/postgresql/15/main: not wanted.
+# Debian stable's package is the pin (its security updates are wanted): no version given.
+# hadolint ignore=DL3008
+RUN groupadd --system --gid 999 postgres \
+    && useradd --system --uid 999 --gid postgres --home-dir /var/lib/postgresql \
+       --shell /bin/sh postgres \
+    && mkdir -p /etc/postgresql-common/createcluster.d \
     && echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/no-main.conf \
     && apt-get update \
     && apt-get install -y --no-install-recommends "postgresql-${PG_MAJOR}" \
@@ -21,7 +27,7 @@ COPY docker/postgres-entrypoint.sh /usr/local/bin/postgres-entrypoint
 RUN mkdir -p "$PGDATA" /var/run/postgresql \
     && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql \
     && chmod 0700 "$PGDATA" && chmod 0755 /usr/local/bin/postgres-entrypoint
-USER postgres
+USER 999:999
 VOLUME ["/var/lib/postgresql/data"]
 EXPOSE 5432
 STOPSIGNAL SIGINT
