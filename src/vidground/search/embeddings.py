@@ -71,7 +71,8 @@ class Embedder:
                     raise ModelNotAvailableError(
                         f"cannot load the embedding model {self.path} ({exc}); set "
                         f"{EMBED_MODEL_ENV} to a text-embedding model folder with its "
-                        "tokenizer, or unset it for text search alone") from exc
+                        "tokenizer (torch and transformers: pip install 'vidground[local]'), "
+                        "or unset it for text search alone") from exc
                 self._loaded = (tokenizer, model, pooling(self.path))
             return self._loaded
 
