@@ -19,8 +19,9 @@
 #
 # BASE_IMAGE: any image with Python 3.10+ whose `python` and `pip` are on PATH (default
 # python:3.11-slim). scripts/container-smoke.sh builds on a local Debian bookworm base made with
-# debootstrap (no registry there) and runs the image: page, health, upload + job, non-root,
-# restart with the data volume, SIGTERM.
+# debootstrap (no registry there) and runs the images: remote (page, health, upload + job,
+# non-root, restart with the data volume, SIGTERM), gpu (the local backend on a tiny Qwen3-VL,
+# network off) and compose.yaml (+ compose.local.yaml: PostgreSQL, front end, 2 workers).
 #   docker run --gpus all -p 7860:7860 -v ./videos:/app/videos \
 #       -v ~/.cache/huggingface:/app/cache/huggingface vidground
 #
