@@ -179,3 +179,27 @@ def probe_like(duration: float) -> VideoInfo:
                      frame_count=int(duration * FPS), width=384, height=216, codec="h264",
                      container="mp4")
 
+
+
+@pytest.mark.parametrize(("bounds", "expected"), [
+    ((3.0, 6.0), [(95 / FPS, 120 / FPS)]),
+    ((1.0, 3.0), [(1.0, 45 / FPS)]),   # the range starts while the phrase is on screen
+    ((1.2, 3.0), [(1.2, 45 / FPS)]),
+    ((1.9, 3.7), []),                  # between the two
+])
+def test_a_range_reads_the_cached_whole_scan(clip: Path, bounds: tuple[float, float],
+                                             expected: list[tuple[float, float]]) -> None:
+    """Once the whole video was read, a range costs no new scan: its samples (and one either
+    side) come from the whole scan, and the spans are the same as a range scan's."""
+    from vidground.perception import text
+    from vidground.perception.results_cache import stored
+
+    whole = text.find_text(clip, "PAYMENT FAILED")
+    assert len(whole.spans) == 2
+    found = text.find_text(clip, "PAYMENT FAILED", bounds=bounds)
+    assert found.cached_scan
+    got = [t for s in found.spans for t in (s.start, s.end)]
+    assert got == pytest.approx([t for pair in expected for t in pair], abs=1e-6), found.spans
+    size = text.ocr_size(probe_like(6.0))
+    assert stored("ocr-scan", str(clip), {"step_s": text.DEFAULT_STEP_S, "size": list(size),
+                                          "bounds": list(bounds)}) is None

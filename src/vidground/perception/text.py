@@ -34,7 +34,7 @@ from ..errors import QueryError
 from ..timecode import Span
 from .matching import MATCH_SCORE, normalize, phrase_score
 from .ocr import Box, TextLine, grow, read_lines, read_region
-from .results_cache import cached
+from .results_cache import cached, stored
 
 if TYPE_CHECKING:
     import numpy as np
@@ -134,10 +134,15 @@ def scan(info: VideoInfo, step_s: float = DEFAULT_STEP_S, *,
          bounds: tuple[float, float] | None = None) -> tuple[list[Sample], bool]:
     """OCR of the frames every ``step_s`` seconds (cached); ``(samples, hit)``.
     ``progress(done, total)`` is called after each sampled frame when the scan runs.
-    ``bounds`` (seconds): only the frames inside them (cached apart from the whole scan)."""
+    ``bounds`` (seconds): only the frames inside them, read from the whole video's scan when
+    that is cached (with the sample either side, for the boundary search), else scanned and
+    cached apart."""
     size = ocr_size(info)
     params: dict[str, Any] = {"step_s": step_s, "size": list(size)}
     if bounds is not None:
+        whole = stored("ocr-scan", info.path, params)
+        if whole is not None:
+            return _around(_samples(whole), bounds), True
         params["bounds"] = [round(bounds[0], 6), round(bounds[1], 6)]
 
     def compute() -> list[dict[str, Any]]:
@@ -162,10 +167,24 @@ def scan(info: VideoInfo, step_s: float = DEFAULT_STEP_S, *,
         return out
 
     raw, hit = cached("ocr-scan", info.path, params, compute)
-    samples = [Sample(float(s["time"]), tuple(TextLine(t, float(sc), _box(b))
-                                              for t, sc, b in s["lines"]),
-                      bool(s.get("reused"))) for s in raw]
-    return samples, hit
+    return _samples(raw), hit
+
+
+def _samples(raw: list[dict[str, Any]]) -> list[Sample]:
+    return [Sample(float(s["time"]), tuple(TextLine(t, float(sc), _box(b))
+                                           for t, sc, b in s["lines"]),
+                   bool(s.get("reused"))) for s in raw]
+
+
+def _around(samples: list[Sample], bounds: tuple[float, float]) -> list[Sample]:
+    """The samples inside ``bounds`` and the one either side of them (a phrase already on
+    screen before the range is then seen to be, and its boundary search starts outside)."""
+    lo, hi = bounds
+    inside = [i for i, s in enumerate(samples) if lo <= s.time < hi]
+    if not inside:  # a range between two samples: the two around it
+        after = next((i for i, s in enumerate(samples) if s.time >= hi), len(samples))
+        return samples[max(0, after - 1):after + 1]
+    return samples[max(0, inside[0] - 1):inside[-1] + 2]
 
 
 def signature(image: np.ndarray) -> np.ndarray:
@@ -342,8 +361,8 @@ def refine(info: VideoInfo, samples: Sequence[Sample], run: Run, size: tuple[int
         reads[1] += judge.frame_reads
 
     lo, hi = bounds if bounds is not None else (0.0, info.duration)
-    if run.first == 0:
-        start = lo
+    if run.first == 0:  # on screen from the start (or, first sample before it, earlier)
+        start = min(lo, samples[0].time)
     else:
         judge = judge_for(run.first_box, samples[run.first].time)
         start = first_true(info, size, samples[run.first - 1].time, samples[run.first].time,
@@ -396,6 +415,10 @@ def _refined(info: VideoInfo, samples: list[Sample], runs: list[Run], hit: bool,
                           sample_reads=sum(not s.reused for s in samples))
     for run in runs:
         span, region, whole = refine(info, samples, run, size, bounds)
+        if bounds is not None:  # a run on a sample just outside the range may end before it
+            if span.end <= bounds[0] and span.start < bounds[0] or span.start >= bounds[1]:
+                continue
+            span = span.clamp(*bounds)
         finding.spans.append(span)
         finding.region_reads += region
         finding.frame_reads += whole
