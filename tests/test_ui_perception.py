@@ -121,6 +121,16 @@ def test_find_text_then_shots_and_speech_on_the_timeline(browser, server, video,
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "ui-perception.png"), full_page=True)
 
+        # "what happens when?" now holds them too (cached: describe's include), and the
+        # timeline keeps drawing them under its events
+        page.click("#vg-describe")
+        page.wait_for_function(
+            "document.querySelectorAll('#vg-history input[type=radio]').length === 2"
+            " || document.querySelector('#vg-status .vg-error') !== null", timeout=300_000)
+        assert page.locator("#vg-status .vg-error").count() == 0, page.inner_text("#vg-status")
+        assert page.locator(".vg-track .vg-cut").count() == 1
+        assert page.locator(".vg-track .vg-speech").count() == len(video.speech)
+
         # the language switch keeps them and relabels
         page.locator("#vg-lang label", has_text="中文").click()
         page.wait_for_function(

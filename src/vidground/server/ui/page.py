@@ -31,6 +31,7 @@ from .outputs import DescribedVideo, evidence_html, export_path
 from .render import (
     Overlay,
     _duration_text,
+    overlay_of,
     player_html,
     ranges_text,
     status_html,
@@ -293,7 +294,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                     reasoning: g.reasoning or "",
                     timeline: timeline_html(g, fmt_value, lang_value, overlay)}
 
-        def overlay_of(sess: dict[str, Any]) -> Overlay | None:
+        def shown_overlay(sess: dict[str, Any]) -> Overlay | None:
             """The shots and speech of the session's video, once shown."""
             return (sess.get("video") or {}).get("overlay")
 
@@ -421,6 +422,10 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             progress(0.0, desc=_t(lang_value, "stage_probe"))
             started = time.perf_counter()
             request = {**video["source"], "query": query_value or "", "options": options}
+            if describing and shown_overlay(sess) is not None:
+                # shots and speech were shown for this video (so they are cached): describe's
+                # one output holds them too, subtitles and chapters starting at shot changes
+                request["include"] = ["subtitles", "shots"]
             events: queue.SimpleQueue[ProgressEvent] = queue.SimpleQueue()
             try:
                 if describing:
@@ -434,7 +439,14 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                 log.exception("locate failed in the web page")
                 return fail(_t(lang_value, "unexpected", error=f"{type(exc).__name__}: {exc}"))
             if describing:
-                g = DescribedVideo(g, _t(lang_value, "described"))
+                found = g
+                if found.shots is not None or found.subtitles is not None:
+                    heard = found.subtitles.spans if found.subtitles is not None else ()
+                    video["overlay"] = overlay_of(
+                        found.video.duration, found.shots.transitions if found.shots else (),
+                        heard, "no_sound" if found.subtitles is None
+                        or found.subtitles.source == "none" else "")
+                g = DescribedVideo(found, _t(lang_value, "described"))
             entry = _remember(sess, video, g, form["format"], describing=describing)
             if g.spans:
                 kind = "ok"
@@ -443,7 +455,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             else:
                 kind, text = "info", _t(lang_value, "not_found")
             return {**status_updates(sess, kind, text),
-                    **result_updates(entry, form["format"], lang_value, overlay_of(sess)),
+                    **result_updates(entry, form["format"], lang_value, shown_overlay(sess)),
                     history: gr.update(choices=_history_choices(sess, lang_value),
                                        value=str(entry["id"])),
                     **output_updates(entry, export_value, lang_value)}
@@ -488,7 +500,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             else:
                 kind, text = "info", _t(lang_value, "text_not_found")
             return {**status_updates(sess, kind, text),
-                    **result_updates(entry, fmt_value, lang_value, overlay_of(sess)),
+                    **result_updates(entry, fmt_value, lang_value, shown_overlay(sess)),
                     history: gr.update(choices=_history_choices(sess, lang_value),
                                        value=str(entry["id"])),
                     **output_updates(entry, export_value, lang_value)}
@@ -506,7 +518,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                 shots = perceive_here(sess, {"kind": "shots"}, progress, lang_value)
                 try:
                     heard = perceive_here(sess, {"kind": "speech"}, progress, lang_value)
-                    speech, note = tuple((s.start, s.end) for s in heard.grounding.spans), ""
+                    speech, note = heard.grounding.spans, ""
                 except VideoError as exc:
                     if exc.code != "invalid_video":  # a video without sound has no speech
                         raise
@@ -517,12 +529,8 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                 log.exception("finding shots failed in the web page")
                 return status_updates(sess, "error", _t(
                     lang_value, "unexpected", error=f"{type(exc).__name__}: {exc}"))
-            moves = shots.extra["transitions"]
-            overlay = Overlay(
-                duration=float(shots.grounding.video.duration),
-                cuts=tuple(t["start"] for t in moves if t["kind"] == "cut"),
-                gradual=tuple((t["start"], t["end"]) for t in moves if t["kind"] == "gradual"),
-                speech=speech, note=note)
+            overlay = overlay_of(shots.grounding.video.duration, shots.extra["transitions"],
+                                 speech, note)
             video["overlay"] = overlay
             entry = _find_entry(sess, sess.get("current"))
             text = _t(lang_value, "shots_done", seconds=time.perf_counter() - started,
@@ -540,7 +548,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                 return {sess_state: sess}
             sess["current"] = entry["id"]
             updates = {**status_updates(sess, "info", _t(lang_value, "reopened")),
-                       **result_updates(entry, fmt_value, lang_value, overlay_of(sess)),
+                       **result_updates(entry, fmt_value, lang_value, shown_overlay(sess)),
                        **output_updates(entry, export_value, lang_value)}
             if entry.get("kind") == "text":
                 updates[find_text] = entry["query"]
@@ -560,7 +568,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
             if entry is None:
                 return gr.skip()
             try:
-                updates = result_updates(entry, fmt_value, _lang(lang_value), overlay_of(sess))
+                updates = result_updates(entry, fmt_value, _lang(lang_value), shown_overlay(sess))
             except ValueError:
                 return gr.skip()
             del updates[reasoning]  # the format changes times only
@@ -586,7 +594,7 @@ def build_blocks(svc: Service, registry: MediaRegistry):
                                              (_t(lv, "sampling_adaptive"), "adaptive")]),
                 history: gr.update(label=_t(lv, "history"), choices=_history_choices(sess, lv)),
                 timeline: timeline_html(entry["grounding"] if entry else None, fmt_value, lv,
-                                        overlay_of(sess)),
+                                        shown_overlay(sess)),
                 find_text: gr.update(label=_t(lv, "find_text"),
                                      placeholder=_t(lv, "find_text_ph")),
                 **{button: gr.update(value=_t(lv, name)) for button, name in buttons.items()},

@@ -75,6 +75,19 @@ class Overlay:
     note: str = ""
 
 
+def overlay_of(duration: float, transitions: Any, speech: Any, note: str = "") -> Overlay:
+    """An :class:`Overlay` from shot transitions (objects or dicts with ``kind``, ``start``,
+    ``end``: ``cut`` or ``gradual``) and speech spans (objects with ``start``, ``end``)."""
+    def get(t: Any, key: str) -> Any:
+        return t[key] if isinstance(t, dict) else getattr(t, key)
+
+    moves = [(get(t, "kind"), float(get(t, "start")), float(get(t, "end"))) for t in transitions]
+    return Overlay(duration=float(duration),
+                   cuts=tuple(start for kind, start, _ in moves if kind == "cut"),
+                   gradual=tuple((start, end) for kind, start, end in moves if kind == "gradual"),
+                   speech=tuple((float(s.start), float(s.end)) for s in speech), note=note)
+
+
 def _pct(seconds: float, duration: float) -> float:
     return min(100.0, max(0.0, seconds / duration * 100))
 
