@@ -511,7 +511,10 @@ class OpenAICompatBackend(BaseBackend):
                                                  extra=extra)))
 
         def sample(some: Sequence[Frame], quality: int, side: int) -> list[int]:
-            return [len(b) for b in _encode_frames(some, quality, side)]
+            # the same encoding _build makes (no max_side at full size), so the sample's
+            # encodes are reused when this setting is chosen
+            max_side = side if side < _longest_side(some, None) else None
+            return [len(b) for b in _encode_frames(some, quality, max_side)]
 
         return fit_request(frames, build, sample, quality=self.image_quality,
                            side=_longest_side(frames, self.max_image_side),
