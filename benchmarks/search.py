@@ -1,8 +1,9 @@
 """Library search (issue 27): how fast is indexing, how fast are queries at 10k and 100k
 segments on SQLite and PostgreSQL, and does the first hit name the right video and moment?
 
-    .venv/bin/python benchmarks/search.py                    # about two minutes on 2 cores
-    .venv/bin/python benchmarks/search.py --videos 4 --sizes 10000 --no-postgres
+    .venv/bin/python benchmarks/search.py                    # about 10 minutes on 2 cores
+    .venv/bin/python benchmarks/search.py --videos 4 --sizes 10000 --no-postgres \
+        --sources-videos 1 --vector-sizes 10000               # a quick look
 
 1. Index throughput: ``--videos`` generated videos (6 s, 10 fps, 160x120, two coloured squares
    each at known times) indexed by :func:`vidground.search.index_paths` through the fake model
