@@ -108,9 +108,12 @@ def test_search_tab_finds_the_right_video_and_plays_it_from_the_moment(browser, 
         thumbs = page.locator("#vg-search-hits img")
         thumbs.first.wait_for(state="visible")
         # one thumbnail per moment, each a picture the server decoded (not a broken image)
-        sizes = page.eval_on_selector_all(
-            "#vg-search-hits img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
-        assert sizes and all(done and width > 0 for done, width in sizes), sizes
+        page.wait_for_function(
+            "() => { const imgs = [...document.querySelectorAll('#vg-search-hits img')];"
+            " return imgs.length === 3 && imgs.every(i => i.complete); }")
+        sizes = page.eval_on_selector_all("#vg-search-hits img",
+                                          "imgs => imgs.map(i => i.naturalWidth)")
+        assert len(sizes) == 3 and all(width == 240 for width in sizes), sizes
         captions = page.eval_on_selector_all(
             "#vg-search-hits .caption-label, #vg-search-hits figcaption",
             "els => els.map(e => e.textContent)")
@@ -140,6 +143,7 @@ def test_search_tab_finds_the_right_video_and_plays_it_from_the_moment(browser, 
 def test_the_chinese_page_searches_in_chinese(browser, server) -> None:
     page = open_search_tab(browser, server, "zh-CN", "搜索视频库")
     try:
+        assert "点击一个片段" in page.inner_text("#vg-search-player-box")
         page.locator("#vg-search-query").locator("textarea, input").first.fill("黄色方块")
         page.click("#vg-search-go")
         page.locator("#vg-search-status .vg-status.vg-ok").wait_for(state="visible")

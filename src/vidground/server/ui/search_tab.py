@@ -125,6 +125,7 @@ def build_search_tab(svc: Service, lang: Any, lang0: str, registry: MediaRegistr
 
     with gr.Tab(_s(lang0, "tab"), id="search", elem_id="vg-tab-search") as tab:
         found = gr.State([])  # the hits shown: [{video (absolute), name, start}]
+        picked = gr.State(None)  # what the player plays: {token, name, start}
         with gr.Row(equal_height=True):
             query = gr.Textbox(label=_s(lang0, "query"), placeholder=_s(lang0, "query_ph"),
                                lines=1, max_lines=1, elem_id="vg-search-query", scale=6)
@@ -170,12 +171,16 @@ def build_search_tab(svc: Service, lang: Any, lang0: str, registry: MediaRegistr
             return gr.skip()
         chosen = shown[index]
         path = Path(chosen["video"])
-        token = registry.register(path, path.suffix)
-        return player_at(token, chosen["name"], float(chosen["start"]), _lang(lang_value))
+        playing = {"token": registry.register(path, path.suffix), "name": chosen["name"],
+                   "start": float(chosen["start"])}
+        return {player: player_at(playing["token"], playing["name"], playing["start"],
+                                  _lang(lang_value)), picked: playing}
 
-    def on_language(lang_value: str, shown: list[dict[str, Any]]) -> Any:
+    def on_language(lang_value: str, playing: dict[str, Any] | None) -> Any:
         lv = _lang(lang_value)
-        return {tab: gr.update(label=_s(lv, "tab")),
+        shown = player_at(playing["token"], playing["name"], playing["start"], lv) \
+            if playing else player_at(None, "", 0.0, lv)
+        return {tab: gr.update(label=_s(lv, "tab")), player: shown,
                 query: gr.update(label=_s(lv, "query"), placeholder=_s(lv, "query_ph")),
                 top: gr.update(label=_s(lv, "top")), go: gr.update(value=_s(lv, "go")),
                 gallery: gr.update(label=_s(lv, "hits"))}
@@ -187,6 +192,8 @@ def build_search_tab(svc: Service, lang: Any, lang0: str, registry: MediaRegistr
     # Gradio passes the click's SelectData to the parameter annotated with its class (the
     # annotation itself, not the string this module's postponed annotations would give)
     on_pick.__annotations__["evt"] = gr.SelectData
-    gallery.select(on_pick, [found, lang], player, api_visibility="undocumented")
-    lang.change(on_language, [lang, found], [tab, query, top, go, gallery],
-                api_visibility="undocumented")
+    gallery.select(on_pick, [found, lang], [player, picked], api_visibility="undocumented",
+                   show_progress="hidden")
+    # (no loading overlay: a relabelling still pending must never cover the hits)
+    lang.change(on_language, [lang, picked], [tab, player, query, top, go, gallery],
+                api_visibility="undocumented", show_progress="hidden")
