@@ -262,3 +262,44 @@ def test_an_index_job_shows_the_time_left_and_can_be_cancelled(
     # what was committed stays searchable: every video is still in the index
     hits = get(server, "/api/v1/search", q="visible", top=20).json()["hits"]
     assert {h["video"] for h in hits} == set(VIDEOS)
+
+
+def test_searches_share_one_open_index_and_see_a_replaced_one(tmp_path: Path) -> None:
+    """The server keeps its index open between searches (opening checks the file), and opens
+    it again when the file was replaced (a damaged one moved aside and rebuilt) or removed."""
+    from vidground.config import Settings
+    from vidground.search.engines import open_store
+    from vidground.search.store import Segment, VideoRecord
+    from vidground.server.search_service import Library, SearchIndexMissingError
+
+    media, data = tmp_path / "media", tmp_path / "data"
+    media.mkdir()
+    video = str(media.resolve() / "a.mp4")
+    index = data / "search.sqlite3"
+
+    def write(text: str) -> None:
+        with open_store(str(index)) as store:
+            store.put(VideoRecord(video, "id-" + text, 10.0), [Segment(1.0, 2.0, text)])
+
+    library = Library(Settings(media_root=media, data_dir=data), None,  # type: ignore[arg-type]
+                      media.resolve(), lambda text: text)
+    with pytest.raises(SearchIndexMissingError):
+        library.search("zebra crossing")
+    write("a zebra crossing")
+    [first] = library.search("zebra crossing")
+    assert library.search("zebra") and library._reader is not None
+    reader = library._reader
+    write("a zebra crossing at night")  # same file: the open index sees the new rows
+    assert library.search("night")[0].text == "a zebra crossing at night"
+    assert library._reader is reader
+    for suffix in ("", "-wal", "-shm"):  # replaced: moved aside, a new one built
+        if Path(f"{index}{suffix}").exists():
+            os.replace(f"{index}{suffix}", f"{index}.old{suffix}")
+    write("a yellow taxi")
+    assert [h.text for h in library.search("taxi")] == ["a yellow taxi"]
+    assert library.search("zebra") == [] and library._reader is not reader
+    index.unlink()
+    with pytest.raises(SearchIndexMissingError):
+        library.search("taxi")
+    library.close()
+    assert first.video == video

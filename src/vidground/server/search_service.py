@@ -12,6 +12,8 @@ grounds the hits (:meth:`Library.run`, called by :meth:`Service.infer
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
@@ -86,6 +88,12 @@ class Library:
         self.media_root = media_root
         #: turns a message into what a client may read (no server folders)
         self.public = public
+        # searches share one open index (opening checks the file: tens of milliseconds at
+        # 100k segments), opened again when the file was replaced (moved aside as damaged,
+        # rebuilt) or after an error
+        self._reader: SearchStore | None = None
+        self._reader_key: tuple[str, object] | None = None
+        self._reader_lock = threading.Lock()
 
     # -- the index -------------------------------------------------------------------------
     def open(self, *, check: str = "quick", create: bool = False) -> SearchStore:
@@ -119,12 +127,47 @@ class Library:
         """The ``top`` best moments for ``query`` among the indexed videos inside the media
         root (inside ``within`` when given), best first."""
         from ..search.query import search
+        from ..search.store import SearchIndexError
         from ..search.terms import terms
 
         terms(query)  # an empty or over-long query is refused before the index is opened
         folder = self.folder(within)
-        with self.open() as store:
+        store = self._searching()
+        try:
             return search(store, query, top, folder)
+        except SearchIndexError:
+            self._forget(store)
+            raise
+
+    def _searching(self) -> SearchStore:
+        """The shared open index for searches (see ``__init__``)."""
+        from ..search.engines import index_location
+
+        location = index_location(self.settings)
+        try:
+            stat = os.stat(Path(location).expanduser())
+            identity: object = (stat.st_dev, stat.st_ino)
+        except (OSError, ValueError):
+            identity = None  # PostgreSQL, or a file that is not there (open says so)
+        key = (location, identity)
+        with self._reader_lock:
+            if self._reader is None or self._reader_key != key:
+                # the old one is not closed here: a search may still be reading it (it is
+                # closed once nothing holds it)
+                self._reader, self._reader_key = self.open(), key
+            return self._reader
+
+    def _forget(self, store: SearchStore) -> None:
+        with self._reader_lock:
+            if self._reader is store:
+                self._reader = None
+
+    def close(self) -> None:
+        """Close the shared index (the server stops)."""
+        with self._reader_lock:
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
 
     def relative(self, video: str) -> str:
         """``video`` (an absolute path inside the media root) as clients name it."""

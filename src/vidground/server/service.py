@@ -135,6 +135,7 @@ class Service:
             self.runner.stop()
         if self.monitors is not None:
             self.monitors.stop()  # hands its monitors back for another process to take
+        self.library.close()  # the search index the searches shared
         if self.store is not None:
             self.store.close()  # SQLite: checkpoints the log into the database file
 
