@@ -169,6 +169,9 @@ def test_search_limits(server: ServerProcess, indexed: dict[str, Any]) -> None:
         r = get(server, "/api/v1/search", q="red", top=top)
         assert r.status_code == 422, (top, r.text)
     assert get(server, "/api/v1/search").status_code == 422  # no q
+    r = get(server, "/api/v1/search", q="red", ground="true")  # the model: a job, not a GET
+    assert (r.status_code, error_of(r)) == (422, "invalid_options")
+    assert "POST /api/v1/search/ground" in r.json()["error"]["message"]
 
 
 def test_index_requests_are_checked_before_they_are_queued(server: ServerProcess) -> None:

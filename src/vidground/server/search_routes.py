@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..errors import OptionsError
 from ..search.query import MAX_TOP
 from ..search.terms import MAX_QUERY_CHARS
 from .http import SafeJSONResponse
@@ -109,10 +110,16 @@ def search_library(
     top: int = Query(10, ge=1, le=MAX_TOP, description="how many moments"),
     in_: str | None = Query(None, alias="in", description="only videos inside this file or "
                             "folder (relative to the media root)"),
+    ground: bool = Query(False, description="refused: asking the model is a job, "
+                         "POST /api/v1/search/ground"),
 ) -> SafeJSONResponse:
     """Which indexed videos of the media root show ``q``, and when: the best moments first,
     each with the text that matched and where it came from. Uses the index only (build it
     with ``POST /api/v1/index``); 404 ``search_index_missing`` before anything is indexed."""
+    if ground:
+        raise OptionsError("ground=true asks the model about every hit, which takes minutes: "
+                           "it is a job. POST /api/v1/search/ground {\"query\": ..., \"top\": "
+                           "5} and poll GET /api/v1/jobs/{job_id}")
     library = _service(request).library
     refuse_invalid_text(q, "q")
     return SafeJSONResponse(library.response(q, library.search(q, top, in_)))
