@@ -306,3 +306,22 @@ def test_searches_share_one_open_index_and_see_a_replaced_one(tmp_path: Path) ->
         library.search("taxi")
     library.close()
     assert first.video == video
+
+
+def test_the_same_over_a_postgresql_index(tmp_path: Path, model: FakeOpenAIServer) -> None:
+    """``VIDGROUND_INDEX`` naming a PostgreSQL database: the index job writes there, searches
+    read it (through the one connection the server keeps)."""
+    from pg_server import PostgresServer
+
+    with PostgresServer() as pg:
+        url = pg.new_database("search_api")
+        with ServerProcess(tmp_path, env=openai_env(model, VIDGROUND_INDEX=url)) as srv:
+            make_library(srv.media_root)
+            job = run_job(srv, "/api/v1/index", {"paths": ["red.mp4", "sub"], "fps": 2})
+            assert job["status"] == "succeeded", (job, srv.log())
+            assert sorted(job["result"]["indexed"]) == ["red.mp4", "sub/yellow.mp4"]
+            assert not (srv.data_dir / "search.sqlite3").exists()
+            for query, rel in (("red square", "red.mp4"), ("黄色方块", "sub/yellow.mp4")):
+                hits = get(srv, "/api/v1/search", q=query, top=3).json()["hits"]
+                assert hits and hits[0]["video"] == rel, hits
+                assert hits[0]["start"] == pytest.approx(VIDEOS[rel][1][0], abs=FRAME)
