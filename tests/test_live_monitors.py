@@ -74,7 +74,7 @@ def test_a_monitor_stores_an_alert_and_sends_a_signed_webhook(tmp_path: Path,
                                                               model: FakeOpenAIServer) -> None:
     env = server_env(model, VIDGROUND_STREAM_ALLOW="127.0.0.1")
     with WebhookReceiver() as hook, ServerProcess(tmp_path, env=env, api_key="k") as srv, \
-            HlsStream(clip(tmp_path / "media", 14.0, (4.0, 7.0)), tmp_path / "hls",
+            HlsStream(clip(tmp_path / "media", 24.0, (4.0, 7.0)), tmp_path / "hls",
                       segment_s=1.0) as hls:
         body = {"source": hls.url, "query": QUERY, "webhook": hook.url, "name": "door",
                 "options": {"window_s": 3.0, "every_s": 0.5}}
@@ -312,3 +312,55 @@ def test_each_monitor_has_one_holder_and_a_dead_holders_monitor_moves(
     assert a.pending_alerts(mid)[0]["event_id"] == "e"
     a.record_delivery(alerts_[1]["seq"], "webhook", "delivered", ["webhook"])
     assert [x["event_id"] for x in a.pending_alerts(mid)] == ["f"]
+
+
+def test_two_servers_on_one_store_run_a_monitor_once_and_the_survivor_takes_it_over(
+        tmp_path: Path, model: FakeOpenAIServer) -> None:
+    """Two running servers share one store: the monitor runs in one of them only (the
+    model hears from one watcher); that one is killed, and the other, still running, takes
+    the monitor over within a beat and sends the next event's alerts once."""
+    env = server_env(model, VIDGROUND_STREAM_ALLOW="127.0.0.1")
+    data = tmp_path / "data"
+    with WebhookReceiver() as hook, \
+            ServerProcess(tmp_path / "a", env=env, data_dir=data, log_dir=tmp_path / "a") as a, \
+            ServerProcess(tmp_path / "b", env=env, data_dir=data, log_dir=tmp_path / "b") as b, \
+            HlsStream(clip(tmp_path / "media", 40.0, (16.0, 19.0)), tmp_path / "hls",
+                      segment_s=1.0) as hls:
+        body = {"source": hls.url, "query": QUERY, "webhook": hook.url,
+                "options": {"window_s": 3.0, "every_s": 0.5}}
+        r = httpx.post(a.url("/api/v1/monitors"), json=body, timeout=10)
+        assert r.status_code == 201, r.text
+        mid = r.json()["monitor_id"]
+
+        def state(srv: ServerProcess) -> dict[str, Any]:
+            got = httpx.get(srv.url(f"/api/v1/monitors/{mid}"), timeout=10)
+            assert got.status_code == 200, got.text
+            return dict(got.json()["state"])
+
+        first = wait_until("the monitor running in a", lambda: (
+            s if (s := state(a))["connected"] and s["model_calls"] >= 3 else None), 30, a)
+        seen_by_b = state(b)
+        assert seen_by_b["held"] is True and seen_by_b.get("since") == first["since"]
+        # one watcher only: every model call the fake model got is one a counted
+        calls_before = model.chat_count
+        ran = state(a)
+        assert calls_before <= ran["model_calls"] + 1, (calls_before, ran)
+        a.kill()
+        took = wait_until("b taking the monitor over", lambda: (
+            s if (s := state(b))["connected"] and s["since"] != first["since"] else None),
+            20, b)
+        assert took["held"] is True
+        wait_until("started and ended from b", lambda: len(hook.received) >= 2, 40, b)
+        try:
+            stored = wait_until("both alerts delivered", lambda: (
+                x if len(x := alerts(b, mid)) == 2 and not any(y["pending"] for y in x)
+                else None), 20, b)
+        except AssertionError:
+            for rec in model.requests[-40:]:
+                print("REQ", [None if t is None else round(t, 2) for t in rec.times],
+                      "".join("1" if p else "0" for p in rec.present))
+            for x in alerts(b, mid):
+                print("ALERT", x["kind"], x["event"]["start"], x["event"]["end"])
+            raise
+    assert [x["kind"] for x in stored] == ["started", "ended"]
+    assert keys(hook.received) == [f"{x['event']['id']}:{x['kind']}" for x in stored]

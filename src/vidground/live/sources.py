@@ -41,6 +41,10 @@ ALLOW_ENV = "VIDGROUND_STREAM_ALLOW"
 #: a pts this far behind the last frame means the source restarted its clock (nearer: repeats
 #: a reconnect delivers again, dropped)
 RESTART_S = 15.0
+#: after an HTTP reconnect, frames at or before the last one seen are repeats however far back
+#: they are (an HLS reconnect reaches back over the outage, by segments that may be long), for
+#: this long at most: a source still behind then restarted its clock
+CATCH_UP_S = 30.0
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -252,6 +256,7 @@ class LiveSource:
         self._base: float | None = None  # pts seconds that is stream time 0
         self._last: float = -1.0
         self._last_wall: float = 0.0
+        self._catch_up_until = 0.0  # wall time; see CATCH_UP_S
         self._file: GrowingFile | None = None
 
     def _stream_time(self, pts_s: float, wall: float) -> float | None:
@@ -259,6 +264,10 @@ class LiveSource:
         if self._base is None:
             self._base = pts_s
         t = pts_s - self._base
+        if wall < self._catch_up_until and self._last >= 0:
+            if 0.0 <= t <= self._last:
+                return None  # delivered again by the reconnect (a reach-back, a replay)
+            self._catch_up_until = 0.0  # past the repeats (or a restarted clock, below)
         if t < self._last - RESTART_S or t > self._last + 60.0 + (wall - self._last_wall):
             # the source restarted its clock: continue from the last time plus the gap
             gap = max(0.0, wall - self._last_wall) if self._last >= 0 else 0.0
@@ -301,6 +310,10 @@ class LiveSource:
             self.stats.connects += 1
             if self.stats.connects > 1:
                 self.stats.reconnects += 1
+            if self._last >= 0 and "reconnect" in self.spec.options:
+                # an HTTP reconnect (or a resumed clock) reads the same timeline again: its
+                # repeats come first (RTSP starts its clock again instead: rebased below)
+                self._catch_up_until = time.time() + CATCH_UP_S
             self.on_status("connected", self.spec.url if self.spec.kind != "network"
                            else urlsplit(self.spec.url).hostname or "")
             got = 0

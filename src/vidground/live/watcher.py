@@ -392,6 +392,10 @@ class Watcher:
             if ongoing:
                 return
         active = self._active
+        if answer.last_time <= active.last_seen:
+            # a window from before what was last seen of the event cannot show it over (a
+            # resumed watcher looks again at frames from before its checkpoint)
+            return
         if fresh:
             active.last_seen = max(active.last_seen, fresh[-1][1])
         ongoing = bool(fresh) and fresh[-1][1] >= answer.last_time - 0.5 * step

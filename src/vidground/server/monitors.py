@@ -218,6 +218,8 @@ class MonitorRun:
                 self._last_error = f"{type(exc).__name__}: {exc}"
             if self._stop.is_set():
                 break
+            log.info("monitor %s: the watch ended (%s); opening the source again", self.id,
+                     self._last_error or "the stream ended")
             self._status = "waiting"  # the source ended or gave up: open it again later
             self._stop.wait(min(60.0, 2.0 * 2 ** min(failures, 5)))
         self._status = "stopped"
@@ -302,6 +304,8 @@ class MonitorRun:
                 if self._stop.is_set():
                     for w in watchers:
                         w.stop()
+        with self._lock:  # a later open carries on from where these sources got to
+            self._saved = self._checkpoint_locked()["watchers"]
 
     # -- events ----------------------------------------------------------------------------
     def _on_status(self, i: int, kind: str, detail: dict[str, Any]) -> None:
