@@ -456,3 +456,15 @@ def test_a_very_common_term_does_not_drown_a_rare_one(tmp_path: Path) -> None:
         assert store._selective(["man", "kite"]) == ["kite"]  # "man": in 20 of 21 segments
         assert store._selective(["man"]) == ["man"]
         assert [h.video for h in search(store, "man kite", top=1)] == ["/v/kite.mp4"]
+
+
+def test_common_terms_answer_when_the_rare_ones_match_nothing(tmp_path: Path) -> None:
+    # "red" and "square" are in every segment, "seen" in none: dropping the common terms
+    # left a query of "seen" alone, which found nothing (the search API's "when is the red
+    # square seen?" on a small library)
+    with SQLiteSearchStore(tmp_path / "i.sqlite3") as store:
+        store.put_many([(VideoRecord(f"/v/{n}.mp4", str(n)),
+                         [Segment(n, n + 1, f"a red square moves {n}")]) for n in range(5)])
+        assert store._selective(["red", "square", "seen"]) == ["seen"]
+        hits = search(store, "when is the red square seen?", top=3)
+        assert len(hits) == 3 and all("red square" in h.text for h in hits)

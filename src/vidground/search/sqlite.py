@@ -263,7 +263,17 @@ class SQLiteSearchStore(SearchStore):
 
     def find(self, found_terms: Sequence[str], top: int, within: str | None = None
              ) -> list[Hit]:
-        indexed = self._selective([t for t in found_terms if len(t) >= SHORT])
+        long_terms = [t for t in found_terms if len(t) >= SHORT]
+        selective = self._selective(long_terms)
+        hits = self._find(found_terms, selective, top, within)
+        if not hits and selective != long_terms:
+            # the rarer terms matched nothing (e.g. "seen" in "when is the red square
+            # seen?"): the common ones are all the query has
+            hits = self._find(found_terms, long_terms, top, within)
+        return hits
+
+    def _find(self, found_terms: Sequence[str], indexed: list[str], top: int,
+              within: str | None) -> list[Hit]:
         where, args = "", []
         if within:
             where, args = " AND substr(v.path, 1, length(?)) = ?", [within, within]
