@@ -105,6 +105,13 @@ def test_index_job_reports_progress_and_what_it_did(server: ServerProcess,
     assert again["status"] == "succeeded"
     assert sorted(again["result"]["skipped"]) == ["red.mp4", "sub/yellow.mp4"]
     assert again["result"]["indexed"] == []
+    # what is stored: the defaults (events, and on-screen text: OCR is installed here), or
+    # the sources asked for
+    assert indexed["request"]["sources"] == ["event", "text"]
+    asked = run_job(server, "/api/v1/index", {"paths": ["red.mp4"], "sources": ["events"],
+                                               "shots": True, "force": True})
+    assert asked["status"] == "succeeded", asked
+    assert asked["request"]["sources"] == ["event", "shot"]
 
 
 def test_search_finds_the_right_video_and_moment_first(server: ServerProcess,
@@ -181,7 +188,9 @@ def test_index_requests_are_checked_before_they_are_queued(server: ServerProcess
                                ({"paths": []}, 422, "invalid_options"),
                                ({"paths": "everything"}, 422, "invalid_request"),
                                ({"paths": "all", "fps": 0}, 422, "invalid_request"),
-                               ({"paths": "all", "extra": 1}, 422, "invalid_request")):
+                               ({"paths": "all", "extra": 1}, 422, "invalid_request"),
+                               ({"paths": "all", "sources": ["colours"]}, 422,
+                                "invalid_options")):
         r = post(server, "/api/v1/index", body)
         assert (r.status_code, error_of(r)) == (status, code), (body, r.text)
 

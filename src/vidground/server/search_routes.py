@@ -84,6 +84,11 @@ class IndexRequest(_Body):
                         "vidground[perception] where the job runs)")
     fps: float | None = Field(default=None, gt=0, le=60,
                               description="frames per second describe looks at")
+    sources: list[str] | None = Field(
+        default=None, max_length=8,
+        description="what to store: events, text (on-screen, OCR), speech (the transcript of "
+                    "VIDGROUND_SPEECH_MODEL), shots; default: events, text when OCR is "
+                    "installed, speech when a speech model is configured")
 
 
 class GroundRequest(_Body):
@@ -133,7 +138,7 @@ def index_library(body: IndexRequest, request: Request) -> SafeJSONResponse:
     the report."""
     svc = _service(request)
     stored = svc.library.index_request(body.paths, force=body.force, shots=body.shots,
-                                       fps=body.fps)
+                                       fps=body.fps, sources=body.sources)
     return _queue(svc, stored)
 
 

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -188,10 +188,18 @@ class Library:
 
     # -- jobs ------------------------------------------------------------------------------
     def index_request(self, paths: list[str] | str, *, force: bool = False,
-                      shots: bool = False, fps: float | None = None) -> dict[str, Any]:
+                      shots: bool = False, fps: float | None = None,
+                      sources: Sequence[str] | None = None) -> dict[str, Any]:
         """The stored request of an index job, checked now (every path inside the media root
-        and there; ``"all"``: the whole media root). The job checks the paths again where it
-        runs."""
+        and there; ``"all"``: the whole media root; ``sources`` known and their models
+        installed, :func:`~vidground.search.sources.parse_sources`'s defaults when None). The
+        job checks the paths again where it runs."""
+        from ..search.sources import check_installed, parse_sources
+
+        chosen = list(parse_sources(sources))
+        if shots and "shot" not in chosen:
+            chosen.append("shot")
+        check_installed(chosen)
         if paths == "all":
             named: list[str] | str = "all"
         elif isinstance(paths, list) and 1 <= len(paths) <= MAX_INDEX_PATHS:
@@ -202,7 +210,7 @@ class Library:
                                "files and folders relative to the media root")
         options = describe_values(fps)
         return {"kind": INDEX_JOB, "paths": named, "force": bool(force),
-                "sources": ["event", "shot"] if shots else ["event"], "options": options}
+                "sources": chosen, "options": options}
 
     def ground_request(self, query: str, *, top: int = 5, within: str | None = None,
                        options: Mapping[str, Any] | None = None) -> dict[str, Any]:
