@@ -341,13 +341,16 @@ def test_a_job_longer_than_its_lease_is_kept_by_the_runners_heartbeat(
         return {"answer": "done"}
 
     # The heartbeat thread beats every third of the lease its store had at start (0.05 s
-    # here); the lease each beat grants is then raised to 60 s, so no stall of this machine
+    # here); the lease each beat grants is then raised to 120 s, so no stall of this machine
     # can outlast it. The job's running time is made long by moving the runner's clock (its
-    # store's ``$NOW`` offset) 100 s per round, well past each lease it held before.
+    # store's ``$NOW`` offset) 100 s per round. The lease is longer than a round: a beat may
+    # renew on the old clock and reap on the new one (the offset moves between the two), and
+    # its own job must not look expired then (with 60 s it was re-queued, ~1 run in 20 on a
+    # loaded machine).
     runners = [JobRunner(make_store(lease_s=0.15), slow_infer) for _ in range(2)]
     for runner in runners:
         runner.start()
-        runner.store.lease_s = 60.0
+        runner.store.lease_s = 120.0
     try:
         _, (job_id,) = runners[0].store.create([REQ], max_attempts=3)
         task = runners[0].next_task()
@@ -361,7 +364,8 @@ def test_a_job_longer_than_its_lease_is_kept_by_the_runners_heartbeat(
             # a beat on the runner's new clock renewed the lease (moved it ~100 s on)
             lease = wait_for(lambda prev=lease: (lambda now: now if now > prev + 90 else None)(
                 _lease_until(engine, job_id)), timeout_s=30, interval_s=0.02)
-            # the other runner's clock: 30 s after that beat, past every earlier lease
+            # the other runner's clock: 30 s after that beat, past every earlier lease (the
+            # one before reached 100 * step + 20)
             runners[1].store.clock_offset_s = 100.0 * step + 30
             assert runners[1].next_task() is None
         release.set()
