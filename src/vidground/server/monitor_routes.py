@@ -13,7 +13,7 @@ from .http import SafeJSONResponse
 from .ids import JOB_ID_PATTERN
 from .monitors import MAX_QUERIES, check_spec
 from .routes import require_api_key, service
-from .schemas import ERROR_RESPONSES, refuse_invalid_text
+from .schemas import ERROR_RESPONSES, TextCheckedBody
 
 MONITOR_ID = JOB_ID_PATTERN  # secrets.token_hex(12), like a job
 FILE_PATTERN = r"^[0-9a-f]{24}-[0-9a-f]{8}(-start\.jpg|\.mp4)$"
@@ -38,7 +38,7 @@ class MonitorOptions(BaseModel):
     refine: bool | None = Field(None, description="frame-exact start and end (true)")
 
 
-class MonitorRequest(BaseModel):
+class MonitorRequest(TextCheckedBody):
     """A stream to watch and what to watch it for; where its alerts go."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -54,12 +54,6 @@ class MonitorRequest(BaseModel):
     mqtt: str | None = Field(None, max_length=2000, description="publish each alert to "
                              "mqtt://HOST:PORT/TOPIC")
     name: str | None = Field(None, max_length=200)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _valid_text(cls, data: Any) -> Any:
-        refuse_invalid_text(data)
-        return data
 
     @model_validator(mode="after")
     def _one_way(self) -> MonitorRequest:

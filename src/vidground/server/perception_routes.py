@@ -18,13 +18,13 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from ..timecode import OUTPUT_FORMATS
 from .http import SafeJSONResponse
 from .ids import VIDEO_ID_PATTERN
 from .routes import answer_or_drop, require_api_key, service, stop_when
-from .schemas import ERROR_RESPONSES, check_one_video, refuse_invalid_text
+from .schemas import ERROR_RESPONSES, TextCheckedBody, check_one_video
 
 perception_router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)],
                               responses=ERROR_RESPONSES, tags=["perception"])
@@ -33,7 +33,7 @@ OutputFormat = Literal["HH:MM:SS.sss", "HH:MM:SS", "seconds", "frames"]
 assert set(OutputFormat.__args__) == set(OUTPUT_FORMATS)  # type: ignore[attr-defined]
 
 
-class PerceptionBody(BaseModel):
+class PerceptionBody(TextCheckedBody):
     """The video (``video_path`` inside the media root, or ``video_id`` of an upload), the
     format of the answer's times, and ``async`` to get a job id at once."""
 
@@ -48,12 +48,6 @@ class PerceptionBody(BaseModel):
     run_async: bool = Field(default=False, alias="async", description=(
         "queue a job and answer 202 {job_id} at once (GET /api/v1/jobs/{job_id}); "
         "for long videos"))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _valid_text(cls, data: Any) -> Any:
-        refuse_invalid_text(data)
-        return data
 
     @model_validator(mode="after")
     def _one_video(self) -> PerceptionBody:

@@ -58,6 +58,17 @@ def refuse_invalid_text(value: Any, where: str = "") -> None:
             stack.extend((sub, f"{path}[{i}]") for i, sub in enumerate(item))
 
 
+class TextCheckedBody(BaseModel):
+    """A request body whose text is checked before anything else (a lone surrogate anywhere in
+    it is a 422 at the door, not a 500 later): the base of every JSON body the API takes."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        refuse_invalid_text(data)
+        return data
+
+
 def check_one_video(video_path: str | None, video_id: str | None) -> None:
     """A request names its video one way: ``video_path`` or ``video_id``, not both."""
     if (video_path is None) == (video_id is None):
@@ -76,7 +87,7 @@ class OutputsRequest(BaseModel):
                            "segment as JPEGs plus a contact sheet; links in `evidence`")
 
 
-class InferenceRequest(BaseModel):
+class InferenceRequest(TextCheckedBody):
     """One question about one video: give ``video_path`` (inside the media root) or
     ``video_id`` (from ``POST /api/v1/videos``), not both."""
 
@@ -93,12 +104,6 @@ class InferenceRequest(BaseModel):
     options: InferenceOptions | None = None  # type: ignore[valid-type]
     outputs: OutputsRequest | None = Field(
         default=None, description="files to make from the answer: clips, evidence frames")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _valid_text(cls, data: Any) -> Any:
-        refuse_invalid_text(data)
-        return data
 
     @model_validator(mode="after")
     def _one_video(self) -> InferenceRequest:

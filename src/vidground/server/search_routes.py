@@ -16,14 +16,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import OptionsError
 from ..search.query import MAX_TOP
 from ..search.terms import MAX_QUERY_CHARS
 from .http import SafeJSONResponse
 from .routes import require_api_key
-from .schemas import ERROR_RESPONSES, InferenceOptions, JobCreated, refuse_invalid_text
+from .schemas import (
+    ERROR_RESPONSES,
+    InferenceOptions,
+    JobCreated,
+    TextCheckedBody,
+    refuse_invalid_text,
+)
 from .search_service import MAX_GROUND_TOP, MAX_INDEX_PATHS
 
 if TYPE_CHECKING:
@@ -60,14 +66,9 @@ class SearchResponse(BaseModel):
     hits: list[SearchHit]
 
 
-class _Body(BaseModel):
+class _Body(TextCheckedBody):
     model_config = ConfigDict(extra="forbid")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _valid_text(cls, data: Any) -> Any:
-        refuse_invalid_text(data)
-        return data
 
 
 class IndexRequest(_Body):
