@@ -47,9 +47,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         report.longrepr = f"skipped, but VIDGROUND_NO_SKIPS=1 forbids skips: {reason}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def browser() -> Iterator[Any]:
-    """Headless Chromium through Playwright, one per test module (tests/support/browser.py)."""
+    """Headless Chromium through Playwright (tests/support/browser.py), a fresh one for each
+    test: a Chromium kept across a module's tests once hung at 100 % CPU (its zygote) after the
+    first test's context closed, and a fresh browser costs about a second."""
     from browser import chromium
 
     with chromium() as b:

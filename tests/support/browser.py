@@ -1,7 +1,7 @@
 """Headless Chromium for the page's browser tests: Debian's ``chromium`` driven by Playwright
 (never ``playwright install``), with the flags that keep it off this closed network.
 
-The ``browser`` fixture (tests/conftest.py) launches it once per module; ``needs_browser``
+The ``browser`` fixture (tests/conftest.py) launches one for each test; ``needs_browser``
 marks a test that cannot run without it (and VIDGROUND_NO_SKIPS=1 turns such a skip red)."""
 
 from __future__ import annotations
